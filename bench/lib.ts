@@ -1,0 +1,43 @@
+/**
+ * The benchmark contract. Each `bench/*.bench.ts` module exports `run(ctx)` returning {@link BenchResult}s;
+ * `bench/run.ts` (`npm run bench`) runs them all and rewrites `bench/RESULTS.md`. Figures are compared with a
+ * baseline measured in the same run, as a ratio (these machines are noisy), never in unit tests.
+ */
+
+/** One measured figure. */
+export interface BenchResult {
+  /** What was measured, e.g. "preprocess 1,050 real covers to 256×256". */
+  name: string;
+  /** The figure. */
+  value: number;
+  /** Its unit, e.g. "images/s", "MB", "s". */
+  unit: string;
+  /** The baseline measured in the same run, in the same unit, and what it is. */
+  baseline?: { name: string; value: number };
+  /** value / baseline (or baseline / value for lower-is-better units); computed by the harness when omitted. */
+  ratio?: number;
+  /** The issue's target, in words, e.g. "≥ 1.5× Pillow". */
+  target?: string;
+  /** Whether the target was met (omit when there is no target). */
+  met?: boolean;
+  /** How it was measured (inputs, processes, threads). */
+  notes?: string;
+}
+
+/** What a benchmark module receives. */
+export interface BenchContext {
+  /** A scratch directory for this benchmark, removed afterwards. */
+  tmpDir: string;
+  /** `../shared` relative to the repository (real covers, seed links). */
+  sharedDir: string;
+  /** Quick mode (`npm run bench -- --quick`): smaller inputs, for a smoke test. */
+  quick: boolean;
+  log(message: string): void;
+}
+
+/** A benchmark module. */
+export interface BenchModule {
+  /** Section title in RESULTS.md. */
+  title: string;
+  run(ctx: BenchContext): Promise<BenchResult[]>;
+}

@@ -1,0 +1,387 @@
+/**
+ * Pipeline configuration: one zod schema for every key, its defaults (which reproduce the 2015 study
+ * "Learning about deep learning through album cover classification"), loading from `covers.config.json`,
+ * `--set key=value` overrides, and error messages that name the key path, the value and what was expected.
+ *
+ * Each stage declares the dotted keys it reads (`Stage.params`); only those keys decide whether it is stale.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
+export const STUDY_GENRES = [
+  'ambient', 'dubstep', 'folk', 'hip-hop-rap', 'jazz', 'metal', 'pop', 'punk', 'rock', 'soul',
+] as const;
+
+/**
+ * Bandcamp image format ids with a fixed meaning, from `client_template_globals.image_formats` on an album page
+ * (`../shared/bandcamp/fixtures/DERIVED_image_formats__client_template_globals__2026-05-25.json`,
+ * REFERENCE.md §4.2): 0 original, 1 fullsize, 2 350×350, 3 100×100, 4 300×300, 5 700×700, 7 150×150,
+ * 9 210×210, 10 fit within 1200, 13 380, 14 368, 16 700×700.
+ */
+export const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] as const;
+
+/** 1 MiB in bytes. */
+const MiB = 1024 * 1024;
+
+/** A Bandcamp tag norm name: lowercase slug, e.g. `hip-hop-rap` (REFERENCE.md §2.6). */
+const normName = z
+  .string()
+  .regex(/^[\p{Ll}\p{Lo}\p{N}]+(?:-[\p{Ll}\p{Lo}\p{N}]+)*$/u, 'a Bandcamp tag norm name such as "hip-hop-rap" (lowercase, dashes)');
+
+const ratio = z.number().min(0).max(1);
+
+const httpOrigin = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\/[^/]+\/?$/.test(u), 'an origin such as "https://bandcamp.com" (scheme and host, no path)')
+  .transform((u) => u.replace(/\/$/, ''));
+
+/** Exponential backoff with jitter; delays in ms. */
+const backoff = z
+  .object({
+    initialMs: z.number().int().positive().default(3000),
+    maxMs: z.number().int().positive().default(3_600_000),
+    factor: z.number().min(1).default(2),
+  })
+  .strict()
+  .prefault({});
+
+/** The configuration schema. `ConfigInput` is what a user writes; `Config` is the resolved, defaulted result. */
+export const ConfigSchema = z
+  .object({
+    /** Genre tags (Bandcamp norm names); an album is kept only if it matches exactly one of them. */
+    genres: z.array(normName).min(2).default([...STUDY_GENRES]),
+    /** Images per genre in the final dataset (the study: 1,000). */
+    perGenre: z.number().int().positive().default(1000),
+    /** Seed of every random choice (selection order, split, shuffles, training). */
+    seed: z.number().int().nonnegative().default(0),
+    /** Split ratios; must add up to 1. */
+    splits: z
+      .object({ train: ratio.default(0.8), validation: ratio.default(0.1), test: ratio.default(0.1) })
+      .strict()
+      .prefault({})
+      .refine((s) => Math.abs(s.train + s.validation + s.test - 1) < 1e-9, 'ratios train + validation + test that add up to 1'),
+    image: z
+      .object({
+        /** Side S of the stored S×S RGB images, in pixels (the study: 256). */
+        size: z.number().int().min(8).max(1024).default(256),
+        /** Bandcamp image format id to download (2 = 350×350, as in the study). */
+        format: z
+          .number()
+          .int()
+          .refine((f) => (BANDCAMP_IMAGE_FORMATS as readonly number[]).includes(f), `one of Bandcamp's image format ids ${BANDCAMP_IMAGE_FORMATS.join(', ')}`)
+          .default(2),
+        /** How a non-square image becomes S×S: centre-crop (`cover`), stretch (`fill`) or pad with black (`contain`). */
+        fit: z.enum(['cover', 'fill', 'contain']).default('cover'),
+        /** Largest decoded image accepted, in pixels (width × height); guards against decompression bombs. */
+        maxPixels: z.number().int().positive().default(50_000_000),
+      })
+      .strict()
+      .prefault({}),
+    bandcamp: z
+      .object({
+        /** Origin of the site and its JSON APIs (`discover_web`, `mobile/22/tralbum_details`). */
+        origin: httpOrigin.default('https://bandcamp.com'),
+        /** Origin of the image CDN (`/img/a<art_id>_<format>.jpg`). */
+        imageOrigin: httpOrigin.default('https://f4.bcbits.com'),
+        /** User-Agent sent with every request; say who you are. */
+        userAgent: z.string().min(1).default('bandcamp-covers/0.1 (research dataset builder; +https://www.npmjs.com/package/bandcamp-covers)'),
+      })
+      .strict()
+      .prefault({}),
+    crawl: z
+      .object({
+        /** Request rate limit towards Bandcamp hosts, requests per minute (30 = one per 2 s, REFERENCE.md §5.1). */
+        maxRequestsPerMinute: z.number().positive().default(30),
+        /** Requests in flight at once towards Bandcamp hosts (1–2 advised). */
+        maxConcurrency: z.number().int().min(1).max(64).default(1),
+        /** `discover_web` slice: `top` (best-selling), `new`, `rand`. */
+        slice: z.enum(['top', 'new', 'rand']).default('top'),
+        /** `discover_web` page size (results per request). */
+        pageSize: z.number().int().min(1).max(500).default(60),
+        /** Candidates to list per genre, as a multiple of `perGenre`. */
+        oversample: z.number().min(1).default(1.5),
+        /** Retries of a transient failure (5xx, reset, timeout, 429) before the item fails. */
+        maxRetries: z.number().int().nonnegative().default(8),
+        /** Challenge or stripped pages in a row before the crawl stops with an explanation. */
+        maxBlockedRetries: z.number().int().nonnegative().default(5),
+        backoff,
+        /** Timeout of one request, in ms. */
+        timeoutMs: z.number().int().positive().default(30_000),
+        /** Use a browser-TLS-impersonating client (crawlee's ImpitHttpClient, Firefox) for the real site. */
+        impersonate: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    label: z
+      .object({
+        /** `tags`: exact, from each album's tags; `listing`: drop albums listed under two or more chosen genres. */
+        mode: z.enum(['tags', 'listing']).default('tags'),
+      })
+      .strict()
+      .prefault({}),
+    select: z
+      .object({
+        /** Allow a genre to end with fewer than `perGenre` images instead of failing. */
+        allowShort: z.boolean().default(false),
+        /** Build exactly the images listed in this file (our `manifest.tsv` or the study's `dataset-links.tsv`). */
+        fromManifest: z.string().min(1).nullable().default(null),
+      })
+      .strict()
+      .prefault({}),
+    download: z
+      .object({
+        /** Image downloads in flight at once. */
+        concurrency: z.number().int().min(1).max(256).default(8),
+        /** Timeout of one download, in ms. */
+        timeoutMs: z.number().int().positive().default(30_000),
+        /** Retries of one download after a transient failure. */
+        retries: z.number().int().nonnegative().default(3),
+      })
+      .strict()
+      .prefault({}),
+    shards: z
+      .object({
+        /** Target size of one shard file, in bytes (Arrow JS cannot read files over 2 GiB: PITFALLS.md #6). */
+        maxShardBytes: z.number().int().min(MiB).max(1536 * MiB).default(256 * MiB),
+        /** Rows per Arrow record batch (a record batch must stay well below 1 GiB: PITFALLS.md #6). */
+        recordBatchRows: z.number().int().min(1).max(4096).default(64),
+        /** Images decoded at once (sharp pipelines in flight). */
+        concurrency: z.number().int().min(1).max(64).default(4),
+      })
+      .strict()
+      .prefault({}),
+    train: z
+      .object({
+        /** TensorFlow.js backend; `auto` picks the fastest that loads. */
+        backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
+        /** Model family of the study's experiment runner. */
+        architecture: z.enum(['ConvNet', 'AlexNet', 'VggNet', 'SingleLayerMlp', 'LasagneMnistConvExample']).default('AlexNet'),
+        /** The study's model parameter string, e.g. `num_conv_layers=2:lc0_num_filters=32`; overrides the architecture's defaults. */
+        modelParams: z.string().default(''),
+        /** Side of the random training crop, in pixels (the study: 224 from 256). */
+        crop: z.number().int().min(8).default(224),
+        /** Random horizontal mirroring of training images. */
+        mirror: z.boolean().default(true),
+        /** Subtract the per-pixel training mean (`shards/mean.arrow`). */
+        subtractMean: z.boolean().default(true),
+        optimizer: z.enum(['nesterov', 'adam']).default('nesterov'),
+        learningRate: z.number().positive().default(0.01),
+        /** Nesterov momentum. */
+        momentum: z.number().min(0).max(1).default(0.9),
+        /** Adam's beta1, beta2 and epsilon. */
+        adam: z
+          .object({ beta1: z.number().default(0.9), beta2: z.number().default(0.999), epsilon: z.number().default(1e-8) })
+          .strict()
+          .prefault({}),
+        batchSize: z.number().int().min(1).default(128),
+        epochs: z.number().int().min(1).default(30),
+        /** Epochs without a better validation accuracy before the learning rate is divided by 10 (the study: 3). */
+        patience: z.number().int().min(1).default(3),
+        /** Write a snapshot every k epochs (and always at the end). */
+        snapshotEvery: z.number().int().min(1).default(5),
+        /** Continue from this snapshot directory instead of starting fresh. */
+        resumeFrom: z.string().min(1).nullable().default(null),
+        /** Name of the run: outputs go to `models/<run>/`. */
+        run: z.string().regex(/^[\w.-]+$/, 'a run name of letters, digits, ".", "_" or "-"').default('default'),
+      })
+      .strict()
+      .prefault({}),
+    eval: z
+      .object({
+        /** Crops per test image: 1 (centre) or 10 (centre and four corners, each mirrored; softmax averaged). */
+        crops: z.union([z.literal(1), z.literal(10)]).default(10),
+      })
+      .strict()
+      .prefault({}),
+    baseline: z
+      .object({
+        /** Trees of the random forest (the study: 100). */
+        trees: z.number().int().min(1).default(100),
+        /** Side of the downsampled image fed to the forest, in pixels (the study: 50). */
+        pixels: z.number().int().min(1).max(256).default(50),
+        /** Use grayscale pixels (the study) instead of RGB. */
+        grayscale: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    report: z
+      .object({
+        /** Covers per genre on the contact sheet. */
+        contactSheet: z.number().int().min(0).max(200).default(24),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.train.crop > c.image.size) {
+      ctx.addIssue({ code: 'custom', path: ['train', 'crop'], message: `a crop no larger than image.size (${c.image.size})` });
+    }
+    const dup = c.genres.find((g, i) => c.genres.indexOf(g) !== i);
+    if (dup) ctx.addIssue({ code: 'custom', path: ['genres'], message: `genres without repeats ("${dup}" is listed twice)` });
+  });
+
+/** The configuration as a user writes it (every key optional). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** The resolved configuration: every key present, defaults applied. */
+export type Config = z.output<typeof ConfigSchema>;
+
+/** A configuration that failed validation; `message` lists every problem, one per line. */
+export class ConfigError extends Error {
+  constructor(message: string, readonly problems: string[] = [message]) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the value at a dotted path of a plain object, or `undefined`. */
+export function getPath(obj: unknown, path: readonly (string | number)[]): unknown {
+  let cur: unknown = obj;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[key];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/**
+ * Parses the value of a `--set key=value` override: `true`/`false` → boolean, `null` → null, a number → number,
+ * `a,b,c` → list (each item parsed the same way); anything else stays a string.
+ */
+export function parseSetValue(raw: string): unknown {
+  if (raw.includes(',')) return raw.split(',').map((s) => parseScalar(s.trim())).filter((v) => v !== '');
+  return parseScalar(raw);
+}
+
+function parseScalar(raw: string): unknown {
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  if (raw === 'null') return null;
+  if (raw !== '' && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw)) return Number(raw);
+  return raw;
+}
+
+/** Keys whose value is a list: a single `--set` value is wrapped into a one-item list. */
+const LIST_KEYS = new Set(['genres']);
+
+/**
+ * Applies `--set key=value` overrides (dotted keys) to a raw configuration object and returns a new object.
+ * @throws ConfigError when an override is not of the form `key=value`.
+ */
+export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--set ${JSON.stringify(s)}: expected key=value, e.g. --set perGenre=100`);
+    const key = s.slice(0, eq).trim();
+    let value = parseSetValue(s.slice(eq + 1));
+    if (LIST_KEYS.has(key) && !Array.isArray(value)) value = [value];
+    setPath(out, key.split('.'), value);
+  }
+  return out;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return '(missing)';
+  const s = JSON.stringify(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * Validates a raw configuration object and applies the defaults.
+ * @param source where the object came from, for messages (a file path, or "defaults").
+ * @throws ConfigError listing each bad key as `key.path = value: expected …`.
+ */
+export function resolveConfig(raw: unknown, source = 'config'): Config {
+  const result = ConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const path = issue.path.map(String).join('.') || '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      const where = issue.path.length ? `${path}.` : '';
+      return `${issue.keys.map((k) => where + k).join(', ')}: unknown key${issue.keys.length > 1 ? 's' : ''} (see README "Configuration")`;
+    }
+    const value = getPath(raw, issue.path as (string | number)[]);
+    const expected = issue.message.replace(/^(Invalid input|Invalid option|Too small|Too big): /, '').replace(/^expected /, '');
+    return `${path} = ${describe(value)}: expected ${expected}`;
+  });
+  throw new ConfigError(`invalid configuration (${source}):
+  ${problems.join('\n  ')}`, problems);
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** Path of a JSON config file. When omitted, `covers.config.json` in `cwd` is read if it exists. */
+  configPath?: string;
+  /** `key=value` overrides, applied after the file. */
+  sets?: readonly string[];
+  /** Directory to look for `covers.config.json` in (default: `process.cwd()`). */
+  cwd?: string;
+}
+
+/** The default config file name, looked up in the working directory. */
+export const DEFAULT_CONFIG_FILE = 'covers.config.json';
+
+/**
+ * Loads, overrides and validates the configuration.
+ * @throws ConfigError when the file is missing (given explicitly), is not JSON, or a value is invalid.
+ */
+export function loadConfig(opts: LoadConfigOptions = {}): Config {
+  const cwd = opts.cwd ?? process.cwd();
+  let path = opts.configPath;
+  if (!path && existsSync(`${cwd}/${DEFAULT_CONFIG_FILE}`)) path = `${cwd}/${DEFAULT_CONFIG_FILE}`;
+  let raw: Record<string, unknown> = {};
+  if (path) {
+    if (!existsSync(path)) throw new ConfigError(`config file ${path}: not found`);
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`config file ${path}: not valid JSON (${(e as Error).message})`);
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${path}: expected a JSON object`);
+  }
+  const sets = opts.sets ?? [];
+  const source = [path, sets.length ? '--set' : ''].filter(Boolean).join(' + ') || 'defaults';
+  return resolveConfig(applyOverrides(raw, sets), source);
+}
+
+/** JSON with object keys sorted at every level, so equal values always give equal text (and hashes). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
+
+/** sha256 (hex) of the canonical JSON of a value. */
+export function hashJson(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/**
+ * The values of the given dotted keys, e.g. `pickParams(cfg, ['seed', 'image.size'])` → `{seed: 0, 'image.size': 256}`.
+ * A key naming a section (`crawl`) takes the whole section.
+ */
+export function pickParams(config: Config, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, getPath(config, k.split('.')) ?? null]));
+}
+
+/** The resolved default configuration. */
+export function defaultConfig(): Config {
+  return resolveConfig({}, 'defaults');
+}

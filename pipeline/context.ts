@@ -1,0 +1,88 @@
+/**
+ * Builds the {@link StageContext} a stage runs with, and commits its outputs afterwards. The runner uses these; tests
+ * of a single stage can too (`runStageOnce`).
+ */
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Config } from './config.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createProgress } from './progress.ts';
+import { resolveList, type Stage, type StageContext } from './stage.ts';
+
+/** Where a stage's temporary outputs go before they are committed: `DATA_DIR/.tmp/<stage>/`. */
+export function stageTmpDir(dataDir: string, stage: string): string {
+  return join(dataDir, '.tmp', stage);
+}
+
+/** A stage's persistent work directory: `DATA_DIR/.work/<stage>/`. */
+export function stageWorkDir(dataDir: string, stage: string): string {
+  return join(dataDir, '.work', stage);
+}
+
+/** Options of {@link createStageContext}. */
+export interface ContextOptions {
+  config: Config;
+  dataDir: string;
+  log?: Logger;
+  signal?: AbortSignal;
+}
+
+/**
+ * Creates the context for one run of `stage`: an empty temporary output directory, the work directory, a logger
+ * prefixed with the stage name.
+ */
+export function createStageContext(stage: Stage, opts: ContextOptions): StageContext {
+  const dataDir = resolve(opts.dataDir);
+  const tmp = stageTmpDir(dataDir, stage.name);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const workDir = stageWorkDir(dataDir, stage.name);
+  mkdirSync(workDir, { recursive: true });
+  const outputs = new Set(resolveList(stage.outputs, opts.config));
+  const log = (opts.log ?? createLogger()).child(stage.name);
+  return {
+    config: opts.config,
+    dataDir,
+    workDir,
+    log,
+    signal: opts.signal ?? new AbortController().signal,
+    out(rel: string) {
+      if (!outputs.has(rel)) throw new Error(`stage ${stage.name}: "${rel}" is not a declared output (${[...outputs].join(', ')})`);
+      const p = join(tmp, rel);
+      mkdirSync(dirname(p), { recursive: true });
+      return p;
+    },
+    path: (rel: string) => join(dataDir, rel),
+    progress: (label: string, total: number) => createProgress(label, total, log),
+  };
+}
+
+/**
+ * Moves a stage's temporary outputs into place (each by rename; an existing output is replaced) and removes the
+ * temporary directory.
+ * @throws Error naming the output when a declared output was not written.
+ */
+export function commitOutputs(stage: Stage, config: Config, dataDir: string): void {
+  const root = resolve(dataDir);
+  const tmp = stageTmpDir(root, stage.name);
+  const outs = resolveList(stage.outputs, config);
+  for (const rel of outs) {
+    if (!existsSync(join(tmp, rel))) throw new Error(`stage ${stage.name} finished without writing its output "${rel}"`);
+  }
+  for (const rel of outs) {
+    const dest = join(root, rel);
+    mkdirSync(dirname(dest), { recursive: true });
+    const trash = `${dest}.old-${process.pid}`;
+    if (existsSync(dest)) renameSync(dest, trash);
+    renameSync(join(tmp, rel), dest);
+    rmSync(trash, { recursive: true, force: true });
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Runs one stage and commits its outputs, without the lock file or dependencies: for tests of a single stage. */
+export async function runStageOnce(stage: Stage, opts: ContextOptions): Promise<void> {
+  const ctx = createStageContext(stage, opts);
+  await stage.run(ctx);
+  commitOutputs(stage, opts.config, opts.dataDir);
+}

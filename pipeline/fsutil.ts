@@ -1,0 +1,52 @@
+/**
+ * File-system helpers: atomic writes (temporary file in the same directory, fsync, then rename), so a reader never
+ * sees a half-written file and a killed process leaves either the old file or the new one.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, createReadStream } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+
+/** A temporary path next to `path` (same directory, so `rename` is atomic). */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Writes `data` to `path` atomically, creating parent directories.
+ * @throws the underlying fs error (the temporary file is removed).
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** sha256 (hex) of a file's content, streamed (memory stays bounded for large files). */
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+/** sha256 (hex) of bytes. */
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}

@@ -1,0 +1,39 @@
+/**
+ * `DATA_DIR/manifest.tsv`: the dataset's lock file, written by `download`, read by `split`, `shards` and
+ * `select.fromManifest`. One row per kept image; the image file is `DATA_DIR/images/<genre>/a<art_id>.jpg`.
+ */
+import { defineTsv, type TsvRow } from './tsv.ts';
+
+/** Columns of `manifest.tsv`, in file order. `bytes` in bytes; `width`, `height` in pixels of the downloaded file. */
+export const manifestFormat = defineTsv('manifest', {
+  item_id: 'int',
+  genre: 'string',
+  art_id: 'int',
+  url: 'string',
+  sha256: 'string',
+  bytes: 'int',
+  width: 'int',
+  height: 'int',
+});
+export type ManifestRow = TsvRow<typeof manifestFormat.columns>;
+
+/** Where `download` stores an image, relative to the data directory. */
+export function imageRelPath(genre: string, artId: number): string {
+  return `images/${genre}/a${artId}.jpg`;
+}
+
+/**
+ * Rejected items with their reason: `DATA_DIR/rejected.tsv` (written by `download`: failed fetches, undecodable
+ * images, duplicates as `duplicate-of:<item_id>`) and `DATA_DIR/shards/rejected.tsv` (written by `shards`:
+ * images that failed preprocessing). `stage` names the stage that rejected the item.
+ */
+export const rejectedFormat = defineTsv('rejected', {
+  stage: 'string',
+  item_id: 'int',
+  genre: 'string',
+  art_id: 'int',
+  url: 'string',
+  reason: 'string',
+  detail: 'string',
+});
+export type RejectedRow = TsvRow<typeof rejectedFormat.columns>;

@@ -1,0 +1,65 @@
+/**
+ * Training and evaluation outputs, declared once (zod), written by `train`, `evaluate` and `baseline`, read by
+ * `report`:
+ * - `DATA_DIR/models/<run>/metrics.jsonl`: one {@link EpochMetrics} per line;
+ * - `DATA_DIR/eval/metrics.json` (the convnet on the test split) and `DATA_DIR/eval/baseline.json` (the random
+ *   forest): {@link EvalMetrics}.
+ */
+import { z } from 'zod';
+
+/** One epoch of training. Losses are mean cross-entropy (nats); accuracies in [0, 1]. */
+export const EpochMetricsSchema = z.object({
+  epoch: z.number().int().min(1),
+  trainLoss: z.number(),
+  trainAccuracy: z.number().min(0).max(1).nullable(),
+  validationLoss: z.number().nullable(),
+  validationAccuracy: z.number().min(0).max(1).nullable(),
+  learningRate: z.number(),
+  /** Wall time of the epoch, in seconds. */
+  seconds: z.number().min(0),
+  /** Training throughput, images per second. */
+  imagesPerSecond: z.number().min(0),
+});
+export type EpochMetrics = z.infer<typeof EpochMetricsSchema>;
+
+/** Accuracy of a classifier on a split, with its 95% Wilson score interval. */
+export const EvalMetricsSchema = z.object({
+  /** `convnet` or `random-forest`. */
+  model: z.string(),
+  split: z.string(),
+  /** Test images scored. */
+  n: z.number().int().min(0),
+  accuracy: z.number().min(0).max(1),
+  /** 95% Wilson score interval of the accuracy, [low, high]. */
+  accuracyInterval95: z.tuple([z.number(), z.number()]),
+  /** 1 / number of classes. */
+  chance: z.number(),
+  labels: z.array(z.string()),
+  /** Accuracy per class (recall), in label order; null for a class without test images. */
+  perClassAccuracy: z.array(z.number().nullable()),
+  /** `confusionMatrix[true][predicted]` counts; rows = true genre, in label order. */
+  confusionMatrix: z.array(z.array(z.number().int().min(0))),
+  /** Crops averaged per image (1 or 10); null for the baseline. */
+  crops: z.number().int().nullable(),
+  /** TensorFlow.js backend, or the library used. */
+  backend: z.string(),
+  /** Wall time, in seconds. */
+  seconds: z.number().min(0),
+  /** Free-form details (model run, parameters). */
+  details: z.record(z.string(), z.unknown()).default({}),
+});
+export type EvalMetrics = z.infer<typeof EvalMetricsSchema>;
+
+/**
+ * The 95% Wilson score interval of a binomial proportion.
+ * @param successes correct predictions; @param n trials.
+ * @returns [low, high] in [0, 1]; [0, 1] when n is 0.
+ */
+export function wilsonInterval(successes: number, n: number, z95 = 1.959963984540054): [number, number] {
+  if (n === 0) return [0, 1];
+  const p = successes / n;
+  const denom = 1 + (z95 * z95) / n;
+  const centre = (p + (z95 * z95) / (2 * n)) / denom;
+  const half = (z95 * Math.sqrt((p * (1 - p)) / n + (z95 * z95) / (4 * n * n))) / denom;
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}

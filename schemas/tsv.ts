@@ -1,0 +1,76 @@
+/**
+ * Tab-separated files with a header line (`manifest.tsv`, `rejected.tsv`): declared once, used by writers and
+ * readers alike. Values must not contain tabs or newlines (they are replaced by spaces on write).
+ */
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../pipeline/fsutil.ts';
+
+/** Column kinds of a TSV format: `string` or `int` (a safe integer). Empty cells read as null. */
+export type TsvKind = 'string' | 'int';
+type JsOf<K extends TsvKind> = K extends 'int' ? number : string;
+/** A row of a TSV format; every cell may be null (written as an empty cell). */
+export type TsvRow<C extends Record<string, TsvKind>> = { [K in keyof C]: JsOf<C[K]> | null };
+
+/** A declared TSV format. */
+export interface TsvFormat<C extends Record<string, TsvKind>> {
+  readonly name: string;
+  readonly columns: C;
+  /** The header line (no newline). */
+  readonly header: string;
+  /** Serialises rows, header first, one row per line, `\n` line ends. */
+  format(rows: readonly TsvRow<C>[]): string;
+  /** Writes rows atomically. */
+  write(path: string, rows: readonly TsvRow<C>[]): void;
+  /** Parses text. @throws Error naming the source and line for a wrong header or a bad cell. */
+  parse(text: string, source?: string): TsvRow<C>[];
+  /** Reads and parses a file. */
+  read(path: string): TsvRow<C>[];
+}
+
+const clean = (v: string) => v.replace(/[\t\r\n]+/g, ' ');
+
+/** Declares a TSV format from its columns (in file order). */
+export function defineTsv<C extends Record<string, TsvKind>>(name: string, columns: C): TsvFormat<C> {
+  const cols = Object.entries(columns) as [keyof C & string, TsvKind][];
+  const header = cols.map(([c]) => c).join('\t');
+  const fmt: TsvFormat<C> = {
+    name,
+    columns,
+    header,
+    format(rows) {
+      const lines = [header];
+      for (const r of rows) lines.push(cols.map(([c]) => (r[c] === null || r[c] === undefined ? '' : clean(String(r[c])))).join('\t'));
+      return `${lines.join('\n')}\n`;
+    },
+    write(path, rows) {
+      writeFileAtomic(path, fmt.format(rows));
+    },
+    parse(text, source = name) {
+      const lines = text.split(/\r?\n/);
+      if (lines[0] !== header) throw new Error(`${source}: line 1: expected the ${name} header "${header.replace(/\t/g, '<TAB>')}"`);
+      const rows: TsvRow<C>[] = [];
+      for (let i = 1; i < lines.length; i++) {
+        const line = lines[i]!;
+        if (line === '') continue;
+        const cells = line.split('\t');
+        if (cells.length !== cols.length) throw new Error(`${source}: line ${i + 1}: expected ${cols.length} tab-separated cells, found ${cells.length}`);
+        const row: Record<string, string | number | null> = {};
+        cols.forEach(([c, kind], j) => {
+          const cell = cells[j]!;
+          if (cell === '') row[c] = null;
+          else if (kind === 'int') {
+            const n = Number(cell);
+            if (!Number.isSafeInteger(n)) throw new Error(`${source}: line ${i + 1}: column ${c}: expected an integer, found "${cell}"`);
+            row[c] = n;
+          } else row[c] = cell;
+        });
+        rows.push(row as TsvRow<C>);
+      }
+      return rows;
+    },
+    read(path) {
+      return fmt.parse(readFileSync(path, 'utf8'), path);
+    },
+  };
+  return fmt;
+}
