@@ -1,0 +1,140 @@
+/**
+ * TensorFlow.js backend selection (`train.backend`: auto | tensorflow-gpu | tensorflow | webgpu | wasm | cpu).
+ *
+ * We use `@tensorflow/tfjs-core` + `@tensorflow/tfjs-layers` and load each backend package on its own:
+ * - `tensorflow-gpu`: `@tensorflow/tfjs-node-gpu` (libtensorflow with CUDA; optional dependency),
+ * - `tensorflow`: `@tensorflow/tfjs-node` (libtensorflow on the CPU; optional dependency),
+ * - `webgpu`: `@tensorflow/tfjs-backend-webgpu` over the `webgpu` npm package (Dawn; optional dependency), which
+ *   provides `navigator.gpu` in Node,
+ * - `wasm`: `@tensorflow/tfjs-backend-wasm` (XNNPACK; SIMD and threads where the runtime has them), plus our
+ *   `Conv2DBackpropFilter` kernel (train/wasm-kernels.ts),
+ * - `cpu`: `@tensorflow/tfjs-backend-cpu` (plain JavaScript; always available, slow).
+ *
+ * `auto` tries them in that order (fastest first) and reports which one it chose and why the faster ones failed.
+ * The optional packages are imported dynamically, so their absence is no error.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all (as @tensorflow/tfjs does).
+import '@tensorflow/tfjs-layers';
+import { registerWasmGradientKernels } from './wasm-kernels.ts';
+
+/** A concrete backend choice (not `auto`). */
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+/** What `train.backend` accepts. */
+export type BackendChoice = BackendName | 'auto';
+
+/** Fastest first: the order `auto` tries. */
+export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+/** The outcome of {@link selectBackend}. */
+export interface BackendSelection {
+  /** The backend in use. */
+  name: BackendName;
+  /** The tfjs backend name registered with the engine (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
+  tfName: string;
+  /** Why faster backends were not used: one entry per backend tried before, with the reason. */
+  skipped: { name: BackendName; reason: string }[];
+  /** Details of the chosen backend (e.g. wasm SIMD/threads). */
+  details: string;
+}
+
+const require = createRequire(import.meta.url);
+
+/** Dynamically imports a module by name, hidden from bundlers/type checking (optional dependencies). */
+async function importOptional(name: string): Promise<unknown> {
+  return import(/* @vite-ignore */ name);
+}
+
+function errText(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0]!.slice(0, 300);
+}
+
+/**
+ * Tries to activate one backend.
+ * @returns details on success.
+ * @throws Error saying why it could not load (package missing, native library or driver missing, …).
+ */
+async function activate(name: BackendName): Promise<{ tfName: string; details: string }> {
+  switch (name) {
+    case 'tensorflow-gpu':
+    case 'tensorflow': {
+      const pkg = name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+      try {
+        await importOptional(pkg);
+      } catch (e) {
+        throw new Error(`${pkg} did not load: ${errText(e)}`);
+      }
+      if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the "tensorflow" backend did not initialise`);
+      return { tfName: 'tensorflow', details: pkg };
+    }
+    case 'webgpu': {
+      const g = globalThis as { navigator?: { gpu?: unknown } };
+      if (!g.navigator?.gpu) {
+        let mod: { create?: (opts: string[]) => unknown; globals?: Record<string, unknown> };
+        try {
+          mod = (await importOptional('webgpu')) as typeof mod;
+        } catch (e) {
+          throw new Error(`the "webgpu" package (Dawn) did not load: ${errText(e)}`);
+        }
+        if (!mod.create) throw new Error('the "webgpu" package has no create()');
+        if (mod.globals) Object.assign(globalThis, mod.globals);
+        const gpu = mod.create([]);
+        Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu }, configurable: true, writable: true });
+      }
+      try {
+        await importOptional('@tensorflow/tfjs-backend-webgpu');
+      } catch (e) {
+        throw new Error(`@tensorflow/tfjs-backend-webgpu did not load: ${errText(e)}`);
+      }
+      let ok = false;
+      try {
+        ok = await tf.setBackend('webgpu');
+      } catch (e) {
+        throw new Error(`webgpu backend did not initialise: ${errText(e)}`);
+      }
+      if (!ok) throw new Error('webgpu backend did not initialise (no WebGPU adapter)');
+      return { tfName: 'webgpu', details: 'Dawn via the webgpu package' };
+    }
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/';
+      wasm.setWasmPaths(dist);
+      registerWasmGradientKernels();
+      if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+      const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+      const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+      return { tfName: 'wasm', details: `SIMD ${simd ? 'on' : 'off'}, threads ${threads ? wasm.getThreadsCount() : 'off (1)'}` };
+    }
+    case 'cpu': {
+      if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend did not initialise');
+      return { tfName: 'cpu', details: 'plain JavaScript' };
+    }
+  }
+}
+
+/**
+ * Activates the requested backend, or for `auto` the fastest one that loads.
+ * @param log receives one line naming the chosen backend and why faster ones were skipped.
+ * @throws Error when an explicitly requested backend cannot load (the message says why), or none loads.
+ */
+export async function selectBackend(choice: BackendChoice, log: (line: string) => void = () => {}): Promise<BackendSelection> {
+  const candidates = choice === 'auto' ? BACKEND_ORDER : [choice];
+  const skipped: BackendSelection['skipped'] = [];
+  for (const name of candidates) {
+    try {
+      const { tfName, details } = await activate(name);
+      await tf.ready();
+      const why = skipped.length ? `; skipped ${skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : '';
+      log(`backend ${name} (${details})${choice === 'auto' ? ' chosen by auto' : ''}${why}`);
+      return { name, tfName, skipped, details };
+    } catch (e) {
+      if (choice !== 'auto') throw new Error(`train.backend=${name}: ${errText(e)}`);
+      skipped.push({ name, reason: errText(e) });
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could load: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
+}
