@@ -1,0 +1,199 @@
+/**
+ * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed,
+ * 2 a usage error (unknown target, option or config value), 130 interrupted.
+ */
+import { resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createLogger, type Logger, type LogLevel } from './log.ts';
+import { clean, closure, describeState, make, plan, TARGET_ALIASES, UnknownTargetError, type StageOutcome } from './runner.ts';
+import { UserError, type Stage } from './stage.ts';
+
+/** Options every pipeline command shares. */
+interface CommonOptions {
+  config?: string;
+  dataDir: string;
+  set: string[];
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function addCommon(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON config file (default: ./covers.config.json if present)')
+    .option('--data-dir <dir>', 'data directory', 'data')
+    .option('--set <key=value>', 'override a config key (dotted; repeatable), e.g. --set perGenre=100 --set genres=metal,jazz', collect, [])
+    .option('-q, --quiet', 'only warnings and errors')
+    .option('-v, --verbose', 'debug output');
+}
+
+function levelOf(o: CommonOptions): LogLevel {
+  return o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal';
+}
+
+function fmtMs(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/** The end-of-make summary: one line per stage (what happened, why, how long) and where outputs are. */
+export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string): string {
+  const w = Math.max(5, ...outcomes.map((o) => o.name.length));
+  const lines = ['', 'summary:'];
+  for (const o of outcomes) {
+    const t = o.action === 'ran' || o.action === 'failed' ? ` in ${fmtMs(o.durationMs)}` : '';
+    lines.push(`  ${o.name.padEnd(w)}  ${o.action}${t}  ${o.action === 'fresh' ? '' : o.reason}`.trimEnd());
+  }
+  const total = outcomes.reduce((s, o) => s + o.durationMs, 0);
+  lines.push(`  total ${fmtMs(total)}; outputs under ${dataDir}`);
+  return lines.join('\n');
+}
+
+async function loadStages(): Promise<readonly Stage[]> {
+  return (await import('../stages/index.ts')).STAGES;
+}
+
+function targetList(stages: readonly Stage[]): string {
+  return [...stages.map((s) => `  ${s.name.padEnd(10)} ${s.description}`), ...Object.entries(TARGET_ALIASES).map(([a, t]) => `  ${a.padEnd(10)} = ${t}`)].join('\n');
+}
+
+/**
+ * Runs the CLI.
+ * @param argv arguments after the program name.
+ * @returns the process exit code.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const stages = await loadStages();
+  let exitCode = 0;
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  const program = new Command('covers')
+    .description('Build a genre-labelled dataset of Bandcamp album covers and train convnets on it, stage by stage, like make.')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s) })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const withConfig = (o: CommonOptions): { config: Config; log: Logger; dataDir: string } => {
+    const log = createLogger({ level: levelOf(o) });
+    const config = loadConfig({ configPath: o.config, sets: o.set });
+    return { config, log, dataDir: resolve(o.dataDir) };
+  };
+
+  addCommon(
+    program
+      .command('make')
+      .description('build targets and every stale stage they depend on, in dependency order')
+      .argument('<target...>', 'targets (see below)')
+      .option('-n, --dry-run', 'print the plan and change nothing')
+      .option('-f, --force', 'rerun the named targets even if they are fresh')
+      .addHelpText('after', `\nTargets:\n${targetList(stages)}`),
+  ).action(async (targets: string[], o: CommonOptions & { dryRun?: boolean; force?: boolean }) => {
+    const { config, log, dataDir } = withConfig(o);
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      log.warn(`${sig}: stopping after the current step (again to quit at once); finished work is kept and a rerun resumes`);
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      if (o.dryRun) {
+        const steps = await plan({ targets, config, dataDir, stages, force: o.force });
+        out(`plan for ${targets.join(' ')} in ${dataDir}:`);
+        for (const s of steps) out(`  ${s.willRun ? 'run ' : 'skip'}  ${s.stage.name.padEnd(9)} ${describeState(s.state)}`);
+        return;
+      }
+      const outcomes: StageOutcome[] = [];
+      try {
+        await make({ targets, config, dataDir, stages, log, force: o.force, signal: controller.signal, onOutcome: (x) => outcomes.push(x) });
+      } finally {
+        if (outcomes.length && (levelOf(o) !== 'quiet' || outcomes.some((x) => x.action === 'failed'))) process.stderr.write(`${formatSummary(outcomes, dataDir)}\n`);
+      }
+      if (controller.signal.aborted) exitCode = 130;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });
+
+  addCommon(
+    program
+      .command('status')
+      .description('list every stage as fresh, stale (with the reason) or never built')
+      .option('--json', 'machine-readable output'),
+  ).action(async (o: CommonOptions & { json?: boolean }) => {
+    const { config, dataDir } = withConfig(o);
+    const steps = await plan({ targets: stages.map((s) => s.name), config, dataDir, stages });
+    if (o.json) {
+      out(JSON.stringify(steps.map((s) => ({ stage: s.stage.name, ...s.state })), null, 2));
+      return;
+    }
+    out(`stages in ${dataDir}:`);
+    for (const s of steps) {
+      const st = s.state.kind === 'fresh' && s.willRun ? 'stale (an upstream stage is stale)' : describeState(s.state);
+      out(`  ${s.stage.name.padEnd(9)} ${st}`);
+    }
+  });
+
+  addCommon(
+    program.command('clean').description("remove a stage's outputs, work directory and lock entry").argument('<target...>', 'stages to clean'),
+  ).action(async (targets: string[], o: CommonOptions) => {
+    const { config, log, dataDir } = withConfig(o);
+    for (const t of targets) {
+      const name = TARGET_ALIASES[t] ?? t;
+      closure(stages, [name]); // validates the name
+      const stage = stages.find((s) => s.name === name)!;
+      const removed = clean(stage, config, dataDir);
+      log.info(`${name}: removed ${removed.length ? removed.join(', ') : 'nothing (not built)'}`);
+    }
+  });
+
+  program
+    .command('simulate')
+    .description('run the offline Bandcamp simulator (see `covers simulate --help`)')
+    .allowUnknownOption()
+    .helpOption(false)
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      const { runSimulateCommand } = await import('../simulator/cli.ts');
+      exitCode = await runSimulateCommand(args);
+    });
+
+  program
+    .command('demo')
+    .description('offline demo: start the simulator and build the report for a small synthetic dataset in demo-data/')
+    .option('--data-dir <dir>', 'data directory', 'demo-data')
+    .option('-q, --quiet', 'only warnings and errors')
+    .option('-v, --verbose', 'debug output')
+    .action(async (o: { dataDir: string; quiet?: boolean; verbose?: boolean }) => {
+      const { runDemo } = await import('./demo.ts');
+      exitCode = await runDemo({ dataDir: resolve(o.dataDir), level: o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal' });
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (e instanceof ConfigError || e instanceof UnknownTargetError) {
+      process.stderr.write(`covers: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof UserError) {
+      process.stderr.write(`covers: ${e.message}\n`);
+      return e.message === 'interrupted' ? 130 : 1;
+    }
+    process.stderr.write(`covers: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+

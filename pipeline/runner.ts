@@ -1,0 +1,349 @@
+/**
+ * The make-style runner: works out which stages a target needs, which of them are stale (from
+ * `pipeline.lock.json`, like `dvc repro`), and runs those in dependency order. A stage's outputs are committed and
+ * its lock entry written only after it succeeds; a failed or killed stage leaves both as they were.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { hashJson, pickParams, type Config } from './config.ts';
+import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './context.ts';
+import { sha256File } from './fsutil.ts';
+import { combineOutputHashes, Hasher, readLock, updateLockEntry, type LockEntry, type OutputHash } from './lock.ts';
+import { createLogger, type Logger } from './log.ts';
+import { resolveList, UserError, type Stage } from './stage.ts';
+
+/** Targets that name other targets. */
+export const TARGET_ALIASES: Record<string, string> = { all: 'report' };
+
+/** Where a stage stands. */
+export type StageState =
+  | { kind: 'fresh' }
+  | { kind: 'never-built' }
+  | { kind: 'stale'; reasons: string[] }
+  | { kind: 'skipped'; reason: string };
+
+/** One stage of a plan. */
+export interface PlanStep {
+  stage: Stage;
+  state: StageState;
+  /** Whether `make` will run it (stale, never built, forced, or an upstream stage will rerun). */
+  willRun: boolean;
+}
+
+/** What happened to one stage in `make`. */
+export interface StageOutcome {
+  name: string;
+  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'not-run';
+  /** Why it ran or was skipped. */
+  reason: string;
+  durationMs: number;
+  /** Output paths, absolute. */
+  outputs: string[];
+}
+
+/** Options of {@link make} and {@link plan}. */
+export interface MakeOptions {
+  /** Target names (stage names or `all`). */
+  targets: readonly string[];
+  config: Config;
+  dataDir: string;
+  /** The registry (default: `stages/index.ts`). */
+  stages?: readonly Stage[];
+  log?: Logger;
+  /** Rerun the named targets even when fresh. */
+  force?: boolean;
+  /** Print the plan and change nothing. */
+  dryRun?: boolean;
+  signal?: AbortSignal;
+}
+
+/** An unknown target name: the CLI exits with code 2. */
+export class UnknownTargetError extends UserError {
+  constructor(name: string, known: readonly string[]) {
+    super(`unknown target "${name}"; targets: ${known.join(', ')}, all`);
+    this.name = 'UnknownTargetError';
+  }
+}
+
+async function defaultStages(): Promise<readonly Stage[]> {
+  return (await import('../stages/index.ts')).STAGES;
+}
+
+/** The stages needed for `targets` (their transitive dependencies included), in registry order. */
+export function closure(stages: readonly Stage[], targets: readonly string[]): Stage[] {
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  const need = new Set<string>();
+  const visit = (name: string, from?: string) => {
+    const s = byName.get(name);
+    if (!s) {
+      if (from) throw new Error(`stage ${from} depends on unknown stage "${name}"`);
+      throw new UnknownTargetError(name, stages.map((x) => x.name));
+    }
+    if (need.has(name)) return;
+    need.add(name);
+    for (const d of s.deps) visit(d, name);
+  };
+  for (const t of targets) visit(TARGET_ALIASES[t] ?? t);
+  return stages.filter((s) => need.has(s.name));
+}
+
+/** Output paths of a stage, relative to the data directory (atomic outputs and in-place ones). */
+export function allOutputs(stage: Stage, config: Config): string[] {
+  return [...resolveList(stage.outputs, config), ...resolveList(stage.inPlaceOutputs, config)];
+}
+
+async function hashOutputs(stage: Stage, config: Config, hasher: Hasher): Promise<{ outputs: Record<string, OutputHash>; missing: string[] }> {
+  const outputs: Record<string, OutputHash> = {};
+  const missing: string[] = [];
+  for (const rel of allOutputs(stage, config)) {
+    const h = await hasher.output(rel);
+    if (h) outputs[rel] = h;
+    else missing.push(rel);
+  }
+  return { outputs, missing };
+}
+
+async function hashExtraInputs(stage: Stage, config: Config): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of stage.extraInputs?.(config) ?? []) {
+    const abs = resolve(p);
+    if (!existsSync(abs)) throw new UserError(`stage ${stage.name}: input file ${abs} not found`);
+    out[abs] = await sha256File(abs);
+  }
+  return out;
+}
+
+function describeChange(key: string, before: unknown, after: unknown): string {
+  const fmt = (v: unknown) => {
+    const s = JSON.stringify(v);
+    return s === undefined ? 'unset' : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+  };
+  return `${key}: ${fmt(before)} → ${fmt(after)}`;
+}
+
+/**
+ * Decides whether a stage is fresh, given the lock and the dependencies' current output hashes.
+ * @param depHashes current combined output hash of each non-skipped dependency (absent: never built).
+ */
+async function stageState(
+  stage: Stage,
+  config: Config,
+  entry: LockEntry | undefined,
+  depHashes: Map<string, string | null>,
+  hasher: Hasher,
+): Promise<StageState> {
+  const skip = stage.skipWhen?.(config);
+  if (skip) return { kind: 'skipped', reason: skip };
+  if (!entry) return { kind: 'never-built' };
+  const reasons: string[] = [];
+  if (entry.version !== stage.version) reasons.push(`stage version ${entry.version} → ${stage.version}`);
+  const params = pickParams(config, resolveList(stage.params, config));
+  if (hashJson(params) !== entry.paramsHash) {
+    for (const k of new Set([...Object.keys(params), ...Object.keys(entry.params)])) {
+      if (hashJson(params[k] ?? null) !== hashJson(entry.params[k] ?? null)) reasons.push(`parameter ${describeChange(k, entry.params[k], params[k])}`);
+    }
+  }
+  for (const [dep, h] of depHashes) {
+    if (h === null) reasons.push(`input ${dep} not built`);
+    else if (entry.deps[dep] !== h) reasons.push(`input ${dep} changed`);
+  }
+  for (const dep of Object.keys(entry.deps)) if (!depHashes.has(dep)) reasons.push(`input ${dep} no longer used`);
+  try {
+    const extra = await hashExtraInputs(stage, config);
+    for (const [p, h] of Object.entries(extra)) if (entry.extraInputs[p] !== h) reasons.push(`input file ${p} changed`);
+    for (const p of Object.keys(entry.extraInputs)) if (!(p in extra)) reasons.push(`input file ${p} no longer used`);
+  } catch (e) {
+    reasons.push((e as Error).message);
+  }
+  const { outputs, missing } = await hashOutputs(stage, config, hasher);
+  for (const m of missing) reasons.push(`output ${m} missing`);
+  for (const [rel, h] of Object.entries(outputs)) {
+    const rec = entry.outputs[rel];
+    if (!rec) reasons.push(`output ${rel} not in the lock`);
+    else if (rec.hash !== h.hash) reasons.push(`output ${rel} was modified`);
+  }
+  return reasons.length ? { kind: 'stale', reasons } : { kind: 'fresh' };
+}
+
+/** Current combined output hash of each stage in the lock, or null when never built or skipped. */
+function depHashesFor(stage: Stage, config: Config, byName: Map<string, Stage>, current: Map<string, string | null>): Map<string, string | null> {
+  const m = new Map<string, string | null>();
+  for (const d of stage.deps) {
+    const dep = byName.get(d);
+    if (dep?.skipWhen?.(config)) continue;
+    m.set(d, current.get(d) ?? null);
+  }
+  return m;
+}
+
+/**
+ * Works out what `make` would do, without changing anything.
+ * @throws UnknownTargetError for an unknown target.
+ */
+export async function plan(opts: MakeOptions): Promise<PlanStep[]> {
+  const stages = opts.stages ?? (await defaultStages());
+  const dataDir = resolve(opts.dataDir);
+  const needed = closure(stages, opts.targets);
+  const targets = new Set(opts.targets.map((t) => TARGET_ALIASES[t] ?? t));
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  const lock = readLock(dataDir);
+  const hasher = new Hasher(dataDir);
+  const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
+  const steps: PlanStep[] = [];
+  const rerun = new Set<string>();
+  for (const stage of needed) {
+    let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashesFor(stage, opts.config, byName, current), hasher);
+    const upstream = stage.deps.filter((d) => rerun.has(d));
+    if (state.kind === 'fresh' && upstream.length) state = { kind: 'stale', reasons: [`upstream ${upstream.join(', ')} will rerun`] };
+    if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
+    const willRun = state.kind === 'stale' || state.kind === 'never-built';
+    if (willRun) rerun.add(stage.name);
+    steps.push({ stage, state, willRun });
+  }
+  hasher.save();
+  return steps;
+}
+
+/** Human-readable state: `fresh`, `never built`, `stale (reason; reason)`, `skipped (reason)`. */
+export function describeState(state: StageState): string {
+  switch (state.kind) {
+    case 'fresh': return 'fresh';
+    case 'never-built': return 'never built';
+    case 'stale': return `stale (${state.reasons.join('; ')})`;
+    case 'skipped': return `skipped (${state.reason})`;
+  }
+}
+
+const RUN_LOCK = '.covers.pid';
+
+function acquireRunLock(dataDir: string): () => void {
+  const p = join(dataDir, RUN_LOCK);
+  if (existsSync(p)) {
+    const pid = Number(readFileSync(p, 'utf8').trim());
+    let alive = false;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch {
+        alive = false;
+      }
+    }
+    if (alive) throw new UserError(`another covers process (pid ${pid}) is working in ${dataDir}; wait for it or stop it (the lock is ${p})`);
+  }
+  writeFileSync(p, String(process.pid));
+  return () => rmSync(p, { force: true });
+}
+
+/**
+ * Builds the targets: runs every needed stage that is stale, in dependency order, and records each in the lock.
+ * A stage whose inputs reran but came out byte-identical is not rerun.
+ * @returns one outcome per needed stage; on a failure, the failed stage's outcome is last-but-`not-run` ones, and
+ *   the error is rethrown after the outcomes are reported through `onOutcome`.
+ * @throws the failing stage's error (UserError for user-fixable problems); UnknownTargetError.
+ */
+export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) => void }): Promise<StageOutcome[]> {
+  const stages = opts.stages ?? (await defaultStages());
+  const log = opts.log ?? createLogger();
+  const dataDir = resolve(opts.dataDir);
+  const steps = await plan({ ...opts, stages });
+  if (opts.dryRun) {
+    return steps.map((s) => ({
+      name: s.stage.name,
+      action: s.willRun ? 'not-run' : s.state.kind === 'skipped' ? 'skipped' : 'fresh',
+      reason: describeState(s.state),
+      durationMs: 0,
+      outputs: allOutputs(s.stage, opts.config).map((o) => join(dataDir, o)),
+    }));
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const release = acquireRunLock(dataDir);
+  const outcomes: StageOutcome[] = [];
+  const report = (o: StageOutcome) => {
+    outcomes.push(o);
+    opts.onOutcome?.(o);
+  };
+  try {
+    rmSync(join(dataDir, '.tmp'), { recursive: true, force: true });
+    const targets = new Set(opts.targets.map((t) => TARGET_ALIASES[t] ?? t));
+    const byName = new Map(stages.map((s) => [s.name, s]));
+    const hasher = new Hasher(dataDir);
+    for (let i = 0; i < steps.length; i++) {
+      const stage = steps[i]!.stage;
+      const lock = readLock(dataDir);
+      const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
+      const depHashes = depHashesFor(stage, opts.config, byName, current);
+      let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashes, hasher);
+      if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
+      const outputs = allOutputs(stage, opts.config).map((o) => join(dataDir, o));
+      if (state.kind === 'skipped' || state.kind === 'fresh') {
+        report({ name: stage.name, action: state.kind === 'fresh' ? 'fresh' : 'skipped', reason: describeState(state), durationMs: 0, outputs });
+        continue;
+      }
+      if (opts.signal?.aborted) throw new UserError('interrupted');
+      const reason = describeState(state);
+      log.info(`${stage.name}: running (${state.kind === 'never-built' ? 'never built' : state.reasons.join('; ')})`);
+      const started = new Date();
+      const t0 = performance.now();
+      try {
+        const extraInputs = await hashExtraInputs(stage, opts.config);
+        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal });
+        await stage.run(ctx);
+        if (opts.signal?.aborted) throw new UserError('interrupted');
+        commitOutputs(stage, opts.config, dataDir);
+        const { outputs: hashes, missing } = await hashOutputs(stage, opts.config, hasher);
+        if (missing.length) throw new Error(`stage ${stage.name} finished without its output(s) ${missing.join(', ')}`);
+        const params = pickParams(opts.config, resolveList(stage.params, opts.config));
+        const durationMs = performance.now() - t0;
+        updateLockEntry(dataDir, stage.name, {
+          version: stage.version,
+          params,
+          paramsHash: hashJson(params),
+          deps: Object.fromEntries([...depHashes].filter((e): e is [string, string] => e[1] !== null)),
+          extraInputs,
+          outputs: hashes,
+          outputsHash: combineOutputHashes(hashes),
+          startedAt: started.toISOString(),
+          finishedAt: new Date().toISOString(),
+          durationMs: Math.round(durationMs),
+        });
+        hasher.save();
+        report({ name: stage.name, action: 'ran', reason, durationMs, outputs });
+      } catch (e) {
+        rmSync(stageTmpDir(dataDir, stage.name), { recursive: true, force: true });
+        report({ name: stage.name, action: 'failed', reason: (e as Error).message, durationMs: performance.now() - t0, outputs });
+        for (const rest of steps.slice(i + 1)) {
+          report({ name: rest.stage.name, action: 'not-run', reason: `${stage.name} failed`, durationMs: 0, outputs: [] });
+        }
+        throw e;
+      }
+    }
+    return outcomes;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Removes a stage's outputs (atomic and in-place), its work directory and its lock entry.
+ * @returns the paths removed (absolute).
+ */
+export function clean(stage: Stage, config: Config, dataDir: string): string[] {
+  const root = resolve(dataDir);
+  const removed: string[] = [];
+  for (const rel of [...allOutputs(stage, config)]) {
+    const p = join(root, rel);
+    if (existsSync(p)) {
+      rmSync(p, { recursive: true, force: true });
+      removed.push(p);
+    }
+  }
+  for (const p of [stageWorkDir(root, stage.name), stageTmpDir(root, stage.name)]) {
+    if (existsSync(p)) {
+      rmSync(p, { recursive: true, force: true });
+      removed.push(p);
+    }
+  }
+  if (readLock(root).stages[stage.name]) updateLockEntry(root, stage.name, null);
+  return removed;
+}
