@@ -1,0 +1,85 @@
+/**
+ * `covers demo` (`npm run demo`): the offline demo. Starts the built-in Bandcamp simulator with its synthetic
+ * catalogue on a loopback port, then runs `covers make report` against it with a small configuration into
+ * `demo-data/`, and prints the summary and the report's path. No network access.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig, type ConfigInput } from './config.ts';
+import { createLogger, type LogLevel } from './log.ts';
+import { make, type StageOutcome } from './runner.ts';
+import { UserError } from './stage.ts';
+import { formatSummary } from './summary.ts';
+
+/** Genres of the demo (five of the study's ten). */
+export const DEMO_GENRES = ['ambient', 'folk', 'hip-hop-rap', 'jazz', 'metal'];
+
+/**
+ * The demo's configuration, given the simulator's origin: 5 genres × 100 covers, 72-pixel images with 64-pixel
+ * crops, a small convnet; politeness limits raised because the simulator is on loopback.
+ */
+export function demoConfig(origin: string): ConfigInput {
+  return {
+    genres: DEMO_GENRES,
+    perGenre: 100,
+    seed: 0,
+    image: { size: 72, format: 2 },
+    bandcamp: { origin, imageOrigin: origin },
+    crawl: { maxRequestsPerMinute: 60_000, maxConcurrency: 4, impersonate: false, backoff: { initialMs: 200, maxMs: 2000 } },
+    download: { concurrency: 8 },
+    train: {
+      architecture: 'ConvNet',
+      modelParams: 'num_conv_layers=3:num_dense_layers=1:lc0_num_filters=16:lc0_filter_size=5:lc0_stride=1:lc0_mp=True:lc1_num_filters=32:lc1_filter_size=3:lc1_mp=True:lc2_num_filters=64:lc2_filter_size=3:lc2_mp=True:ld0_num_units=64',
+      crop: 64,
+      optimizer: 'adam',
+      learningRate: 0.001,
+      batchSize: 32,
+      epochs: 12,
+      snapshotEvery: 4,
+    },
+    eval: { crops: 10 },
+    baseline: { trees: 100, pixels: 32 },
+    report: { contactSheet: 24 },
+  };
+}
+
+/** Options of {@link runDemo}. */
+export interface DemoOptions {
+  /** Output directory (default `demo-data`). */
+  dataDir: string;
+  level?: LogLevel;
+}
+
+/**
+ * Runs the demo.
+ * @returns the process exit code (0 on success).
+ */
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const log = createLogger({ level: opts.level ?? 'normal' });
+  const { startSimulator } = await import('../simulator/server.ts');
+  const sim = await startSimulator({ catalog: 'synthetic', genres: DEMO_GENRES, perGenre: 180, overlap: 0.2, seed: 0 });
+  log.info(`simulator: listening on ${sim.url} (synthetic catalogue, ${DEMO_GENRES.length} genres × 180 albums)`);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const outcomes: StageOutcome[] = [];
+  try {
+    const input = demoConfig(sim.origin);
+    const config = resolveConfig(input, 'demo');
+    mkdirSync(opts.dataDir, { recursive: true });
+    writeFileSync(join(opts.dataDir, 'demo.config.json'), `${JSON.stringify(input, null, 2)}\n`);
+    await make({ targets: ['report'], config, dataDir: opts.dataDir, log, signal: controller.signal, onOutcome: (o) => outcomes.push(o) });
+    process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
+    process.stdout.write(`\nreport: ${join(opts.dataDir, 'report', 'index.html')}\n`);
+    return 0;
+  } catch (e) {
+    if (outcomes.length) process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
+    process.stderr.write(`covers demo: ${e instanceof UserError ? e.message : ((e as Error).stack ?? String(e))}\n`);
+    return controller.signal.aborted ? 130 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sim.close();
+  }
+}
