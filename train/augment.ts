@@ -1,0 +1,147 @@
+/**
+ * Crops, mirroring and mean subtraction: uint8 `[S, S, 3]` records → float32 `[crop, crop, 3]` network inputs, and a
+ * portable seeded PRNG for shuffles and random crops. Pure functions, shared by the main thread and loader workers.
+ */
+
+/** Network input scale: (pixel − mean) / 255, so inputs lie in about [−1, 1]. */
+export const INPUT_SCALE = 1 / 255;
+
+/**
+ * A portable 32-bit PRNG (mulberry32, public domain, T. Ettinger): the same sequence on every platform, and its
+ * whole state is one uint32 (`state`), so it can be saved in a snapshot and restored.
+ */
+export class Rng {
+  state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  /** A Fisher–Yates shuffled permutation of 0..n-1. */
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = p[i]!;
+      p[i] = p[j]!;
+      p[j] = t;
+    }
+    return p;
+  }
+}
+
+/** Which records go into one batch and how each is cropped. */
+export interface BatchPlan {
+  /** Record indices into the split. */
+  indices: Int32Array;
+  /** Top and left crop offsets, pixels. */
+  oy: Int32Array;
+  ox: Int32Array;
+  /** 1 = mirror horizontally. */
+  mirror: Uint8Array;
+}
+
+/**
+ * Fills `out` (`[plan.indices.length, crop, crop, 3]` float32 HWC) from the records.
+ * @param images `[n, S, S, 3]` uint8 HWC. @param mean `[S, S, 3]` float32 (uint8 units) or null: subtracted per
+ *   pixel at the crop's source position (the mean is cropped and mirrored with the image).
+ */
+export function fillBatch(out: Float32Array, images: Uint8Array, size: number, crop: number, plan: BatchPlan, mean: Float32Array | null): void {
+  const rec = size * size * 3;
+  const row = size * 3;
+  const k = INPUT_SCALE;
+  let o = 0;
+  for (let b = 0; b < plan.indices.length; b++) {
+    const base = plan.indices[b]! * rec;
+    const oy = plan.oy[b]!;
+    const ox = plan.ox[b]!;
+    const mirror = plan.mirror[b] === 1;
+    for (let y = 0; y < crop; y++) {
+      const srcRow = (oy + y) * row + ox * 3;
+      if (!mirror) {
+        if (mean) {
+          for (let i = 0; i < crop * 3; i++) out[o++] = (images[base + srcRow + i]! - mean[srcRow + i]!) * k;
+        } else {
+          for (let i = 0; i < crop * 3; i++) out[o++] = images[base + srcRow + i]! * k;
+        }
+      } else {
+        for (let x = crop - 1; x >= 0; x--) {
+          const s = srcRow + x * 3;
+          if (mean) {
+            out[o++] = (images[base + s]! - mean[s]!) * k;
+            out[o++] = (images[base + s + 1]! - mean[s + 1]!) * k;
+            out[o++] = (images[base + s + 2]! - mean[s + 2]!) * k;
+          } else {
+            out[o++] = images[base + s]! * k;
+            out[o++] = images[base + s + 1]! * k;
+            out[o++] = images[base + s + 2]! * k;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Plans one training epoch: a shuffled order and a random crop offset and mirror flag per record, all drawn from
+ * `rng` up front (so the plan does not depend on prefetching, and the PRNG state after an epoch is well defined).
+ */
+export function planEpoch(rng: Rng, n: number, batchSize: number, size: number, crop: number, mirror: boolean): BatchPlan[] {
+  const order = rng.permutation(n);
+  const oy = new Int32Array(n);
+  const ox = new Int32Array(n);
+  const mir = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    oy[i] = rng.int(size - crop + 1);
+    ox[i] = rng.int(size - crop + 1);
+    mir[i] = mirror && rng.next() < 0.5 ? 1 : 0;
+  }
+  const plans: BatchPlan[] = [];
+  for (let s = 0; s < n; s += batchSize) {
+    const e = Math.min(n, s + batchSize);
+    plans.push({ indices: order.slice(s, e), oy: oy.slice(s, e), ox: ox.slice(s, e), mirror: mir.slice(s, e) });
+  }
+  return plans;
+}
+
+/**
+ * The deterministic evaluation crops of one image: centre only (1), or centre + four corners, each also mirrored (10),
+ * as in Krizhevsky et al. (2012). @returns [oy, ox, mirror] triples.
+ */
+export function evalCrops(size: number, crop: number, count: 1 | 10): [number, number, 0 | 1][] {
+  const c = Math.floor((size - crop) / 2);
+  const m = size - crop;
+  if (count === 1) return [[c, c, 0]];
+  const pos: [number, number][] = [[c, c], [0, 0], [0, m], [m, 0], [m, m]];
+  return [...pos.map(([y, x]) => [y, x, 0] as [number, number, 0]), ...pos.map(([y, x]) => [y, x, 1] as [number, number, 1])];
+}
+
+/** Plans evaluation batches over records `0..n-1` in order: each image expanded to its crops (consecutive). */
+export function planEval(n: number, imagesPerBatch: number, size: number, crop: number, count: 1 | 10): BatchPlan[] {
+  const crops = evalCrops(size, crop, count);
+  const plans: BatchPlan[] = [];
+  for (let s = 0; s < n; s += imagesPerBatch) {
+    const e = Math.min(n, s + imagesPerBatch);
+    const len = (e - s) * crops.length;
+    const p: BatchPlan = { indices: new Int32Array(len), oy: new Int32Array(len), ox: new Int32Array(len), mirror: new Uint8Array(len) };
+    let j = 0;
+    for (let i = s; i < e; i++) {
+      for (const [y, x, mi] of crops) {
+        p.indices[j] = i; p.oy[j] = y; p.ox[j] = x; p.mirror[j] = mi; j++;
+      }
+    }
+    plans.push(p);
+  }
+  return plans;
+}

@@ -1,0 +1,103 @@
+/**
+ * Builds tfjs-layers models from a {@link ModelSpec}: input `[S, S, 3]` float32 (mean-subtracted crop, HWC) →
+ * conv (ReLU, He-uniform, same padding unless told) [→ max-pool] … → flatten → dense (ReLU, He-uniform) → dropout …
+ * → dense (Glorot-uniform, Lasagne's default) → softmax. Weights are initialised from the seed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { ModelSpec } from './model-params.ts';
+
+/** Options of {@link SeededDropout}. */
+export interface SeededDropoutArgs {
+  rate: number;
+  seed: number;
+  name?: string;
+}
+
+/**
+ * Dropout whose masks come from a seed and a step counter, so a run is reproducible and a resumed run draws the
+ * same masks as an uninterrupted one. (tfjs-layers' `Dropout` with a `seed` draws the same mask on every call, and
+ * without one uses `Math.random`.) The counter is advanced by {@link setDropoutStep} before each training step.
+ */
+export class SeededDropout extends tfl.layers.Layer {
+  static className = 'SeededDropout';
+  readonly rate: number;
+  readonly seed: number;
+  /** The training step the next mask belongs to. */
+  step = 0;
+
+  constructor(args: SeededDropoutArgs) {
+    super({ name: args.name });
+    this.rate = args.rate;
+    this.seed = args.seed;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    if (!kwargs.training || this.rate <= 0) return tf.clone(x);
+    // A distinct 32-bit seed per (layer seed, step).
+    const s = (Math.imul(this.seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(this.step + 1, 0xc2b2ae35)) >>> 0;
+    return tf.dropout(x, this.rate, undefined, s);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), rate: this.rate, seed: this.seed };
+  }
+}
+tf.serialization.registerClass(SeededDropout);
+
+/** Sets the dropout step of every {@link SeededDropout} of a model. */
+export function setDropoutStep(model: tfl.LayersModel, step: number): void {
+  for (const layer of model.layers) if (layer instanceof SeededDropout) layer.step = step;
+}
+
+/** A built model: `model` outputs softmax probabilities `[B, classes]`; `logits` shares its layers and outputs logits. */
+export interface BuiltModel {
+  model: tfl.LayersModel;
+  logits: tfl.LayersModel;
+}
+
+/**
+ * Builds the model.
+ * @param inputSize side S of the square input crop, pixels.
+ * @param classes number of genres.
+ * @param seed initialiser and dropout seed.
+ * @throws Error naming the layer when a conv or pool leaves no pixels (input too small for the architecture).
+ */
+export function buildModel(spec: ModelSpec, inputSize: number, classes: number, seed: number): BuiltModel {
+  let s = seed * 1000;
+  const next = () => s++;
+  const input = tfl.input({ shape: [inputSize, inputSize, 3], name: 'image' });
+  let x: tfl.SymbolicTensor = input;
+  spec.convs.forEach((c, i) => {
+    x = tfl.layers
+      .conv2d({
+        name: `conv${i}`, filters: c.filters, kernelSize: c.kernelSize, strides: c.strides, padding: c.padding, activation: 'relu',
+        kernelInitializer: tfl.initializers.heUniform({ seed: next() }), biasInitializer: 'zeros',
+      })
+      .apply(x) as tfl.SymbolicTensor;
+    if (c.pool) x = tfl.layers.maxPooling2d({ name: `pool${i}`, poolSize: c.pool.poolSize, strides: c.pool.strides, padding: 'valid' }).apply(x) as tfl.SymbolicTensor;
+    const shape = x.shape;
+    if (shape.some((d) => d !== null && d <= 0)) throw new Error(`model: conv layer ${i} leaves an empty ${shape.slice(1).join('×')} output for ${inputSize}×${inputSize} input`);
+  });
+  x = tfl.layers.flatten({ name: 'flatten' }).apply(x) as tfl.SymbolicTensor;
+  spec.denses.forEach((d, i) => {
+    x = tfl.layers
+      .dense({ name: `dense${i}`, units: d.units, activation: 'relu', kernelInitializer: tfl.initializers.heUniform({ seed: next() }) })
+      .apply(x) as tfl.SymbolicTensor;
+    if (d.dropout > 0) x = new SeededDropout({ name: `dropout${i}`, rate: d.dropout, seed: next() }).apply(x) as tfl.SymbolicTensor;
+  });
+  const logitsOut = tfl.layers
+    .dense({ name: 'logits', units: classes, kernelInitializer: tfl.initializers.glorotUniform({ seed: next() }) })
+    .apply(x) as tfl.SymbolicTensor;
+  const probs = tfl.layers.activation({ name: 'softmax', activation: 'softmax' }).apply(logitsOut) as tfl.SymbolicTensor;
+  return {
+    model: tfl.model({ inputs: input, outputs: probs, name: spec.architecture }),
+    logits: tfl.model({ inputs: input, outputs: logitsOut, name: `${spec.architecture}_logits` }),
+  };
+}
+
+/** The logits model of a loaded probability model (its `logits` layer's output). */
+export function logitsOf(model: tfl.LayersModel): tfl.LayersModel {
+  return tfl.model({ inputs: model.inputs, outputs: model.getLayer('logits').output as tfl.SymbolicTensor });
+}
