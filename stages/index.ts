@@ -2,8 +2,16 @@
  * The stage registry: every target of `covers make`, in pipeline order. A stage lands here when its module does.
  */
 import type { Stage } from '../pipeline/stage.ts';
+import { discoverStage } from './discover.ts';
+import { labelStage } from './label.ts';
+import { selectStage } from './select.ts';
+import { downloadStage } from './download.ts';
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
   // REGISTRY: one line per stage, in pipeline order (discover, label, select, download, split, shards, mean, train, evaluate, baseline, report)
+  discoverStage,
+  labelStage,
+  selectStage,
+  downloadStage,
 ];

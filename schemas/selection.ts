@@ -1,0 +1,23 @@
+/**
+ * `DATA_DIR/selection.arrow`: each genre's eligible albums in a seeded random order (written by `select`), which
+ * `download` walks until the genre has `perGenre` images.
+ */
+import { defineTable, type RowOf } from './table.ts';
+
+/**
+ * Columns: `genre`, `rank` (1-based order in which `download` tries the genre's albums), `item_id`, `art_id`,
+ * `url` (the image URL to fetch, its origin rewritten to `bandcamp.imageOrigin` at download time; null: build it
+ * from `art_id` and `image.format`), `sha256` (expected content hash in `select.fromManifest` mode, else null).
+ *
+ * Metadata key `mode`: `crawl` (ranked candidates; download replaces failures) or `manifest` (exactly these images;
+ * any failure is an error).
+ */
+export const selectionFormat = defineTable('selection', {
+  genre: 'utf8',
+  rank: 'int32',
+  item_id: 'int64',
+  art_id: 'int64',
+  url: 'utf8',
+  sha256: 'utf8',
+});
+export type SelectionRow = RowOf<typeof selectionFormat.columns>;

@@ -1,0 +1,186 @@
+/**
+ * Stage `select`: ranks each genre's eligible albums in a seeded random order and writes `DATA_DIR/selection.arrow`;
+ * `download` walks that order until each genre has `perGenre` images.
+ *
+ * Eligible = labelled exclusive, has art, `item_id` unique, `art_id` unique (albums sharing an `art_id` would share a
+ * cover: all of them are dropped). The order of a genre is by `sha256("<seed>:<genre>:<item_id>")`: the same on any
+ * machine, and adding or removing one album does not reshuffle the others.
+ *
+ * Rebuild mode (`select.fromManifest=PATH`; `discover` and `label` are skipped): the selection is exactly the images
+ * listed in PATH, in file order, either
+ * - our `manifest.tsv` (recognised by its header): `item_id`, `genre`, `art_id`, `url`, `sha256` are taken as they are,
+ *   and `download` checks each image's sha256; or
+ * - the 2015 study's `dataset-links.tsv` (`url<TAB>genre/a<N>.jpg`, no header): `art_id` comes from the URL, and the
+ *   number N of the file name stands in for the unknown `item_id`. Genre folder names are mapped to Bandcamp norm
+ *   names (`hiphop_rap` → `hip-hop-rap`; otherwise lower case with `_` → `-`).
+ * In this mode the file decides which images each genre gets, and its set of genres must equal `genres` (the
+ * downstream stages label by `genres`); otherwise select fails naming both lists and the `--set genres=…` to use.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Config } from '../pipeline/config.ts';
+import { sha256 } from '../pipeline/fsutil.ts';
+import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { parseImageUrl } from '../bandcamp/api.ts';
+import { candidatesFormat } from '../schemas/candidates.ts';
+import { labelsFormat } from '../schemas/labels.ts';
+import { manifestFormat } from '../schemas/manifest.ts';
+import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
+
+/** Per-genre counts at each step, stored as JSON in the selection's metadata key `counts` (for `download`'s errors). */
+export interface SelectCounts {
+  candidates: number;
+  exclusive: number;
+  withArt: number;
+  /** Dropped because another exclusive album has the same `art_id`. */
+  sharedArt: number;
+  eligible: number;
+}
+
+/** Genre folder names of the 2015 study that differ from Bandcamp's norm names. */
+export const STUDY_GENRE_ALIASES: Record<string, string> = { hiphop_rap: 'hip-hop-rap' };
+
+/** Maps a genre folder name of a links file to a tag norm name (`hiphop_rap` → `hip-hop-rap`, `Post_Rock` → `post-rock`). */
+export function normaliseGenre(name: string): string {
+  return STUDY_GENRE_ALIASES[name] ?? name.toLowerCase().replace(/_/g, '-');
+}
+
+/** The seeded sort key of an album within its genre (hex sha256). */
+export function rankKey(seed: number, genre: string, itemId: number): string {
+  return sha256(`${seed}:${genre}:${itemId}`);
+}
+
+/**
+ * Reads a `select.fromManifest` file (our manifest.tsv or the study's links file) into selection rows, in file order.
+ * @throws UserError naming the file and line for an unreadable line, a repeated image, or genres that differ from
+ * `config.genres`.
+ */
+export function readManifestInput(path: string, config: Config): SelectionRow[] {
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new UserError(`select.fromManifest: ${abs} not found`);
+  const text = readFileSync(abs, 'utf8');
+  const rows: SelectionRow[] = [];
+  const rankOf = new Map<string, number>();
+  const next = (g: string) => {
+    const r = (rankOf.get(g) ?? 0) + 1;
+    rankOf.set(g, r);
+    return r;
+  };
+  if (text.startsWith(`${manifestFormat.header}\n`) || text.startsWith(`${manifestFormat.header}\r\n`)) {
+    let parsed;
+    try {
+      parsed = manifestFormat.parse(text, abs);
+    } catch (e) {
+      throw new UserError(`select.fromManifest: ${(e as Error).message}`);
+    }
+    parsed.forEach((m, i) => {
+      if (m.item_id === null || m.genre === null || m.art_id === null || m.sha256 === null) {
+        throw new UserError(`select.fromManifest: ${abs}: line ${i + 2}: item_id, genre, art_id and sha256 are required`);
+      }
+      rows.push({ genre: m.genre, rank: next(m.genre), item_id: m.item_id, art_id: m.art_id, url: m.url, sha256: m.sha256 });
+    });
+  } else {
+    text.split(/\r?\n/).forEach((line, i) => {
+      if (line.trim() === '') return;
+      const where = `select.fromManifest: ${abs}: line ${i + 1}`;
+      const cells = line.split('\t');
+      if (cells.length !== 2) throw new UserError(`${where}: expected "url<TAB>genre/a<N>.jpg" (the study's dataset-links.tsv) or our manifest.tsv header "${manifestFormat.header.replace(/\t/g, '<TAB>')}"`);
+      const [url, file] = cells as [string, string];
+      const img = parseImageUrl(url);
+      if (!img) throw new UserError(`${where}: "${url}" is not a Bandcamp image URL (…/img/a<art_id>_<format>.jpg)`);
+      const m = /^([^/]+)\/a?(\d+)\.[a-z]+$/i.exec(file.trim());
+      if (!m) throw new UserError(`${where}: "${file}" is not of the form genre/a<N>.jpg`);
+      const genre = normaliseGenre(m[1]!);
+      rows.push({ genre, rank: next(genre), item_id: Number(m[2]), art_id: img.artId, url, sha256: null });
+    });
+  }
+  if (rows.length === 0) throw new UserError(`select.fromManifest: ${abs} lists no images`);
+  const seenItem = new Set<number>();
+  const seenArt = new Set<number>();
+  for (const r of rows) {
+    if (seenItem.has(r.item_id!)) throw new UserError(`select.fromManifest: ${abs}: item_id ${r.item_id} is listed twice`);
+    if (seenArt.has(r.art_id!)) throw new UserError(`select.fromManifest: ${abs}: art_id ${r.art_id} is listed twice`);
+    seenItem.add(r.item_id!);
+    seenArt.add(r.art_id!);
+  }
+  const fileGenres = [...rankOf.keys()];
+  const want = new Set(config.genres);
+  if (fileGenres.length !== want.size || fileGenres.some((g) => !want.has(g))) {
+    const ordered = config.genres.filter((g) => fileGenres.includes(g)).concat(fileGenres.filter((g) => !want.has(g)));
+    throw new UserError(
+      `select.fromManifest: ${abs} lists the genres ${fileGenres.join(', ')}, but the configured genres are ${config.genres.join(', ')}. ` +
+        `The file decides the genres of a rebuild: run with --set genres=${ordered.join(',')}`,
+    );
+  }
+  return rows;
+}
+
+/** Ranks the eligible candidates of each genre; returns the rows and the per-genre counts. */
+export function selectFromCandidates(config: Config, candidates: ReturnType<typeof candidatesFormat.read>, labels: ReturnType<typeof labelsFormat.read>): { rows: SelectionRow[]; counts: Record<string, SelectCounts> } {
+  const label = new Map<string, boolean>();
+  for (const l of labels) label.set(`${l.genre}|${l.item_id}`, l.exclusive === true);
+  const counts: Record<string, SelectCounts> = {};
+  for (const g of config.genres) counts[g] = { candidates: 0, exclusive: 0, withArt: 0, sharedArt: 0, eligible: 0 };
+  const exclusive = [];
+  const itemGenres = new Map<number, number>();
+  for (const c of candidates) {
+    const k = counts[c.genre!];
+    if (!k) continue;
+    k.candidates++;
+    if (!label.get(`${c.genre}|${c.item_id}`)) continue;
+    k.exclusive++;
+    if (c.art_id === null) continue;
+    k.withArt++;
+    exclusive.push(c);
+    itemGenres.set(c.item_id!, (itemGenres.get(c.item_id!) ?? 0) + 1);
+  }
+  const artUses = new Map<number, number>();
+  for (const c of exclusive) artUses.set(c.art_id!, (artUses.get(c.art_id!) ?? 0) + 1);
+  const rows: SelectionRow[] = [];
+  for (const genre of config.genres) {
+    const mine = exclusive.filter((c) => {
+      if (c.genre !== genre) return false;
+      if (artUses.get(c.art_id!)! > 1 || itemGenres.get(c.item_id!)! > 1) {
+        counts[genre]!.sharedArt++;
+        return false;
+      }
+      return true;
+    });
+    const keyed = mine.map((c) => ({ c, key: rankKey(config.seed, genre, c.item_id!) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    counts[genre]!.eligible = keyed.length;
+    keyed.forEach(({ c }, i) => rows.push({ genre, rank: i + 1, item_id: c.item_id, art_id: c.art_id, url: null, sha256: null }));
+  }
+  return { rows, counts };
+}
+
+async function run(ctx: StageContext): Promise<void> {
+  const { config, log } = ctx;
+  if (config.select.fromManifest) {
+    const rows = readManifestInput(config.select.fromManifest, config);
+    selectionFormat.write(ctx.out('selection.arrow'), rows, { mode: 'manifest', source: resolve(config.select.fromManifest) });
+    log.info(`selection: ${rows.length} image(s) from ${config.select.fromManifest} (rebuild: exactly these images)`);
+    return;
+  }
+  const candidates = candidatesFormat.read(ctx.path('candidates.arrow'));
+  const labels = labelsFormat.read(ctx.path('labels.arrow'));
+  const { rows, counts } = selectFromCandidates(config, candidates, labels);
+  selectionFormat.write(ctx.out('selection.arrow'), rows, { mode: 'crawl', counts: JSON.stringify(counts) });
+  for (const g of config.genres) {
+    const k = counts[g]!;
+    log.info(`${g}: ${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible (need ${config.perGenre})`);
+  }
+}
+
+/** The `select` stage. */
+export const selectStage: Stage = {
+  name: 'select',
+  description: 'rank each genre’s eligible albums in a seeded order (or take a manifest to rebuild)',
+  deps: ['discover', 'label'],
+  params: ['genres', 'seed', 'select.fromManifest'],
+  extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
+  outputs: ['selection.arrow'],
+  version: 1,
+  run,
+};
+
+export default selectStage;
