@@ -1,0 +1,451 @@
+/**
+ * Renders the report: one self-contained HTML page (inline CSS and SVG, images as `data:` URIs, no script, and a
+ * Content-Security-Policy that forbids loading anything else). Sections whose stage has not run say so instead of
+ * failing. {@link buildReport} reads a data directory; {@link renderHtml} is the pure rendering step.
+ */
+import { readFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { hashJson, type Config } from '../pipeline/config.ts';
+import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { SPLIT_NAMES } from '../schemas/shards.ts';
+import { fmtDuration, fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
+import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
+import { readInputs, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
+import { REPORT_CSS } from './style.ts';
+import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, type BarSeries } from './svg.ts';
+
+/**
+ * Reference figures of the 2015 study "Learning about deep learning through album cover classification"
+ * (10 Bandcamp genres × 1,000 covers, test accuracy): the random forest on 50×50 grayscale pixels, CaffeNet
+ * fine-tuned from ImageNet, and AlexNet trained from scratch; chance is 1/10.
+ */
+export const STUDY_2015 = [
+  { name: '2015 study: fine-tuned CaffeNet', accuracy: 0.226 },
+  { name: '2015 study: AlexNet from scratch', accuracy: 0.172 },
+  { name: '2015 study: random forest', accuracy: 0.15 },
+  { name: '2015 study: chance (10 genres)', accuracy: 0.1 },
+] as const;
+
+/** Software versions recorded in the report. */
+export interface Versions {
+  package: string;
+  node: string;
+  sharp: string;
+  libvips: string;
+  tfjs: string;
+}
+
+/** Everything the page shows. */
+export interface ReportModel {
+  config: Config;
+  /** The data directory, as given. */
+  dataDir: string;
+  generatedAt: Date;
+  inputs: ReportInputs;
+  sheets: Part<ContactSheets>;
+  mean: Part<MeanImage>;
+  versions: Versions;
+}
+
+/** Options of {@link buildReport}. */
+export interface BuildReportOptions {
+  dataDir: string;
+  config: Config;
+  /** Time stamp shown in the header (default: now). */
+  now?: Date;
+}
+
+/** Reads the versions of this package, Node, sharp, libvips and TensorFlow.js. */
+export async function readVersions(): Promise<Versions> {
+  let pkg = 'unknown';
+  try {
+    pkg = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    /* keep "unknown" */
+  }
+  let tfjs = 'unknown';
+  try {
+    tfjs = (await import('@tensorflow/tfjs-core')).version_core;
+  } catch {
+    /* keep "unknown" */
+  }
+  const v = sharp.versions as Record<string, string | undefined>;
+  return { package: pkg, node: process.version, sharp: v.sharp ?? 'unknown', libvips: v.vips ?? 'unknown', tfjs };
+}
+
+/**
+ * Reads a data directory and renders the report. Never fails for missing or unreadable inputs: those sections say
+ * what to run instead.
+ * @returns the HTML text of the page.
+ */
+export async function buildReport(opts: BuildReportOptions): Promise<string> {
+  const inputs = await readInputs(opts.dataDir, opts.config);
+  const [sheets, mean, versions] = await Promise.all([
+    readContactSheets(opts.dataDir, inputs.genres, opts.config.report.contactSheet),
+    readMeanImage(opts.dataDir),
+    readVersions(),
+  ]);
+  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+/** The note for an absent part: "Not built yet: run `covers make <stage>`" or the read error. */
+function absent(part: Part<unknown>, what: string): SafeHtml {
+  if (part.ok) return html``;
+  if (part.kind === 'missing') {
+    return html`<p class="missing">Not built yet: run <code>covers make ${part.stage}</code> (${what}: ${part.message}).</p>`;
+  }
+  return html`<p class="error">Could not read ${what}: ${part.message}. Rebuild it with <code>covers make ${part.stage}</code>.</p>`;
+}
+
+function num(v: number | null): SafeHtml {
+  return v === null ? html`<td class="num na" title="not built yet">—</td>` : html`<td class="num">${fmtInt(v)}</td>`;
+}
+
+function sumRecord(r: Record<string, number> | null): number | null {
+  return r === null ? null : Object.values(r).reduce((a, b) => a + b, 0);
+}
+
+function pp(x: number): string {
+  return `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)} pp`;
+}
+
+/** A rendered section: its id, whether its stage has run, and its markup. */
+interface Section {
+  id: string;
+  ok: boolean;
+  markup: SafeHtml;
+}
+
+/** Section wrapper: `<section id class="section" data-state>` with its heading. */
+function section(id: string, title: string, ok: boolean, body: HtmlValue): Section {
+  return { id, ok, markup: html`<section id="${id}" class="section" data-state="${ok ? 'ok' : 'missing'}"><h2>${title}</h2>${body}</section>` };
+}
+
+/** Correct predictions (diagonal) and total of a confusion matrix. */
+export function confusionTotals(matrix: readonly (readonly number[])[]): { correct: number; n: number } {
+  let correct = 0;
+  let n = 0;
+  matrix.forEach((row, i) => row.forEach((c, j) => {
+    n += c;
+    if (i === j) correct += c;
+  }));
+  return { correct, n };
+}
+
+/** Per-class accuracy (recall) from the confusion matrix, with 95% Wilson intervals; null for a class without images. */
+export function perClassFromMatrix(matrix: readonly (readonly number[])[]): { accuracy: (number | null)[]; interval: ([number, number] | null)[]; n: number[] } {
+  const n = matrix.map((row) => row.reduce((a, b) => a + b, 0));
+  const accuracy = matrix.map((row, i) => (n[i]! > 0 ? row[i]! / n[i]! : null));
+  const interval = matrix.map((row, i) => (n[i]! > 0 ? wilsonInterval(row[i]!, n[i]!) : null));
+  return { accuracy, interval, n };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sections
+
+function summarySection(m: ReportModel): Section {
+  const { inputs } = m;
+  const cards: SafeHtml[] = [];
+  const card = (k: string, v: string, title = '') => cards.push(html`<div class="card" title="${title}"><div class="v">${v}</div><div class="k">${k}</div></div>`);
+  card('genres', String(inputs.genres.length));
+  if (inputs.manifestRows !== null) card('images in the dataset', fmtInt(inputs.manifestRows));
+  if (inputs.testSplitSize !== null) card('test images', fmtInt(inputs.testSplitSize));
+  for (const [label, part] of [['convnet test accuracy', inputs.evaluation], ['random forest test accuracy', inputs.baseline]] as const) {
+    if (part.ok) {
+      const { correct, n } = confusionTotals(part.data.confusionMatrix);
+      const [lo, hi] = wilsonInterval(correct, n);
+      card(label, n ? fmtPct(correct / n) : '—', `95% interval ${fmtPct(lo)}–${fmtPct(hi)}, n = ${n}`);
+    }
+  }
+  const k = inputs.evaluation.ok ? inputs.evaluation.data.labels.length : inputs.genres.length;
+  if (k > 0) card('chance', fmtPct(1 / k));
+  const lead = html`<p class="lead">Album covers from Bandcamp, labelled by genre tag (albums matching exactly one of the chosen genres), following the 2015 study “Learning about deep learning through album cover classification”. Every figure below is read from the data directory <code>${m.dataDir}</code>.</p>`;
+  return section('summary', 'Summary', true, [lead, html`<div class="cards">${cards}</div>`]);
+}
+
+const FUNNEL_COLUMNS: { key: keyof FunnelCounts; name: string; part: keyof ReportInputs['funnelParts']; stage: string }[] = [
+  { key: 'candidates', name: 'Candidates', part: 'candidates', stage: 'discover' },
+  { key: 'exclusive', name: 'Exclusive', part: 'labels', stage: 'label' },
+  { key: 'selected', name: 'Selected', part: 'selection', stage: 'select' },
+  { key: 'downloaded', name: 'Downloaded', part: 'manifest', stage: 'download' },
+  { key: 'rejected', name: 'Rejected by download', part: 'rejected', stage: 'download' },
+  { key: 'shardRejected', name: 'Rejected by shards', part: 'shardRejected', stage: 'shards' },
+];
+
+function funnelSection(m: ReportModel): Section {
+  const { inputs } = m;
+  const parts = inputs.funnelParts;
+  const anyBuilt = Object.values(parts).some((p) => p.ok);
+  if (!anyBuilt) {
+    return section('funnel', 'Dataset funnel', false, [absent(parts.candidates, 'the candidate list'), absent(parts.manifest, 'the manifest')]);
+  }
+  const genres = inputs.genres;
+  const total = (f: (c: FunnelCounts) => number | null): number | null => {
+    let s = 0;
+    for (const g of genres) {
+      const v = f(inputs.funnel[g]!);
+      if (v === null) return null;
+      s += v;
+    }
+    return s;
+  };
+  const reasonsTitle = (r: Record<string, number> | null) => (r ? Object.entries(r).map(([k, v]) => `${k}: ${v}`).join(', ') : '');
+  const rows = genres.map((g) => {
+    const c = inputs.funnel[g]!;
+    return html`<tr data-genre="${g}"><th scope="row">${g}</th>${num(c.candidates)}${num(c.exclusive)}${num(c.selected)}${num(c.downloaded)}<td class="num${c.rejected === null ? ' na' : ''}" title="${reasonsTitle(c.rejected)}">${c.rejected === null ? '—' : fmtInt(sumRecord(c.rejected)!)}</td><td class="num${c.shardRejected === null ? ' na' : ''}" title="${reasonsTitle(c.shardRejected)}">${c.shardRejected === null ? '—' : fmtInt(sumRecord(c.shardRejected)!)}</td>${SPLIT_NAMES.map((s) => num(c.splits ? c.splits[s] : null))}</tr>`;
+  });
+  const totals = {
+    candidates: total((c) => c.candidates),
+    exclusive: total((c) => c.exclusive),
+    selected: total((c) => c.selected),
+    downloaded: total((c) => c.downloaded),
+    rejected: total((c) => sumRecord(c.rejected)),
+    shardRejected: total((c) => sumRecord(c.shardRejected)),
+    splits: SPLIT_NAMES.map((s) => total((c) => (c.splits ? c.splits[s] : null))),
+  };
+  const foot = html`<tr><th scope="row">total</th>${num(totals.candidates)}${num(totals.exclusive)}${num(totals.selected)}${num(totals.downloaded)}${num(totals.rejected)}${num(totals.shardRejected)}${totals.splits.map(num)}</tr>`;
+  const table = html`<div class="table-wrap"><table class="funnel"><thead><tr><th>Genre</th>${FUNNEL_COLUMNS.map((c) => html`<th class="num">${c.name}</th>`)}${SPLIT_NAMES.map((s) => html`<th class="num">${s}</th>`)}</tr></thead><tbody>${rows}</tbody><tfoot>${foot}</tfoot></table></div>`;
+
+  const splitTotal = totals.splits.every((v) => v !== null) ? totals.splits.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+  const chart = funnelChart(
+    [
+      { name: 'candidates', value: totals.candidates },
+      { name: 'exclusive', value: totals.exclusive },
+      { name: 'selected', value: totals.selected },
+      { name: 'downloaded', value: totals.downloaded },
+      { name: 'in a split', value: splitTotal },
+    ],
+    'Albums at each step, all genres',
+  );
+
+  // Rejections by reason × genre, from both rejected files.
+  const reasonRows: SafeHtml[] = [];
+  for (const [key, stage] of [['rejected', 'download'], ['shardRejected', 'shards']] as const) {
+    const reasons = new Set<string>();
+    for (const g of genres) for (const r of Object.keys(inputs.funnel[g]![key] ?? {})) reasons.add(r);
+    for (const reason of [...reasons].sort()) {
+      const cells = genres.map((g) => inputs.funnel[g]![key]?.[reason] ?? 0);
+      reasonRows.push(html`<tr><td>${stage}</td><td>${reason}</td>${cells.map((v) => html`<td class="num">${fmtInt(v)}</td>`)}<td class="num">${fmtInt(cells.reduce((a, b) => a + b, 0))}</td></tr>`);
+    }
+  }
+  const reasonTable = reasonRows.length
+    ? html`<h3>Rejections by reason</h3><div class="table-wrap"><table class="reasons"><thead><tr><th>Stage</th><th>Reason</th>${genres.map((g) => html`<th class="num">${g}</th>`)}<th class="num">total</th></tr></thead><tbody>${reasonRows}</tbody></table></div>`
+    : parts.rejected.ok || parts.shardRejected.ok
+      ? html`<p>No image was rejected.</p>`
+      : '';
+  const notes = FUNNEL_COLUMNS.filter((c, i, all) => !parts[c.part].ok && all.findIndex((x) => x.part === c.part) === i)
+    .map((c) => {
+      const p = parts[c.part];
+      return p.ok ? '' : absent(p, `column “${c.name}”`);
+    });
+  const splitNote = parts.splits.ok ? '' : absent(parts.splits, 'the split columns');
+  const lead = html`<p class="lead">Albums per genre at each step: listed by <code>discover_web</code> under the genre's tag (candidates), matching exactly one chosen genre (exclusive), chosen by the seeded balanced selection, downloaded and kept (the manifest), rejected with a reason, and assigned to each split. Hover a rejection count for its reasons.</p>`;
+  return section('funnel', 'Dataset funnel', true, [lead, chart, table, notes, splitNote, reasonTable]);
+}
+
+function sheetsSection(m: ReportModel): Section {
+  const s = m.sheets;
+  const lead = html`<p class="lead">Covers as the model sees them: decoded from the shards (${s.ok ? `${s.data.imageSize}×${s.data.imageSize}` : 'S×S'} RGB, after cropping and resizing), shown as small JPEG thumbnails. Training split first.</p>`;
+  if (!s.ok) return section('covers', 'Contact sheets', false, absent(s, 'the shards'));
+  if (m.config.report.contactSheet === 0) return section('covers', 'Contact sheets', true, html`<p>Disabled (<code>report.contactSheet</code> = 0).</p>`);
+  const sheets = m.inputs.genres.map((g) => {
+    const thumbs = s.data.byGenre[g] ?? [];
+    const imgs = thumbs.map(
+      (t) => html`<img src="${t.src}" width="96" height="96" alt="${g} cover${t.artId !== null ? `, art_id ${t.artId}` : ''}" title="${g} · item_id ${t.itemId ?? '?'} · art_id ${t.artId ?? '?'} · ${t.split}">`,
+    );
+    return html`<div class="sheet" data-genre="${g}"><h3>${g} <small>${thumbs.length} cover${thumbs.length === 1 ? '' : 's'}</small></h3>${thumbs.length ? html`<div class="thumbs">${imgs}</div>` : html`<p class="missing">No ${g} image in the shards.</p>`}</div>`;
+  });
+  return section('covers', 'Contact sheets', true, [lead, sheets]);
+}
+
+function meanSection(m: ReportModel): Section {
+  const p = m.mean;
+  if (!p.ok) return section('mean', 'Per-pixel mean image', false, absent(p, 'the per-pixel mean'));
+  const d = p.data;
+  const rgb = (v: number[] | null) => (v ? v.map((x) => x.toFixed(1)).join(', ') : '—');
+  const body = html`<p class="lead">The mean over the training split of each pixel and channel, subtracted from every image before training (when <code>train.subtractMean</code> is on).</p><figure class="mean${d.size < 128 ? ' pixelated' : ''}"><img src="${d.src}" width="256" height="256" alt="per-pixel mean of the training images"><figcaption>${d.size}×${d.size}, ${d.count === null ? '?' : fmtInt(d.count)} training images</figcaption></figure><dl class="kv"><dt>channel mean (R, G, B)</dt><dd>${rgb(d.channelMean)}</dd><dt>channel std (R, G, B)</dt><dd>${rgb(d.channelStd)}</dd></dl>`;
+  return section('mean', 'Per-pixel mean image', true, body);
+}
+
+function trainingSection(m: ReportModel): Section {
+  const p = m.inputs.training;
+  if (!p.ok) return section('training', 'Training curves', false, absent(p, `the training metrics of run “${m.config.train.run}”`));
+  const { epochs, warnings, path } = p.data;
+  if (!epochs.length) return section('training', 'Training curves', false, html`<p class="error">${path} holds no epoch. Rerun <code>covers make train</code>.</p>`);
+  const pts = (f: (e: EpochMetrics) => number | null) => epochs.map((e) => [e.epoch, f(e)] as const);
+  const lrDrops = epochs.filter((e, i) => i > 0 && e.learningRate !== epochs[i - 1]!.learningRate).map((e) => ({ x: e.epoch - 0.5, label: `learning rate ${epochs[epochs.indexOf(e) - 1]!.learningRate} → ${e.learningRate} from epoch ${e.epoch}` }));
+  const k = m.inputs.evaluation.ok ? m.inputs.evaluation.data.labels.length : m.inputs.genres.length;
+  const loss = lineChart({
+    title: 'Loss per epoch',
+    xLabel: 'epoch',
+    yLabel: 'cross-entropy (nats)',
+    series: [
+      { name: 'train', color: COLORS.blue, points: pts((e) => e.trainLoss) },
+      { name: 'validation', color: COLORS.orange, points: pts((e) => e.validationLoss), dashed: true },
+    ],
+    hLines: k > 1 ? [{ y: Math.log(k), label: `ln ${k} (uniform guess)` }] : [],
+    vLines: lrDrops,
+  });
+  const acc = lineChart({
+    title: 'Accuracy per epoch',
+    xLabel: 'epoch',
+    yLabel: 'accuracy',
+    percent: true,
+    yDomain: [0, 1],
+    series: [
+      { name: 'train', color: COLORS.blue, points: pts((e) => e.trainAccuracy) },
+      { name: 'validation', color: COLORS.orange, points: pts((e) => e.validationAccuracy), dashed: true },
+    ],
+    hLines: k > 0 ? [{ y: 1 / k, label: `chance ${fmtPct(1 / k)}`, color: COLORS.vermillion }] : [],
+    vLines: lrDrops,
+  });
+  const withVal = epochs.filter((e) => e.validationAccuracy !== null);
+  const best = withVal.reduce<EpochMetrics | null>((b, e) => (b === null || e.validationAccuracy! > b.validationAccuracy! ? e : b), null);
+  const seconds = epochs.reduce((a, e) => a + e.seconds, 0);
+  const ips = epochs.reduce((a, e) => a + e.imagesPerSecond, 0) / epochs.length;
+  const facts = html`<dl class="kv"><dt>run</dt><dd><code>${m.config.train.run}</code> (${path})</dd><dt>epochs</dt><dd>${epochs.length}</dd><dt>best validation accuracy</dt><dd>${best ? `${fmtPct(best.validationAccuracy!)} at epoch ${best.epoch}` : '—'}</dd><dt>final learning rate</dt><dd>${epochs[epochs.length - 1]!.learningRate}</dd><dt>training time</dt><dd>${fmtDuration(seconds * 1000)} (mean ${ips.toFixed(1)} images/s)</dd></dl>`;
+  const warn = warnings.length ? html`<p class="error">Skipped ${warnings.length} malformed line${warnings.length === 1 ? '' : 's'} of ${path}: ${warnings.slice(0, 5).join(' · ')}</p>` : '';
+  const lead = html`<p class="lead">Mean cross-entropy and accuracy per epoch on the training and validation splits. Dotted vertical lines mark learning-rate drops (the rate is divided by 10 after <code>train.patience</code> epochs without a better validation accuracy).</p>`;
+  return section('training', 'Training curves', true, [lead, html`<div class="charts">${loss}${acc}</div>`, facts, warn]);
+}
+
+function evalRow(name: string, m: EvalMetrics, chance: number): SafeHtml {
+  const { correct, n } = confusionTotals(m.confusionMatrix);
+  const acc = n ? correct / n : 0;
+  const [lo, hi] = wilsonInterval(correct, n);
+  const verdict = n === 0 ? '—' : lo > chance ? 'above chance' : hi < chance ? 'below chance' : 'not distinguishable from chance';
+  return html`<tr><th scope="row">${name}</th><td class="num">${fmtInt(n)}</td><td class="num">${fmtInt(correct)}</td><td class="num">${fmtPct(acc)}</td><td class="num">${fmtPct(lo)} – ${fmtPct(hi)}</td><td class="num">${pp(acc - chance)}</td><td>${verdict}</td></tr>`;
+}
+
+function evaluationSection(m: ReportModel): Section {
+  const { evaluation, baseline, testSplitSize } = m.inputs;
+  const models: { name: string; data: EvalMetrics; color: string }[] = [];
+  if (evaluation.ok) models.push({ name: `convnet (${m.config.train.architecture}${evaluation.data.crops ? `, ${evaluation.data.crops} crop${evaluation.data.crops === 1 ? '' : 's'}` : ''})`, data: evaluation.data, color: COLORS.blue });
+  if (baseline.ok) models.push({ name: 'random forest (baseline)', data: baseline.data, color: COLORS.green });
+  const notes = [evaluation.ok ? '' : absent(evaluation, 'the convnet evaluation'), baseline.ok ? '' : absent(baseline, 'the random-forest baseline')];
+  const k = models[0]?.data.labels.length ?? m.inputs.genres.length;
+  const chance = k > 0 ? 1 / k : 0;
+  const rows = models.map((x) => evalRow(x.name, x.data, chance));
+  const chanceRow = html`<tr><th scope="row">chance (1/${k})</th><td class="num na">—</td><td class="num na">—</td><td class="num">${fmtPct(chance)}</td><td class="num na">—</td><td class="num">${pp(0)}</td><td></td></tr>`;
+  const study = STUDY_2015.map((s) => html`<tr class="reference"><th scope="row">${s.name}</th><td class="num">—</td><td class="num">—</td><td class="num">${fmtPct(s.accuracy)}</td><td class="num">not reported</td><td class="num">${pp(s.accuracy - 0.1)}</td><td>vs its chance of 10%</td></tr>`);
+  const table = html`<div class="table-wrap"><table class="comparison"><thead><tr><th>Model</th><th class="num">test images</th><th class="num">correct</th><th class="num">accuracy</th><th class="num">95% interval (Wilson)</th><th class="num">vs chance</th><th></th></tr></thead><tbody>${rows}${chanceRow}${study}</tbody></table></div>`;
+  const plot = intervalPlot(
+    [
+      ...models.map((x) => {
+        const { correct, n } = confusionTotals(x.data.confusionMatrix);
+        return { name: x.name, value: n ? correct / n : 0, interval: wilsonInterval(correct, n), color: x.color };
+      }),
+      ...STUDY_2015.map((s) => ({ name: s.name, value: s.accuracy, color: COLORS.grey, hollow: true })),
+    ],
+    chance,
+    'Test accuracy with 95% intervals; dashed line: chance of this run',
+  );
+  const lead = html`<p class="lead">Test-split accuracy with 95% Wilson score intervals, against chance (1/${k}) and, for context, the 2015 study's figures on 10 genres × 1,000 covers (hollow markers; its chance was 10%). A model is “above chance” when its whole interval lies above chance.</p>`;
+
+  // Confusion matrix.
+  let confusion: SafeHtml;
+  if (evaluation.ok) {
+    const e = evaluation.data;
+    const { n } = confusionTotals(e.confusionMatrix);
+    const check =
+      testSplitSize === null
+        ? html`<p>The matrix holds ${fmtInt(n)} test images.</p>`
+        : n === testSplitSize
+          ? html`<p class="check-ok">The matrix holds ${fmtInt(n)} images: the whole test split (${fmtInt(testSplitSize)}).</p>`
+          : html`<p class="check-bad">The matrix holds ${fmtInt(n)} images but the test split has ${fmtInt(testSplitSize)}: the evaluation is out of date or incomplete (rerun <code>covers make evaluate</code>).</p>`;
+    confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p class="lead">Rows: true genre; columns: predicted genre. Shading is the fraction of the row; the diagonal (outlined) holds the correct predictions.</p>${confusionHeatmap(e.labels, e.confusionMatrix, 'Confusion matrix of the convnet on the test split')}${check}</div>`;
+  } else confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3>${absent(evaluation, 'the convnet evaluation')}</div>`;
+
+  // Per-class accuracy.
+  let perClass: SafeHtml = html``;
+  if (models.length) {
+    const labels = models[0]!.data.labels;
+    const same = models.filter((x) => x.data.labels.join('\0') === labels.join('\0'));
+    const stats = same.map((x) => ({ ...x, pc: perClassFromMatrix(x.data.confusionMatrix) }));
+    const series: BarSeries[] = stats.map((x) => ({ name: x.name, color: x.color, values: x.pc.accuracy, intervals: x.pc.interval }));
+    const rowsPc = labels.map((l, i) => html`<tr><th scope="row">${l}</th><td class="num">${fmtInt(stats[0]!.pc.n[i]!)}</td>${stats.map((x) => {
+      const a = x.pc.accuracy[i];
+      const iv = x.pc.interval[i];
+      return a === null || a === undefined || !iv ? html`<td class="num na">—</td>` : html`<td class="num">${fmtPct(a)} <small>(${fmtPct(iv[0], 0)}–${fmtPct(iv[1], 0)})</small></td>`;
+    })}</tr>`);
+    perClass = html`<div id="per-class" class="subsection"><h3>Per-class accuracy against chance</h3><p class="lead">Accuracy (recall) per true genre with 95% intervals; the dashed line is chance (${fmtPct(chance)}).</p>${classBars(labels, series, chance, 'Per-class test accuracy')}<div class="table-wrap"><table class="per-class"><thead><tr><th>Genre</th><th class="num">test images</th>${stats.map((x) => html`<th class="num">${x.name}</th>`)}</tr></thead><tbody>${rowsPc}</tbody></table></div></div>`;
+  }
+  return section('evaluation', 'Evaluation', models.length > 0, [lead, notes, models.length ? [table, plot] : '', confusion, perClass]);
+}
+
+function reproSection(m: ReportModel): Section {
+  const { inputs, versions, config } = m;
+  const backends = [
+    `requested: ${config.train.backend}`,
+    inputs.evaluation.ok ? `evaluate: ${inputs.evaluation.data.backend}` : '',
+    inputs.baseline.ok ? `baseline: ${inputs.baseline.data.backend}` : '',
+  ].filter(Boolean).join(' · ');
+  const manifest = inputs.manifestSha256.ok ? html`<code>${inputs.manifestSha256.data}</code>` : html`<span class="na">not built yet (run <code>covers make download</code>)</span>`;
+  const facts = html`<dl class="kv"><dt>manifest.tsv sha256</dt><dd>${manifest}</dd><dt>resolved config sha256</dt><dd><code>${hashJson(config)}</code></dd><dt>bandcamp-covers</dt><dd>${versions.package}</dd><dt>Node.js</dt><dd>${versions.node}</dd><dt>sharp / libvips</dt><dd>${versions.sharp} / ${versions.libvips}</dd><dt>TensorFlow.js</dt><dd>${versions.tfjs}</dd><dt>backend</dt><dd>${backends}</dd><dt>generated</dt><dd>${m.generatedAt.toISOString()}</dd></dl>`;
+  let timings: SafeHtml;
+  if (!inputs.timings.ok) {
+    timings = inputs.timings.kind === 'missing' ? html`<p class="missing">No stage has been run through <code>covers make</code> yet (no pipeline.lock.json).</p>` : absent(inputs.timings, 'the pipeline lock file');
+  } else {
+    const t = inputs.timings.data;
+    const total = t.reduce((a, x) => a + (x.durationMs ?? 0), 0);
+    timings = html`<div class="table-wrap"><table class="timings"><thead><tr><th>Stage</th><th class="num">version</th><th class="num">duration</th><th>finished</th></tr></thead><tbody>${t.map((x) => html`<tr><th scope="row">${x.stage}</th><td class="num">${x.version ?? '—'}</td><td class="num">${x.durationMs === null ? '—' : fmtDuration(x.durationMs)}</td><td>${x.finishedAt ?? '—'}</td></tr>`)}</tbody><tfoot><tr><th scope="row">total</th><td></td><td class="num">${fmtDuration(total)}</td><td></td></tr></tfoot></table></div>`;
+  }
+  const cfg = html`<pre class="config">${JSON.stringify(config, null, 2)}</pre>`;
+  const lead = html`<p class="lead">What is needed to rebuild this result: the resolved configuration (write it to <code>covers.config.json</code>), the manifest (rebuild exactly these images with <code>--set select.fromManifest=manifest.tsv</code>), and the software versions.</p>`;
+  return section('reproducibility', 'Reproducibility', true, [lead, facts, html`<h3>Stage timings</h3>`, timings, html`<h3>Resolved configuration</h3>`, cfg]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Page
+
+/** Section ids and titles, in page order (the table of contents). */
+export const REPORT_SECTIONS = [
+  ['summary', 'Summary'],
+  ['funnel', 'Dataset funnel'],
+  ['covers', 'Contact sheets'],
+  ['mean', 'Per-pixel mean image'],
+  ['training', 'Training curves'],
+  ['evaluation', 'Evaluation'],
+  ['reproducibility', 'Reproducibility'],
+] as const;
+
+/** The Content-Security-Policy of the page: nothing may be loaded except inline styles and `data:` images. */
+export const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+
+/** Renders the page from a {@link ReportModel}. Pure: reads nothing. */
+export function renderHtml(m: ReportModel): string {
+  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), evaluationSection(m), reproSection(m)];
+  const state = (id: string) => sections.find((s) => s.id === id)?.ok ?? false;
+  const sub: Record<string, SafeHtml> = {
+    evaluation: html`<ol><li><a href="#confusion">Confusion matrix</a></li><li><a href="#per-class">Per-class accuracy</a></li></ol>`,
+  };
+  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${REPORT_SECTIONS.map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
+  const title = `Bandcamp album covers by genre — ${m.inputs.genres.length} genres`;
+  const page = html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${REPORT_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light">
+<meta name="referrer" content="no-referrer">
+<title>${title}</title>
+<style>${raw(REPORT_CSS)}</style>
+</head>
+<body>
+<header class="page"><h1>${title}</h1><p>${m.inputs.genres.join(' · ')}</p><p>Generated ${m.generatedAt.toISOString()} by bandcamp-covers ${m.versions.package}</p></header>
+<div class="layout">
+${toc}
+<main>
+${join(sections.map((s) => s.markup), '\n')}
+</main>
+</div>
+<footer class="page">Reference: “Learning about deep learning through album cover classification” (2015). Intervals are 95% Wilson score intervals.</footer>
+</body>
+</html>
+`;
+  return page.value;
+}

@@ -1,0 +1,40 @@
+/**
+ * Stage `report`: writes `DATA_DIR/report/index.html`, one self-contained page (inline CSS and SVG, images as
+ * `data:` URIs, no script, nothing fetched) with the dataset funnel per genre, contact sheets and the per-pixel mean
+ * read from the shards, training curves, the confusion matrix, per-class accuracy against chance, a comparison of the
+ * convnet, the random-forest baseline, chance and the 2015 study, and what is needed to reproduce the result.
+ *
+ * It is the final target (`covers make all`), so it depends on `evaluate` and `baseline` (and through them on every
+ * stage); on a partially built data directory (e.g. `buildReport` called directly) the missing sections say which
+ * `covers make` target builds them.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import type { Stage, StageContext } from '../pipeline/stage.ts';
+import { fmtBytes } from '../report/html.ts';
+import { buildReport } from '../report/render.ts';
+
+/** The declared output (a directory) and the page inside it, relative to the data directory. */
+export const REPORT_DIR = 'report';
+export const REPORT_PAGE = 'report/index.html';
+
+/** The `report` stage. */
+export const reportStage: Stage = {
+  name: 'report',
+  description: 'Write report/index.html: funnel, contact sheets, training curves, confusion matrix, comparison with chance and the 2015 study',
+  deps: ['evaluate', 'baseline'],
+  params: ['report', 'train.run'],
+  outputs: [REPORT_DIR],
+  version: 1,
+  async run(ctx: StageContext) {
+    const page = await buildReport({ dataDir: ctx.dataDir, config: ctx.config });
+    const dir = ctx.out(REPORT_DIR);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'index.html');
+    writeFileAtomic(file, page);
+    ctx.log.info(`wrote ${REPORT_PAGE} (${fmtBytes(statSync(file).size)})`);
+  },
+};
+
+export default reportStage;

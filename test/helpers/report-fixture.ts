@@ -1,0 +1,283 @@
+/**
+ * Test helper: builds a small, realistic data directory for the `report` stage, written with the real schema modules:
+ * 3 genres of real covers from `../shared/covers` preprocessed to 32×32 (`dataset/preprocess.ts`), candidates,
+ * labels, selection, manifest + rejected, splits, Arrow shards and the per-pixel mean, a training run's
+ * metrics.jsonl, the convnet's and the random forest's eval metrics, and a pipeline lock file.
+ *
+ * `partial: true` writes only the manifest and the shards (+ mean), as after `covers make mean`.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as arrow from 'apache-arrow';
+import { resolveConfig, type Config } from '../../pipeline/config.ts';
+import { sha256 } from '../../pipeline/fsutil.ts';
+import { preprocessImage } from '../../dataset/preprocess.ts';
+import { candidatesFormat, type CandidateRow } from '../../schemas/candidates.ts';
+import { labelsFormat, type LabelRow } from '../../schemas/labels.ts';
+import { manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../../schemas/manifest.ts';
+import { meanSchema } from '../../schemas/mean.ts';
+import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../../schemas/metrics.ts';
+import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
+import { shardFileName, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards.ts';
+import { defineTable } from '../../schemas/table.ts';
+
+/**
+ * `splits.arrow` as the report reads it (columns `genre` and `split`, one row per image). Replaced by the
+ * `split` stage's own format (`schemas/splits.ts`) once that lands.
+ */
+const splitsFormat = defineTable('splits', { item_id: 'int64', genre: 'utf8', art_id: 'int64', split: 'utf8' });
+
+/** Where the real covers are (`path<TAB>genre` in labels.tsv). */
+export const SHARED_COVERS = new URL('../../../shared/covers/', import.meta.url).pathname;
+
+/** Genres of the fixture: Bandcamp norm names that are also folders of the shared covers. */
+export const FIXTURE_GENRES = ['jazz', 'metal', 'pop'] as const;
+/** Images per genre per split in the fixture. */
+export const FIXTURE_PER_SPLIT: Record<SplitName, number> = { train: 8, validation: 2, test: 4 };
+/** Side of the fixture's images, in pixels. */
+export const FIXTURE_SIZE = 32;
+
+/** What {@link writeReportFixture} built. */
+export interface ReportFixture {
+  dataDir: string;
+  config: Config;
+  genres: string[];
+  /** Images in the test split (= the sum of the convnet's confusion matrix). */
+  testSize: number;
+  /** Rows of manifest.tsv. */
+  manifestRows: number;
+  /** Image rows in the shards (all splits). */
+  shardRows: number;
+}
+
+/** Options of {@link writeReportFixture}. */
+export interface ReportFixtureOptions {
+  /** Only the manifest, the shards and the mean (as after `covers make mean`). */
+  partial?: boolean;
+  /** A rejection reason to put in rejected.tsv verbatim (to test escaping). */
+  hostileReason?: string;
+}
+
+function coversOf(genre: string, n: number): string[] {
+  const lines = readFileSync(join(SHARED_COVERS, 'labels.tsv'), 'utf8').trim().split('\n').slice(1);
+  const paths = lines.map((l) => l.split('\t')).filter(([, g]) => g === genre).map(([p]) => join(SHARED_COVERS, p!));
+  if (paths.length < n) throw new Error(`fixture: only ${paths.length} ${genre} covers in ${SHARED_COVERS}, need ${n}`);
+  return paths.slice(0, n);
+}
+
+interface Img {
+  genre: string;
+  label: number;
+  itemId: number;
+  artId: number;
+  split: SplitName;
+  pixels: Uint8Array;
+  sha: string;
+}
+
+function shardBatch(schema: arrow.Schema, rows: readonly Img[]): arrow.RecordBatch {
+  const len = FIXTURE_SIZE * FIXTURE_SIZE * 3;
+  const n = rows.length;
+  const bytes = new Uint8Array(n * len);
+  rows.forEach((r, i) => bytes.set(r.pixels, i * len));
+  const f = schema.fields;
+  const int64 = (v: number[]) => arrow.makeData({ type: new arrow.Int64(), length: n, data: BigInt64Array.from(v.map(BigInt)) });
+  const utf8 = (v: string[]) => arrow.vectorFromArray(v, new arrow.Utf8()).data[0]!;
+  return new arrow.RecordBatch(
+    schema,
+    arrow.makeData({
+      type: new arrow.Struct(f),
+      length: n,
+      nullCount: 0,
+      children: [
+        arrow.makeData({ type: f[0]!.type as arrow.FixedSizeList, length: n, nullCount: 0, child: arrow.makeData({ type: new arrow.Uint8(), length: n * len, data: bytes }) }),
+        int64(rows.map((r) => r.label)),
+        utf8(rows.map((r) => r.genre)),
+        int64(rows.map((r) => r.itemId)),
+        int64(rows.map((r) => r.artId)),
+        utf8(rows.map((r) => r.sha)),
+      ],
+    }),
+  );
+}
+
+function writeMean(dataDir: string, train: readonly Img[]): void {
+  const S = FIXTURE_SIZE;
+  const acc = new Float64Array(S * S * 3);
+  for (const r of train) for (let j = 0; j < acc.length; j++) acc[j]! += r.pixels[j]!;
+  const mean = Float32Array.from(acc, (v) => v / train.length);
+  const chMean = [0, 1, 2].map((c) => {
+    let s = 0;
+    for (let j = c; j < mean.length; j += 3) s += mean[j]!;
+    return s / (S * S);
+  });
+  const schema = meanSchema(S);
+  const f = schema.fields;
+  const list = (i: number, child: arrow.Data) => arrow.makeData({ type: f[i]!.type as arrow.FixedSizeList, length: 1, nullCount: 0, child });
+  const f32 = (data: Float32Array) => arrow.makeData({ type: new arrow.Float32(), length: data.length, data });
+  const f64 = (data: Float64Array) => arrow.makeData({ type: new arrow.Float64(), length: data.length, data });
+  const batch = new arrow.RecordBatch(
+    schema,
+    arrow.makeData({
+      type: new arrow.Struct(f),
+      length: 1,
+      nullCount: 0,
+      children: [
+        list(0, f32(mean)),
+        list(1, f64(Float64Array.from(chMean))),
+        list(2, f64(new Float64Array([61.5, 58.25, 60.75]))),
+        arrow.makeData({ type: new arrow.Int64(), length: 1, data: new BigInt64Array([BigInt(train.length)]) }),
+        arrow.makeData({ type: new arrow.Int32(), length: 1, data: new Int32Array([S]) }),
+      ],
+    }),
+  );
+  writeFileSync(join(dataDir, 'shards', 'mean.arrow'), arrow.RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true));
+}
+
+/** A confusion matrix over `testPerClass` images per class whose diagonal holds `correct[k]`, the rest spread. */
+function confusion(k: number, testPerClass: number, correct: readonly number[]): number[][] {
+  return Array.from({ length: k }, (_, i) => {
+    const row = new Array<number>(k).fill(0);
+    row[i] = correct[i]!;
+    let rest = testPerClass - correct[i]!;
+    for (let j = 1; rest > 0; j++, rest--) row[(i + j) % k]!++;
+    return row;
+  });
+}
+
+function evalMetrics(model: string, labels: string[], matrix: number[][], extra: Partial<EvalMetrics>): EvalMetrics {
+  const n = matrix.flat().reduce((a, b) => a + b, 0);
+  const correct = matrix.reduce((a, row, i) => a + row[i]!, 0);
+  return {
+    model,
+    split: 'test',
+    n,
+    accuracy: correct / n,
+    accuracyInterval95: wilsonInterval(correct, n),
+    chance: 1 / labels.length,
+    labels,
+    perClassAccuracy: matrix.map((row, i) => row[i]! / row.reduce((a, b) => a + b, 0)),
+    confusionMatrix: matrix,
+    crops: null,
+    backend: 'cpu',
+    seconds: 1.5,
+    details: {},
+    ...extra,
+  };
+}
+
+/**
+ * Writes the fixture data directory (≈ 45 real covers at 32×32; takes well under a second).
+ * @param dataDir an empty directory.
+ */
+export async function writeReportFixture(dataDir: string, opts: ReportFixtureOptions = {}): Promise<ReportFixture> {
+  const genres = [...FIXTURE_GENRES];
+  const config = resolveConfig({ genres, perGenre: 14, image: { size: FIXTURE_SIZE }, train: { crop: 28, epochs: 8, run: 'fixture' }, report: { contactSheet: 12 } }, 'fixture');
+  const perGenre = SPLIT_NAMES.reduce((a, s) => a + FIXTURE_PER_SPLIT[s], 0);
+  mkdirSync(dataDir, { recursive: true });
+
+  // Real covers → [32, 32, 3] uint8, one per (genre, index); item ids are made up but unique.
+  const imgs: Img[] = [];
+  for (const [label, genre] of genres.entries()) {
+    const paths = coversOf(genre, perGenre);
+    for (const [i, path] of paths.entries()) {
+      const split: SplitName = i < FIXTURE_PER_SPLIT.train ? 'train' : i < FIXTURE_PER_SPLIT.train + FIXTURE_PER_SPLIT.validation ? 'validation' : 'test';
+      const pixels = new Uint8Array(await preprocessImage(path, { size: FIXTURE_SIZE, fit: 'cover', maxPixels: 50_000_000 }));
+      imgs.push({ genre, label, itemId: 1_000_000 * (label + 1) + i, artId: 3_000_000_000 + 1000 * label + i, split, pixels, sha: sha256(readFileSync(path)) });
+    }
+  }
+
+  // The manifest: every image kept by download (one of them later fails preprocessing in `shards`).
+  const manifest: ManifestRow[] = imgs.map((m) => ({
+    item_id: m.itemId, genre: m.genre, art_id: m.artId, url: `https://f4.bcbits.com/img/a${m.artId}_2.jpg`, sha256: m.sha, bytes: 20_000, width: 350, height: 350,
+  }));
+  manifestFormat.write(join(dataDir, 'manifest.tsv'), manifest);
+
+  // Shards: one image of metal's training split is rejected by `shards` (kept in the manifest, absent from shards).
+  const shardRejectedImg = imgs.find((m) => m.genre === 'metal' && m.split === 'train')!;
+  const inShards = imgs.filter((m) => m !== shardRejectedImg);
+  const schema = shardSchema(FIXTURE_SIZE, genres, 'fixture-config-hash');
+  for (const split of SPLIT_NAMES) {
+    const dir = join(dataDir, 'shards', split);
+    mkdirSync(dir, { recursive: true });
+    // Interleave genres, as a shuffled split would; 2 files of record batches of 5 rows.
+    const rows = inShards.filter((m) => m.split === split).sort((a, b) => (a.itemId % 1_000_000) - (b.itemId % 1_000_000) || a.label - b.label);
+    const half = Math.ceil(rows.length / 2);
+    const files = [rows.slice(0, half), rows.slice(half)];
+    files.forEach((part, fi) => {
+      const batches: arrow.RecordBatch[] = [];
+      for (let b = 0; b < part.length; b += 5) batches.push(shardBatch(schema, part.slice(b, b + 5)));
+      writeFileSync(join(dir, shardFileName(fi, files.length)), arrow.RecordBatchStreamWriter.writeAll(batches).toUint8Array(true));
+    });
+  }
+  writeFileSync(join(dataDir, 'shards', 'dataset_dict.json'), JSON.stringify({ splits: [...SPLIT_NAMES] }));
+  rejectedFormat.write(join(dataDir, 'shards', 'rejected.tsv'), [
+    { stage: 'shards', item_id: shardRejectedImg.itemId, genre: 'metal', art_id: shardRejectedImg.artId, url: null, reason: 'truncated', detail: 'VipsJpeg: premature end of JPEG image' },
+  ]);
+  writeMean(dataDir, inShards.filter((m) => m.split === 'train'));
+  const shardRows = inShards.length;
+
+  if (opts.partial) {
+    return { dataDir, config, genres, testSize: inShards.filter((m) => m.split === 'test').length, manifestRows: manifest.length, shardRows };
+  }
+
+  // discover → label → select: more candidates than exclusive albums, more selected than downloaded.
+  const candidates: CandidateRow[] = [];
+  const labels: LabelRow[] = [];
+  const selection: SelectionRow[] = [];
+  const rejected: RejectedRow[] = [];
+  for (const [gi, genre] of genres.entries()) {
+    const extra = [4, 6, 3][gi]!;
+    const ours = imgs.filter((m) => m.genre === genre);
+    const all = [...ours.map((m) => ({ itemId: m.itemId, artId: m.artId })), ...Array.from({ length: extra + 3 }, (_, j) => ({ itemId: 9_000_000 + 100 * gi + j, artId: 4_000_000_000 + 100 * gi + j }))];
+    all.forEach((a, rank) => {
+      candidates.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, item_url: `https://artist${gi}.bandcamp.com/album/a${a.itemId}`, title: `Album ${a.itemId}`, band_name: `Band ${gi}`, band_id: 500 + gi });
+      const exclusive = rank < all.length - extra;
+      labels.push({ item_id: a.itemId, genre, tags: exclusive ? [genre, 'experimental'] : [genre, genres[(gi + 1) % 3]!], exclusive, reason: exclusive ? 'exclusive' : `multi-genre:${genre},${genres[(gi + 1) % 3]}` });
+      if (exclusive) selection.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, url: null, sha256: null });
+    });
+    // The 3 exclusive extras were tried by download and rejected.
+    for (const [j, reason] of ['http-404', 'duplicate-of:1000001', opts.hostileReason ?? 'not-an-image'].entries()) {
+      rejected.push({ stage: 'download', item_id: 9_000_000 + 100 * gi + j, genre, art_id: 4_000_000_000 + 100 * gi + j, url: `https://f4.bcbits.com/img/a${4_000_000_000 + 100 * gi + j}_2.jpg`, reason: gi === 0 || j === 0 ? reason : 'http-404', detail: '' });
+    }
+  }
+  candidatesFormat.write(join(dataDir, 'candidates.arrow'), candidates);
+  labelsFormat.write(join(dataDir, 'labels.arrow'), labels);
+  selectionFormat.write(join(dataDir, 'selection.arrow'), selection, { mode: 'crawl' });
+  rejectedFormat.write(join(dataDir, 'rejected.tsv'), rejected);
+  splitsFormat.write(join(dataDir, 'splits.arrow'), imgs.map((m) => ({ item_id: m.itemId, genre: m.genre, art_id: m.artId, split: m.split })));
+  const testSize = imgs.filter((m) => m.split === 'test').length;
+
+  // A training run of 8 epochs with one learning-rate drop.
+  const epochs: EpochMetrics[] = Array.from({ length: 8 }, (_, i) => ({
+    epoch: i + 1,
+    trainLoss: 1.1 * Math.exp(-0.18 * i) + 0.05,
+    trainAccuracy: Math.min(1, 0.34 + 0.08 * i),
+    validationLoss: 1.1 - 0.04 * i + (i > 5 ? 0.05 : 0),
+    validationAccuracy: [0.33, 0.33, 0.5, 0.5, 0.67, 0.5, 0.67, 0.67][i]!,
+    learningRate: i < 5 ? 0.01 : 0.001,
+    seconds: 2 + i * 0.1,
+    imagesPerSecond: 12 + i,
+  }));
+  mkdirSync(join(dataDir, 'models', 'fixture'), { recursive: true });
+  writeFileSync(join(dataDir, 'models', 'fixture', 'metrics.jsonl'), epochs.map((e) => JSON.stringify(e)).join('\n') + '\n');
+
+  mkdirSync(join(dataDir, 'eval'), { recursive: true });
+  const testPer = FIXTURE_PER_SPLIT.test;
+  writeFileSync(join(dataDir, 'eval', 'metrics.json'), JSON.stringify(evalMetrics('convnet', genres, confusion(3, testPer, [3, 2, 1]), { crops: 10, backend: 'wasm', details: { run: 'fixture' } }), null, 2));
+  writeFileSync(join(dataDir, 'eval', 'baseline.json'), JSON.stringify(evalMetrics('random-forest', genres, confusion(3, testPer, [2, 1, 1]), { backend: 'ml-random-forest' }), null, 2));
+
+  // The runner's lock file (only the fields the report reads matter).
+  const stages = ['discover', 'label', 'select', 'download', 'split', 'shards', 'mean', 'train', 'evaluate', 'baseline'];
+  const t0 = Date.parse('2026-05-25T10:00:00Z');
+  let t = t0;
+  const entries = Object.fromEntries(stages.map((s, i) => {
+    const durationMs = [42_000, 9_500, 120, 310_000, 80, 12_300, 900, 3_725_000, 61_000, 8_400][i]!;
+    const startedAt = new Date(t).toISOString();
+    t += durationMs;
+    return [s, { version: 1, params: {}, paramsHash: 'x', deps: {}, extraInputs: {}, outputs: {}, outputsHash: 'y', startedAt, finishedAt: new Date(t).toISOString(), durationMs }];
+  }));
+  writeFileSync(join(dataDir, 'pipeline.lock.json'), JSON.stringify({ lockVersion: 1, stages: entries }, null, 2));
+
+  return { dataDir, config, genres, testSize, manifestRows: manifest.length, shardRows };
+}
