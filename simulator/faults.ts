@@ -1,0 +1,114 @@
+/**
+ * Fault injection for the simulator: the `--faults` spec, and deterministic decisions by seed.
+ *
+ * Transient faults (`429`, `503`, `reset`, `slow`, `challenge`, `stripped`) depend on the request key (method, path,
+ * body) AND its attempt number (how many times the same key was requested before), so a retry can succeed.
+ * Content faults are fixed per item: image faults per `art_id`, `404` per album `item_id`.
+ * Each group is drawn once per decision and mutually exclusive inside the group, so the rates are exact shares.
+ */
+import { unit } from './rng.ts';
+
+/** Transient faults, in the order they are drawn. */
+export const TRANSIENT_FAULTS = ['429', '503', 'reset', 'slow', 'challenge', 'stripped'] as const;
+export type TransientFault = (typeof TRANSIENT_FAULTS)[number];
+
+/** Per-image content faults (fixed per `art_id`). */
+export const IMAGE_FAULTS = ['truncated', 'corrupt', 'cmyk', 'grayscale', 'progressive', 'png-alpha', 'bomb', 'dup-album', 'dup-genre'] as const;
+export type ImageFault = (typeof IMAGE_FAULTS)[number];
+
+/** Per-album content faults (fixed per `item_id`). */
+export const ALBUM_FAULTS = ['404'] as const;
+export type AlbumFault = (typeof ALBUM_FAULTS)[number];
+
+export type FaultName = TransientFault | ImageFault | AlbumFault;
+export const ALL_FAULTS: readonly FaultName[] = [...TRANSIENT_FAULTS, ...IMAGE_FAULTS, ...ALBUM_FAULTS];
+
+/** Rates (0..1) per fault name; absent = 0. */
+export type FaultRates = Partial<Record<FaultName, number>>;
+
+/** Help text of the `--faults` syntax (printed by `covers simulate --help`). */
+export const FAULTS_HELP = `--faults SPEC: comma-separated NAME=RATE pairs, RATE a share in [0,1], e.g.
+  --faults 429=0.05,503=0.02,reset=0.01,slow=0.05,challenge=0.02,stripped=0.02,truncated=0.01,corrupt=0.01
+Transient faults (drawn per request key AND attempt number, so a retry can succeed; the rates of one
+request add up, at most 1):
+  429        HTTP 429 with a Retry-After header (seconds, --retry-after)       all endpoints
+  503        HTTP 503 (Varnish error page)                                    all endpoints
+  reset      the TCP connection is destroyed without a response               all endpoints
+  slow       the response is delayed by --slow-ms milliseconds                all endpoints
+  challenge  HTTP 200 "Client Challenge" page (/_fs-ch-…)                     album pages, tralbum_details
+  stripped   HTTP 200 album page without script[data-tralbum]               album pages
+Content faults (fixed per item, the same on every request):
+  truncated  the image bytes are cut short                                    per art_id
+  corrupt    the image header is garbled (undecodable)                        per art_id
+  cmyk       a CMYK JPEG                                                      per art_id
+  grayscale  a one-channel (greyscale) JPEG                                   per art_id
+  progressive a progressive JPEG                                              per art_id
+  png-alpha  a PNG with an alpha channel, served as .jpg (image/jpeg)         per art_id
+  bomb       a small JPEG whose header declares 60000x60000 pixels            per art_id
+  dup-album  the same image bytes as another album of the same genre          per art_id (catalogue)
+  dup-genre  the same image bytes as an album of another genre                per art_id (catalogue)
+  404        the album's page, tralbum_details and cover answer 404            per item_id
+The image faults of one art_id are exclusive (their rates add up, at most 1).`;
+
+/**
+ * Parses a `--faults` spec (`429=0.05,reset=0.01`).
+ * @throws Error naming the bad pair and what was expected.
+ */
+export function parseFaultSpec(spec: string | undefined): FaultRates {
+  const rates: FaultRates = {};
+  if (!spec || spec.trim() === '') return rates;
+  for (const part of spec.split(',')) {
+    const p = part.trim();
+    if (p === '') continue;
+    const m = /^([a-z0-9-]+)=([0-9]*\.?[0-9]+(?:e-?\d+)?)$/i.exec(p);
+    if (!m) throw new Error(`--faults: "${p}" is not NAME=RATE (e.g. 429=0.05)`);
+    const name = m[1]!.toLowerCase() as FaultName;
+    if (!ALL_FAULTS.includes(name)) throw new Error(`--faults: unknown fault "${m[1]}"; known: ${ALL_FAULTS.join(', ')}`);
+    const rate = Number(m[2]);
+    if (!(rate >= 0 && rate <= 1)) throw new Error(`--faults: rate of "${name}" must be in [0,1], got ${m[2]}`);
+    rates[name] = rate;
+  }
+  const sum = (names: readonly FaultName[]): number => names.reduce((s, n) => s + (rates[n] ?? 0), 0);
+  if (sum(TRANSIENT_FAULTS) > 1 + 1e-9) throw new Error(`--faults: the transient fault rates add up to more than 1`);
+  if (sum(IMAGE_FAULTS) > 1 + 1e-9) throw new Error(`--faults: the image fault rates add up to more than 1`);
+  return rates;
+}
+
+/** Formats rates back into a spec string. */
+export function formatFaultSpec(rates: FaultRates): string {
+  return ALL_FAULTS.filter((n) => (rates[n] ?? 0) > 0).map((n) => `${n}=${rates[n]}`).join(',');
+}
+
+function drawFrom<T extends FaultName>(names: readonly T[], rates: FaultRates, u: number, allowed?: (n: T) => boolean): T | null {
+  let acc = 0;
+  for (const n of names) {
+    const r = rates[n] ?? 0;
+    if (r <= 0) continue;
+    acc += r;
+    if (u < acc) return allowed && !allowed(n) ? null : n;
+  }
+  return null;
+}
+
+/** Deterministic fault decisions for one seed and one set of rates. */
+export class FaultPlan {
+  constructor(readonly rates: FaultRates, readonly seed: number) {}
+
+  /**
+   * The transient fault for the `attempt`-th request (0-based) of a request key, or null.
+   * @param applicable which faults apply to this endpoint (others draw "no fault").
+   */
+  transient(key: string, attempt: number, applicable: (f: TransientFault) => boolean): TransientFault | null {
+    return drawFrom(TRANSIENT_FAULTS, this.rates, unit('transient', this.seed, key, attempt), applicable);
+  }
+
+  /** The content fault of an image (`art_id`), or null. */
+  image(artId: number): ImageFault | null {
+    return drawFrom(IMAGE_FAULTS, this.rates, unit('image', this.seed, artId));
+  }
+
+  /** The content fault of an album (`item_id`), or null. */
+  album(itemId: number): AlbumFault | null {
+    return drawFrom(ALBUM_FAULTS, this.rates, unit('album', this.seed, itemId));
+  }
+}

@@ -1,0 +1,402 @@
+/**
+ * The Bandcamp simulator: a loopback HTTP server that answers like bandcamp.com and f4.bcbits.com do in 2026
+ * (REFERENCE.md §2.4, §2.7, §3, §4, §5), with deterministic fault injection and a request log.
+ *
+ * Endpoints (all on both listeners; `origin` plays bandcamp.com, `imageOrigin` plays f4.bcbits.com):
+ * - `POST /api/discover/1/discover_web` (body: `DiscoverWebRequestSchema`; `tag_norm_names` ANDed over an item's
+ *   tags; `slice` top/new/rand orders deterministically; opaque base64 `cursor`, `"*"` first; `size`;
+ *   `include_result_types`). `category_id`, `geoname_id` and `time_facet_id` are accepted and ignored.
+ * - album pages at each result's `item_url` path (`/album/<band>-<slug>`), 404 pages elsewhere;
+ * - `GET /api/mobile/22/tralbum_details?band_id&tralbum_type=a&tralbum_id`;
+ * - `GET|HEAD /img/a<art_id>_<format>.jpg` (zero-padded or not).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { DISCOVER_WEB_PATH, DiscoverWebRequestSchema, TRALBUM_DETAILS_PATH, type DiscoverWebRequest } from '../bandcamp/api.ts';
+import { Catalog, DEFAULT_SIM_GENRES, dirCatalog, syntheticCatalog, type SimAlbum } from './catalog.ts';
+import { FaultPlan, parseFaultSpec, type FaultRates, type TransientFault } from './faults.ts';
+import { ImageService } from './images.ts';
+import { albumPageHtml, challengeHtml, discoverResult, notFoundHtml, tralbumDetailsJson, varnishErrorHtml, type SiteUrls } from './pages.ts';
+import { hash32, unit } from './rng.ts';
+
+/** Options of {@link startSimulator}; every field has a default. */
+export interface SimulatorOptions {
+  /** Port of the site listener (`origin`); 0 (default) picks a free one. */
+  port?: number;
+  /** Port of the image listener (`imageOrigin`); default 0 (free port). */
+  imagePort?: number;
+  /** Interface to listen on (default `127.0.0.1`). */
+  host?: string;
+  /** `synthetic` (default) or the path of a folder with `labels.tsv` (`path<TAB>genre`). */
+  catalog?: string;
+  /** Synthetic catalogue genres (tag norm names); default the 2015 study's ten. */
+  genres?: string[];
+  /** Synthetic albums per genre (default 300). */
+  perGenre?: number;
+  /** Share of synthetic albums also tagged with one or two other genres (default 0.1). */
+  overlap?: number;
+  /** Share of synthetic albums without cover art (default 0.02). */
+  noArt?: number;
+  /** Synthetic merch items per genre, as a share of `perGenre` (default 0.02). */
+  merch?: number;
+  /** DIR catalogue: keep at most this many rows per genre (default all). */
+  dirLimit?: number;
+  /** Fault rates, or a `--faults` spec string (see `FAULTS_HELP`). Default none. */
+  faults?: FaultRates | string;
+  /** Seed of every choice (default 0). */
+  seed?: number;
+  /** Append every request to this file as a JSON line. */
+  logFile?: string;
+  /** `Retry-After` of injected 429s, in seconds (default 1). */
+  retryAfterSeconds?: number;
+  /** Delay of the `slow` fault, in ms (default 1500). */
+  slowMs?: number;
+  /** Encoded-image cache budget, in bytes (default 256 MiB). */
+  cacheBytes?: number;
+  /** Keep the request log in memory (`Simulator.log`; default true). */
+  keepLog?: boolean;
+}
+
+/** One request, as logged. */
+export interface RequestLogEntry {
+  /** Arrival time, ms since the epoch. */
+  time: number;
+  method: string;
+  /** Path and query string. */
+  path: string;
+  /** HTTP status sent; 0 when the connection was reset (`reset` fault). */
+  status: number;
+  /** The fault injected (transient or content), or null. */
+  fault: string | null;
+  /** Which listener: `site` (origin) or `img` (imageOrigin). */
+  host: 'site' | 'img';
+  /** 0-based attempt number of this request key (method, path, body). */
+  attempt: number;
+  /** Time to answer, ms. */
+  ms: number;
+}
+
+/** A running simulator. */
+export interface Simulator {
+  /** Same as `origin`. */
+  url: string;
+  /** `http://127.0.0.1:PORT`: plays `https://bandcamp.com` (config `bandcamp.origin`). */
+  origin: string;
+  /** `http://127.0.0.1:PORT2`: plays `https://f4.bcbits.com` (config `bandcamp.imageOrigin`). */
+  imageOrigin: string;
+  /** Every request so far (when `keepLog`). */
+  log: RequestLogEntry[];
+  catalog: Catalog;
+  images: ImageService;
+  /** The resolved fault rates. */
+  faults: FaultRates;
+  /** Stops both listeners and closes open connections. */
+  close(): Promise<void>;
+}
+
+type Endpoint = 'discover' | 'details' | 'page' | 'image' | 'other';
+
+const TRANSIENT_APPLIES: Record<Endpoint, (f: TransientFault) => boolean> = {
+  discover: (f) => f !== 'challenge' && f !== 'stripped',
+  details: (f) => f !== 'stripped',
+  page: () => true,
+  image: (f) => f !== 'challenge' && f !== 'stripped',
+  other: () => false,
+};
+
+/** A sorted listing: items in cursor order with their sort keys. */
+interface Listing {
+  items: SimAlbum[];
+  keys: number[];
+}
+
+const CURSOR_PREFIX = Buffer.from([0x02, 0x83, 0x08]);
+
+/**
+ * An opaque cursor like Bandcamp's (`AoMI…`, base64, ending in `a<item_id>`, REFERENCE.md §2.4): bytes
+ * `02 83 08`, the sort key (float64 BE), `2b`, then `a<item_id>`. It means "after this item".
+ */
+export function encodeCursor(key: number, itemId: number): string {
+  const b = Buffer.alloc(12);
+  CURSOR_PREFIX.copy(b, 0);
+  b.writeDoubleBE(key, 3);
+  b[11] = 0x2b;
+  return Buffer.concat([b, Buffer.from(`a${itemId}`, 'latin1')]).toString('base64');
+}
+
+/** Decodes {@link encodeCursor}; null when the string is not such a cursor. */
+export function decodeCursor(cursor: string): { key: number; itemId: number } | null {
+  const b = Buffer.from(cursor, 'base64');
+  if (b.length < 14 || !b.subarray(0, 3).equals(CURSOR_PREFIX) || b[11] !== 0x2b || b[12] !== 0x61) return null;
+  const id = b.subarray(13).toString('latin1');
+  if (!/^\d+$/.test(id)) return null;
+  return { key: b.readDoubleBE(3), itemId: Number(id) };
+}
+
+function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > limit) {
+        reject(new Error('body too large'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts the simulator on 127.0.0.1 (two listeners: site and images).
+ * @throws Error when the catalogue folder or the faults spec is invalid, or a port is taken.
+ */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const seed = options.seed ?? 0;
+  const rates = typeof options.faults === 'string' ? parseFaultSpec(options.faults) : { ...(options.faults ?? {}) };
+  const plan = new FaultPlan(rates, seed);
+  const catalogOpt = options.catalog ?? 'synthetic';
+  const catalog =
+    catalogOpt === 'synthetic'
+      ? syntheticCatalog(
+          {
+            genres: options.genres ?? DEFAULT_SIM_GENRES,
+            perGenre: options.perGenre ?? 300,
+            overlap: options.overlap ?? 0.1,
+            noArt: options.noArt ?? 0.02,
+            merch: options.merch ?? 0.02,
+            seed,
+          },
+          plan,
+        )
+      : dirCatalog(catalogOpt, seed, plan, options.dirLimit);
+  const images = new ImageService(catalog, { seed, cacheBytes: options.cacheBytes });
+  const retryAfter = options.retryAfterSeconds ?? 1;
+  const slowMs = options.slowMs ?? 1500;
+  const keepLog = options.keepLog ?? true;
+  const log: RequestLogEntry[] = [];
+  const logStream: WriteStream | null = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : null;
+  const attempts = new Map<string, number>();
+  const listings = new Map<string, Listing>();
+  const site: SiteUrls = { origin: '', imageOrigin: '' };
+
+  const listingFor = (q: DiscoverWebRequest): Listing => {
+    const tags = [...new Set(q.tag_norm_names)].sort();
+    const types = [...new Set(q.include_result_types)].sort();
+    const k = `${q.slice}|${tags.join(',')}|${types.join(',')}`;
+    const cached = listings.get(k);
+    if (cached) return cached;
+    const sortKey = (a: SimAlbum): number =>
+      q.slice === 'new' ? -a.releaseDate : unit(q.slice, seed, a.itemId);
+    const items = catalog.albums
+      .filter((a) => types.includes(a.resultType))
+      .filter((a) => {
+        const have = new Set([...a.tags.map((t) => t.normName), ...(a.location ? [a.location.tag.normName] : [])]);
+        return tags.every((t) => have.has(t));
+      })
+      .map((a) => ({ a, key: sortKey(a) }))
+      .sort((x, y) => x.key - y.key || x.a.itemId - y.a.itemId);
+    const listing = { items: items.map((x) => x.a), keys: items.map((x) => x.key) };
+    if (listings.size >= 64) listings.delete(listings.keys().next().value!);
+    listings.set(k, listing);
+    return listing;
+  };
+
+  const send = (res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}, head = false): void => {
+    const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    res.writeHead(status, {
+      'content-type': type,
+      'content-length': String(buf.length),
+      server: 'nginx',
+      via: '1.1 varnish, 1.1 varnish',
+      'x-served-by': 'cache-sim1, cache-sim2',
+      ...headers,
+    });
+    res.end(head ? undefined : buf);
+  };
+  const json = (res: ServerResponse, status: number, v: unknown): void => send(res, status, 'application/json; charset=utf-8', JSON.stringify(v));
+  const html = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void =>
+    send(res, status, 'text/html; charset=UTF-8', body, headers);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, host: 'site' | 'img'): Promise<void> => {
+    const time = Date.now();
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const path = url.pathname;
+    let body = '';
+    if (method === 'POST') {
+      try {
+        body = await readBody(req);
+      } catch {
+        json(res, 413, { error: true, error_message: 'body too large' });
+        return;
+      }
+    }
+    const endpoint: Endpoint =
+      path === DISCOVER_WEB_PATH ? 'discover'
+      : path === TRALBUM_DETAILS_PATH ? 'details'
+      : /^\/img\//.test(path) ? 'image'
+      : /^\/(album|merch)\//.test(path) ? 'page'
+      : 'other';
+    const key = `${method} ${req.url ?? '/'}${body ? ` ${body}` : ''}`;
+    const attempt = attempts.get(key) ?? 0;
+    attempts.set(key, attempt + 1);
+    let fault: string | null = plan.transient(key, attempt, TRANSIENT_APPLIES[endpoint]);
+    const finish = (): void => {
+      const entry: RequestLogEntry = { time, method, path: req.url ?? '/', status: res.headersSent ? res.statusCode : 0, fault, host, attempt, ms: Date.now() - time };
+      if (keepLog) log.push(entry);
+      logStream?.write(`${JSON.stringify(entry)}\n`);
+    };
+    res.on('close', finish);
+
+    switch (fault) {
+      case '429':
+        send(res, 429, 'application/json; charset=utf-8', JSON.stringify({ error: true, error_message: 'Too Many Requests' }), { 'retry-after': String(retryAfter) });
+        return;
+      case '503':
+        html(res, 503, varnishErrorHtml(503, 'Service Unavailable', 54113), { 'retry-after': '0' });
+        return;
+      case 'reset':
+        req.socket.destroy();
+        return;
+      case 'challenge':
+        html(res, 200, challengeHtml(hash32(key).toString(36)), { 'cache-control': 'no-store' });
+        return;
+      case 'slow':
+        await sleep(slowMs);
+        break;
+      default:
+        break;
+    }
+
+    if (endpoint === 'discover') {
+      if (method !== 'POST') return json(res, 405, { error: true, error_message: 'POST only' });
+      let raw: unknown;
+      try {
+        raw = JSON.parse(body || '{}');
+      } catch {
+        return json(res, 400, { error: true, error_message: 'invalid JSON body' });
+      }
+      const parsed = DiscoverWebRequestSchema.safeParse(raw);
+      if (!parsed.success) return json(res, 400, { error: true, error_message: parsed.error.message });
+      const q = parsed.data;
+      const listing = listingFor(q);
+      let start = 0;
+      if (q.cursor !== '*') {
+        const c = decodeCursor(q.cursor);
+        if (!c) return json(res, 400, { error: true, error_message: `invalid cursor ${JSON.stringify(q.cursor)}` });
+        // first position strictly after (key, item_id), by binary search
+        let lo = 0;
+        let hi = listing.items.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          const k = listing.keys[mid]!;
+          if (k < c.key || (k === c.key && listing.items[mid]!.itemId <= c.itemId)) lo = mid + 1;
+          else hi = mid;
+        }
+        start = lo;
+      }
+      const page = listing.items.slice(start, start + q.size);
+      const end = start + page.length;
+      const last = page.at(-1);
+      return json(res, 200, {
+        results: page.map((a) => discoverResult(site, a)),
+        result_count: listing.items.length,
+        batch_result_count: page.length,
+        cursor: last && end < listing.items.length ? encodeCursor(listing.keys[end - 1]!, last.itemId) : null,
+      });
+    }
+
+    if (endpoint === 'details') {
+      const id = Number(url.searchParams.get('tralbum_id'));
+      const a = catalog.byItemId.get(id);
+      const bandId = url.searchParams.get('band_id');
+      const type = url.searchParams.get('tralbum_type') ?? 'a';
+      if (!a || a.resultType !== 'a' || type !== 'a' || (bandId !== null && Number(bandId) !== a.bandId) || catalog.albumFaultsOf(a.itemId).includes('404')) {
+        if (a && catalog.albumFaultsOf(a.itemId).includes('404')) fault = '404';
+        return json(res, 404, { error: true, error_message: `No such tralbum: tralbum_id=${url.searchParams.get('tralbum_id')} tralbum_type=${type}` });
+      }
+      return json(res, 200, tralbumDetailsJson(site, a));
+    }
+
+    if (endpoint === 'page') {
+      const a = catalog.albumAt(path);
+      if (!a || a.resultType !== 'a') return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+      if (catalog.albumFaultsOf(a.itemId).includes('404')) {
+        fault = '404';
+        return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+      }
+      return html(res, 200, albumPageHtml(site, a, fault === 'stripped'));
+    }
+
+    if (endpoint === 'image') {
+      const m = /^\/img\/a(\d{1,12})_(\d+)\.(?:jpg|jpeg|png|webp)$/.exec(path);
+      if (!m || (method !== 'GET' && method !== 'HEAD')) return send(res, 404, 'text/plain', 'Not Found');
+      const artId = Number(m[1]);
+      const img = await images.get(artId, Number(m[2]));
+      if (!img) {
+        const album = catalog.byArtId.get(artId);
+        if (album && catalog.albumFaultsOf(album.itemId).includes('404')) fault = '404';
+        return send(res, 404, 'text/plain', 'Not Found', {}, method === 'HEAD');
+      }
+      fault ??= img.fault;
+      return send(res, 200, img.contentType, img.bytes, { 'cache-control': 'public, max-age=31536000', 'accept-ranges': 'bytes' }, method === 'HEAD');
+    }
+
+    if (path === '/' || path === '') return html(res, 200, '<!DOCTYPE html><html><head><title>Bandcamp simulator</title></head><body>Bandcamp simulator</body></html>');
+    return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+  };
+
+  const makeServer = (host: 'site' | 'img'): Server =>
+    createServer((req, res) => {
+      handle(req, res, host).catch((e: unknown) => {
+        if (!res.headersSent) send(res, 500, 'text/plain', `simulator error: ${(e as Error).message}`);
+        else res.destroy();
+      });
+    });
+  const listen = (server: Server, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  const siteServer = makeServer('site');
+  const imgServer = makeServer('img');
+  const bindHost = options.host ?? '127.0.0.1';
+  const sitePort = await listen(siteServer, options.port ?? 0);
+  let imgPort: number;
+  try {
+    imgPort = await listen(imgServer, options.imagePort ?? 0);
+  } catch (e) {
+    siteServer.close();
+    throw e;
+  }
+  site.origin = `http://${bindHost}:${sitePort}`;
+  site.imageOrigin = `http://${bindHost}:${imgPort}`;
+
+  const closeServer = (s: Server): Promise<void> =>
+    new Promise((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  return {
+    url: site.origin,
+    origin: site.origin,
+    imageOrigin: site.imageOrigin,
+    log,
+    catalog,
+    images,
+    faults: rates,
+    async close() {
+      await Promise.all([closeServer(siteServer), closeServer(imgServer)]);
+      if (logStream) await new Promise<void>((r) => logStream.end(() => r()));
+    },
+  };
+}
