@@ -172,8 +172,9 @@ export function readEpochMetrics(path: string): { epochs: EpochMetrics[]; warnin
   return { epochs: [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch), warnings };
 }
 
-function readEval(path: string, stage: string): Part<EvalMetrics> {
-  if (!existsSync(path)) return missing(stage, path);
+function readEval(dataDir: string, rel: string, stage: string): Part<EvalMetrics> {
+  const path = join(dataDir, rel);
+  if (!existsSync(path)) return missing(stage, rel);
   try {
     const parsed = EvalMetricsSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
     if (!parsed.success) throw new Error(parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
@@ -184,7 +185,7 @@ function readEval(path: string, stage: string): Part<EvalMetrics> {
     }
     return { ok: true, data: m };
   } catch (e) {
-    return failed(stage, path, e);
+    return failed(stage, rel, e);
   }
 }
 
@@ -290,8 +291,8 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     manifestRows,
     testSplitSize,
     training,
-    evaluation: readEval(p('eval/metrics.json'), 'evaluate'),
-    baseline: readEval(p('eval/baseline.json'), 'baseline'),
+    evaluation: readEval(dataDir, 'eval/metrics.json', 'evaluate'),
+    baseline: readEval(dataDir, 'eval/baseline.json', 'baseline'),
     timings,
   };
 }

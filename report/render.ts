@@ -357,10 +357,10 @@ function evaluationSection(m: ReportModel): Section {
           ? html`<p class="check-ok">The matrix holds ${fmtInt(n)} images: the whole test split (${fmtInt(testSplitSize)}).</p>`
           : html`<p class="check-bad">The matrix holds ${fmtInt(n)} images but the test split has ${fmtInt(testSplitSize)}: the evaluation is out of date or incomplete (rerun <code>covers make evaluate</code>).</p>`;
     confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p class="lead">Rows: true genre; columns: predicted genre. Shading is the fraction of the row; the diagonal (outlined) holds the correct predictions.</p>${confusionHeatmap(e.labels, e.confusionMatrix, 'Confusion matrix of the convnet on the test split')}${check}</div>`;
-  } else confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3>${absent(evaluation, 'the convnet evaluation')}</div>`;
+  } else confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p>Shown once the convnet evaluation (above) is built.</p></div>`;
 
   // Per-class accuracy.
-  let perClass: SafeHtml = html``;
+  let perClass = html`<div id="per-class" class="subsection"><h3>Per-class accuracy against chance</h3><p>Shown once the convnet evaluation or the baseline is built.</p></div>`;
   if (models.length) {
     const labels = models[0]!.data.labels;
     const same = models.filter((x) => x.data.labels.join('\0') === labels.join('\0'));

@@ -33,7 +33,7 @@ pre { background: var(--panel); padding: 12px 14px; border-radius: 4px; overflow
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 14px; }
 th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 thead th { border-bottom: 2px solid #b9c2c9; font-weight: 600; vertical-align: bottom; }
-table.funnel thead th { max-width: 7.5em; }
+table.funnel thead th { max-width: 7.5em; white-space: normal; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 tfoot td, tfoot th { border-top: 2px solid #b9c2c9; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }

@@ -38,10 +38,12 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   const rawStep = (max - min) / Math.max(1, count);
   const mag = 10 ** Math.floor(Math.log10(rawStep));
   const step = ([1, 2, 5, 10].map((m) => m * mag).find((s) => s >= rawStep) ?? 10 * mag);
-  const lo = Math.floor(min / step + 1e-9) * step;
-  const hi = Math.ceil(max / step - 1e-9) * step;
+  const lo = Math.floor(min / step + 1e-9);
+  const hi = Math.ceil(max / step - 1e-9);
+  // Round to the step's decimals, so 3 × 0.2 prints as 0.6, not 0.6000000000000001.
+  const decimals = Math.max(0, -Math.floor(Math.log10(step)) + 1);
   const ticks: number[] = [];
-  for (let v = lo; v <= hi + step / 2; v += step) ticks.push(Math.round(v / step) * step);
+  for (let i = lo; i <= hi; i++) ticks.push(Number((i * step).toFixed(decimals)));
   return ticks;
 }
 
