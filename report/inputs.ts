@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as arrow from 'apache-arrow';
 import type { Config } from '../pipeline/config.ts';
 import { sha256File } from '../pipeline/fsutil.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
@@ -14,6 +13,7 @@ import { selectionFormat } from '../schemas/selection.ts';
 import { manifestFormat, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
 import { EpochMetricsSchema, EvalMetricsSchema, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 
 /** A part of the report: its data, or why it is absent. */
 export type Part<T> =
@@ -93,19 +93,13 @@ export function countGenres<R extends { genre: string | null }>(rows: readonly R
   return counts;
 }
 
-/** Counts rows per genre and split of `splits.arrow` (columns `genre`, `split`). */
-export function countSplits(path: string): Record<string, Record<SplitName, number>> {
-  const table = arrow.tableFromIPC(readFileSync(path));
-  const genre = table.getChild('genre');
-  const split = table.getChild('split');
-  if (!genre || !split) throw new Error(`expected columns "genre" and "split" (found ${table.schema.fields.map((f) => f.name).join(', ')})`);
+/** Counts images per genre and split of `splits.arrow` (`schemas/splits.ts`); rows with another split name are ignored. */
+export function countSplits(rows: readonly SplitRow[]): Record<string, Record<SplitName, number>> {
   const out: Record<string, Record<SplitName, number>> = {};
-  for (let i = 0; i < table.numRows; i++) {
-    const g = genre.get(i) as string | null;
-    const s = split.get(i) as string | null;
-    if (g === null || s === null || !(SPLIT_NAMES as readonly string[]).includes(s)) continue;
-    out[g] ??= { train: 0, validation: 0, test: 0 };
-    out[g][s as SplitName]++;
+  for (const { genre, split } of rows) {
+    if (genre === null || split === null || !(SPLIT_NAMES as readonly string[]).includes(split)) continue;
+    out[genre] ??= { train: 0, validation: 0, test: 0 };
+    out[genre][split as SplitName]++;
   }
   return out;
 }
@@ -233,7 +227,7 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     rejected: column('download', 'rejected.tsv', (f) => put('rejected', countRejected(rejectedFormat.read(f)))),
     shardRejected: column('shards', 'shards/rejected.tsv', (f) => put('shardRejected', countRejected(rejectedFormat.read(f)))),
     splits: column('split', 'splits.arrow', (f) => {
-      const s = countSplits(f);
+      const s = countSplits(splitsFormat.read(f));
       testSplitSize = Object.values(s).reduce((a, x) => a + x.test, 0);
       put('splits', s);
     }),

@@ -14,18 +14,12 @@ import { sha256 } from '../../pipeline/fsutil.ts';
 import { preprocessImage } from '../../dataset/preprocess.ts';
 import { candidatesFormat, type CandidateRow } from '../../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../../schemas/labels.ts';
-import { manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../../schemas/manifest.ts';
+import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../../schemas/manifest.ts';
 import { meanSchema } from '../../schemas/mean.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../../schemas/metrics.ts';
 import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
 import { shardFileName, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards.ts';
-import { defineTable } from '../../schemas/table.ts';
-
-/**
- * `splits.arrow` as the report reads it (columns `genre` and `split`, one row per image). Replaced by the
- * `split` stage's own format (`schemas/splits.ts`) once that lands.
- */
-const splitsFormat = defineTable('splits', { item_id: 'int64', genre: 'utf8', art_id: 'int64', split: 'utf8' });
+import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
 
 /** Where the real covers are (`path<TAB>genre` in labels.tsv). */
 export const SHARED_COVERS = new URL('../../../shared/covers/', import.meta.url).pathname;
@@ -245,7 +239,10 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
   labelsFormat.write(join(dataDir, 'labels.arrow'), labels);
   selectionFormat.write(join(dataDir, 'selection.arrow'), selection, { mode: 'crawl' });
   rejectedFormat.write(join(dataDir, 'rejected.tsv'), rejected);
-  splitsFormat.write(join(dataDir, 'splits.arrow'), imgs.map((m) => ({ item_id: m.itemId, genre: m.genre, art_id: m.artId, split: m.split })));
+  const splitRows: SplitRow[] = SPLIT_NAMES.flatMap((split) =>
+    imgs.filter((m) => m.split === split).map((m, order) => ({ item_id: m.itemId, genre: m.genre, label: m.label, art_id: m.artId, split, order, sha256: m.sha, path: imageRelPath(m.genre, m.artId) })),
+  );
+  splitsFormat.write(join(dataDir, 'splits.arrow'), splitRows, { seed: '0', ratios: JSON.stringify(config.splits), genres: JSON.stringify(genres) });
   const testSize = imgs.filter((m) => m.split === 'test').length;
 
   // A training run of 8 epochs with one learning-rate drop.
