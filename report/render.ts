@@ -236,13 +236,18 @@ function funnelSection(m: ReportModel): Section {
     : parts.rejected.ok || parts.shardRejected.ok
       ? html`<p>No image was rejected.</p>`
       : '';
+  const fromManifest = m.config.select.fromManifest;
   const notes = FUNNEL_COLUMNS.filter((c, i, all) => !parts[c.part].ok && all.findIndex((x) => x.part === c.part) === i)
     .map((c) => {
       const p = parts[c.part];
-      return p.ok ? '' : absent(p, `column “${c.name}”`);
+      // In rebuild mode `discover` and `label` are skipped on purpose: the selection is the given manifest.
+      if (fromManifest && !p.ok && p.kind === 'missing' && (c.part === 'candidates' || c.part === 'labels')) {
+        return html`<p class="note">Column “${c.name}”: skipped, the selection is rebuilt from <code>${fromManifest}</code> (<code>select.fromManifest</code>).</p>`;
+      }
+      return absent(p, `column “${c.name}”`);
     });
   const splitNote = parts.splits.ok ? '' : absent(parts.splits, 'the split columns');
-  const lead = html`<p class="lead">Albums per genre at each step: listed by <code>discover_web</code> under the genre's tag (candidates), matching exactly one chosen genre (exclusive), chosen by the seeded balanced selection, downloaded and kept (the manifest), rejected with a reason, and assigned to each split. Hover a rejection count for its reasons.</p>`;
+  const lead = html`<p class="lead">Albums per genre at each step: listed by <code>discover_web</code> under the genre's tag (candidates), matching exactly one chosen genre (exclusive), eligible and ranked by the seeded selection (selected; download walks that order until the genre has <code>perGenre</code> images), downloaded and kept (the manifest), rejected with a reason, and assigned to each split. Hover a rejection count for its reasons.</p>`;
   return section('funnel', 'Dataset funnel', true, [lead, chart, table, notes, splitNote, reasonTable]);
 }
 

@@ -25,6 +25,7 @@ p.lead { color: var(--muted); margin-top: 0; max-width: 80ch; }
 p.missing { padding: 10px 14px; background: #fff7e6; border-left: 4px solid #e69f00; color: var(--warn); margin: 8px 0; }
 p.missing code, p.error code { color: inherit; }
 p.error { padding: 10px 14px; background: #fdecea; border-left: 4px solid var(--bad); color: var(--bad); margin: 8px 0; }
+p.note { padding: 8px 14px; background: var(--panel); border-left: 4px solid #b9c2c9; color: var(--muted); margin: 8px 0; }
 p.check-ok { color: #1e6b3a; }
 p.check-bad { color: var(--bad); font-weight: 600; }
 code, pre { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }

@@ -183,6 +183,14 @@ describe('report of a data directory', () => {
     assert.ok(!partialPage.includes('class="error"'));
   });
 
+  it('says discover and label were skipped when the selection is rebuilt from a manifest', async () => {
+    const config = { ...partial.config, select: { ...partial.config.select, fromManifest: 'dataset-links.tsv' } };
+    const page = await buildReport({ dataDir: partial.dataDir, config });
+    assert.match(page, /Column “Candidates”: skipped, the selection is rebuilt from <code>dataset-links.tsv<\/code>/);
+    assert.ok(!page.includes('run <code>covers make discover</code>'));
+    assert.match(page, /Not built yet: run <code>covers make select<\/code>/);
+  });
+
   it('renders an empty data directory', async () => {
     const empty = join(root, 'empty');
     const page = await buildReport({ dataDir: empty, config: full.config });
