@@ -6,6 +6,9 @@ import { discoverStage } from './discover.ts';
 import { labelStage } from './label.ts';
 import { selectStage } from './select.ts';
 import { downloadStage } from './download.ts';
+import { splitStage } from './split.ts';
+import { shardsStage } from './shards.ts';
+import { meanStage } from './mean.ts';
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
@@ -14,4 +17,7 @@ export const STAGES: readonly Stage[] = [
   labelStage,
   selectStage,
   downloadStage,
+  splitStage,
+  shardsStage,
+  meanStage,
 ];

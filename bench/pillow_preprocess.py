@@ -1,0 +1,43 @@
+"""Pillow baseline for bench/preprocess.bench.ts: decode each image to 256x256 RGB bytes with N processes.
+
+Per image: Image.open, draft('RGB', (S, S)) (JPEG DCT scaling on load), convert('RGB'), resize((S, S)), tobytes().
+Usage: python3 pillow_preprocess.py LIST_FILE SIZE PROCESSES  (LIST_FILE: one image path per line)
+Prints one JSON line: {"images": n, "seconds": t, "bytes": total_bytes}; the timing covers only the work, after the
+worker processes have started.
+"""
+import json
+import sys
+import time
+from multiprocessing import Pool
+
+from PIL import Image
+
+SIZE = 256
+
+
+def work(path):
+    with Image.open(path) as im:
+        im.draft('RGB', (SIZE, SIZE))
+        im = im.convert('RGB').resize((SIZE, SIZE))
+        return len(im.tobytes())
+
+
+def init(size):
+    global SIZE
+    SIZE = size
+
+
+def main():
+    list_file, size, procs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with open(list_file) as f:
+        paths = [line.strip() for line in f if line.strip()]
+    with Pool(procs, initializer=init, initargs=(size,)) as pool:
+        pool.map(work, paths[: procs * 2], chunksize=1)  # warm-up: start the workers, import PIL plugins
+        t0 = time.perf_counter()
+        total = sum(pool.imap(work, paths, chunksize=16))
+        t = time.perf_counter() - t0
+    print(json.dumps({"images": len(paths), "seconds": t, "bytes": total}))
+
+
+if __name__ == '__main__':
+    main()

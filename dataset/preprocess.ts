@@ -1,0 +1,152 @@
+/**
+ * Preprocessing: one downloaded cover → one `[S, S, 3]` uint8 RGB tensor (HWC, row-major), with sharp (libvips).
+ *
+ * What every image goes through, in order:
+ * 1. decode the first page/frame only (animated GIF/WebP: frame 0), refusing more than `maxPixels` pixels
+ *    (`limitInputPixels`: a decompression bomb, i.e. a small file declaring huge dimensions, is refused from its header
+ *    before any pixel is decoded) and refusing truncated data (`failOn: 'truncated'`);
+ * 2. honour the EXIF orientation (`autoOrient`);
+ * 3. resize to S×S with `fit`: `cover` (centre crop to a square, then resize), `fill` (stretch) or `contain`
+ *    (letterbox, padded black). JPEG inputs are shrunk on load (libjpeg DCT scaling by 2, 4 or 8) when the image is at
+ *    least twice the target size (`fastShrinkOnLoad`);
+ * 4. flatten any alpha channel onto black; convert CMYK, Lab, grayscale and every other colour space to sRGB
+ *    (3 channels); reduce 16-bit samples to 8-bit;
+ * 5. write raw bytes: exactly S·S·3.
+ *
+ * Speed (PITFALLS.md #4): libvips runs one thread per image here (`sharp.concurrency()` is 1 on this machine), so both
+ * cores come from having several images in flight at once (`shards.concurrency`, {@link orderedMap}); libuv runs
+ * each pipeline on its own thread-pool thread. The operation cache is disabled ({@link configureSharp}): every image is
+ * seen once, so caching only costs memory.
+ */
+import sharp, { type OutputInfo } from 'sharp';
+
+/** How a non-square image becomes S×S (config `image.fit`). */
+export type Fit = 'cover' | 'fill' | 'contain';
+
+/** Options of {@link preprocessImage}. */
+export interface PreprocessOptions {
+  /** Side S of the output, in pixels (config `image.size`). */
+  size: number;
+  /** config `image.fit`. */
+  fit: Fit;
+  /** Largest accepted decoded image, width × height in pixels (config `image.maxPixels`). */
+  maxPixels: number;
+}
+
+/**
+ * Why an image was rejected; the `reason` column of `DATA_DIR/shards/rejected.tsv`.
+ * - `missing`: the file does not exist or cannot be read;
+ * - `empty`: zero bytes;
+ * - `unsupported-format`: not an image format libvips knows (random bytes, HTML error pages);
+ * - `truncated`: the data ends early;
+ * - `too-many-pixels`: declared dimensions over `image.maxPixels` (a decompression bomb, or just too large);
+ * - `corrupt`: any other decoding failure.
+ */
+export type RejectReason = 'missing' | 'empty' | 'unsupported-format' | 'truncated' | 'too-many-pixels' | 'corrupt';
+
+/** A preprocessing failure of one image, with its {@link RejectReason} and libvips' message as `detail`. */
+export class PreprocessError extends Error {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+    this.name = 'PreprocessError';
+  }
+}
+
+let configured = false;
+
+/**
+ * Process-wide sharp settings for preprocessing: no operation cache (each image is seen once), and libvips threads per
+ * image left at sharp's default (one per core, which here is 1). Idempotent.
+ */
+export function configureSharp(): void {
+  if (configured) return;
+  sharp.cache(false);
+  configured = true;
+}
+
+/** Classifies a sharp/libvips error message into a {@link RejectReason}. */
+export function classifyError(message: string): RejectReason {
+  const m = message.toLowerCase();
+  if (m.includes('pixel limit')) return 'too-many-pixels';
+  if (m.includes('unsupported image format') || m.includes('is not a known file format') || m.includes('not a known')) return 'unsupported-format';
+  if (m.includes('premature end') || m.includes('truncated') || m.includes('unexpected end') || m.includes('end of file') || m.includes('read error') || m.includes('out of data')) {
+    return 'truncated';
+  }
+  if (m.includes('is missing') || m.includes('no such file') || m.includes('enoent') || m.includes('file not found') || m.includes('does not exist')) return 'missing';
+  return 'corrupt';
+}
+
+const BLACK = { r: 0, g: 0, b: 0, alpha: 1 } as const;
+
+/**
+ * Decodes and resizes one image to `[S, S, 3]` uint8 RGB, HWC, row-major (see the module comment for the steps).
+ * @param input the encoded file: a path, or its bytes.
+ * @returns exactly S·S·3 bytes (a view on sharp's output buffer, not copied).
+ * @throws PreprocessError with the reason when the image cannot be used (never for a valid image of any colour space,
+ *   bit depth, orientation or alpha).
+ */
+export async function preprocessImage(input: string | Buffer, opts: PreprocessOptions): Promise<Buffer> {
+  configureSharp();
+  const { size, fit, maxPixels } = opts;
+  if (Buffer.isBuffer(input) && input.length === 0) throw new PreprocessError('empty', 'the file has 0 bytes');
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await sharp(input, {
+      failOn: 'truncated',
+      limitInputPixels: maxPixels,
+      sequentialRead: true,
+      autoOrient: true,
+      pages: 1,
+      page: 0,
+    })
+      .resize(size, size, { fit, position: 'centre', background: BLACK, fastShrinkOnLoad: true })
+      .flatten({ background: BLACK })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    const message = (e as Error).message ?? String(e);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new PreprocessError('missing', message);
+    throw new PreprocessError(classifyError(message), message.split('\n')[0]!.trim());
+  }
+  const { data, info } = out;
+  const expected = size * size * 3;
+  if (info.width !== size || info.height !== size || info.channels !== 3 || data.length !== expected) {
+    throw new PreprocessError('corrupt', `decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${size}x${size}x3`);
+  }
+  return data;
+}
+
+/**
+ * Maps `items` through the async `fn` with at most `concurrency` calls in flight, yielding the results in input
+ * order (so output order never depends on which call finishes first). At most `concurrency` results are held.
+ * A rejected call rejects the iteration at its position; callers that must not stop catch inside `fn`.
+ */
+export async function* orderedMap<T, R>(items: Iterable<T>, concurrency: number, fn: (item: T, index: number) => Promise<R>): AsyncGenerator<R> {
+  const it = items[Symbol.iterator]();
+  const inFlight: Promise<R>[] = [];
+  let index = 0;
+  let done = false;
+  const fill = () => {
+    while (!done && inFlight.length < concurrency) {
+      const next = it.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      const p = fn(next.value, index++);
+      p.catch(() => undefined); // handled when awaited in order
+      inFlight.push(p);
+    }
+  };
+  fill();
+  while (inFlight.length > 0) {
+    const r = await inFlight.shift()!;
+    fill();
+    yield r;
+  }
+}

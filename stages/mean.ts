@@ -1,0 +1,37 @@
+/**
+ * Stage `mean`: the per-pixel mean of the training split, plus per-channel mean and standard deviation
+ * (schemas/mean.ts), written to `DATA_DIR/shards/mean.arrow` and `DATA_DIR/shards/mean.json`. These two files are
+ * this stage's declared outputs; `shards` declares its own files one by one, so writing them does not make `shards`
+ * stale.
+ */
+import { join } from 'node:path';
+import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { UserError, type Stage } from '../pipeline/stage.ts';
+import { MeanAccumulator } from '../dataset/mean.ts';
+import { listShardFiles, streamShardBatches } from '../train/shards.ts';
+
+export const meanStage: Stage = {
+  name: 'mean',
+  description: 'per-pixel mean and per-channel mean/std of the training split (DATA_DIR/shards/mean.arrow, mean.json)',
+  deps: ['shards'],
+  params: [],
+  outputs: ['shards/mean.arrow', 'shards/mean.json'],
+  version: 1,
+  async run(ctx) {
+    const shardsDir = ctx.path('shards');
+    let acc: MeanAccumulator | null = null;
+    for await (const batch of streamShardBatches(listShardFiles(shardsDir, 'train'))) {
+      if (ctx.signal.aborted) throw new Error('mean: interrupted');
+      const size = batch.meta.shape[0];
+      acc ??= new MeanAccumulator(size);
+      if (acc.size !== size) throw new UserError(`mean: ${batch.file} holds ${size}×${size} images, earlier shards ${acc.size}×${acc.size}`);
+      acc.add(batch.images, batch.rows);
+    }
+    if (!acc || acc.count === 0) throw new UserError(`mean: the training split in ${join(shardsDir, 'train')} holds no images`);
+    writeFileAtomic(ctx.out('shards/mean.arrow'), acc.toArrowStream());
+    const summary = acc.summary();
+    writeFileAtomic(ctx.out('shards/mean.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    const fmt = (v: number[]) => v.map((x) => x.toFixed(1)).join(', ');
+    ctx.log.info(`${summary.count} training images; channel mean ${fmt(summary.channelMean)}, std ${fmt(summary.channelStd)}`);
+  },
+};

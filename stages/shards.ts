@@ -1,0 +1,112 @@
+/**
+ * Stage `shards`: preprocesses every image of `DATA_DIR/splits.arrow` to `[S, S, 3]` uint8 RGB (dataset/preprocess.ts)
+ * and writes the Hugging Face `datasets` on-disk layout (schemas/shards.ts, dataset/shard-writer.ts):
+ *
+ * ```
+ * DATA_DIR/shards/dataset_dict.json
+ * DATA_DIR/shards/{train,validation,test}/data-0000K-of-0000N.arrow, state.json, dataset_info.json
+ * DATA_DIR/shards/rejected.tsv      images that failed preprocessing, with the reason (rejectedFormat, stage "shards")
+ * ```
+ *
+ * The outputs are declared one by one (not the whole `shards/` directory) because `mean` writes
+ * `shards/mean.arrow` and `shards/mean.json` next to them: each stage hashes only its own files.
+ *
+ * Images stream through `shards.concurrency` sharp pipelines at once and are written in split order, record batch by
+ * record batch, whatever order they finish in; a bad image never stops the stage, it becomes a row of `rejected.tsv`.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Config } from '../pipeline/config.ts';
+import { hashJson, pickParams } from '../pipeline/config.ts';
+import { UserError, type Stage } from '../pipeline/stage.ts';
+import { orderedMap, preprocessImage, PreprocessError, type PreprocessOptions } from '../dataset/preprocess.ts';
+import { SplitShardWriter, type SplitShardResult } from '../dataset/shard-writer.ts';
+import { rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
+
+/** Config keys whose values change the shards' bytes. */
+export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
+
+/** The declared outputs of `shards`, relative to the data directory. */
+export const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => `shards/${s}`), 'shards/rejected.tsv'] as const;
+
+/** sha256 of the shard-relevant configuration: recorded in every shard's schema metadata. */
+export function shardsConfigHash(config: Config): string {
+  return hashJson(pickParams(config, SHARDS_PARAMS));
+}
+
+type Outcome = { row: SplitRow; image: Uint8Array; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };
+
+export const shardsStage: Stage = {
+  name: 'shards',
+  description: 'preprocess the images to S×S RGB and write Arrow shards in the Hugging Face datasets layout (DATA_DIR/shards/)',
+  deps: ['split'],
+  params: SHARDS_PARAMS,
+  outputs: SHARDS_OUTPUTS,
+  version: 1,
+  async run(ctx) {
+    const { config } = ctx;
+    const splitsPath = ctx.path('splits.arrow');
+    if (!existsSync(splitsPath)) throw new UserError(`shards: ${splitsPath} not found (run \`covers make split\` first)`);
+    const rows = splitsFormat.read(splitsPath);
+    const opts: PreprocessOptions = { size: config.image.size, fit: config.image.fit, maxPixels: config.image.maxPixels };
+    const configHash = shardsConfigHash(config);
+    const rejected: RejectedRow[] = [];
+    const results: SplitShardResult[] = [];
+    const progress = ctx.progress('preprocess', rows.length);
+    try {
+      for (const split of SPLIT_NAMES) {
+        const splitRows = rows.filter((r) => r.split === split).sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+        let writer: SplitShardWriter;
+        try {
+          writer = new SplitShardWriter({
+            dir: ctx.out(`shards/${split}`),
+            split: split as SplitName,
+            size: opts.size,
+            labelNames: config.genres,
+            configHash,
+            maxShardBytes: config.shards.maxShardBytes,
+            recordBatchRows: config.shards.recordBatchRows,
+          });
+        } catch (e) {
+          throw new UserError(`shards: ${(e as Error).message}`);
+        }
+        const work = async (row: SplitRow): Promise<Outcome> => {
+          if (ctx.signal.aborted) throw new Error('shards: interrupted');
+          if (row.path === null) return { row, error: new PreprocessError('missing', 'splits.arrow gives no path') };
+          try {
+            return { row, image: await preprocessImage(ctx.path(row.path), opts) };
+          } catch (e) {
+            if (e instanceof PreprocessError) return { row, error: e };
+            throw e;
+          }
+        };
+        try {
+          for await (const out of orderedMap(splitRows, config.shards.concurrency, work)) {
+            const { row } = out;
+            if (out.error) {
+              rejected.push({ stage: 'shards', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url: row.path, reason: out.error.reason, detail: out.error.detail });
+              ctx.log.warn(`item_id ${row.item_id} (${row.path}) rejected: ${out.error.message}`);
+            } else {
+              const label = row.genre === null ? -1 : config.genres.indexOf(row.genre);
+              if (label < 0) throw new UserError(`shards: ${splitsPath}: item_id ${row.item_id} has genre "${row.genre}", not in config genres (re-run \`covers make split\`)`);
+              writer.add({ image: out.image, label, genre: row.genre!, itemId: row.item_id!, artId: row.art_id!, sha256: row.sha256 ?? '' });
+            }
+            progress.tick();
+          }
+        } catch (e) {
+          writer.abort();
+          throw e;
+        }
+        results.push(writer.finish());
+      }
+    } finally {
+      progress.stop();
+    }
+    rejectedFormat.write(ctx.out('shards/rejected.tsv'), rejected);
+    writeFileSync(ctx.out('shards/dataset_dict.json'), `${JSON.stringify({ splits: [...SPLIT_NAMES] })}\n`);
+    const summary = results.map((r) => `${r.split} ${r.rows} in ${r.files.length} shard${r.files.length === 1 ? '' : 's'}`).join(', ');
+    ctx.log.info(`${summary}; ${rejected.length} rejected${rejected.length ? ' (see shards/rejected.tsv)' : ''}`);
+    if (results[0]!.rows === 0) throw new UserError('shards: the training split holds no usable images (see shards/rejected.tsv)');
+  },
+};
