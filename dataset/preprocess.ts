@@ -82,36 +82,94 @@ export function classifyError(message: string): RejectReason {
 const BLACK = { r: 0, g: 0, b: 0, alpha: 1 } as const;
 
 /**
+ * A readers–writer lock over libvips pipelines. libvips keeps one process-wide error buffer, so when two pipelines fail
+ * at once one may read the other's message, or "Unknown error" (seen here with truncated files). Pipelines run
+ * shared; a failed image is retried alone (exclusive), which gives its own, reproducible message. Waiters are served
+ * in arrival order, so an exclusive request is not starved.
+ */
+class PipelineLock {
+  private shared = 0;
+  private exclusive = false;
+  private readonly waiting: { exclusive: boolean; grant: () => void }[] = [];
+
+  async run<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    if (this.waiting.length === 0 && this.compatible(exclusive)) this.take(exclusive);
+    else await new Promise<void>((grant) => this.waiting.push({ exclusive, grant }));
+    try {
+      return await fn();
+    } finally {
+      if (exclusive) this.exclusive = false;
+      else this.shared--;
+      this.drain();
+    }
+  }
+
+  private compatible(exclusive: boolean): boolean {
+    return exclusive ? !this.exclusive && this.shared === 0 : !this.exclusive;
+  }
+
+  private take(exclusive: boolean): void {
+    if (exclusive) this.exclusive = true;
+    else this.shared++;
+  }
+
+  private drain(): void {
+    while (this.waiting.length > 0 && this.compatible(this.waiting[0]!.exclusive)) {
+      const next = this.waiting.shift()!;
+      this.take(next.exclusive);
+      next.grant();
+    }
+  }
+}
+
+const lock = new PipelineLock();
+
+async function decodeResize(input: string | Buffer, opts: PreprocessOptions): Promise<{ data: Buffer; info: OutputInfo }> {
+  const { size, fit, maxPixels } = opts;
+  return sharp(input, {
+    failOn: 'truncated',
+    limitInputPixels: maxPixels,
+    sequentialRead: true,
+    autoOrient: true,
+    pages: 1,
+    page: 0,
+  })
+    .resize(size, size, { fit, position: 'centre', background: BLACK, fastShrinkOnLoad: true })
+    .flatten({ background: BLACK })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+}
+
+function toPreprocessError(e: unknown): PreprocessError {
+  const message = (e as Error)?.message ?? String(e);
+  if ((e as NodeJS.ErrnoException)?.code === 'ENOENT') return new PreprocessError('missing', message);
+  return new PreprocessError(classifyError(message), message.split('\n')[0]!.trim());
+}
+
+/**
  * Decodes and resizes one image to `[S, S, 3]` uint8 RGB, HWC, row-major (see the module comment for the steps).
+ * A failure is retried once with no other pipeline running, so that its reason and detail are its own (see
+ * {@link PipelineLock}) and the same on every run.
  * @param input the encoded file: a path, or its bytes.
- * @returns exactly S·S·3 bytes (a view on sharp's output buffer, not copied).
+ * @returns exactly S·S·3 bytes (sharp's output buffer, not copied).
  * @throws PreprocessError with the reason when the image cannot be used (never for a valid image of any colour space,
  *   bit depth, orientation or alpha).
  */
 export async function preprocessImage(input: string | Buffer, opts: PreprocessOptions): Promise<Buffer> {
   configureSharp();
-  const { size, fit, maxPixels } = opts;
+  const { size } = opts;
   if (Buffer.isBuffer(input) && input.length === 0) throw new PreprocessError('empty', 'the file has 0 bytes');
   let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await sharp(input, {
-      failOn: 'truncated',
-      limitInputPixels: maxPixels,
-      sequentialRead: true,
-      autoOrient: true,
-      pages: 1,
-      page: 0,
-    })
-      .resize(size, size, { fit, position: 'centre', background: BLACK, fastShrinkOnLoad: true })
-      .flatten({ background: BLACK })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-  } catch (e) {
-    const message = (e as Error).message ?? String(e);
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new PreprocessError('missing', message);
-    throw new PreprocessError(classifyError(message), message.split('\n')[0]!.trim());
+    out = await lock.run(false, () => decodeResize(input, opts));
+  } catch {
+    try {
+      out = await lock.run(true, () => decodeResize(input, opts));
+    } catch (e) {
+      throw toPreprocessError(e);
+    }
   }
   const { data, info } = out;
   const expected = size * size * 3;

@@ -8,7 +8,7 @@ import { crc32 } from 'node:zlib';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { classifyError, orderedMap, preprocessImage, PreprocessError, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { listCovers } from './helpers/dataset.ts';
 
@@ -16,7 +16,7 @@ const S = 16;
 const opts: PreprocessOptions = { size: S, fit: 'cover', maxPixels: 10_000_000 };
 
 /** A W×H RGB image whose left half is `left` and right half `right`. */
-async function halves(w: number, h: number, left: [number, number, number], right: [number, number, number]): Promise<sharp.Sharp> {
+async function halves(w: number, h: number, left: [number, number, number], right: [number, number, number]): Promise<Sharp> {
   const raw = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set(x < w / 2 ? left : right, (y * w + x) * 3);
   return sharp(raw, { raw: { width: w, height: h, channels: 3 } });
