@@ -7,7 +7,7 @@
  *    before any pixel is decoded) and refusing truncated data (`failOn: 'truncated'`);
  * 2. honour the EXIF orientation (`autoOrient`);
  * 3. resize to S×S with `fit`: `cover` (centre crop to a square, then resize), `fill` (stretch) or `contain`
- *    (letterbox, padded black). JPEG inputs are shrunk on load (libjpeg DCT scaling by 2, 4 or 8) when the image is at
+ *    (letterbox, padded black), with the {@link RESIZE_KERNEL} filter. JPEG inputs are shrunk on load (libjpeg DCT scaling by 2, 4 or 8) when the image is at
  *    least twice the target size (`fastShrinkOnLoad`);
  * 4. flatten any alpha channel onto black; convert CMYK, Lab, grayscale and every other colour space to sRGB
  *    (3 channels); reduce 16-bit samples to 8-bit;
@@ -82,6 +82,12 @@ export function classifyError(message: string): RejectReason {
 const BLACK = { r: 0, g: 0, b: 0, alpha: 1 } as const;
 
 /**
+ * The resampling kernel: `cubic` (Catmull-Rom), the filter of Pillow's default `Image.resize` (BICUBIC), antialiased
+ * when shrinking like Pillow's. About 20% cheaper than sharp's default `lanczos3` on 300×300 → 256×256.
+ */
+export const RESIZE_KERNEL = 'cubic' as const;
+
+/**
  * A readers–writer lock over libvips pipelines. libvips keeps one process-wide error buffer, so when two pipelines fail
  * at once one may read the other's message, or "Unknown error" (seen here with truncated files). Pipelines run
  * shared; a failed image is retried alone (exclusive), which gives its own, reproducible message. Waiters are served
@@ -134,7 +140,7 @@ async function decodeResize(input: string | Buffer, opts: PreprocessOptions): Pr
     pages: 1,
     page: 0,
   })
-    .resize(size, size, { fit, position: 'centre', background: BLACK, fastShrinkOnLoad: true })
+    .resize(size, size, { fit, position: 'centre', background: BLACK, kernel: RESIZE_KERNEL, fastShrinkOnLoad: true })
     .flatten({ background: BLACK })
     .toColourspace('srgb')
     .removeAlpha()

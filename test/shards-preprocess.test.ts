@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import { classifyError, orderedMap, preprocessImage, PreprocessError, type PreprocessOptions } from '../dataset/preprocess.ts';
+import { classifyError, orderedMap, preprocessImage, PreprocessError, RESIZE_KERNEL, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { listCovers } from './helpers/dataset.ts';
 
 const S = 16;
@@ -53,7 +53,7 @@ test('a plain sRGB JPEG gives exactly S·S·3 bytes equal to a direct sharp deco
   const cover = listCovers()[0]!.path;
   const t = await preprocessImage(cover, opts);
   assert.equal(t.length, S * S * 3);
-  const direct = await sharp(cover).resize(S, S, { fit: 'cover' }).raw().toBuffer();
+  const direct = await sharp(cover).resize(S, S, { fit: 'cover', kernel: RESIZE_KERNEL }).raw().toBuffer();
   assert.deepEqual(Buffer.from(t), direct);
 });
 

@@ -24,6 +24,7 @@ import { readLayoutMeta, SPLIT_NAMES } from '../schemas/shards.ts';
 import { splitsFormat } from '../schemas/splits.ts';
 import { SplitShardWriter } from '../dataset/shard-writer.ts';
 import { MeanAccumulator } from '../dataset/mean.ts';
+import { RESIZE_KERNEL } from '../dataset/preprocess.ts';
 import { addImage, buildTestDataset, writeManifest, type TestDataset } from './helpers/dataset.ts';
 
 const S = 32;
@@ -115,7 +116,7 @@ test('every good image is in exactly one split, pixel-exact against a direct sha
       assert.ok(!seen.has(r.item_id));
       seen.add(r.item_id);
       assert.equal(r.genre, ds.genres[r.label]);
-      const direct = await sharp(sources.get(r.item_id)!).resize(S, S, { fit: 'cover' }).raw().toBuffer();
+      const direct = await sharp(sources.get(r.item_id)!).resize(S, S, { fit: 'cover', kernel: RESIZE_KERNEL }).raw().toBuffer();
       assert.ok(Buffer.from(r.image).equals(direct), `item ${r.item_id}: pixels equal a direct decode`);
     }
   }
