@@ -15,16 +15,16 @@ import { formatSummary } from './summary.ts';
 export const DEMO_GENRES = ['ambient', 'folk', 'hip-hop-rap', 'jazz', 'metal'];
 
 /**
- * The demo's configuration, given the simulator's origin: 5 genres × 100 covers, 72-pixel images with 64-pixel
+ * The demo's configuration, given the simulator's site and image origins: 5 genres × 100 covers, 72-pixel images with 64-pixel
  * crops, a small convnet; politeness limits raised because the simulator is on loopback.
  */
-export function demoConfig(origin: string): ConfigInput {
+export function demoConfig(origin: string, imageOrigin: string): ConfigInput {
   return {
     genres: DEMO_GENRES,
     perGenre: 100,
     seed: 0,
     image: { size: 72, format: 2 },
-    bandcamp: { origin, imageOrigin: origin },
+    bandcamp: { origin, imageOrigin },
     crawl: { maxRequestsPerMinute: 60_000, maxConcurrency: 4, impersonate: false, backoff: { initialMs: 200, maxMs: 2000 } },
     download: { concurrency: 8 },
     train: {
@@ -65,7 +65,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   process.once('SIGTERM', onSignal);
   const outcomes: StageOutcome[] = [];
   try {
-    const input = demoConfig(sim.origin);
+    const input = demoConfig(sim.origin, sim.imageOrigin);
     const config = resolveConfig(input, 'demo');
     mkdirSync(opts.dataDir, { recursive: true });
     writeFileSync(join(opts.dataDir, 'demo.config.json'), `${JSON.stringify(input, null, 2)}\n`);
