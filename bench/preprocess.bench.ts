@@ -8,7 +8,7 @@
  * - Pillow: bench/pillow_preprocess.py, a pool of 2 processes: open, `draft('RGB', (256, 256))`, convert to RGB,
  *   resize to 256×256, `tobytes()`. Best of 3 runs, timing only the work after the pool has started.
  * - Peak RSS: a child process runs the real `shards` stage over N images (the 1,050 covers reused by symlinks: 10,000,
- *   quick: 1,000) and reports `process.resourceUsage().maxRSS`. This module is that child when run as
+ *   quick: 1,000; `BENCH_RSS_IMAGES` overrides) and reports `process.resourceUsage().maxRSS`. This module is that child when run as
  *   `node --import tsx bench/preprocess.bench.ts --rss-child DATA_DIR N`.
  */
 import { spawnSync } from 'node:child_process';
@@ -102,7 +102,7 @@ const bench: BenchModule = {
         notes: `sharp ${concurrency} pipelines in flight in one process (2 cores), cover fit, cubic kernel, shrink-on-load; best of ${passes}`,
       },
     ];
-    const n = ctx.quick ? 1000 : 10_000;
+    const n = process.env.BENCH_RSS_IMAGES ? Number(process.env.BENCH_RSS_IMAGES) : ctx.quick ? 1000 : 10_000;
     const dataDir = join(ctx.tmpDir, 'rss');
     mkdirSync(dataDir, { recursive: true });
     ctx.log(`peak RSS: shards stage over ${n} images (child process)`);
