@@ -9,6 +9,9 @@ import { downloadStage } from './download.ts';
 import { splitStage } from './split.ts';
 import { shardsStage } from './shards.ts';
 import { meanStage } from './mean.ts';
+import { trainStage } from './train.ts';
+import { evaluateStage } from './evaluate.ts';
+import { baselineStage } from './baseline.ts';
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
@@ -20,4 +23,7 @@ export const STAGES: readonly Stage[] = [
   splitStage,
   shardsStage,
   meanStage,
+  trainStage,
+  evaluateStage,
+  baselineStage,
 ];

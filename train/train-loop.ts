@@ -199,7 +199,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
           const y = tf.tensor1d(b.labels, 'int32');
           return optimizer.minimize(() => {
             const out = logits.apply(x, { training: true }) as tf.Tensor2D;
-            hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32')));
+            hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))) as tf.Scalar;
             return tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
           }, true, vars) as tf.Scalar;
         });

@@ -1,0 +1,66 @@
+/**
+ * Stage `evaluate`: scores the trained model (`models/<train.run>/`) on the test split with deterministic crops
+ * (`eval.crops`: centre only, or ten: centre + four corners, each mirrored; softmax averaged) and writes
+ * `DATA_DIR/eval/metrics.json` (`EvalMetrics`, schemas/metrics.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { EvalMetricsSchema } from '../schemas/metrics.ts';
+import { selectBackend } from '../train/backends.ts';
+import { classificationMetrics } from '../train/metrics.ts';
+import { fileLoader } from '../train/model-io.ts';
+import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
+import { predictSplit } from '../train/predict.ts';
+import { readMean, readSplit } from '../train/shards.ts';
+import { modelDir } from './train.ts';
+
+/** What `evaluate` reads from `models/<run>/config.json`. */
+interface TrainRecord {
+  labelNames: string[];
+  imageSize: number;
+  crop: number;
+  subtractMean: boolean;
+  config: { train: { batchSize: number } };
+  architecture: { name: string };
+}
+
+export const evaluateStage: Stage = {
+  name: 'evaluate',
+  description: 'Score the trained convnet on the test split (multi-crop) → eval/metrics.json',
+  deps: ['train'],
+  params: ['eval', 'train.run'],
+  outputs: ['eval/metrics.json'],
+  version: 1,
+  async run(ctx: StageContext) {
+    const t0 = performance.now();
+    const dir = ctx.path(modelDir(ctx.config));
+    const recPath = join(dir, 'config.json');
+    if (!existsSync(recPath)) throw new UserError(`evaluate: ${recPath} not found (run \`covers make train\`)`);
+    const rec = JSON.parse(readFileSync(recPath, 'utf8')) as TrainRecord;
+    const backend = await selectBackend(ctx.config.train.backend, (l) => ctx.log.info(l));
+    const model = await tfl.loadLayersModel(fileLoader(dir));
+    const test = await readSplit(ctx.path('shards'), 'test');
+    if (test.labelNames.join('\n') !== rec.labelNames.join('\n')) {
+      throw new UserError(`evaluate: the test shards' genres (${test.labelNames.join(', ')}) differ from the model's (${rec.labelNames.join(', ')}); retrain`);
+    }
+    if (test.size !== rec.imageSize) throw new UserError(`evaluate: test images are ${test.size}×${test.size}, the model was trained on ${rec.imageSize}×${rec.imageSize} shards; retrain`);
+    const mean = rec.subtractMean ? readMean(ctx.path('shards/mean.arrow'), test.size) : null;
+    const crops = ctx.config.eval.crops;
+    const perBatch = Math.max(1, Math.floor(rec.config.train.batchSize / crops));
+    const progress = ctx.progress('test images', test.n);
+    const { predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n));
+    progress.stop();
+    model.dispose();
+    const metrics = EvalMetricsSchema.parse(
+      classificationMetrics(predicted, test.labels, test.labelNames, {
+        model: 'convnet', split: 'test', crops, backend: backend.name, seconds: (performance.now() - t0) / 1000,
+        details: { run: ctx.config.train.run, architecture: rec.architecture.name, crop: rec.crop },
+      }),
+    );
+    ctx.log.info(`test accuracy ${(metrics.accuracy * 100).toFixed(1)}% (95% CI ${metrics.accuracyInterval95.map((v) => (v * 100).toFixed(1)).join('–')}%) on ${metrics.n} images, ${crops} crop(s)`);
+    writeFileAtomic(ctx.out('eval/metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  },
+};

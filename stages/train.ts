@@ -1,0 +1,99 @@
+/**
+ * Stage `train`: trains the configured convnet on the training split (TensorFlow.js), choosing the learning rate
+ * schedule on the validation split, and writes `DATA_DIR/models/<train.run>/`:
+ * - `model.json` + `weights.bin`: the model in the TensorFlow.js layers format (softmax output; load with
+ *   `tfl.loadLayersModel(fileLoader(dir))` from train/model-io.ts after importing train/models.ts, which registers
+ *   the `SeededDropout` layer class);
+ * - `config.json`: the resolved configuration, the resolved architecture, backend, label names, input size;
+ * - `metrics.jsonl`: one `EpochMetrics` (schemas/metrics.ts) per epoch.
+ * Snapshots go to `DATA_DIR/.work/train/<run>/<params hash>/` every `train.snapshotEvery` epochs, so a killed run
+ * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
+import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { EpochMetricsSchema } from '../schemas/metrics.ts';
+import { selectBackend } from '../train/backends.ts';
+import { fileSaver } from '../train/model-io.ts';
+import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
+import { readMean, readSplit } from '../train/shards.ts';
+import { trainModel } from '../train/train-loop.ts';
+
+/** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
+export const TRAIN_PARAMS = [
+  'seed', 'image.size',
+  'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
+  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.patience',
+  'train.snapshotEvery', 'train.run',
+] as const;
+
+/** `models/<run>`. */
+export function modelDir(config: Config): string {
+  return `models/${config.train.run}`;
+}
+
+export const trainStage: Stage = {
+  name: 'train',
+  description: 'Train the convnet on the training split (TensorFlow.js) → models/<run>/',
+  deps: ['shards', 'mean'],
+  params: TRAIN_PARAMS,
+  outputs: (c) => [modelDir(c)],
+  version: 1,
+  async run(ctx: StageContext) {
+    const t = ctx.config.train;
+    let spec;
+    try {
+      spec = resolveModelSpec(t.architecture, t.modelParams);
+    } catch (e) {
+      if (e instanceof ModelParamsError) throw new UserError(e.message);
+      throw e;
+    }
+    const backend = await selectBackend(t.backend, (l) => ctx.log.info(l));
+    const shardsDir = ctx.path('shards');
+    const train = await readSplit(shardsDir, 'train');
+    let validation = null;
+    try {
+      validation = await readSplit(shardsDir, 'validation');
+    } catch (e) {
+      ctx.log.warn(`no validation split (${(e as Error).message}): fixed learning rate, last weights kept`);
+    }
+    if (t.crop > train.size) throw new UserError(`train.crop = ${t.crop} is larger than the shard images (${train.size}×${train.size})`);
+    const mean = t.subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
+    const params = pickParams(ctx.config, TRAIN_PARAMS);
+    const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
+    ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops; snapshots in ${snapshotDir}`);
+    const progress = ctx.progress('epochs', t.epochs);
+    let result;
+    try {
+      result = await trainModel({
+        train, validation, mean, spec,
+        crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
+        batchSize: t.batchSize, epochs: t.epochs, patience: t.patience, snapshotEvery: t.snapshotEvery, seed: ctx.config.seed,
+        snapshotDir, resumeFrom: t.resumeFrom, log: (l) => ctx.log.info(l), signal: ctx.signal,
+        onEpoch: (m) => progress.update(m.epoch),
+      });
+    } finally {
+      progress.stop();
+    }
+    ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs; best validation accuracy ${result.state.bestAccuracy >= 0 ? result.state.bestAccuracy.toFixed(3) : 'n/a'} at epoch ${result.state.bestEpoch}`);
+    const out = ctx.out(modelDir(ctx.config));
+    mkdirSync(out, { recursive: true });
+    await result.model.save(fileSaver(out));
+    const record = {
+      config: ctx.config,
+      architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
+      backend: backend.name,
+      labelNames: train.labelNames,
+      imageSize: train.size,
+      crop: t.crop,
+      subtractMean: t.subtractMean,
+      stopReason: result.stopReason,
+      bestEpoch: result.state.bestEpoch,
+      bestValidationAccuracy: result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null,
+    };
+    writeFileSync(join(out, 'config.json'), JSON.stringify(record, null, 2) + '\n');
+    writeFileSync(join(out, 'metrics.jsonl'), result.metrics.map((m) => JSON.stringify(EpochMetricsSchema.parse(m))).join('\n') + '\n');
+    result.model.dispose();
+  },
+};

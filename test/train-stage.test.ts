@@ -1,0 +1,57 @@
+/** Stages `train` and `evaluate` end to end on tiny synthetic shards (wasm backend). */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { resolveConfig } from '../pipeline/config.ts';
+import { runStageOnce } from '../pipeline/context.ts';
+import { memoryLogger } from '../pipeline/log.ts';
+import { EpochMetricsSchema, EvalMetricsSchema } from '../schemas/metrics.ts';
+import { evaluateStage } from '../stages/evaluate.ts';
+import { trainStage } from '../stages/train.ts';
+import { writeTestShards } from './helpers/shards.ts';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'train-stage-'));
+  writeTestShards(dir, { size: 16, perClass: { train: 20, validation: 6, test: 8 }, seed: 5 });
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const config = (over: Record<string, unknown> = {}) =>
+  resolveConfig({
+    image: { size: 16 },
+    train: {
+      backend: 'wasm', architecture: 'ConvNet', modelParams: 'num_conv_layers=1:lc0_num_filters=6:lc0_mp=True:ld0_num_units=12',
+      crop: 12, epochs: 3, batchSize: 8, snapshotEvery: 2, run: 'tiny', ...over,
+    },
+    eval: { crops: 10 },
+  });
+
+test('train writes the model, config and per-epoch metrics; evaluate scores the test split with 10 crops', async () => {
+  const log = memoryLogger();
+  await runStageOnce(trainStage, { config: config(), dataDir: dir, log });
+  const m = join(dir, 'models', 'tiny');
+  for (const f of ['model.json', 'weights.bin', 'config.json', 'metrics.jsonl']) assert.ok(existsSync(join(m, f)), f);
+  const lines = readFileSync(join(m, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => EpochMetricsSchema.parse(JSON.parse(l)));
+  assert.deepEqual(lines.map((l) => l.epoch), [1, 2, 3]);
+  assert.ok(log.lines.some((l) => /backend wasm/.test(l)), 'logs the backend');
+  await runStageOnce(evaluateStage, { config: config(), dataDir: dir, log });
+  const ev = EvalMetricsSchema.parse(JSON.parse(readFileSync(join(dir, 'eval', 'metrics.json'), 'utf8')));
+  assert.equal(ev.n, 24);
+  assert.equal(ev.crops, 10);
+  assert.equal(ev.backend, 'wasm');
+  assert.deepEqual(ev.labels, ['ambient', 'metal', 'jazz']);
+  assert.equal(ev.confusionMatrix.flat().reduce((a, b) => a + b, 0), 24);
+  assert.deepEqual(ev.confusionMatrix.map((r) => r.reduce((a, b) => a + b, 0)), [8, 8, 8]);
+  assert.ok(ev.accuracy > 0.6, `test accuracy ${ev.accuracy} well above chance 1/3`);
+  assert.ok(ev.accuracyInterval95[0] <= ev.accuracy && ev.accuracy <= ev.accuracyInterval95[1]);
+});
+
+test('an unknown model parameter fails the stage with the valid keys listed', async () => {
+  await assert.rejects(
+    runStageOnce(trainStage, { config: config({ modelParams: 'num_conv_layers=1:lc0_num_filters=4:lc0_flavour=3' }), dataDir: dir, log: memoryLogger() }),
+    (e: Error) => e.name === 'UserError' && /unknown key lc0_flavour/.test(e.message) && /lcI_num_filters/.test(e.message),
+  );
+});
