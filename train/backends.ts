@@ -85,6 +85,14 @@ async function activate(name: BackendName): Promise<{ tfName: string; details: s
         const gpu = mod.create([]);
         Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu }, configurable: true, writable: true });
       }
+      const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
+      let adapter: unknown = null;
+      try {
+        adapter = await gpu?.requestAdapter();
+      } catch (e) {
+        throw new Error(`WebGPU requestAdapter failed: ${errText(e)}`);
+      }
+      if (!adapter) throw new Error('no WebGPU adapter (Dawn found no usable GPU: Vulkan, Metal or D3D12 driver missing?)');
       try {
         await importOptional('@tensorflow/tfjs-backend-webgpu');
       } catch (e) {
