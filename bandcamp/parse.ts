@@ -299,7 +299,16 @@ export type ParsedDiscoverResult = DiscoverResult & {
 };
 
 /** A validated `discover_web` response. */
-export type ParsedDiscoverWebResponse = Omit<DiscoverWebResponse, 'results'> & { results: ParsedDiscoverResult[] };
+export interface ParsedDiscoverWebResponse {
+  results: ParsedDiscoverResult[];
+  /** Total matches (changes while paging on the real site). */
+  result_count?: DiscoverWebResponse['result_count'];
+  batch_result_count?: DiscoverWebResponse['batch_result_count'];
+  /** The next page's cursor; null/empty/absent on the last page. */
+  cursor?: DiscoverWebResponse['cursor'];
+  /** Other fields are kept. */
+  [key: string]: unknown;
+}
 
 /**
  * Validates a `POST /api/discover/1/discover_web` response (§2.4): each result's `item_url` (and `band_url`) loses

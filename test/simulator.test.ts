@@ -1,0 +1,348 @@
+/**
+ * The Bandcamp simulator: discover_web paging and filters, image formats, faithfulness of its pages to the real
+ * captures (the same parsers read both), deterministic faults, request log, DIR catalogue, CLI.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as cheerio from 'cheerio';
+import sharp from 'sharp';
+import { DISCOVER_WEB_PATH, TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
+import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, type ParsedDiscoverWebResponse } from '../bandcamp/parse.ts';
+import { albumPath } from '../simulator/catalog.ts';
+import { IMAGE_FAULTS, parseFaultSpec } from '../simulator/faults.ts';
+import { BOMB_SIDE } from '../simulator/images.ts';
+import { decodeCursor, startSimulator, type Simulator } from '../simulator/server.ts';
+
+const GENRES = ['ambient', 'metal', 'pop'];
+
+async function discover(sim: Simulator, body: Record<string, unknown>): Promise<ParsedDiscoverWebResponse> {
+  const r = await fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(r.status, 200);
+  return parseDiscoverWebResponse(await r.json());
+}
+
+async function allPages(sim: Simulator, body: Record<string, unknown>): Promise<{ ids: number[]; pages: number; total: number }> {
+  const ids: number[] = [];
+  let cursor = '*';
+  let pages = 0;
+  let total = 0;
+  for (;;) {
+    const r = await discover(sim, { ...body, cursor });
+    pages++;
+    total = r.result_count ?? -1;
+    ids.push(...r.results.map((x) => x.item_id));
+    if (!r.cursor) break;
+    cursor = r.cursor;
+  }
+  return { ids, pages, total };
+}
+
+async function getBytes(url: string): Promise<{ status: number; bytes: Buffer; headers: Headers }> {
+  const r = await fetch(url);
+  return { status: r.status, bytes: Buffer.from(await r.arrayBuffer()), headers: r.headers };
+}
+
+describe('synthetic catalogue, no faults', () => {
+  let sim: Simulator;
+  before(async () => {
+    sim = await startSimulator({ genres: GENRES, perGenre: 40, overlap: 0.3, noArt: 0.1, seed: 3 });
+  });
+  after(() => sim.close());
+
+  test('cursor paging lists every album of a tag exactly once, for each slice', async () => {
+    const expected = sim.catalog.albums.filter((a) => a.resultType === 'a' && a.genres.includes('metal')).map((a) => a.itemId).sort();
+    assert.ok(expected.length > 40, 'overlap adds albums of other genres');
+    const orders: number[][] = [];
+    for (const slice of ['top', 'new', 'rand']) {
+      const { ids, pages, total } = await allPages(sim, { tag_norm_names: ['metal'], slice, size: 7, include_result_types: ['a'] });
+      assert.deepEqual([...ids].sort(), expected);
+      assert.equal(new Set(ids).size, ids.length, 'no duplicates');
+      assert.equal(pages, Math.ceil(expected.length / 7));
+      assert.equal(total, expected.length);
+      orders.push(ids);
+    }
+    assert.notDeepEqual(orders[0], orders[1]);
+    assert.notDeepEqual(orders[0], orders[2]);
+    const first = await discover(sim, { tag_norm_names: ['metal'], size: 7, include_result_types: ['a'] });
+    assert.match(first.cursor!, /^AoMI/, 'Bandcamp-like opaque cursor');
+    assert.equal(decodeCursor(first.cursor!)!.itemId, first.results.at(-1)!.item_id);
+    assert.equal(first.batch_result_count, 7);
+    assert.ok(first.results[0]!.item_url.startsWith(sim.origin + '/album/'), 'item_url lives on the simulator; ?from= stripped by the parser');
+  });
+
+  test('tag_norm_names are ANDed; include_result_types filters merch', async () => {
+    const both = sim.catalog.albums.filter((a) => a.resultType === 'a' && a.genres.includes('metal') && a.genres.includes('pop'));
+    assert.ok(both.length > 0);
+    const { ids } = await allPages(sim, { tag_norm_names: ['metal', 'pop'], size: 60, include_result_types: ['a'] });
+    assert.deepEqual(ids.sort(), both.map((a) => a.itemId).sort());
+    const withMerch = await discover(sim, { tag_norm_names: ['pop'], size: 500, include_result_types: ['a', 's'] });
+    assert.ok(withMerch.results.some((r) => r.result_type === 's'));
+    const albumsOnly = await discover(sim, { tag_norm_names: ['pop'], size: 500, include_result_types: ['a'] });
+    assert.ok(albumsOnly.results.every((r) => r.result_type === 'a'));
+    const bad = await fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', body: JSON.stringify({ cursor: 'bogus', size: 5 }) });
+    assert.equal(bad.status, 400);
+  });
+
+  test('image formats: sizes per format id, padded and unpadded ids, any art_id, 404 for unknown formats', async () => {
+    const album = sim.catalog.albums.find((a) => a.artId !== null && a.resultType === 'a')!;
+    const id = album.artId!;
+    for (const [fmt, side] of [[2, 350], [3, 100], [4, 300], [5, 700], [7, 150], [9, 210], [16, 700]] as const) {
+      const m = await sharp((await getBytes(`${sim.imageOrigin}/img/a${id}_${fmt}.jpg`)).bytes).metadata();
+      assert.deepEqual([m.format, m.width, m.height], ['jpeg', side, side], `format ${fmt}`);
+    }
+    // a landscape original: _0 keeps its size, _10 fits within 1200 keeping the aspect ratio
+    let wide = 0;
+    for (let a = 1; !wide; a++) {
+      const s = await sim.images.originalSize(a);
+      if (s.width > 1200 && s.height < s.width) wide = a;
+    }
+    const orig = await sim.images.originalSize(wide);
+    const m0 = await sharp((await getBytes(`${sim.imageOrigin}/img/a${wide}_0.jpg`)).bytes).metadata();
+    assert.deepEqual([m0.width, m0.height], [orig.width, orig.height]);
+    const m10 = await sharp((await getBytes(`${sim.imageOrigin}/img/a${wide}_10.jpg`)).bytes).metadata();
+    assert.equal(m10.width, 1200);
+    assert.ok(Math.abs(m10.height! - Math.round((orig.height * 1200) / orig.width)) <= 1);
+    const padded = await getBytes(`${sim.imageOrigin}/img/a${String(id).padStart(10, '0')}_2.jpg`);
+    const unpadded = await getBytes(`${sim.origin}/img/a${id}_2.jpg`);
+    assert.ok(padded.bytes.equals(unpadded.bytes), 'zero-padded and unpadded ids, either origin');
+    assert.equal(padded.headers.get('cache-control'), 'public, max-age=31536000');
+    const stranger = await getBytes(`${sim.imageOrigin}/img/a4267850305_2.jpg`); // a 2015 study link, not in the catalogue
+    assert.equal(stranger.status, 200);
+    assert.equal((await sharp(stranger.bytes).metadata()).width, 350);
+    assert.equal((await getBytes(`${sim.imageOrigin}/img/a${id}_999.jpg`)).status, 404);
+    const head = await fetch(`${sim.imageOrigin}/img/a${id}_2.jpg`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(Number(head.headers.get('content-length')), padded.bytes.length);
+  });
+
+  test('faithfulness: the parsers read the same fields from simulator pages as from the real capture', async () => {
+    const real = cheerio.load(readFileSync('/work/shared/bandcamp/fixtures/album_page__macbenson__coming-of-age__2026-05-25.html', 'utf8'));
+    const album = sim.catalog.albums.find((a) => a.artId !== null && a.resultType === 'a' && a.location && a.genres.length > 1)!;
+    const html = await (await fetch(sim.origin + albumPath(album))).text();
+    const $ = cheerio.load(html);
+    for (const sel of ['meta[name="bc-page-properties"]', 'meta[property="og:image"]', 'link[rel="image_src"]', 'script[type="application/ld+json"]',
+      'script[data-tralbum][data-band][data-embed]', '.trackView.has-art #name-section h2.trackTitle', '#tralbumArt a.popupImage picture img',
+      '.tralbum-tags a.tag', '#band-name-location .location', '#pagedata[data-blob]']) {
+      assert.equal(real(sel).length > 0, true, `real page has ${sel}`);
+      assert.equal($(sel).length > 0, true, `simulator page has ${sel}`);
+    }
+    assert.equal(detectBlocked(200, html), null);
+    const p = parseAlbumPage(html);
+    assert.equal(p.itemId, album.itemId);
+    assert.equal(p.itemType, 'a');
+    assert.equal(p.artId, album.artId);
+    assert.equal(p.hasArt, true);
+    assert.equal(p.title, album.title);
+    assert.equal(p.artist, album.bandName);
+    assert.equal(p.bandId, album.bandId);
+    assert.deepEqual(p.tags, album.tags);
+    assert.deepEqual(p.locationTag, album.location!.tag);
+    // images referenced by the page are served
+    const og = $('meta[property="og:image"]').attr('content')!;
+    assert.match(og, /\/img\/a\d{10}_5\.jpg$/);
+    assert.equal((await fetch(og)).status, 200);
+    // the mobile API agrees
+    const d = parseTralbumDetails(await (await fetch(`${sim.origin}${TRALBUM_DETAILS_PATH}?band_id=${album.bandId}&tralbum_type=a&tralbum_id=${album.itemId}`)).json());
+    assert.deepEqual([d.artId, d.tags, d.locationTag], [album.artId, album.tags, album.location!.tag]);
+    // a listing result points at the same page
+    const listed = (await allPages(sim, { tag_norm_names: [album.genres[0]], size: 60, include_result_types: ['a'] })).ids;
+    assert.ok(listed.includes(album.itemId));
+  });
+
+  test('albums without art: is_art false in discover_web, art_id null and #missing-tralbum-art on the page', async () => {
+    const album = sim.catalog.albums.find((a) => a.artId === null)!;
+    const r = await discover(sim, { tag_norm_names: [album.genres[0]], size: 500, include_result_types: ['a'] });
+    const hit = r.results.find((x) => x.item_id === album.itemId)!;
+    assert.equal(hit.artId, null);
+    assert.equal(hit.primary_image?.is_art, false);
+    const html = await (await fetch(sim.origin + albumPath(album))).text();
+    const p = parseAlbumPage(html);
+    assert.deepEqual([p.artId, p.hasArt], [null, false]);
+    const $ = cheerio.load(html);
+    assert.equal($('#tralbumArt #missing-tralbum-art').length, 1);
+    assert.equal($('meta[property="og:image"]').length, 0);
+    assert.equal($('.trackView').hasClass('has-art'), false);
+  });
+
+  test('unknown pages are Bandcamp 404 pages; the request log records every request', async () => {
+    const r = await fetch(sim.origin + '/album/no-such-album');
+    assert.equal(r.status, 404);
+    assert.equal(detectBlocked(404, await r.text()), 'not-found');
+    const entry = sim.log.find((e) => e.path === '/album/no-such-album')!;
+    assert.deepEqual([entry.method, entry.status, entry.fault, entry.host, entry.attempt], ['GET', 404, null, 'site', 0]);
+    assert.ok(entry.time > 1.6e12 && entry.ms >= 0);
+  });
+});
+
+describe('faults', () => {
+  test('parseFaultSpec validates names, rates and sums', () => {
+    assert.deepEqual(parseFaultSpec('429=0.05,reset=0.01'), { '429': 0.05, reset: 0.01 });
+    assert.throws(() => parseFaultSpec('teapot=0.1'), /unknown fault "teapot"/);
+    assert.throws(() => parseFaultSpec('429=2'), /\[0,1\]/);
+    assert.throws(() => parseFaultSpec('429'), /NAME=RATE/);
+    assert.throws(() => parseFaultSpec('429=0.6,503=0.6'), /more than 1/);
+  });
+
+  test('transient faults depend on seed, key and attempt; retries succeed; Retry-After is sent', async () => {
+    const faults = '429=0.2,503=0.1,reset=0.05,challenge=0.1,stripped=0.1';
+    const run = async (seed: number): Promise<string[]> => {
+      const sim = await startSimulator({ genres: GENRES, perGenre: 10, seed, faults, slowMs: 1 });
+      try {
+        const album = sim.catalog.albums.find((a) => a.resultType === 'a')!;
+        const url = sim.origin + albumPath(album);
+        const outcomes: string[] = [];
+        let sawRetryAfter = false;
+        let kinds = new Set<string>();
+        for (let i = 0; i < 40; i++) {
+          try {
+            const r = await fetch(url);
+            const text = await r.text();
+            if (r.status === 429) sawRetryAfter ||= r.headers.get('retry-after') === '1';
+            const kind = `${r.status}:${detectBlocked(r.status, text) ?? 'ok'}`;
+            outcomes.push(kind);
+            kinds.add(kind);
+          } catch {
+            outcomes.push('reset');
+            kinds.add('reset');
+          }
+        }
+        assert.ok(kinds.has('200:ok'), 'a retry succeeds');
+        assert.ok(kinds.has('200:challenge') && kinds.has('200:stripped') && kinds.has('429:ok'), [...kinds].join(' '));
+        assert.ok(sawRetryAfter, 'Retry-After header on 429');
+        const attempts = sim.log.filter((e) => e.path === albumPath(album)).map((e) => e.attempt);
+        assert.deepEqual(attempts.slice(0, 5), [0, 1, 2, 3, 4]);
+        kinds = new Set();
+        return outcomes;
+      } finally {
+        await sim.close();
+      }
+    };
+    const a = await run(1);
+    assert.deepEqual(await run(1), a, 'same seed, same outcomes');
+    assert.notDeepEqual(await run(2), a, 'another seed, other outcomes');
+  });
+
+  test('content faults are fixed per item and exposed by catalog.faultsOf', async () => {
+    const spec = IMAGE_FAULTS.map((f) => `${f}=0.09`).join(',') + ',404=0.1';
+    const sim = await startSimulator({ genres: GENRES, perGenre: 40, seed: 5, faults: spec, noArt: 0 });
+    try {
+      const byFault = new Map<string, number>();
+      for (const a of sim.catalog.albums) {
+        if (a.resultType !== 'a' || a.artId === null || sim.catalog.albumFaultsOf(a.itemId).length) continue;
+        for (const f of sim.catalog.faultsOf(a.artId)) if (!byFault.has(f)) byFault.set(f, a.artId);
+      }
+      assert.deepEqual([...byFault.keys()].sort(), [...IMAGE_FAULTS].sort());
+      const img = async (artId: number): Promise<Buffer> => {
+        const r = await getBytes(`${sim.imageOrigin}/img/a${artId}_2.jpg`);
+        assert.equal(r.status, 200);
+        return r.bytes;
+      };
+      await assert.rejects(sharp(await img(byFault.get('truncated')!)).raw().toBuffer());
+      await assert.rejects(sharp(await img(byFault.get('corrupt')!)).raw().toBuffer());
+      assert.equal((await sharp(await img(byFault.get('cmyk')!)).metadata()).space, 'cmyk');
+      assert.equal((await sharp(await img(byFault.get('grayscale')!)).metadata()).channels, 1);
+      assert.equal((await sharp(await img(byFault.get('progressive')!)).metadata()).isProgressive, true);
+      const png = await sharp(await img(byFault.get('png-alpha')!)).metadata();
+      assert.deepEqual([png.format, png.hasAlpha], ['png', true]);
+      const bombBytes = await img(byFault.get('bomb')!);
+      await assert.rejects(sharp(bombBytes).metadata(), /pixel limit/);
+      const bomb = await sharp(bombBytes, { limitInputPixels: false }).metadata();
+      assert.deepEqual([bomb.width, bomb.height], [BOMB_SIDE, BOMB_SIDE]);
+      for (const f of ['dup-album', 'dup-genre'] as const) {
+        const id = byFault.get(f)!;
+        const src = sim.catalog.imageSourceOf(id);
+        assert.notEqual(src, id);
+        assert.ok((await img(id)).equals(await img(src)), `${f}: same bytes as ${src}`);
+        const [ga, gb] = [sim.catalog.byArtId.get(id)!.genres, sim.catalog.byArtId.get(src)!.genres];
+        if (f === 'dup-album') assert.equal(ga[0], gb[0]);
+        else assert.ok(!ga.some((g) => gb.includes(g)));
+      }
+      // fixed per item: a second request gives the same bytes; the log names the fault
+      assert.ok((await img(byFault.get('truncated')!)).equals(await img(byFault.get('truncated')!)));
+      assert.ok(sim.log.some((e) => e.fault === 'truncated'));
+      // 404 albums: listed, but page, tralbum_details and cover answer 404
+      const gone = sim.catalog.albums.find((a) => a.resultType === 'a' && sim.catalog.albumFaultsOf(a.itemId).includes('404'))!;
+      assert.equal((await fetch(sim.origin + albumPath(gone))).status, 404);
+      assert.equal((await fetch(`${sim.origin}${TRALBUM_DETAILS_PATH}?band_id=${gone.bandId}&tralbum_type=a&tralbum_id=${gone.itemId}`)).status, 404);
+      assert.equal((await fetch(`${sim.imageOrigin}/img/a${gone.artId}_2.jpg`)).status, 404);
+      assert.ok(sim.catalog.contentFaults().some((c) => c.itemId === gone.itemId && c.faults.includes('404')));
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
+test('DIR catalogue: covers served unchanged as _0 and resized for other formats', async () => {
+  const sim = await startSimulator({ catalog: '/work/shared/covers', dirLimit: 2, seed: 1 });
+  try {
+    assert.equal(sim.catalog.kind, 'dir');
+    assert.ok(sim.catalog.genres.includes('hiphop_rap'));
+    assert.equal(sim.catalog.albums.length, sim.catalog.genres.length * 2);
+    const { ids } = await allPages(sim, { tag_norm_names: ['hiphop_rap'], size: 60, include_result_types: ['a'] });
+    assert.equal(ids.length, 2);
+    const album = sim.catalog.byItemId.get(ids[0]!)!;
+    const original = await getBytes(`${sim.imageOrigin}/img/a${album.artId}_0.jpg`);
+    assert.ok(original.bytes.equals(readFileSync(album.imageFile!)), '_0 = the file, byte for byte');
+    const m = await sharp((await getBytes(`${sim.imageOrigin}/img/a${album.artId}_2.jpg`)).bytes).metadata();
+    assert.deepEqual([m.width, m.height], [350, 350]);
+    assert.equal((await fetch(`${sim.imageOrigin}/img/a123_2.jpg`)).status, 404, 'unknown art ids are 404 in DIR mode');
+    const p = parseAlbumPage(await (await fetch(sim.origin + albumPath(album))).text());
+    assert.deepEqual(p.tags.map((t) => t.normName), ['hiphop_rap']);
+  } finally {
+    await sim.close();
+  }
+});
+
+test('covers simulate: first stdout line "listening on", --log writes JSON lines, SIGTERM stops it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sim-cli-'));
+  const logFile = join(dir, 'sim.jsonl');
+  let child: ReturnType<typeof spawn> | undefined;
+  try {
+    child = spawn(process.execPath, ['--import', 'tsx', '-e',
+      `import('./simulator/cli.ts').then(async (m) => process.exit(await m.runSimulateCommand(['--per-genre', '5', '--overlap', '0', '--genres', 'jazz,folk', '--log', ${JSON.stringify(logFile)}])))`],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const firstLine = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      child!.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString();
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) resolve(buf.slice(0, nl));
+      });
+      child!.on('exit', (code) => reject(new Error(`exited ${code} before listening`)));
+    });
+    const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(firstLine);
+    assert.ok(m, firstLine);
+    const r = await fetch(`${m[1]}${DISCOVER_WEB_PATH}`, { method: 'POST', body: JSON.stringify({ tag_norm_names: ['jazz'], size: 60, include_result_types: ['a'] }) });
+    assert.equal(((await r.json()) as { results: unknown[] }).results.length, 5);
+    const code = await new Promise<number | null>((resolve) => {
+      child!.on('exit', (c) => resolve(c));
+      child!.kill('SIGTERM');
+    });
+    assert.equal(code, 0);
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { method: string; status: number });
+    assert.deepEqual([lines[0]!.method, lines[0]!.status], ['POST', 200]);
+  } finally {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('covers simulate --help documents the --faults syntax', async () => {
+  const { runSimulateCommand } = await import('../simulator/cli.ts');
+  const write = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  try {
+    assert.equal(await runSimulateCommand(['--help']), 0);
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.match(out, /--faults SPEC/);
+  assert.match(out, /429=0\.05/);
+  assert.match(out, /png-alpha/);
+  assert.equal(await runSimulateCommand(['--faults', 'teapot=1']), 2);
+});
