@@ -256,9 +256,16 @@ export function syntheticCatalog(o: SyntheticOptions, faults: FaultPlan): Catalo
   return new Catalog('synthetic', [...o.genres], albums, faults);
 }
 
+/** A Bandcamp tag norm name from a label: lowercase, runs of characters other than letters and digits become `-`. */
+export function toNormName(label: string): string {
+  return label.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-|-$/g, '');
+}
+
 /**
  * Builds a catalogue from a folder with `labels.tsv` (`path<TAB>genre`, header line): one album per row, tagged with
- * the genre as given (e.g. `hiphop_rap`), its cover the file (served unchanged as format `_0`).
+ * the genre as a Bandcamp norm name (lowercase, runs of other characters collapsed to `-`, REFERENCE.md §2.6: the
+ * label `hiphop_rap` is served as the tag `hiphop-rap`, display name kept), its cover the file (served unchanged as
+ * format `_0`).
  * @param limit keep only the first `limit` rows of each genre (for tests), or all when undefined.
  * @throws Error naming the file and line when `labels.tsv` is missing or malformed.
  */
@@ -285,7 +292,8 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
     if (line.trim() === '') continue;
     const cols = line.split('\t');
     const file = cols[pathCol];
-    const genre = cols[genreCol]?.trim();
+    const label = cols[genreCol]?.trim();
+    const genre = label ? toNormName(label) : '';
     if (!file || !genre) throw new Error(`${labels}:${ln + 1}: expected path<TAB>genre, got ${JSON.stringify(line)}`);
     const n = perGenre.get(genre) ?? 0;
     if (limit !== undefined && n >= limit) continue;
@@ -304,7 +312,7 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
       bandName,
       bandSlug: `${slugify(bandName).replace(/-/g, '')}${ln}`,
       genres: [genre],
-      tags: [{ name: genreDisplayName(genre), normName: genre }],
+      tags: [{ name: label!, normName: genre }],
       location: makeLocation(r),
       bandGenreId: GENRE_IDS[genre] ?? null,
       releaseDate: Math.floor(RELEASE_FROM + r() * RELEASE_SPAN),
