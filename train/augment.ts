@@ -67,25 +67,28 @@ export function fillBatch(out: Float32Array, images: Uint8Array, size: number, c
     const oy = plan.oy[b]!;
     const ox = plan.ox[b]!;
     const mirror = plan.mirror[b] === 1;
+    const w3 = crop * 3;
     for (let y = 0; y < crop; y++) {
       const srcRow = (oy + y) * row + ox * 3;
+      let si = base + srcRow;
+      let mi = srcRow;
       if (!mirror) {
-        if (mean) {
-          for (let i = 0; i < crop * 3; i++) out[o++] = (images[base + srcRow + i]! - mean[srcRow + i]!) * k;
-        } else {
-          for (let i = 0; i < crop * 3; i++) out[o++] = images[base + srcRow + i]! * k;
-        }
+        const end = o + w3;
+        if (mean) while (o < end) out[o++] = (images[si++]! - mean[mi++]!) * k;
+        else while (o < end) out[o++] = images[si++]! * k;
       } else {
-        for (let x = crop - 1; x >= 0; x--) {
-          const s = srcRow + x * 3;
+        // Walk the source row right to left, pixel by pixel, keeping R, G, B order.
+        si += w3 - 3;
+        mi += w3 - 3;
+        for (let x = 0; x < crop; x++, si -= 3, mi -= 3) {
           if (mean) {
-            out[o++] = (images[base + s]! - mean[s]!) * k;
-            out[o++] = (images[base + s + 1]! - mean[s + 1]!) * k;
-            out[o++] = (images[base + s + 2]! - mean[s + 2]!) * k;
+            out[o++] = (images[si]! - mean[mi]!) * k;
+            out[o++] = (images[si + 1]! - mean[mi + 1]!) * k;
+            out[o++] = (images[si + 2]! - mean[mi + 2]!) * k;
           } else {
-            out[o++] = images[base + s]! * k;
-            out[o++] = images[base + s + 1]! * k;
-            out[o++] = images[base + s + 2]! * k;
+            out[o++] = images[si]! * k;
+            out[o++] = images[si + 1]! * k;
+            out[o++] = images[si + 2]! * k;
           }
         }
       }
