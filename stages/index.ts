@@ -12,10 +12,10 @@ import { meanStage } from './mean.ts';
 import { trainStage } from './train.ts';
 import { evaluateStage } from './evaluate.ts';
 import { baselineStage } from './baseline.ts';
+import { reportStage } from './report.ts';
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
-  // REGISTRY: one line per stage, in pipeline order (discover, label, select, download, split, shards, mean, train, evaluate, baseline, report)
   discoverStage,
   labelStage,
   selectStage,
@@ -26,4 +26,5 @@ export const STAGES: readonly Stage[] = [
   trainStage,
   evaluateStage,
   baselineStage,
+  reportStage,
 ];
