@@ -1,12 +1,13 @@
 /**
- * Resumable crawls on crawlee: a {@link BasicCrawler} over a NAMED request queue stored under the stage's work
+ * Resumable crawls on crawlee: a {@link BasicCrawler} over a NAMED request queue (`RequestQueueV1`, without
+ * persisted request locks) stored under the stage's work
  * directory (never purged on start, PITFALLS.md #3), every request with an explicit `uniqueKey` (PITFALLS.md #1),
  * crawlee's own retries off (our {@link PoliteClient} retries and backs off, PITFALLS.md #2), and our own append-only
  * progress file ({@link ProgressLog}) as the truth of what is done: crawlee's queue only orders the work.
  */
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BasicCrawler, Configuration, RequestQueue, log as crawleeLog } from '@crawlee/basic';
+import { BasicCrawler, Configuration, RequestQueueV1, log as crawleeLog } from '@crawlee/basic';
 import type { Logger } from '../pipeline/log.ts';
 import { AbortedError } from './client.ts';
 
@@ -61,8 +62,11 @@ export interface RunQueueOptions<D extends Record<string, unknown>> {
   name: string;
   /** Directory for crawlee's storage (its request queue files). */
   storageDir: string;
-  /** Items to (re)enqueue at start: everything our progress file says is not done. */
-  initial: readonly QueueItem<D>[];
+  /**
+   * The items still to do, computed from OUR progress (not crawlee's): called at start and again after each crawler
+   * run, so work that crawlee's queue lost or marked handled without our record is done anyway.
+   */
+  pending(): QueueItem<D>[];
   /** Requests in flight at once (the budget in the client limits further). */
   maxConcurrency: number;
   /**
@@ -76,24 +80,42 @@ export interface RunQueueOptions<D extends Record<string, unknown>> {
 
 let crawleeLogQuieted = false;
 
+/** Crawler runs before {@link runQueue} gives up on items that crawlee keeps not handing out. */
+const MAX_ROUNDS = 4;
+
 /**
- * Runs a crawlee {@link BasicCrawler} over a named, persistent request queue until it is empty.
+ * Runs a crawlee {@link BasicCrawler} over a named, persistent request queue until our progress says all is done.
  *
- * Items in `initial` that crawlee already marked handled (our progress file lost the record, e.g. a kill between the
- * two writes) are enqueued again under `<uniqueKey>#redo-<n>`, since our progress file is the truth.
- * @throws the first error a handler throws (the crawl stops at once), or {@link AbortedError} when `signal` fires.
+ * Items that crawlee already marked handled while our progress file lacks them (e.g. a kill between the two writes,
+ * or an aborted handler) are enqueued again under `<uniqueKey>#redo-<n>`, since our progress file is the truth;
+ * items a killed run left locked (in progress) are unlocked, so they run at once instead of after crawlee's lock
+ * timeout.
+ * @throws the first error a handler throws (the crawl stops at once), {@link AbortedError} when `signal` fires, or
+ * an Error when items stay pending after several crawler runs.
  */
 export async function runQueue<D extends Record<string, unknown>>(opts: RunQueueOptions<D>): Promise<void> {
   if (!crawleeLogQuieted) {
     crawleeLog.setLevel(crawleeLog.LEVELS.WARNING);
     crawleeLogQuieted = true;
   }
+  for (let round = 0; ; round++) {
+    const pending = opts.pending();
+    if (pending.length === 0) return;
+    if (round >= MAX_ROUNDS) throw new Error(`crawl ${opts.name}: ${pending.length} request(s) still pending after ${MAX_ROUNDS} crawler runs (e.g. ${pending[0]!.uniqueKey})`);
+    if (round > 0) opts.log.debug(`crawl ${opts.name}: ${pending.length} request(s) pending after crawler run ${round}; running again`);
+    await crawlOnce(opts, pending);
+  }
+}
+
+async function crawlOnce<D extends Record<string, unknown>>(opts: RunQueueOptions<D>, initial: QueueItem<D>[]): Promise<void> {
   const config = new Configuration({
     storageClientOptions: { localDataDirectory: opts.storageDir, persistStorage: true },
     purgeOnStart: false,
     persistStorage: true,
   });
-  const queue = await RequestQueue.open(opts.name, { config });
+  // RequestQueueV1: no request locks. RequestQueue (v2) persists a lock on every prefetched request for the handler
+  // timeout, so after a kill the crawler waits for requests no live process holds.
+  const queue = await RequestQueueV1.open(opts.name, { config });
   const toRequest = (item: QueueItem<D>, key = item.uniqueKey) => ({
     url: item.url,
     method: item.method ?? 'GET',
@@ -104,11 +126,15 @@ export async function runQueue<D extends Record<string, unknown>>(opts: RunQueue
     let key = item.uniqueKey;
     for (let n = 1; ; n++) {
       const r = await queue.addRequest(toRequest(item, key));
-      if (!r.wasAlreadyHandled) return;
+      if (!r.wasAlreadyHandled) {
+        // Left locked by a killed run (crawlee persists the lock for the handler timeout): release it now.
+        if (r.wasAlreadyPresent) await queue.client.deleteRequestLock(r.requestId).catch(() => undefined);
+        return;
+      }
       key = `${item.uniqueKey}#redo-${n}`;
     }
   };
-  for (const item of opts.initial) await enqueue(item);
+  for (const item of initial) await enqueue(item);
 
   let fatal: unknown = null;
   let stopCrawler = (): void => {};

@@ -129,7 +129,10 @@ async function run(ctx: StageContext): Promise<void> {
     await runQueue<{ genre: string; cursor: string }>({
       name: `discover-${stateKey}`,
       storageDir: crawleeStorageDir(ctx.workDir),
-      initial,
+      pending: () => config.genres.flatMap((genre) => {
+        const w = walkGenre(byGenre.get(genre)!, target);
+        return w.nextCursor === null ? [] : [item(genre, w.nextCursor)];
+      }),
       maxConcurrency: config.crawl.maxConcurrency,
       log,
       signal: ctx.signal,

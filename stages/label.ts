@@ -77,10 +77,13 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
     maxConcurrency: config.crawl.maxConcurrency,
     log,
     signal: ctx.signal,
-    initial: todo.map((c) => {
-      const url = tralbumDetailsUrl(origin, c.band_id!, c.item_id!);
-      return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url! } };
-    }),
+    pending: () =>
+      [...albums.values()]
+        .filter((c) => !done.has(c.item_id!))
+        .map((c) => {
+          const url = tralbumDetailsUrl(origin, c.band_id!, c.item_id!);
+          return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url! } };
+        }),
     async handle({ item_id, band_id, item_url }) {
       let rec: TagRecord | null = null;
       const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck });
