@@ -11,6 +11,9 @@ import { make, type StageOutcome } from './runner.ts';
 import { UserError } from './stage.ts';
 import { formatSummary } from './summary.ts';
 
+/** Loopback ports of the demo's simulator (site, images). */
+export const DEMO_PORTS = [47311, 47312] as const;
+
 /** Genres of the demo (five of the study's ten). */
 export const DEMO_GENRES = ['ambient', 'folk', 'hip-hop-rap', 'jazz', 'metal'];
 
@@ -25,7 +28,7 @@ export function demoConfig(origin: string, imageOrigin: string): ConfigInput {
     seed: 0,
     image: { size: 72, format: 2 },
     bandcamp: { origin, imageOrigin },
-    crawl: { maxRequestsPerMinute: 60_000, maxConcurrency: 4, impersonate: false, backoff: { initialMs: 200, maxMs: 2000 } },
+    crawl: { maxRequestsPerMinute: 60_000, maxConcurrency: 4, impersonate: false, oversample: 2.5, backoff: { initialMs: 200, maxMs: 2000 } },
     download: { concurrency: 8 },
     train: {
       architecture: 'ConvNet',
@@ -34,8 +37,9 @@ export function demoConfig(origin: string, imageOrigin: string): ConfigInput {
       optimizer: 'adam',
       learningRate: 0.001,
       batchSize: 32,
-      epochs: 12,
-      snapshotEvery: 4,
+      epochs: 30,
+      patience: 5,
+      snapshotEvery: 5,
     },
     eval: { crops: 10 },
     baseline: { trees: 100, pixels: 32 },
@@ -57,8 +61,11 @@ export interface DemoOptions {
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const log = createLogger({ level: opts.level ?? 'normal' });
   const { startSimulator } = await import('../simulator/server.ts');
-  const sim = await startSimulator({ catalog: 'synthetic', genres: DEMO_GENRES, perGenre: 180, overlap: 0.2, seed: 0 });
-  log.info(`simulator: listening on ${sim.url} (synthetic catalogue, ${DEMO_GENRES.length} genres × 180 albums)`);
+  const simOptions = { catalog: 'synthetic', genres: DEMO_GENRES, perGenre: 300, overlap: 0.2, seed: 0 };
+  // Fixed ports keep `bandcamp.origin` the same from one demo run to the next, so a rerun finds the crawl fresh;
+  // when they are taken, any free port works (the crawl stages then rerun against the new origin).
+  const sim = await startSimulator({ ...simOptions, port: DEMO_PORTS[0], imagePort: DEMO_PORTS[1] }).catch(() => startSimulator(simOptions));
+  log.info(`simulator: listening on ${sim.url} (synthetic catalogue, ${DEMO_GENRES.length} genres × 300 albums)`);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
