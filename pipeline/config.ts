@@ -150,6 +150,12 @@ export const ConfigSchema = z
         recordBatchRows: z.number().int().min(1).max(4096).default(64),
         /** Images decoded at once (sharp pipelines in flight). */
         concurrency: z.number().int().min(1).max(64).default(4),
+        /**
+         * `sharp`: every image through sharp (libvips). `fast`: plain JPEGs through libjpeg-turbo's DCT-scaled decode
+         * and a Pillow-like cubic resample (dataset/native/fastjpeg.c; ~2x faster, pixels within a few levels of
+         * Pillow's), everything else and any build without the addon through sharp (dataset/preprocess.ts).
+         */
+        decoder: z.enum(['sharp', 'fast']).default('sharp'),
       })
       .strict()
       .prefault({}),
@@ -205,13 +211,16 @@ export const ConfigSchema = z
         /** Use grayscale pixels (the study) instead of RGB. */
         grayscale: z.boolean().default(true),
         /**
-         * Share of the features each tree sees (ml-random-forest `maxFeatures`, drawn once per tree). 0.02 of 2,500
-         * pixels = 50 ≈ √2,500, scikit-learn's per-split default count. ml-random-forest is far slower than
-         * scikit-learn (about 140 s per tree on 8,000 × 2,500 with 0.02), hence this and `maxSamples`.
+         * Features tried at each split (train/random-forest.ts): `sqrt` (⌊√d⌋ = 50 of 2,500 pixels, scikit-learn's
+         * default, the study), `log2`, `all`, or a share in (0, 1].
          */
-        maxFeatures: z.number().gt(0).max(1).default(0.02),
-        /** Training images bagged per tree (ml-random-forest `maxSamples`); null = all (very slow). */
-        maxSamples: z.number().int().min(2).nullable().default(1000),
+        maxFeatures: z.union([z.enum(['sqrt', 'log2', 'all']), z.number().gt(0).max(1)]).default('sqrt'),
+        /** Bootstrap sample size per tree, in images; null = as many as the training split (scikit-learn, the study). */
+        maxSamples: z.number().int().min(1).nullable().default(null),
+        /** Smallest node (distinct images) that is split; 2 grows trees until their leaves are pure (the study). */
+        minSamplesSplit: z.number().int().min(2).default(2),
+        /** Worker threads growing trees; null = the machine's available parallelism. Does not change the forest. */
+        threads: z.number().int().min(1).nullable().default(null),
       })
       .strict()
       .prefault({}),

@@ -1,40 +1,58 @@
 /**
- * Stage `baseline`: the study's random forest on downsampled pixels (`baseline.trees` trees on
- * `baseline.pixels`² grayscale pixels), trained on the training split and scored on the test split, written to
- * `DATA_DIR/eval/baseline.json` (`EvalMetrics`, schemas/metrics.ts). See train/baseline.ts for the library's limits.
+ * Stage `baseline`: the study's random forest on downsampled pixels (`baseline.trees` trees on `baseline.pixels`²
+ * grayscale pixels, scikit-learn's `RandomForestClassifier` defaults: bootstrap samples of size n, `sqrt` features per
+ * split, Gini, grown until leaves are pure), trained on the training split and scored on the test split, written to
+ * `DATA_DIR/eval/baseline.json` (`EvalMetrics`, schemas/metrics.ts). The forest is train/random-forest.ts.
  */
 import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import type { Stage, StageContext } from '../pipeline/stage.ts';
+import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { EvalMetricsSchema } from '../schemas/metrics.ts';
-import { pixelFeatures, trainForest } from '../train/baseline.ts';
+import { forestParams, forestThreads, pixelFeatures } from '../train/baseline.ts';
 import { classificationMetrics } from '../train/metrics.ts';
+import { fitForest, predict } from '../train/random-forest.ts';
 
 export const baselineStage: Stage = {
   name: 'baseline',
   description: 'Random forest on downsampled pixels (the study baseline) → eval/baseline.json',
   deps: ['shards'],
-  params: ['seed', 'baseline'],
+  // baseline.threads is left out: the forest is the same for any thread count.
+  params: ['seed', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples', 'baseline.minSamplesSplit'],
   outputs: ['eval/baseline.json'],
-  version: 1,
+  version: 2,
   async run(ctx: StageContext) {
     const t0 = performance.now();
     const b = ctx.config.baseline;
     const shards = ctx.path('shards');
     const train = await pixelFeatures(shards, 'train', b.pixels, b.grayscale);
     const test = await pixelFeatures(shards, 'test', b.pixels, b.grayscale);
-    const features = train.rows[0]?.length ?? 0;
-    ctx.log.info(`random forest: ${b.trees} trees on ${train.rows.length} training images × ${features} features (maxFeatures ${b.maxFeatures}, maxSamples ${b.maxSamples ?? 'all'})`);
+    if (train.n === 0) throw new UserError(`baseline: the training split in ${shards} has no images`);
+    if (test.n === 0) throw new UserError(`baseline: the test split in ${shards} has no images`);
+    const params = forestParams(b, ctx.config.seed);
+    ctx.log.info(`random forest: ${b.trees} trees on ${train.n} training images × ${train.d} features (maxFeatures ${b.maxFeatures}, bootstrap ${b.maxSamples ?? 'n'}, minSamplesSplit ${b.minSamplesSplit})`);
     const t1 = performance.now();
-    const rf = trainForest(train, { trees: b.trees, seed: ctx.config.seed, maxFeatures: b.maxFeatures, maxSamples: b.maxSamples });
+    const progress = ctx.progress('trees', b.trees);
+    const forest = await fitForest(
+      { x: train.x, n: train.n, d: train.d, y: train.labels, classes: train.labelNames.length },
+      params,
+      { threads: forestThreads(b), signal: ctx.signal, onTree: (built) => progress.update(built) },
+    );
+    progress.stop();
+    if (forest.fallback) ctx.log.warn(`random forest: worker threads failed, trained on the main thread instead (${forest.fallback})`);
     const trainSeconds = (performance.now() - t1) / 1000;
-    const predicted = rf.predict(test.rows);
+    const predicted = predict(forest, test.x);
+    const nodes = forest.trees.reduce((a, t) => a + t.nodes, 0) / forest.trees.length;
+    const depth = forest.trees.reduce((a, t) => a + t.depth, 0) / forest.trees.length;
     const metrics = EvalMetricsSchema.parse(
       classificationMetrics(predicted, test.labels, test.labelNames, {
-        model: 'random-forest', split: 'test', crops: null, backend: 'ml-random-forest', seconds: (performance.now() - t0) / 1000,
-        details: { trees: b.trees, pixels: b.pixels, grayscale: b.grayscale, features, maxFeatures: b.maxFeatures, maxSamples: b.maxSamples, trainSeconds },
+        model: 'random-forest', split: 'test', crops: null, backend: 'random-forest (train/random-forest.ts, scikit-learn algorithm)', seconds: (performance.now() - t0) / 1000,
+        details: {
+          trees: b.trees, pixels: b.pixels, grayscale: b.grayscale, features: train.d, trainImages: train.n,
+          maxFeatures: b.maxFeatures, featuresPerSplit: forest.maxFeatures, maxSamples: b.maxSamples, minSamplesSplit: b.minSamplesSplit,
+          seed: ctx.config.seed, threads: forest.threads, trainSeconds, meanNodes: nodes, meanDepth: depth,
+        },
       }),
     );
-    ctx.log.info(`baseline test accuracy ${(metrics.accuracy * 100).toFixed(1)}% on ${metrics.n} images (${trainSeconds.toFixed(1)} s to train)`);
+    ctx.log.info(`baseline test accuracy ${(metrics.accuracy * 100).toFixed(1)}% on ${metrics.n} images (${trainSeconds.toFixed(1)} s to train on ${forest.threads} thread(s), ${nodes.toFixed(0)} nodes/tree)`);
     writeFileAtomic(ctx.out('eval/baseline.json'), JSON.stringify(metrics, null, 2) + '\n');
   },
 };

@@ -1,41 +1,53 @@
 /**
- * The study's baseline: a random forest on downsampled pixels (100 trees on 50×50 grayscale images), with
- * `ml-random-forest`. Features are the pixel values (0–255) of each shard image resized with sharp (libvips).
+ * The study's baseline: a random forest on downsampled pixels (scikit-learn's `RandomForestClassifier(n_estimators=100)`
+ * on 50×50 grayscale images in the 2015 study), with our forest (train/random-forest.ts, which follows
+ * scikit-learn's algorithm and defaults). Features are the pixel values (0–255) of each shard image resized with
+ * sharp (libvips).
  *
- * ml-random-forest differs from scikit-learn's forest (which the study used): its `maxFeatures` is the share of
- * features each *tree* sees (drawn once per tree, not per split), and its CART search is far slower (about 140 s
- * per tree on 8,000 × 2,500 features with maxFeatures 0.02, measured here). So each tree is grown on a bag of
- * `baseline.maxSamples` images and `baseline.maxFeatures` of the pixels (config.ts documents the defaults).
+ * Why not a library: `ml-random-forest` (npm) took about 140 s per tree on 8,000 × 2,500 features, about 4 hours
+ * for the study's 100 trees, and draws its features once per tree rather than per split; our forest fits the 100
+ * trees in seconds (bench/baseline.bench.ts, against scikit-learn on the same data).
  */
-import { RandomForestClassifier } from 'ml-random-forest';
 import sharp from 'sharp';
+import type { Config } from '../pipeline/config.ts';
 import { streamShardBatches, listShardFiles } from './shards.ts';
-
-/** Share of the features each tree is trained on (ml-random-forest `maxFeatures`). */
-export const BASELINE_MAX_FEATURES = 0.02;
+import type { FitOptions, ForestParams } from './random-forest.ts';
 
 /** Downsampled features of a split. */
 export interface PixelFeatures {
-  /** One row per image: `pixels × pixels` (grayscale) or `pixels × pixels × 3` (RGB) values, uint8 units (0–255). */
-  rows: number[][];
-  labels: number[];
+  /**
+   * `[n, d]` uint8 (0–255), row-major, one row per image in shard order: `pixels × pixels` luminance values
+   * (grayscale) or `pixels × pixels × 3` R, G, B values (HWC).
+   */
+  x: Uint8Array;
+  /** Images (rows). */
+  n: number;
+  /** Features per image (columns). */
+  d: number;
+  /** `[n]` class labels (indices into `labelNames`). */
+  labels: Int32Array;
   labelNames: string[];
 }
 
 /**
- * Reads a split's shards and downsamples every image to `pixels × pixels` with sharp (area-averaging reduction).
+ * Reads a split's shards and downsamples every image to `pixels × pixels` with sharp (cubic kernel, as the
+ * shards' preprocessing).
+ * @param shardsDir `DATA_DIR/shards` (schemas/shards.ts layout).
  * @param grayscale one luminance value per pixel (the study) instead of R, G, B.
+ * @param concurrency sharp pipelines in flight.
+ * @throws Error when the split has no shards or sharp returns an unexpected channel count.
  */
 export async function pixelFeatures(shardsDir: string, split: string, pixels: number, grayscale: boolean, concurrency = 4): Promise<PixelFeatures> {
-  const rows: number[][] = [];
+  const channels = grayscale ? 1 : 3;
+  const d = pixels * pixels * channels;
+  const parts: Uint8Array[] = [];
   const labels: number[] = [];
   let labelNames: string[] = [];
-  const channels = grayscale ? 1 : 3;
   for await (const b of streamShardBatches(listShardFiles(shardsDir, split))) {
     labelNames = b.meta.labelNames;
     const s = b.meta.shape[0];
     const len = s * s * 3;
-    const out: number[][] = new Array(b.rows);
+    const out = new Uint8Array(b.rows * d);
     let next = 0;
     const work = async () => {
       while (next < b.rows) {
@@ -43,39 +55,30 @@ export async function pixelFeatures(shardsDir: string, split: string, pixels: nu
         let img = sharp(b.images.subarray(i * len, (i + 1) * len), { raw: { width: s, height: s, channels: 3 } }).resize(pixels, pixels, { kernel: 'cubic' });
         if (grayscale) img = img.grayscale();
         const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-        if (info.channels !== channels) throw new Error(`baseline: sharp returned ${info.channels} channels, expected ${channels}`);
-        const row = new Array<number>(data.length);
-        for (let j = 0; j < data.length; j++) row[j] = data[j]!;
-        out[i] = row;
+        if (info.channels !== channels || data.length !== d) throw new Error(`baseline: sharp returned ${info.channels} channels (${data.length} bytes) for image ${i} of ${split}, expected ${channels} (${d} bytes)`);
+        out.set(data, i * d);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, b.rows) }, work));
-    rows.push(...out);
+    parts.push(out);
     labels.push(...b.labels);
   }
-  return { rows, labels, labelNames };
+  const n = labels.length;
+  const x = new Uint8Array(n * d);
+  let o = 0;
+  for (const p of parts) {
+    x.set(p, o);
+    o += p.length;
+  }
+  return { x, n, d, labels: Int32Array.from(labels), labelNames };
 }
 
-/** Options of {@link trainForest}. */
-export interface ForestOptions {
-  trees: number;
-  seed: number;
-  maxFeatures?: number;
-  /** Images bagged per tree; null = as many as the training set. */
-  maxSamples?: number | null;
+/** The forest parameters of the `baseline` config section (pipeline/config.ts) and the run's seed. */
+export function forestParams(b: Config['baseline'], seed: number): ForestParams {
+  return { trees: b.trees, maxFeatures: b.maxFeatures, maxSamples: b.maxSamples, minSamplesSplit: b.minSamplesSplit, bootstrap: true, seed };
 }
 
-/** Trains the random forest. */
-export function trainForest(train: PixelFeatures, o: ForestOptions): RandomForestClassifier {
-  const rf = new RandomForestClassifier({
-    nEstimators: o.trees,
-    maxFeatures: o.maxFeatures ?? BASELINE_MAX_FEATURES,
-    replacement: false,
-    useSampleBagging: true,
-    noOOB: true,
-    seed: o.seed,
-    ...(o.maxSamples && o.maxSamples < train.rows.length ? { maxSamples: o.maxSamples } : {}),
-  });
-  rf.train(train.rows, train.labels);
-  return rf;
+/** The thread count of the `baseline` config section (null = the machine's available parallelism). */
+export function forestThreads(b: Config['baseline']): FitOptions['threads'] {
+  return b.threads ?? undefined;
 }

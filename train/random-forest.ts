@@ -249,6 +249,7 @@ export class TreeBuilder {
       if (present > 1 && end - start >= p.minSamplesSplit && depth < p.maxDepth) split = this.bestSplit(start, end, wTot, p.maxFeatures, rng);
       if (split < 0) {
         this.tFeature[id] = -1;
+        this.tThreshold[id] = 0;
         this.tLeft[id] = -1;
         this.tRight[id] = -1;
         const o = id * K;
@@ -426,10 +427,11 @@ export type WorkerReply = { t: number; tree: Tree } | { error: string };
 /**
  * Fits a forest, building trees on `threads` worker threads (train/forest-worker.ts), which share the feature-major
  * matrix through a SharedArrayBuffer. The forest is the same as {@link fitForestSync}'s for any thread count.
- * Falls back to the calling thread when a worker cannot start.
- * @throws Error on invalid data or parameters, or when a worker fails.
+ * When a worker cannot start or fails, the whole forest is grown on the calling thread instead, and `fallback`
+ * says why (the trees are the same).
+ * @throws Error on invalid data or parameters (before any worker starts), or the signal's reason when aborted.
  */
-export async function fitForest(data: ForestData, params: ForestParams = {}, opts: FitOptions = {}): Promise<Forest & { threads: number }> {
+export async function fitForest(data: ForestData, params: ForestParams = {}, opts: FitOptions = {}): Promise<Forest & { threads: number; fallback?: string }> {
   checkData(data);
   const p = resolveParams(params, data.n, data.d);
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), p.trees));
@@ -452,12 +454,13 @@ export async function fitForest(data: ForestData, params: ForestParams = {}, opt
   const workers: Worker[] = [];
   try {
     for (let w = 0; w < threads; w++) workers.push(startTsWorker(new URL('./forest-worker.ts', import.meta.url), { xt, y, n: data.n, d: data.d, classes: data.classes }));
-  } catch {
+  } catch (e) {
     for (const w of workers) void w.terminate();
-    return fitForest(data, params, { ...opts, threads: 1 });
+    return { ...(await fitForest(data, params, { ...opts, threads: 1 })), fallback: (e as Error).message };
   }
   let next = 0;
   let built = 0;
+  const failure: { error?: unknown } = {};
   try {
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(opts.signal!.reason instanceof Error ? opts.signal!.reason : new Error('random forest: aborted'));
@@ -467,7 +470,7 @@ export async function fitForest(data: ForestData, params: ForestParams = {}, opt
       };
       for (const w of workers) {
         w.on('message', (msg: WorkerReply) => {
-          if ('error' in msg) return reject(new Error(`random forest worker: ${msg.error}`));
+          if ('error' in msg) return reject((failure.error = new Error(`random forest worker: ${msg.error}`)));
           trees[msg.t] = msg.tree;
           built++;
           opts.onTree?.(built);
@@ -476,14 +479,19 @@ export async function fitForest(data: ForestData, params: ForestParams = {}, opt
             resolve();
           } else give(w);
         });
-        w.on('error', reject);
-        w.on('exit', (code) => { if (built < p.trees) reject(new Error(`random forest worker exited with code ${code}`)); });
+        w.on('error', (e) => reject((failure.error = e)));
+        w.on('exit', (code) => { if (built < p.trees) reject((failure.error = new Error(`random forest worker exited with code ${code}`))); });
         give(w);
       }
     });
-  } finally {
+  } catch (e) {
     await Promise.all(workers.map((w) => w.terminate()));
+    // A worker that cannot run (e.g. tsx not reachable from worker threads) loses nothing: the same trees are grown
+    // here. Aborts are passed on.
+    if (e !== failure.error || opts.signal?.aborted) throw e;
+    return { ...(await fitForest(data, params, { ...opts, threads: 1 })), fallback: (e as Error).message };
   }
+  await Promise.all(workers.map((w) => w.terminate()));
   return { trees: trees as Tree[], classes: data.classes, features: data.d, maxFeatures: p.maxFeatures, threads };
 }
 
