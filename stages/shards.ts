@@ -25,7 +25,7 @@ import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 
 /** Config keys whose values change the shards' bytes. */
-export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
+export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
 
 /** The declared outputs of `shards`, relative to the data directory. */
 export const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => `shards/${s}`), 'shards/rejected.tsv'] as const;
@@ -49,7 +49,7 @@ export const shardsStage: Stage = {
     const splitsPath = ctx.path('splits.arrow');
     if (!existsSync(splitsPath)) throw new UserError(`shards: ${splitsPath} not found (run \`covers make split\` first)`);
     const rows = splitsFormat.read(splitsPath);
-    const opts: PreprocessOptions = { size: config.image.size, fit: config.image.fit, maxPixels: config.image.maxPixels };
+    const opts: PreprocessOptions = { size: config.image.size, fit: config.image.fit, maxPixels: config.image.maxPixels, decoder: config.shards.decoder };
     const configHash = shardsConfigHash(config);
     const rejected: RejectedRow[] = [];
     const results: SplitShardResult[] = [];

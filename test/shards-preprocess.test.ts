@@ -4,12 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { crc32 } from 'node:zlib';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import { classifyError, orderedMap, preprocessImage, PreprocessError, RESIZE_KERNEL, type PreprocessOptions } from '../dataset/preprocess.ts';
+import { classifyError, fastJpeg, orderedMap, preprocessCounts, preprocessImage, PreprocessError, RESIZE_KERNEL, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { listCovers } from './helpers/dataset.ts';
 
 const S = 16;
@@ -199,4 +200,168 @@ test('orderedMap yields in input order whatever the completion order, with bound
   })) out.push(v);
   assert.deepEqual(out, [0, 1, 2, 3, 4, 5, 6, 7]);
   assert.ok(maxInFlight <= 3 && maxInFlight >= 2, `max in flight ${maxInFlight}`);
+});
+
+// ---- decoder: 'fast' (dataset/native/fastjpeg.c) ----
+
+const fastOpts: PreprocessOptions = { ...opts, decoder: 'fast' };
+
+/** Runs `fn` and returns which path (fast or sharp) each preprocessImage call inside it took. */
+async function paths<T>(fn: () => Promise<T>): Promise<{ result: T; fast: number; sharp: number }> {
+  const before = { ...preprocessCounts };
+  const result = await fn();
+  return { result, fast: preprocessCounts.fast - before.fast, sharp: preprocessCounts.sharp - before.sharp };
+}
+
+/** `jpeg` with an APP1 EXIF segment (IFD0 holding only Orientation = `orientation`) inserted after SOI. */
+function withExifOrientation(jpeg: Buffer, orientation: number, littleEndian: boolean): Buffer {
+  const tiff = Buffer.alloc(8 + 2 + 12 + 4);
+  const u16 = (v: number, at: number) => (littleEndian ? tiff.writeUInt16LE(v, at) : tiff.writeUInt16BE(v, at));
+  const u32 = (v: number, at: number) => (littleEndian ? tiff.writeUInt32LE(v, at) : tiff.writeUInt32BE(v, at));
+  tiff.write(littleEndian ? 'II' : 'MM', 0, 'latin1');
+  u16(42, 2);
+  u32(8, 4); // IFD0 offset
+  u16(1, 8); // one entry
+  u16(0x0112, 10); // Orientation
+  u16(3, 12); // SHORT
+  u32(1, 14); // count
+  u16(orientation, 18); // value, left-justified in the 4-byte field
+  u32(0, 22); // no next IFD
+  const payload = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff]);
+  const header = Buffer.from([0xff, 0xe1, 0, 0]);
+  header.writeUInt16BE(payload.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), header, payload, jpeg.subarray(2)]);
+}
+
+/** Mean and max absolute difference of two equally long byte arrays. */
+function diff(a: Uint8Array, b: Uint8Array): { mean: number; max: number } {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    sum += d;
+    if (d > max) max = d;
+  }
+  return { mean: sum / a.length, max };
+}
+
+test('fast decoder: the native addon is built (npm install / npm run build:native)', () => {
+  assert.ok(fastJpeg(), 'dataset/native/build/Release/fastjpeg.node did not load: run `npm run build:native` (needs g++ and libjpeg-turbo headers)');
+});
+
+test('fast decoder: real covers (300×300 progressive, 640×640 baseline) match Pillow draft + resize, and sharp closely', async () => {
+  const covers = listCovers();
+  const picks = [covers[0]!.path, covers.find((c) => c.genre === 'metal')!.path];
+  for (const path of picks) {
+    const size = 64;
+    const o = { size, fit: 'fill' as const, maxPixels: 50_000_000 };
+    const { result: fast, fast: nFast } = await paths(() => preprocessImage(path, { ...o, decoder: 'fast' }));
+    assert.equal(nFast, 1, `${path}: took the fast path`);
+    assert.equal(fast.length, size * size * 3);
+    const viaSharp = await preprocessImage(path, o);
+    const ds = diff(fast, viaSharp);
+    assert.ok(ds.mean < 4, `${path}: mean difference to sharp ${ds.mean.toFixed(2)}`);
+    const py = spawnSync('python3', ['-c', `import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1]); im.draft('RGB', (${size}, ${size}))\nsys.stdout.buffer.write(im.convert('RGB').resize((${size}, ${size})).tobytes())`, path], { maxBuffer: 1 << 24 });
+    assert.equal(py.status, 0, `Pillow reference failed: ${py.stderr}`);
+    const dp = diff(fast, py.stdout);
+    assert.ok(dp.mean < 0.6 && dp.max <= 24, `${path}: difference to Pillow mean ${dp.mean.toFixed(2)}, max ${dp.max}`);
+  }
+});
+
+test('fast decoder: plain RGB and grayscale JPEGs take the fast path; cover, fill and square contain are right', async () => {
+  const raw = Buffer.alloc(60 * 20 * 3);
+  for (let y = 0; y < 20; y++) for (let x = 0; x < 60; x++) raw.set(x < 20 ? [255, 0, 0] : x < 40 ? [0, 255, 0] : [0, 0, 255], (y * 60 + x) * 3);
+  const jpeg = await sharp(raw, { raw: { width: 60, height: 20, channels: 3 } }).jpeg({ quality: 100, chromaSubsampling: '4:4:4' }).toBuffer();
+  const cover = await paths(() => preprocessImage(jpeg, { ...fastOpts, fit: 'cover' }));
+  assert.equal(cover.fast, 1);
+  near(px(cover.result, 1, 8), [0, 255, 0], 8, 'cover: left edge is the centre third');
+  near(px(cover.result, 14, 8), [0, 255, 0], 8, 'cover: right edge is the centre third');
+  const fill = await paths(() => preprocessImage(jpeg, { ...fastOpts, fit: 'fill' }));
+  assert.equal(fill.fast, 1);
+  near(px(fill.result, 1, 8), [255, 0, 0], 8, 'fill: left is red');
+  near(px(fill.result, 14, 8), [0, 0, 255], 8, 'fill: right is blue');
+  // contain of a non-square image needs padding: the sharp path does it.
+  const contain = await paths(() => preprocessImage(jpeg, { ...fastOpts, fit: 'contain' }));
+  assert.deepEqual([contain.fast, contain.sharp], [0, 1]);
+  near(px(contain.result, 8, 0), [0, 0, 0], 0, 'contain: top padding is black');
+  near(px(contain.result, 8, 8), [0, 255, 0], 8, 'contain: centre is green');
+  const square = await (await halves(40, 40, [250, 0, 0], [0, 0, 250])).jpeg({ quality: 95 }).toBuffer();
+  const containSquare = await paths(() => preprocessImage(square, { ...fastOpts, fit: 'contain' }));
+  assert.equal(containSquare.fast, 1, 'contain of a square image is fill: fast path');
+  near(px(containSquare.result, 2, 8), [250, 0, 0], 12, 'square contain left');
+  near(px(containSquare.result, 13, 8), [0, 0, 250], 12, 'square contain right');
+  const gray = await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: 90, g: 90, b: 90 } } }).toColourspace('b-w').jpeg().toBuffer();
+  const g = await paths(() => preprocessImage(gray, fastOpts));
+  assert.equal(g.fast, 1, 'grayscale JPEG: fast path');
+  assert.equal(g.result.length, S * S * 3);
+  near(px(g.result, 3, 3), [90, 90, 90], 2, 'gray becomes RGB gray');
+  const prog = await (await halves(40, 40, [250, 0, 0], [0, 0, 250])).jpeg({ quality: 95, progressive: true }).toBuffer();
+  const p = await paths(() => preprocessImage(prog, fastOpts));
+  assert.equal(p.fast, 1, 'progressive JPEG: fast path');
+  near(px(p.result, 2, 8), [250, 0, 0], 12, 'progressive left');
+  // Larger than 2·S: DCT-scaled decode (1/2, 1/4, 1/8) still gives the right picture.
+  const big = await (await halves(300, 300, [250, 0, 0], [0, 0, 250])).jpeg({ quality: 95 }).toBuffer();
+  const b = await paths(() => preprocessImage(big, fastOpts));
+  assert.equal(b.fast, 1);
+  near(px(b.result, 2, 8), [250, 0, 0], 12, 'scaled decode left');
+  near(px(b.result, 13, 8), [0, 0, 250], 12, 'scaled decode right');
+});
+
+test('fast decoder: CMYK, EXIF orientation, ICC profile, non-JPEG inputs and files over maxPixels go through sharp, correctly', async () => {
+  const cmyk = await sharp({ create: { width: 24, height: 24, channels: 3, background: { r: 220, g: 40, b: 40 } } }).toColourspace('cmyk').jpeg().toBuffer();
+  const c = await paths(() => preprocessImage(cmyk, fastOpts));
+  assert.deepEqual([c.fast, c.sharp], [0, 1], 'CMYK: sharp');
+  assert.ok(px(c.result, 8, 8)[0]! > 150 && px(c.result, 8, 8)[1]! < 100, 'still red after the CMYK round trip');
+  const oriented = await (await halves(40, 40, [250, 0, 0], [0, 0, 250])).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+  const o = await paths(() => preprocessImage(oriented, fastOpts));
+  assert.deepEqual([o.fast, o.sharp], [0, 1], 'EXIF orientation 6: sharp');
+  near(px(o.result, 8, 2), [250, 0, 0], 30, 'top is red');
+  near(px(o.result, 8, 13), [0, 0, 250], 30, 'bottom is blue');
+  // Our own APP1 segments (no ICC profile), in both byte orders, exercise the addon's EXIF parser.
+  const plain = await (await halves(40, 40, [250, 0, 0], [0, 0, 250])).jpeg({ quality: 95 }).toBuffer();
+  for (const le of [false, true]) {
+    assert.equal((await paths(() => preprocessImage(withExifOrientation(plain, 1, le), fastOpts))).fast, 1, `EXIF orientation 1 (${le ? 'II' : 'MM'}): fast path`);
+    const six = await paths(() => preprocessImage(withExifOrientation(plain, 6, le), fastOpts));
+    assert.deepEqual([six.fast, six.sharp], [0, 1], `EXIF orientation 6 (${le ? 'II' : 'MM'}): sharp`);
+    near(px(six.result, 8, 2), [250, 0, 0], 30, 'top is red');
+  }
+  const icc = await (await halves(40, 40, [250, 0, 0], [0, 0, 250])).jpeg({ quality: 95 }).withIccProfile('p3').toBuffer();
+  assert.ok((await sharp(icc).metadata()).icc, 'has an ICC profile');
+  assert.deepEqual((await paths(() => preprocessImage(icc, fastOpts))).sharp, 1, 'ICC profile: sharp');
+  const png = await (await halves(40, 40, [250, 0, 0], [0, 0, 250])).png().toBuffer();
+  assert.equal((await paths(() => preprocessImage(png, fastOpts))).sharp, 1, 'PNG: sharp');
+  const big = await sharp({ create: { width: 400, height: 300, channels: 3, background: 'white' } }).jpeg().toBuffer();
+  await assert.rejects(preprocessImage(big, { ...fastOpts, maxPixels: 400 * 300 - 1 }), (e: PreprocessError) => e.reason === 'too-many-pixels');
+  assert.equal((await paths(() => preprocessImage(big, { ...fastOpts, maxPixels: 400 * 300 }))).fast, 1);
+});
+
+test('fast decoder: truncated, corrupt, bomb, empty and missing files get the same rejection reasons as with sharp', async () => {
+  const reason = async (input: string | Buffer) => {
+    try {
+      await preprocessImage(input, fastOpts);
+    } catch (e) {
+      assert.ok(e instanceof PreprocessError, String(e));
+      return e.reason;
+    }
+    assert.fail('expected a rejection');
+  };
+  const jpeg = await (await halves(64, 64, [10, 20, 30], [200, 100, 0])).jpeg().toBuffer();
+  assert.equal(await reason(jpeg.subarray(0, Math.floor(jpeg.length * 0.6))), 'truncated');
+  const prog = await (await halves(64, 64, [10, 20, 30], [200, 100, 0])).jpeg({ progressive: true }).toBuffer();
+  assert.equal(await reason(prog.subarray(0, Math.floor(prog.length * 0.6))), 'truncated');
+  const bomb = Buffer.from(await sharp({ create: { width: 8, height: 8, channels: 3, background: 'black' } }).jpeg().toBuffer());
+  const sof = bomb.indexOf(Buffer.from([0xff, 0xc0]));
+  bomb.writeUInt16BE(60000, sof + 5);
+  bomb.writeUInt16BE(60000, sof + 7);
+  assert.equal(await reason(bomb), 'too-many-pixels');
+  // A JPEG header followed by garbage entropy-coded data.
+  const garbage = Buffer.from(jpeg);
+  const sos = garbage.indexOf(Buffer.from([0xff, 0xda]));
+  for (let i = sos + 20; i < garbage.length - 2; i++) garbage[i] = (i * 2654435761) >>> 24 === 0xff ? 0 : (i * 2654435761) >>> 24;
+  const r = await reason(garbage).catch(() => 'decoded');
+  assert.ok(['corrupt', 'truncated', 'decoded'].includes(r), `garbage entropy data: ${r}`);
+  assert.equal(await reason(Buffer.alloc(0)), 'empty');
+  assert.equal(await reason(Buffer.from([0xff, 0xd8, 0xff])), 'truncated');
+  assert.equal(await reason(join(tmpdir(), 'no-such-dir-xyz', 'a1.jpg')), 'missing');
 });
