@@ -137,6 +137,10 @@ function meanNodes(f: Forest): number {
   return f.trees.reduce((a, t) => a + t.nodes, 0) / f.trees.length;
 }
 
+function meanDepth(f: Forest): number {
+  return f.trees.reduce((a, t) => a + t.depth, 0) / f.trees.length;
+}
+
 const bench: BenchModule = {
   title: 'Random-forest baseline (ours vs scikit-learn, and ml-random-forest)',
   async run(ctx: BenchContext): Promise<BenchResult[]> {
@@ -174,21 +178,24 @@ const bench: BenchModule = {
     const s1 = runSklearn(dataDir, { trees: oneTrees, seed: 0, jobs: 1 });
     if (!('missing' in s1)) ctx.log(`scikit-learn, n_jobs 1, ${oneTrees} trees: ${s1.fit_seconds.toFixed(1)} s`);
 
+    // Forest-to-forest spread on this test set: about ±1 point with 100 trees (seeds 0–4, both libraries); wider in
+    // quick mode (20 trees, 500 test images).
+    const tolerance = ctx.quick ? 6 : 3;
     const results: BenchResult[] = [
       {
-        name: `fit 100-tree forest, ${shape}, ${threads} threads`.replace('100-tree', `${trees}-tree`),
+        name: `fit the forest, ${shape}, ${threads} threads`,
         value: a.seconds,
         unit: 's',
         ...('missing' in s ? {} : { baseline: { name: `scikit-learn ${s.sklearn} RandomForestClassifier, n_jobs ${threads}`, value: s.fit_seconds } }),
         target: '≤ 600 s (ideally ~60–120 s)',
         met: a.seconds <= 600,
-        notes: `ours ${meanNodes(a.forest).toFixed(0)} nodes/tree${'missing' in s ? `; scikit-learn unavailable: ${s.missing}` : `, scikit-learn ${s.mean_nodes.toFixed(0)} nodes/tree (mean depth ${s.mean_depth.toFixed(0)})`}`,
+        notes: `ours ${meanNodes(a.forest).toFixed(0)} nodes/tree (mean depth ${meanDepth(a.forest).toFixed(0)})${'missing' in s ? `; scikit-learn unavailable: ${s.missing}` : `, scikit-learn ${s.mean_nodes.toFixed(0)} nodes/tree (mean depth ${s.mean_depth.toFixed(0)})`}`,
       },
       {
         name: `test accuracy of that forest (${nTest} crops of ${testCovers.length} held-out covers, chance ${(100 / genres.length).toFixed(1)}%)`,
         value: a.accuracy * 100,
         unit: '%',
-        ...('missing' in s ? {} : { baseline: { name: 'scikit-learn, same data', value: s.accuracy * 100 }, target: 'within 3 points of scikit-learn', met: Math.abs(a.accuracy - s.accuracy) <= 0.03 }),
+        ...('missing' in s ? {} : { baseline: { name: 'scikit-learn, same data', value: s.accuracy * 100 }, target: `within ${tolerance} points of scikit-learn`, met: Math.abs(a.accuracy - s.accuracy) * 100 <= tolerance }),
       },
       {
         name: `fit ${oneTrees} trees on one core, same data`,
@@ -198,27 +205,35 @@ const bench: BenchModule = {
       },
     ];
 
-    // For the record: ml-random-forest on a small subset (it measured ~140 s per tree on 8,000 × 2,500).
-    const { RandomForestClassifier } = await import('ml-random-forest');
-    const subN = ctx.quick ? 300 : 1000;
-    const subTrees = ctx.quick ? 2 : 5;
-    const rows: number[][] = [];
-    for (let i = 0; i < subN; i++) rows.push(Array.from(train.x.subarray(i * train.d, (i + 1) * train.d)));
-    const subY = Array.from(train.y.subarray(0, subN));
-    let t0 = performance.now();
-    new RandomForestClassifier({ nEstimators: subTrees, maxFeatures: 0.02, replacement: true, useSampleBagging: true, noOOB: true, seed: 0 }).train(rows, subY);
-    const mlSeconds = (performance.now() - t0) / 1000;
-    t0 = performance.now();
-    await fitForest({ x: train.x.subarray(0, subN * train.d), n: subN, d: train.d, y: subY, classes: genres.length }, { trees: subTrees, seed: 0 }, { threads: 1 });
-    const oursSub = (performance.now() - t0) / 1000;
-    ctx.log(`ml-random-forest: ${subTrees} trees on ${subN} × ${train.d}: ${mlSeconds.toFixed(1)} s; ours (1 thread) ${oursSub.toFixed(2)} s`);
-    results.push({
-      name: `fit ${subTrees} trees on ${subN} × ${train.d}, ours on 1 thread`,
-      value: oursSub,
-      unit: 's',
-      baseline: { name: 'ml-random-forest 2.1 (maxFeatures 0.02 per tree, bagging)', value: mlSeconds },
-      notes: 'for the record: ml-random-forest draws its features once per tree, not per split, and was too slow for the study\'s scale',
-    });
+    // For the record: ml-random-forest on a small subset (it measured ~140 s per tree on 8,000 × 2,500). It is no
+    // longer used by the pipeline; skipped when not installed.
+    let mlForest: typeof import('ml-random-forest') | null = null;
+    try {
+      mlForest = await import('ml-random-forest');
+    } catch (e) {
+      ctx.log(`ml-random-forest not installed, skipped: ${(e as Error).message}`);
+    }
+    if (mlForest) {
+      const subN = ctx.quick ? 300 : 1000;
+      const subTrees = ctx.quick ? 2 : 5;
+      const rows: number[][] = [];
+      for (let i = 0; i < subN; i++) rows.push(Array.from(train.x.subarray(i * train.d, (i + 1) * train.d)));
+      const subY = Array.from(train.y.subarray(0, subN));
+      let t0 = performance.now();
+      new mlForest.RandomForestClassifier({ nEstimators: subTrees, maxFeatures: 0.02, replacement: true, useSampleBagging: true, noOOB: true, seed: 0 }).train(rows, subY);
+      const mlSeconds = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      await fitForest({ x: train.x.subarray(0, subN * train.d), n: subN, d: train.d, y: subY, classes: genres.length }, { trees: subTrees, seed: 0 }, { threads: 1 });
+      const oursSub = (performance.now() - t0) / 1000;
+      ctx.log(`ml-random-forest: ${subTrees} trees on ${subN} × ${train.d}: ${mlSeconds.toFixed(1)} s; ours (1 thread) ${oursSub.toFixed(2)} s`);
+      results.push({
+        name: `fit ${subTrees} trees on ${subN} × ${train.d}, ours on 1 thread`,
+        value: oursSub,
+        unit: 's',
+        baseline: { name: 'ml-random-forest 2.1 (maxFeatures 0.02 drawn per tree, bagging)', value: mlSeconds },
+        notes: "for the record: ml-random-forest, which the stage used before, draws its features once per tree rather than per split, and took ~140 s per tree at the study's scale",
+      });
+    }
     return results;
   },
 };

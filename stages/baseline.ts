@@ -44,7 +44,7 @@ export const baselineStage: Stage = {
     const depth = forest.trees.reduce((a, t) => a + t.depth, 0) / forest.trees.length;
     const metrics = EvalMetricsSchema.parse(
       classificationMetrics(predicted, test.labels, test.labelNames, {
-        model: 'random-forest', split: 'test', crops: null, backend: 'random-forest (train/random-forest.ts, scikit-learn algorithm)', seconds: (performance.now() - t0) / 1000,
+        model: 'random-forest', split: 'test', crops: null, backend: 'train/random-forest.ts (scikit-learn algorithm)', seconds: (performance.now() - t0) / 1000,
         details: {
           trees: b.trees, pixels: b.pixels, grayscale: b.grayscale, features: train.d, trainImages: train.n,
           maxFeatures: b.maxFeatures, featuresPerSplit: forest.maxFeatures, maxSamples: b.maxSamples, minSamplesSplit: b.minSamplesSplit,

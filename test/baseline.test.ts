@@ -69,6 +69,13 @@ describe('random forest', () => {
     assert.ok(!sameTrees(a, fitForestSync(trainSet, { trees: 6, seed: 8 })), 'another seed → other trees');
   });
 
+  test('an abort stops the fit, on the calling thread and on workers', async () => {
+    for (const threads of [1, 2]) {
+      const ac = new AbortController();
+      await assert.rejects(fitForest(trainSet, { trees: 40 }, { threads, signal: ac.signal, onTree: (built) => built === 2 && ac.abort() }), { name: 'AbortError' }, `threads ${threads}`);
+    }
+  });
+
   test('a pure node stops; thresholds are midpoints; minSamplesSplit and maxDepth stop growth', () => {
     const one = fitForestSync({ x: Uint8Array.from([1, 2, 3, 4, 5, 6]), n: 6, d: 1, y: [1, 1, 1, 1, 1, 1], classes: 2 }, { trees: 2 });
     for (const t of one.trees) {
