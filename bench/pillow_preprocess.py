@@ -2,8 +2,8 @@
 
 Per image: Image.open, draft('RGB', (S, S)) (JPEG DCT scaling on load), convert('RGB'), resize((S, S)), tobytes().
 Usage: python3 pillow_preprocess.py LIST_FILE SIZE PROCESSES  (LIST_FILE: one image path per line)
-Prints one JSON line: {"images": n, "seconds": t, "bytes": total_bytes}; the timing covers only the work, after the
-worker processes have started.
+Prints one JSON line: {"images": n, "seconds": t, "bytes": total_bytes, "cpu_seconds": c}; the timing covers only the
+work, after the worker processes have started; cpu_seconds is the workers' CPU time inside work() (process_time), summed.
 """
 import json
 import sys
@@ -16,10 +16,12 @@ SIZE = 256
 
 
 def work(path):
+    c0 = time.process_time()
     with Image.open(path) as im:
         im.draft('RGB', (SIZE, SIZE))
         im = im.convert('RGB').resize((SIZE, SIZE))
-        return len(im.tobytes())
+        n = len(im.tobytes())
+    return n, time.process_time() - c0
 
 
 def init(size):
@@ -34,9 +36,11 @@ def main():
     with Pool(procs, initializer=init, initargs=(size,)) as pool:
         pool.map(work, paths[: procs * 2], chunksize=1)  # warm-up: start the workers, import PIL plugins
         t0 = time.perf_counter()
-        total = sum(pool.imap(work, paths, chunksize=16))
+        results = list(pool.imap(work, paths, chunksize=16))
         t = time.perf_counter() - t0
-    print(json.dumps({"images": len(paths), "seconds": t, "bytes": total}))
+    total = sum(n for n, _ in results)
+    cpu = sum(c for _, c in results)
+    print(json.dumps({"images": len(paths), "seconds": t, "bytes": total, "cpu_seconds": cpu}))
 
 
 if __name__ == '__main__':
