@@ -8,6 +8,7 @@
  *
  * Metadata is built eagerly (small); cover pixels are generated lazily by `simulator/images.ts`.
  */
+import { toNormName } from '../bandcamp/tags.ts';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { FaultPlan, type AlbumFault, type FaultName, type ImageFault } from './faults.ts';
@@ -256,15 +257,10 @@ export function syntheticCatalog(o: SyntheticOptions, faults: FaultPlan): Catalo
   return new Catalog('synthetic', [...o.genres], albums, faults);
 }
 
-/** A Bandcamp tag norm name from a label: lowercase, runs of characters other than letters and digits become `-`. */
-export function toNormName(label: string): string {
-  return label.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-|-$/g, '');
-}
-
 /**
  * Builds a catalogue from a folder with `labels.tsv` (`path<TAB>genre`, header line): one album per row, tagged with
- * the genre as a Bandcamp norm name (lowercase, runs of other characters collapsed to `-`, REFERENCE.md §2.6: the
- * label `hiphop_rap` is served as the tag `hiphop-rap`, display name kept), its cover the file (served unchanged as
+ * the genre as a Bandcamp norm name (`toNormName`: the label `hiphop_rap` is served as the tag `hip-hop-rap`,
+ * display name kept), its cover the file (served unchanged as
  * format `_0`).
  * @param limit keep only the first `limit` rows of each genre (for tests), or all when undefined.
  * @throws Error naming the file and line when `labels.tsv` is missing or malformed.

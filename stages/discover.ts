@@ -137,6 +137,9 @@ async function run(ctx: StageContext): Promise<void> {
       log,
       signal: ctx.signal,
       async handle({ genre, cursor }, enqueue) {
+        // Crawlee's queue can hand out a request that a killed run fetched and recorded but never marked handled:
+        // our progress file is the truth, so a recorded page is not fetched again.
+        if (byGenre.get(genre)!.has(cursor)) return;
         const res = await client.request({
           url,
           json: discoverPayload(config, genre, cursor),

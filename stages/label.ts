@@ -85,6 +85,8 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
           return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url! } };
         }),
     async handle({ item_id, band_id, item_url }) {
+      // A request a killed run recorded but crawlee never marked handled: our progress file is the truth.
+      if (done.has(item_id)) return;
       let rec: TagRecord | null = null;
       const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck });
       if (res.status === 200) {

@@ -12,10 +12,11 @@
  *   and `download` checks each image's sha256; or
  * - the 2015 study's `dataset-links.tsv` (`url<TAB>genre/a<N>.jpg`, no header): `art_id` comes from the URL, and the
  *   number N of the file name stands in for the unknown `item_id`. Genre folder names are mapped to Bandcamp norm
- *   names (`hiphop_rap` → `hip-hop-rap`; otherwise lower case with `_` → `-`).
+ *   names (`toNormName` in bandcamp/tags.ts: `hiphop_rap` → `hip-hop-rap`).
  * In this mode the file decides which images each genre gets, and its set of genres must equal `genres` (the
  * downstream stages label by `genres`); otherwise select fails naming both lists and the `--set genres=…` to use.
  */
+import { toNormName } from '../bandcamp/tags.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
@@ -37,13 +38,6 @@ export interface SelectCounts {
   eligible: number;
 }
 
-/** Genre folder names of the 2015 study that differ from Bandcamp's norm names. */
-export const STUDY_GENRE_ALIASES: Record<string, string> = { hiphop_rap: 'hip-hop-rap' };
-
-/** Maps a genre folder name of a links file to a tag norm name (`hiphop_rap` → `hip-hop-rap`, `Post_Rock` → `post-rock`). */
-export function normaliseGenre(name: string): string {
-  return STUDY_GENRE_ALIASES[name] ?? name.toLowerCase().replace(/_/g, '-');
-}
 
 /** The seeded sort key of an album within its genre (hex sha256). */
 export function rankKey(seed: number, genre: string, itemId: number): string {
@@ -90,7 +84,7 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       if (!img) throw new UserError(`${where}: "${url}" is not a Bandcamp image URL (…/img/a<art_id>_<format>.jpg)`);
       const m = /^([^/]+)\/a?(\d+)\.[a-z]+$/i.exec(file.trim());
       if (!m) throw new UserError(`${where}: "${file}" is not of the form genre/a<N>.jpg`);
-      const genre = normaliseGenre(m[1]!);
+      const genre = toNormName(m[1]!);
       rows.push({ genre, rank: next(genre), item_id: Number(m[2]), art_id: img.artId, url, sha256: null });
     });
   }
