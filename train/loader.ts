@@ -5,7 +5,8 @@
  * `prefetch` batches in flight, so the model does not wait for data; when a worker cannot start (e.g. no TypeScript
  * tsx), batches are built on the main thread and the loader says so (`mode`).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from './ts-worker.ts';
 import { fillBatch, type BatchPlan } from './augment.ts';
 import type { SplitData } from './shards.ts';
 
@@ -42,13 +43,11 @@ export class BatchLoader {
     this.mode = 'main-thread (worker disabled)';
     if (opts.worker !== false) {
       try {
-        // tsx's loader hooks do not reach worker threads through execArgv (Node 20), so the worker registers tsx
-        // itself before importing the TypeScript module.
-        const api = import.meta.resolve('tsx/esm/api');
-        const url = new URL('./batch-worker.ts', import.meta.url).href;
-        this.worker = new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url)}); })`, {
-          eval: true,
-          workerData: { images: data.images, size: data.size, crop: opts.crop, mean: opts.mean },
+        this.worker = startTsWorker(new URL('./batch-worker.ts', import.meta.url), {
+          images: data.images,
+          size: data.size,
+          crop: opts.crop,
+          mean: opts.mean,
         });
         this.worker.unref();
         this.worker.on('message', (m: { id: number; x: Float32Array }) => {
