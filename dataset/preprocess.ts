@@ -13,26 +13,28 @@
  *    (3 channels); reduce 16-bit samples to 8-bit;
  * 5. write raw bytes: exactly S·S·3.
  *
- * Two implementations (`decoder`, config `shards.decoder`):
- * - `sharp` (default): the steps above in libvips;
+ * Two implementations (`decoder`, config `shards.decoder`; {@link resolveDecoder}):
  * - `fast`: plain JPEGs (8-bit baseline/progressive YCbCr or grayscale, no ICC profile, no EXIF orientation other than
- *   1, within `maxPixels`, `contain` only when square) go through dataset/native/fastjpeg.c in one thread-pool task:
+ *   1, within `maxPixels`, `contain` only when square) go through dataset/native/fastjpeg.c in one thread-pool task
+ *   that also reads the file (the main thread only starts the task and takes its callback):
  *   libjpeg-turbo decodes at 1/d scale (d = 8, 4, 2 or 1, the largest keeping the crop at least S: Pillow's `draft`),
  *   then a separable antialiased Catmull-Rom resample of the crop box (Pillow's `resize` with BICUBIC and a box).
- *   Its pixels differ from sharp's by a few levels and match Pillow's `draft` + `resize` to within ~0.2 levels on
- *   average. Anything else, a libjpeg error or warning (truncated data), or a missing addon, takes the sharp path,
- *   which also gives bad files their rejection reason. Measured on the 1,050 real covers (bench/preprocess.bench.ts):
- *   about 2× sharp's throughput; per image on one core 0.7 ms (300×300 progressive) and 1.6 ms (640×640) against
- *   sharp's 1.7 and 3.2 and Pillow's 1.3 and 2.4. sharp's cost here is mostly libvips' per-pipeline machinery
- *   (threads, regions, allocation: ~0.5 ms per image) and its slower JPEG decode through that machinery, not the
- *   resampling.
+ *   Its pixels differ from sharp's by a few levels (mean absolute difference ~1-2) and match Pillow's `draft` +
+ *   `resize` to within ~0.2 levels on average. Anything else, a libjpeg error or warning (truncated data), a file or
+ *   decode over the addon's memory bounds, or a missing addon, takes the sharp path, which also gives bad files their
+ *   rejection reason. Throughput and CPU per image against Pillow: bench/preprocess.bench.ts (bench/RESULTS.md).
+ * - `sharp`: the steps above in libvips, for every image. sharp's cost here is mostly libvips' per-pipeline
+ *   machinery (threads, regions, allocation: ~0.5 ms per image) and its slower JPEG decode through that machinery,
+ *   not the resampling.
+ * - `auto` (the default): `fast` when the addon loaded, else `sharp`.
  *
  * Speed (PITFALLS.md #4): libvips runs one thread per image here (`sharp.concurrency()` is 1 on this machine), so both
  * cores come from having several images in flight at once (`shards.concurrency`, {@link orderedMap}); libuv runs
- * each pipeline on its own thread-pool thread. The operation cache is disabled ({@link configureSharp}): every image is
- * seen once, so caching only costs memory.
+ * each sharp pipeline, and each fast-path task (file read included), on its own thread-pool thread. The pool has
+ * UV_THREADPOOL_SIZE threads (4 by default), fixed when the process first uses it, which under tsx is before this
+ * module loads: to use more than 4 cores, set UV_THREADPOOL_SIZE in the environment that starts Node. The operation
+ * cache is disabled ({@link configureSharp}): every image is seen once, so caching only costs memory.
  */
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import sharp, { type OutputInfo } from 'sharp';
 
@@ -48,14 +50,15 @@ export interface PreprocessOptions {
   /** Largest accepted decoded image, width × height in pixels (config `image.maxPixels`). */
   maxPixels: number;
   /**
-   * config `shards.decoder`. `sharp` (the default): every image through sharp. `fast`: plain JPEGs through
-   * {@link fastJpeg} (libjpeg-turbo DCT scaling + Pillow-like cubic resample), everything else through sharp.
+   * config `shards.decoder`. `sharp` (the default here, for callers that pass nothing): every image through sharp.
+   * `fast`: plain JPEGs through {@link fastJpeg} (libjpeg-turbo DCT scaling + Pillow-like cubic resample), everything
+   * else through sharp. `auto`: `fast` when the addon loaded, else `sharp` ({@link resolveDecoder}).
    */
   decoder?: Decoder;
 }
 
 /** Which implementation preprocesses an image (config `shards.decoder`); see {@link PreprocessOptions.decoder}. */
-export type Decoder = 'sharp' | 'fast';
+export type Decoder = 'auto' | 'sharp' | 'fast';
 
 /**
  * Why an image was rejected; the `reason` column of `DATA_DIR/shards/rejected.tsv`.
@@ -179,46 +182,60 @@ function toPreprocessError(e: unknown): PreprocessError {
 }
 
 /** The native addon dataset/native/fastjpeg.c (built by `npm install`, see its binding.gyp). */
-interface FastJpegAddon {
+export interface FastJpegAddon {
   /**
-   * Decodes `jpeg` into `out` (S·S·3 bytes) on a libuv thread-pool thread; calls back with `""` on success or the reason
-   * the general path must take the image (not a plain 8-bit YCbCr/grayscale JPEG, ICC profile, EXIF orientation ≠ 1,
-   * over `maxPixels`, `contain` of a non-square image, any libjpeg error or warning).
+   * Reads (when `input` is a path) and decodes a JPEG into `out` (S·S·3 bytes, RGB HWC) on a libuv thread-pool thread;
+   * calls back with `""` on success or the reason the general path must take the image (unreadable file, not a JPEG,
+   * not a plain 8-bit YCbCr/grayscale JPEG, ICC profile, EXIF orientation ≠ 1, over `maxPixels`, over the addon's
+   * memory bounds, `contain` of a non-square image, any libjpeg error or warning). Never throws for bad image data.
    * `fit`: 0 cover, 1 fill, 2 contain.
+   * @throws TypeError / RangeError for wrong argument types or sizes (a programming error).
    */
-  decode(jpeg: Buffer, out: Buffer, size: number, fit: number, maxPixels: number, callback: (err: Error | null, fallbackReason: string) => void): void;
+  decode(input: string | Buffer, out: Buffer, size: number, fit: number, maxPixels: number, callback: (err: Error | null, fallbackReason: string) => void): void;
 }
 
 const FIT_CODE: Record<Fit, number> = { cover: 0, fill: 1, contain: 2 };
 
 let addon: FastJpegAddon | null | undefined;
+let addonError = '';
 
 /**
  * The fast JPEG path, or `null` where the addon was not built (no compiler or no libjpeg headers when `npm install`
- * ran: `npm run build:native` builds it); then every image goes through sharp.
+ * ran: `npm run build:native` builds it) or does not load; then every image goes through sharp.
  */
 export function fastJpeg(): FastJpegAddon | null {
   if (addon === undefined) {
     try {
       addon = createRequire(import.meta.url)('./native/build/Release/fastjpeg.node') as FastJpegAddon;
-    } catch {
+    } catch (e) {
       addon = null;
+      addonError = ((e as Error)?.message ?? String(e)).split('\n')[0]!;
     }
   }
   return addon;
 }
 
+/**
+ * The implementation a {@link Decoder} setting gives on this machine, and why, in one line (for the stage's log).
+ * `auto` → `fast` when {@link fastJpeg} loads, else `sharp`; `fast` without the addon → `sharp` as well.
+ */
+export function resolveDecoder(decoder: Decoder = 'sharp'): { decoder: 'fast' | 'sharp'; why: string } {
+  if (decoder === 'sharp') return { decoder: 'sharp', why: 'shards.decoder is "sharp"' };
+  if (fastJpeg()) return { decoder: 'fast', why: `shards.decoder is "${decoder}" and the fastjpeg addon loaded (plain JPEGs natively, everything else through sharp)` };
+  return {
+    decoder: 'sharp',
+    why: `shards.decoder is "${decoder}" but the fastjpeg addon did not load (${addonError}; \`npm run build:native\` needs a C compiler and libjpeg62-turbo-dev): every image through sharp`,
+  };
+}
+
 /** Counts of images by the path they took in this process (for tests and benchmarks). */
 export const preprocessCounts = { fast: 0, sharp: 0 };
 
-/** Whether `bytes` start like a JPEG (SOI marker followed by another marker). */
-const isJpeg = (bytes: Buffer) => bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
-
 /** The fast path: the S·S·3 bytes, or `null` when the image must go through sharp. */
-function tryFast(fj: FastJpegAddon, bytes: Buffer, opts: PreprocessOptions): Promise<Buffer | null> {
+function tryFast(fj: FastJpegAddon, input: string | Buffer, opts: PreprocessOptions): Promise<Buffer | null> {
   const out = Buffer.allocUnsafe(opts.size * opts.size * 3);
   return new Promise((resolve, reject) => {
-    fj.decode(bytes, out, opts.size, FIT_CODE[opts.fit], opts.maxPixels, (err, fallbackReason) => {
+    fj.decode(input, out, opts.size, FIT_CODE[opts.fit], opts.maxPixels, (err, fallbackReason) => {
       if (err) reject(err);
       else resolve(fallbackReason === '' ? out : null);
     });
@@ -237,16 +254,14 @@ function tryFast(fj: FastJpegAddon, bytes: Buffer, opts: PreprocessOptions): Pro
 export async function preprocessImage(input: string | Buffer, opts: PreprocessOptions): Promise<Buffer> {
   const { size } = opts;
   if (Buffer.isBuffer(input) && input.length === 0) throw new PreprocessError('empty', 'the file has 0 bytes');
-  const fj = opts.decoder === 'fast' ? fastJpeg() : null;
+  const fj = opts.decoder === 'fast' || opts.decoder === 'auto' ? fastJpeg() : null;
   if (fj) {
-    // A file that cannot be read, or is not a JPEG, goes to sharp with the original input: same reasons as before.
-    const bytes = Buffer.isBuffer(input) ? input : await readFile(input).catch(() => null);
-    if (bytes && isJpeg(bytes)) {
-      const fast = await tryFast(fj, bytes, opts);
-      if (fast) {
-        preprocessCounts.fast++;
-        return fast;
-      }
+    // The addon reads a path itself. A file that cannot be read, or is not a plain JPEG, goes to sharp with the
+    // original input, which gives the rejection reason.
+    const fast = await tryFast(fj, input, opts);
+    if (fast) {
+      preprocessCounts.fast++;
+      return fast;
     }
   }
   preprocessCounts.sharp++;

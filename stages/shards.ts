@@ -11,14 +11,15 @@
  * The outputs are declared one by one (not the whole `shards/` directory) because `mean` writes
  * `shards/mean.arrow` and `shards/mean.json` next to them: each stage hashes only its own files.
  *
- * Images stream through `shards.concurrency` sharp pipelines at once and are written in split order, record batch by
- * record batch, whatever order they finish in; a bad image never stops the stage, it becomes a row of `rejected.tsv`.
+ * Images stream through `shards.concurrency` decodes at once (`shards.decoder`: the native fast JPEG path or sharp,
+ * logged once per run) and are written in split order, record batch by record batch, whatever order they finish in;
+ * a bad image never stops the stage, it becomes a row of `rejected.tsv`.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Config } from '../pipeline/config.ts';
 import { hashJson, pickParams } from '../pipeline/config.ts';
 import { UserError, type Stage } from '../pipeline/stage.ts';
-import { orderedMap, preprocessImage, PreprocessError, type PreprocessOptions } from '../dataset/preprocess.ts';
+import { orderedMap, preprocessImage, PreprocessError, resolveDecoder, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { SplitShardWriter, type SplitShardResult } from '../dataset/shard-writer.ts';
 import { rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
 import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
@@ -49,7 +50,10 @@ export const shardsStage: Stage = {
     const splitsPath = ctx.path('splits.arrow');
     if (!existsSync(splitsPath)) throw new UserError(`shards: ${splitsPath} not found (run \`covers make split\` first)`);
     const rows = splitsFormat.read(splitsPath);
-    const opts: PreprocessOptions = { size: config.image.size, fit: config.image.fit, maxPixels: config.image.maxPixels, decoder: config.shards.decoder };
+    const decoder = resolveDecoder(config.shards.decoder);
+    if (config.shards.decoder === 'fast' && decoder.decoder !== 'fast') ctx.log.warn(`decoder: ${decoder.decoder} (${decoder.why})`);
+    else ctx.log.info(`decoder: ${decoder.decoder} (${decoder.why})`);
+    const opts: PreprocessOptions = { size: config.image.size, fit: config.image.fit, maxPixels: config.image.maxPixels, decoder: decoder.decoder };
     const configHash = shardsConfigHash(config);
     const rejected: RejectedRow[] = [];
     const results: SplitShardResult[] = [];

@@ -9,12 +9,25 @@
  * back as status "fallback" with the reason, and preprocess.ts gives it to sharp, which also names the rejection
  * reason of a bad file.
  *
- * JS API (see fastjpeg.d.ts): decode(jpeg: Buffer, out: Buffer, size, fit, maxPixels, callback(err, result)) where
- * fit is 0 = cover (centre crop), 1 = fill (stretch), 2 = contain (only square inputs, where it equals fill); result is
- * "" on success (out holds S*S*3 bytes) or the reason to fall back.
+ * JS API (typed in dataset/preprocess.ts, FastJpegAddon): decode(input: string | Buffer, out: Buffer, size, fit, maxPixels,
+ * callback(err, result)) where input is a file path (read inside the thread-pool task, so that an image costs the
+ * main thread one call and one callback, and no fs round trip) or the encoded bytes; fit is 0 = cover (centre crop),
+ * 1 = fill (stretch), 2 = contain (only square inputs, where it equals fill); result is "" on success (out holds
+ * S*S*3 bytes) or the reason to fall back.
+ *
+ * Bad input never crashes the process and memory stays bounded: a file over MAX_FILE_BYTES, an image over maxPixels,
+ * a decode needing more than MAX_DECODER_BYTES of libjpeg memory (progressive coefficient buffers), more than
+ * MAX_SCANS progressive scans (libjpeg-turbo's own guard against scan-flood files, as in TurboJPEG's
+ * TJPARAM_SCANLIMIT), a resample buffer over MAX_RESAMPLE_BYTES, and every libjpeg error or warning become a fallback
+ * reason; the sharp path then decides and names the rejection reason.
  */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, read, O_CLOEXEC under -std=c11 */
 #include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <setjmp.h>
@@ -27,6 +40,14 @@
 #define FIT_COVER 0
 #define FIT_FILL 1
 #define FIT_CONTAIN 2
+
+/* Bounds per task (several run at once, one per thread-pool thread). Covers are ~20-300 KB; bigger inputs are rare
+ * and go through sharp. */
+#define MAX_FILE_BYTES (64L * 1024 * 1024)
+#define MAX_DECODER_BYTES (256L * 1024 * 1024)
+#define MAX_RESAMPLE_BYTES (64.0 * 1024 * 1024)
+#define MAX_IMAGE_BYTES (64.0 * 1024 * 1024)
+#define MAX_SCANS 500
 
 typedef struct {
   struct jpeg_error_mgr pub;
@@ -46,6 +67,18 @@ static void on_emit_message(j_common_ptr cinfo, int level) {
   if (level < 0 && !err->warned) { /* a warning (corrupt data, premature end): the general path decides */
     err->warned = 1;
     (*cinfo->err->format_message)(cinfo, err->message);
+  }
+}
+
+/* A progress monitor that stops progressive files with absurdly many scans (each scan re-walks the coefficients). */
+static void on_progress(j_common_ptr cinfo) {
+  if (cinfo->is_decompressor) {
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->input_scan_number > MAX_SCANS) {
+      ErrorMgr *err = (ErrorMgr *)cinfo->err;
+      snprintf(err->message, sizeof err->message, "more than %d progressive scans", MAX_SCANS);
+      longjmp(err->jump, 1);
+    }
   }
 }
 
@@ -92,10 +125,12 @@ static int precompute(int n, double box0, double boxLen, int out, int **boundsOu
   double scale = boxLen / out;
   double filterscale = scale < 1.0 ? 1.0 : scale;
   double support = 2.0 * filterscale;
+  /* (int)(c + s + 0.5) - (int)(c - s + 0.5) <= ceil(2s) + 1 <= ksize: every tap fits. */
   int ksize = (int)ceil(support) * 2 + 1;
   int *bounds = malloc(sizeof(int) * 2 * out);
-  float *weights = malloc(sizeof(float) * ksize * out);
-  if (!bounds || !weights) { free(bounds); free(weights); return 0; }
+  float *weights = malloc(sizeof(float) * (size_t)ksize * out);
+  double *tmp = malloc(sizeof(double) * ksize);
+  if (!bounds || !weights || !tmp) { free(bounds); free(weights); free(tmp); return 0; }
   for (int i = 0; i < out; i++) {
     double center = box0 + (i + 0.5) * scale;
     double ss = 1.0 / filterscale;
@@ -104,18 +139,20 @@ static int precompute(int n, double box0, double boxLen, int out, int **boundsOu
     int xmax = (int)(center + support + 0.5);
     if (xmax > n) xmax = n;
     xmax -= xmin;
+    if (xmax > ksize) xmax = ksize;
+    if (xmax < 1) { xmin = center < 0 ? 0 : n - 1; xmax = 1; }
     double ww = 0;
-    float *w = weights + i * ksize;
-    double tmp[64];
-    for (int x = 0; x < xmax && x < 64; x++) {
+    float *w = weights + (size_t)i * ksize;
+    for (int x = 0; x < xmax; x++) {
       double v = cubic((x + xmin - center + 0.5) * ss);
       tmp[x] = v;
       ww += v;
     }
-    for (int x = 0; x < ksize; x++) w[x] = (x < xmax && x < 64 && ww != 0) ? (float)(tmp[x] / ww) : 0.0f;
+    for (int x = 0; x < ksize; x++) w[x] = x < xmax ? (float)(ww != 0 ? tmp[x] / ww : 1.0 / xmax) : 0.0f;
     bounds[2 * i] = xmin;
-    bounds[2 * i + 1] = xmax < 64 ? xmax : 64;
+    bounds[2 * i + 1] = xmax;
   }
+  free(tmp);
   *boundsOut = bounds;
   *weightsOut = weights;
   *ksizeOut = ksize;
@@ -129,7 +166,9 @@ static inline unsigned char clip8(float v) {
 }
 
 typedef struct {
-  /* inputs */
+  /* inputs: a path (read in the task into `owned`) or caller bytes */
+  char *path;
+  unsigned char *owned;
   const unsigned char *jpeg;
   size_t jpegLen;
   unsigned char *out;
@@ -145,6 +184,29 @@ static void fallback(Task *t, const char *reason) {
   snprintf(t->reason, sizeof t->reason, "%s", reason);
 }
 
+/* Reads t->path into t->owned (at most MAX_FILE_BYTES); 0 with t->reason set when the file cannot be used here. */
+static int read_file(Task *t) {
+  int fd = open(t->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { snprintf(t->reason, sizeof t->reason, "open: %s", strerror(errno)); return 0; }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { fallback(t, "not a regular file"); close(fd); return 0; }
+  if (st.st_size < 4) { fallback(t, "too short for a JPEG"); close(fd); return 0; }
+  if (st.st_size > MAX_FILE_BYTES) { fallback(t, "file over the fast path's size limit"); close(fd); return 0; }
+  size_t len = (size_t)st.st_size, got = 0;
+  t->owned = malloc(len);
+  if (!t->owned) { fallback(t, "out of memory"); close(fd); return 0; }
+  while (got < len) {
+    ssize_t r = read(fd, t->owned + got, len - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break; /* error, or the file shrank: use what we have; libjpeg reports truncation */
+    got += (size_t)r;
+  }
+  close(fd);
+  t->jpeg = t->owned;
+  t->jpegLen = got;
+  return 1;
+}
+
 /* Decodes and resamples t->jpeg into t->out (S*S*3), or sets t->reason. Runs on a thread-pool thread. */
 static void run(Task *t) {
   struct jpeg_decompress_struct cinfo;
@@ -154,6 +216,9 @@ static void run(Task *t) {
   int *bh = NULL, *bv = NULL;
   float *wh = NULL, *wv = NULL;
   t->reason[0] = 0;
+  if (t->path && !read_file(t)) return;
+  if (t->jpegLen < 4 || t->jpeg[0] != 0xFF || t->jpeg[1] != 0xD8 || t->jpeg[2] != 0xFF) { fallback(t, "not a JPEG"); return; }
+  struct jpeg_progress_mgr progress;
   memset(&cinfo, 0, sizeof cinfo);
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = on_error_exit;
@@ -167,6 +232,9 @@ static void run(Task *t) {
     goto done;
   }
   jpeg_create_decompress(&cinfo);
+  cinfo.mem->max_memory_to_use = MAX_DECODER_BYTES; /* over it: "Backing store not supported", a fallback */
+  progress.progress_monitor = on_progress;
+  cinfo.progress = &progress;
   jpeg_mem_src(&cinfo, t->jpeg, (unsigned long)t->jpegLen);
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
   jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xffff);
@@ -204,6 +272,7 @@ static void run(Task *t) {
   jpeg_start_decompress(&cinfo);
   const int w = (int)cinfo.output_width, h = (int)cinfo.output_height, comps = cinfo.output_components;
   if (comps != 3) { fallback(t, "unexpected output components"); jpeg_abort_decompress(&cinfo); goto done; }
+  if ((double)w * h * 3 > MAX_IMAGE_BYTES) { fallback(t, "decoded image over the fast path's limit"); jpeg_abort_decompress(&cinfo); goto done; }
   img = malloc((size_t)w * h * 3);
   if (!img) { fallback(t, "out of memory"); jpeg_abort_decompress(&cinfo); goto done; }
   while (cinfo.output_scanline < cinfo.output_height) {
@@ -236,21 +305,26 @@ static void run(Task *t) {
    * horizontal pass can load 4 floats at any pixel), then the horizontal pass, 4 lanes (R, G, B, unused) per tap.
    * Only the columns [xmin, xmax) that the output reads are filtered vertically. */
   {
-    const int xmin = bh[0], xmax = bh[2 * (S - 1)] + bh[2 * (S - 1) + 1];
-    const int rowLen = w * 3 + 4;
+    int xmin = bh[0], xmax = 0;
+    for (int i = 0; i < S; i++) {
+      if (bh[2 * i] < xmin) xmin = bh[2 * i];
+      if (bh[2 * i] + bh[2 * i + 1] > xmax) xmax = bh[2 * i] + bh[2 * i + 1];
+    }
+    /* tmp row j holds columns [xmin, xmax) as RGB floats, + 4 floats of padding. */
+    const int rowLen = (xmax - xmin) * 3 + 4;
+    if ((double)S * rowLen * sizeof(float) > MAX_RESAMPLE_BYTES) { fallback(t, "resample buffer over the fast path's limit"); goto done; }
     tmp = malloc(sizeof(float) * (size_t)S * rowLen);
     if (!tmp) { fallback(t, "out of memory"); goto done; }
     for (int j = 0; j < S; j++) {
       const int y0i = bv[2 * j], n = bv[2 * j + 1];
-      const float *k = wv + j * kv;
+      const float *k = wv + (size_t)j * kv;
       float *acc = tmp + (size_t)j * rowLen;
       const int a = xmin * 3, b = xmax * 3;
-      for (int x = a; x < b; x++) acc[x] = 0;
-      for (int x = b; x < b + 4 && x < rowLen; x++) acc[x] = 0;
+      for (int x = 0; x < rowLen; x++) acc[x] = 0;
       for (int yy = 0; yy < n; yy++) {
         const float kk = k[yy];
-        const unsigned char *s = img + (size_t)(y0i + yy) * w * 3;
-        for (int x = a; x < b; x++) acc[x] += kk * (float)s[x];
+        const unsigned char *s = img + (size_t)(y0i + yy) * w * 3 + a;
+        for (int x = 0; x < b - a; x++) acc[x] += kk * (float)s[x];
       }
     }
     for (int j = 0; j < S; j++) {
@@ -258,8 +332,8 @@ static void run(Task *t) {
       unsigned char *o = t->out + (size_t)j * S * 3;
       for (int i = 0; i < S; i++) {
         const int x0i = bh[2 * i], n = bh[2 * i + 1];
-        const float *k = wh + i * kh;
-        const float *s = src + x0i * 3;
+        const float *k = wh + (size_t)i * kh;
+        const float *s = src + (size_t)(x0i - xmin) * 3;
 #ifdef __SSE2__
         __m128 acc0 = _mm_setzero_ps(), acc1 = _mm_setzero_ps();
         int x = 0;
@@ -300,6 +374,12 @@ done:
   free(wv);
 }
 
+static void free_task(Task *t) {
+  free(t->path);
+  free(t->owned);
+  free(t);
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   run((Task *)data);
@@ -319,11 +399,11 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_get_null(env, &argv[0]);
     napi_create_string_utf8(env, t->reason, NAPI_AUTO_LENGTH, &argv[1]);
   }
-  napi_delete_reference(env, t->jpegRef);
+  if (t->jpegRef) napi_delete_reference(env, t->jpegRef);
   napi_delete_reference(env, t->outRef);
   napi_delete_reference(env, t->callbackRef);
   napi_delete_async_work(env, t->work);
-  free(t);
+  free_task(t);
   napi_call_function(env, undef, cb, 2, argv, NULL);
 }
 
@@ -335,26 +415,34 @@ static void complete(napi_env env, napi_status status, void *data) {
     }                                                       \
   } while (0)
 
-/* decode(jpeg, out, size, fit, maxPixels, callback) */
+/* decode(input: string path | Buffer, out, size, fit, maxPixels, callback) */
 static napi_value decode(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL), "bad arguments");
   if (argc != 6) {
-    napi_throw_type_error(env, NULL, "fastjpeg: decode(jpeg, out, size, fit, maxPixels, callback)");
+    napi_throw_type_error(env, NULL, "fastjpeg: decode(input, out, size, fit, maxPixels, callback)");
     return NULL;
   }
-  void *jpeg, *out;
-  size_t jpegLen, outLen;
+  napi_valuetype inputType, cbType;
+  void *jpeg = NULL, *out;
+  size_t jpegLen = 0, outLen, pathLen = 0;
   int32_t size, fit;
   double maxPixels;
-  CHECK(napi_get_buffer_info(env, argv[0], &jpeg, &jpegLen), "jpeg must be a Buffer");
+  CHECK(napi_typeof(env, argv[0], &inputType), "bad input");
+  if (inputType == napi_string) CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &pathLen), "input must be a path or a Buffer");
+  else CHECK(napi_get_buffer_info(env, argv[0], &jpeg, &jpegLen), "input must be a path or a Buffer");
   CHECK(napi_get_buffer_info(env, argv[1], &out, &outLen), "out must be a Buffer");
   CHECK(napi_get_value_int32(env, argv[2], &size), "size must be a number");
   CHECK(napi_get_value_int32(env, argv[3], &fit), "fit must be a number");
   CHECK(napi_get_value_double(env, argv[4], &maxPixels), "maxPixels must be a number");
-  if (size < 1 || size > 8192 || outLen != (size_t)size * size * 3 || fit < 0 || fit > 2) {
-    napi_throw_range_error(env, NULL, "fastjpeg: size out of range, out not size*size*3 bytes, or fit not 0..2");
+  CHECK(napi_typeof(env, argv[5], &cbType), "bad callback");
+  if (cbType != napi_function) {
+    napi_throw_type_error(env, NULL, "fastjpeg: callback must be a function");
+    return NULL;
+  }
+  if (size < 1 || size > 8192 || outLen != (size_t)size * size * 3 || fit < 0 || fit > 2 || !(maxPixels >= 0)) {
+    napi_throw_range_error(env, NULL, "fastjpeg: size out of range, out not size*size*3 bytes, fit not 0..2, or bad maxPixels");
     return NULL;
   }
   Task *t = calloc(1, sizeof(Task));
@@ -362,19 +450,40 @@ static napi_value decode(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "fastjpeg: out of memory");
     return NULL;
   }
-  t->jpeg = jpeg;
-  t->jpegLen = jpegLen;
+  if (inputType == napi_string) {
+    t->path = malloc(pathLen + 1);
+    if (!t->path) {
+      free_task(t);
+      napi_throw_error(env, NULL, "fastjpeg: out of memory");
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, argv[0], t->path, pathLen + 1, &pathLen);
+    if (strlen(t->path) != pathLen) { /* a NUL inside the path: let the general path report it */
+      free(t->path);
+      t->path = NULL;
+      t->jpegLen = 0; /* "not a JPEG" fallback */
+    }
+  } else {
+    t->jpeg = jpeg;
+    t->jpegLen = jpegLen;
+    napi_create_reference(env, argv[0], 1, &t->jpegRef);
+  }
   t->out = out;
   t->size = size;
   t->fit = fit;
   t->maxPixels = maxPixels;
   napi_value name;
   napi_create_string_utf8(env, "fastjpeg.decode", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, argv[0], 1, &t->jpegRef);
   napi_create_reference(env, argv[1], 1, &t->outRef);
   napi_create_reference(env, argv[5], 1, &t->callbackRef);
-  napi_create_async_work(env, NULL, name, execute, complete, t, &t->work);
-  napi_queue_async_work(env, t->work);
+  if (napi_create_async_work(env, NULL, name, execute, complete, t, &t->work) != napi_ok || napi_queue_async_work(env, t->work) != napi_ok) {
+    if (t->jpegRef) napi_delete_reference(env, t->jpegRef);
+    napi_delete_reference(env, t->outRef);
+    napi_delete_reference(env, t->callbackRef);
+    free_task(t);
+    napi_throw_error(env, NULL, "fastjpeg: cannot queue the task");
+    return NULL;
+  }
   return NULL;
 }
 
