@@ -148,14 +148,18 @@ export const ConfigSchema = z
         maxShardBytes: z.number().int().min(MiB).max(1536 * MiB).default(256 * MiB),
         /** Rows per Arrow record batch (a record batch must stay well below 1 GiB: PITFALLS.md #6). */
         recordBatchRows: z.number().int().min(1).max(4096).default(64),
-        /** Images decoded at once (sharp pipelines in flight). */
-        concurrency: z.number().int().min(1).max(64).default(4),
         /**
-         * `sharp`: every image through sharp (libvips). `fast`: plain JPEGs through libjpeg-turbo's DCT-scaled decode
-         * and a Pillow-like cubic resample (dataset/native/fastjpeg.c; ~2x faster, pixels within a few levels of
-         * Pillow's), everything else and any build without the addon through sharp (dataset/preprocess.ts).
+         * Images in flight at once (decode tasks queued on libuv's thread pool, whose size is UV_THREADPOOL_SIZE,
+         * 4 by default; 8 keeps every pool thread busy while the main thread writes shards).
          */
-        decoder: z.enum(['sharp', 'fast']).default('sharp'),
+        concurrency: z.number().int().min(1).max(64).default(8),
+        /**
+         * `auto`: `fast` when the native addon loaded, else `sharp` (the stage logs which and why). `sharp`: every image
+         * through sharp (libvips). `fast`: plain JPEGs through libjpeg-turbo's DCT-scaled decode and a Pillow-like
+         * cubic resample (dataset/native/fastjpeg.c; pixels within a few levels of sharp's, ~0.2 of Pillow's),
+         * everything else through sharp (dataset/preprocess.ts).
+         */
+        decoder: z.enum(['auto', 'sharp', 'fast']).default('auto'),
       })
       .strict()
       .prefault({}),
