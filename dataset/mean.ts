@@ -2,9 +2,7 @@
  * The per-pixel training mean (stage `mean`, schemas/mean.ts): streamed over the training shards record batch by
  * record batch, accumulated in float64, stored as float32.
  */
-import * as arrow from 'apache-arrow';
-import { meanSchema, type MeanSummary } from '../schemas/mean.ts';
-import { toInt64 } from '../schemas/table.ts';
+import { meanToIPC, type MeanSummary } from '../schemas/mean.ts';
 
 /** Accumulates `[S, S, 3]` uint8 HWC images: per-pixel sums and per-channel sums and sums of squares (float64). */
 export class MeanAccumulator {
@@ -72,25 +70,7 @@ export class MeanAccumulator {
 
   /** `mean.arrow`'s bytes: one row of schemas/mean.ts as an Arrow IPC stream. */
   toArrowStream(): Uint8Array {
-    const schema = meanSchema(this.size);
-    const f = schema.fields;
     const { mean, std } = this.channelStats();
-    const list = (type: arrow.DataType, child: arrow.Data) => arrow.makeData({ type: type as arrow.FixedSizeList, length: 1, nullCount: 0, child });
-    const batch = new arrow.RecordBatch(
-      schema,
-      arrow.makeData({
-        type: new arrow.Struct(f),
-        length: 1,
-        nullCount: 0,
-        children: [
-          list(f[0]!.type, arrow.makeData({ type: new arrow.Float32(), length: this.sum.length, nullCount: 0, data: this.mean() })),
-          list(f[1]!.type, arrow.makeData({ type: new arrow.Float64(), length: 3, nullCount: 0, data: Float64Array.from(mean) })),
-          list(f[2]!.type, arrow.makeData({ type: new arrow.Float64(), length: 3, nullCount: 0, data: Float64Array.from(std) })),
-          arrow.makeData({ type: new arrow.Int64(), length: 1, nullCount: 0, data: BigInt64Array.of(toInt64(this.count, 'count')) }),
-          arrow.makeData({ type: new arrow.Int32(), length: 1, nullCount: 0, data: Int32Array.of(this.size) }),
-        ],
-      }),
-    );
-    return arrow.RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true);
+    return meanToIPC({ size: this.size, mean: this.mean(), channelMean: mean, channelStd: std, count: this.count });
   }
 }

@@ -16,8 +16,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import { toInt64 } from '../schemas/table.ts';
-import { hfFeatures, shardFileName, shardSchema, type SplitName } from '../schemas/shards.ts';
+import { hfFeatures, shardFileName, shardRecordBatch, shardSchema, type SplitName } from '../schemas/shards.ts';
 
 /** One record of a shard. */
 export interface ShardRecord {
@@ -166,30 +165,14 @@ export class SplitShardWriter {
 
   private buildBatch(): arrow.RecordBatch {
     const n = this.pending.length;
-    const fields = this.schema.fields;
-    const image = arrow.makeData({
-      type: fields[0]!.type as arrow.FixedSizeList<arrow.Uint8>,
-      length: n,
-      nullCount: 0,
-      child: arrow.makeData({ type: new arrow.Uint8(), length: n * this.recordLen, nullCount: 0, data: this.pendingImages.subarray(0, n * this.recordLen) }),
+    return shardRecordBatch(this.schema, {
+      images: this.pendingImages.subarray(0, n * this.recordLen),
+      labels: this.pending.map((r) => r.label),
+      genres: this.pending.map((r) => r.genre),
+      itemIds: this.pending.map((r) => r.itemId),
+      artIds: this.pending.map((r) => r.artId),
+      sha256s: this.pending.map((r) => r.sha256),
     });
-    const int64 = (values: number[], what: string) =>
-      arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: BigInt64Array.from(values, (v) => toInt64(v, what)) });
-    const utf8 = (values: string[]) => arrow.vectorFromArray(values, new arrow.Utf8()).data[0]!;
-    const struct = arrow.makeData({
-      type: new arrow.Struct(fields),
-      length: n,
-      nullCount: 0,
-      children: [
-        image,
-        int64(this.pending.map((r) => r.label), 'label'),
-        utf8(this.pending.map((r) => r.genre)),
-        int64(this.pending.map((r) => r.itemId), 'item_id'),
-        int64(this.pending.map((r) => r.artId), 'art_id'),
-        utf8(this.pending.map((r) => r.sha256)),
-      ],
-    });
-    return new arrow.RecordBatch(this.schema, struct);
   }
 
   private write(bytes: Uint8Array): void {

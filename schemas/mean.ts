@@ -37,3 +37,44 @@ export function meanSchema(size: number): arrow.Schema {
     new arrow.Field('size', new arrow.Int32(), true),
   ]);
 }
+
+/** The one row of `mean.arrow`. */
+export interface MeanRow {
+  /** S. */
+  size: number;
+  /** `[S, S, 3]` float32, HWC, uint8 units. */
+  mean: Float32Array;
+  channelMean: readonly [number, number, number];
+  channelStd: readonly [number, number, number];
+  /** Training images averaged. */
+  count: number;
+}
+
+/**
+ * `mean.arrow`'s bytes: the row as an Arrow IPC stream (one record batch).
+ * @throws RangeError when `mean` is not S·S·3 long or `count` is not a safe integer.
+ */
+export function meanToIPC(row: MeanRow): Uint8Array {
+  const schema = meanSchema(row.size);
+  const f = schema.fields;
+  if (row.mean.length !== row.size * row.size * 3) throw new RangeError(`mean: ${row.mean.length} values for ${row.size}×${row.size}×3`);
+  if (!Number.isSafeInteger(row.count)) throw new RangeError(`mean: count ${row.count} is not a safe integer`);
+  const list = (i: number, child: arrow.Data) => arrow.makeData({ type: f[i]!.type as arrow.FixedSizeList, length: 1, nullCount: 0, child });
+  const f64 = (values: readonly number[]) => arrow.makeData({ type: new arrow.Float64(), length: values.length, nullCount: 0, data: Float64Array.from(values) });
+  const batch = new arrow.RecordBatch(
+    schema,
+    arrow.makeData({
+      type: new arrow.Struct(f),
+      length: 1,
+      nullCount: 0,
+      children: [
+        list(0, arrow.makeData({ type: new arrow.Float32(), length: row.mean.length, nullCount: 0, data: row.mean })),
+        list(1, f64(row.channelMean)),
+        list(2, f64(row.channelStd)),
+        arrow.makeData({ type: new arrow.Int64(), length: 1, nullCount: 0, data: BigInt64Array.of(BigInt(row.count)) }),
+        arrow.makeData({ type: new arrow.Int32(), length: 1, nullCount: 0, data: Int32Array.of(row.size) }),
+      ],
+    }),
+  );
+  return arrow.RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true);
+}

@@ -17,6 +17,7 @@
  * - `genre`: utf8; `item_id`, `art_id`: int64 (Bandcamp ids); `sha256`: utf8 (of the downloaded file).
  */
 import * as arrow from 'apache-arrow';
+import { toInt64 } from './table.ts';
 
 /** Split names, in `dataset_dict.json` order. */
 export const SPLIT_NAMES = ['train', 'validation', 'test'] as const;
@@ -92,4 +93,42 @@ export function readLayoutMeta(schema: arrow.Schema, source = 'shard'): ShardLay
 /** File name of shard `index` (0-based) of `count` in a split, as `datasets` names them: `data-00000-of-00003.arrow`. */
 export function shardFileName(index: number, count: number): string {
   return `data-${String(index).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.arrow`;
+}
+
+/** The rows of one shard record batch, column by column (`n` rows). */
+export interface ShardColumns {
+  /** `n` images back to back, each `[S, S, 3]` uint8 HWC: `n·S·S·3` bytes (used as the record batch's buffer, not copied). */
+  images: Uint8Array;
+  labels: readonly number[];
+  genres: readonly string[];
+  itemIds: readonly number[];
+  artIds: readonly number[];
+  sha256s: readonly string[];
+}
+
+/**
+ * Builds one record batch of a shard from its columns.
+ * @param schema a {@link shardSchema}.
+ * @throws RangeError when an id or label is not a safe integer, or the image bytes do not match the row count.
+ */
+export function shardRecordBatch(schema: arrow.Schema, cols: ShardColumns): arrow.RecordBatch {
+  const n = cols.labels.length;
+  const imageType = schema.fields[0]!.type as arrow.FixedSizeList<arrow.Uint8>;
+  if (cols.images.length !== n * imageType.listSize) throw new RangeError(`shard batch: ${cols.images.length} image bytes for ${n} rows of ${imageType.listSize}`);
+  const int64 = (values: readonly number[], what: string) =>
+    arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: BigInt64Array.from(values, (v) => toInt64(v, what)) });
+  const utf8 = (values: readonly string[]) => arrow.vectorFromArray([...values], new arrow.Utf8()).data[0]!;
+  const image = arrow.makeData({
+    type: imageType,
+    length: n,
+    nullCount: 0,
+    child: arrow.makeData({ type: new arrow.Uint8(), length: cols.images.length, nullCount: 0, data: cols.images }),
+  });
+  const struct = arrow.makeData({
+    type: new arrow.Struct(schema.fields),
+    length: n,
+    nullCount: 0,
+    children: [image, int64(cols.labels, 'label'), utf8(cols.genres), int64(cols.itemIds, 'item_id'), int64(cols.artIds, 'art_id'), utf8(cols.sha256s)],
+  });
+  return new arrow.RecordBatch(schema, struct);
 }

@@ -15,10 +15,10 @@ import { preprocessImage } from '../../dataset/preprocess.ts';
 import { candidatesFormat, type CandidateRow } from '../../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../../schemas/labels.ts';
 import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../../schemas/manifest.ts';
-import { meanSchema } from '../../schemas/mean.ts';
+import { meanToIPC } from '../../schemas/mean.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../../schemas/metrics.ts';
 import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
-import { shardFileName, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards.ts';
+import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
 
 /** Where the real covers are (`path<TAB>genre` in labels.tsv). */
@@ -71,28 +71,16 @@ interface Img {
 
 function shardBatch(schema: arrow.Schema, rows: readonly Img[]): arrow.RecordBatch {
   const len = FIXTURE_SIZE * FIXTURE_SIZE * 3;
-  const n = rows.length;
-  const bytes = new Uint8Array(n * len);
-  rows.forEach((r, i) => bytes.set(r.pixels, i * len));
-  const f = schema.fields;
-  const int64 = (v: number[]) => arrow.makeData({ type: new arrow.Int64(), length: n, data: BigInt64Array.from(v.map(BigInt)) });
-  const utf8 = (v: string[]) => arrow.vectorFromArray(v, new arrow.Utf8()).data[0]!;
-  return new arrow.RecordBatch(
-    schema,
-    arrow.makeData({
-      type: new arrow.Struct(f),
-      length: n,
-      nullCount: 0,
-      children: [
-        arrow.makeData({ type: f[0]!.type as arrow.FixedSizeList, length: n, nullCount: 0, child: arrow.makeData({ type: new arrow.Uint8(), length: n * len, data: bytes }) }),
-        int64(rows.map((r) => r.label)),
-        utf8(rows.map((r) => r.genre)),
-        int64(rows.map((r) => r.itemId)),
-        int64(rows.map((r) => r.artId)),
-        utf8(rows.map((r) => r.sha)),
-      ],
-    }),
-  );
+  const images = new Uint8Array(rows.length * len);
+  rows.forEach((r, i) => images.set(r.pixels, i * len));
+  return shardRecordBatch(schema, {
+    images,
+    labels: rows.map((r) => r.label),
+    genres: rows.map((r) => r.genre),
+    itemIds: rows.map((r) => r.itemId),
+    artIds: rows.map((r) => r.artId),
+    sha256s: rows.map((r) => r.sha),
+  });
 }
 
 function writeMean(dataDir: string, train: readonly Img[]): void {
@@ -105,27 +93,8 @@ function writeMean(dataDir: string, train: readonly Img[]): void {
     for (let j = c; j < mean.length; j += 3) s += mean[j]!;
     return s / (S * S);
   });
-  const schema = meanSchema(S);
-  const f = schema.fields;
-  const list = (i: number, child: arrow.Data) => arrow.makeData({ type: f[i]!.type as arrow.FixedSizeList, length: 1, nullCount: 0, child });
-  const f32 = (data: Float32Array) => arrow.makeData({ type: new arrow.Float32(), length: data.length, data });
-  const f64 = (data: Float64Array) => arrow.makeData({ type: new arrow.Float64(), length: data.length, data });
-  const batch = new arrow.RecordBatch(
-    schema,
-    arrow.makeData({
-      type: new arrow.Struct(f),
-      length: 1,
-      nullCount: 0,
-      children: [
-        list(0, f32(mean)),
-        list(1, f64(Float64Array.from(chMean))),
-        list(2, f64(new Float64Array([61.5, 58.25, 60.75]))),
-        arrow.makeData({ type: new arrow.Int64(), length: 1, data: new BigInt64Array([BigInt(train.length)]) }),
-        arrow.makeData({ type: new arrow.Int32(), length: 1, data: new Int32Array([S]) }),
-      ],
-    }),
-  );
-  writeFileSync(join(dataDir, 'shards', 'mean.arrow'), arrow.RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true));
+  const bytes = meanToIPC({ size: S, mean, channelMean: chMean as [number, number, number], channelStd: [61.5, 58.25, 60.75], count: train.length });
+  writeFileSync(join(dataDir, 'shards', 'mean.arrow'), bytes);
 }
 
 /** A confusion matrix over `testPerClass` images per class whose diagonal holds `correct[k]`, the rest spread. */

@@ -6,8 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { meanSchema } from '../../schemas/mean.ts';
-import { shardFileName, shardSchema, SPLIT_NAMES } from '../../schemas/shards.ts';
+import { meanToIPC } from '../../schemas/mean.ts';
+import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES } from '../../schemas/shards.ts';
 import { Rng } from '../../train/augment.ts';
 
 export interface TestShardOptions {
@@ -46,32 +46,16 @@ export function syntheticImage(k: number, size: number, rng: Rng, noise: number)
 
 function recordBatch(schema: arrow.Schema, size: number, labelNames: string[], rows: { img: Uint8Array; label: number }[], idBase: number): arrow.RecordBatch {
   const len = size * size * 3;
-  const n = rows.length;
-  const bytes = new Uint8Array(n * len);
-  rows.forEach((r, i) => bytes.set(r.img, i * len));
-  const fields = schema.fields;
-  const image = arrow.makeData({
-    type: fields[0]!.type as arrow.FixedSizeList,
-    length: n,
-    nullCount: 0,
-    child: arrow.makeData({ type: new arrow.Uint8(), length: n * len, data: bytes }),
+  const images = new Uint8Array(rows.length * len);
+  rows.forEach((r, i) => images.set(r.img, i * len));
+  return shardRecordBatch(schema, {
+    images,
+    labels: rows.map((r) => r.label),
+    genres: rows.map((r) => labelNames[r.label]!),
+    itemIds: rows.map((_, i) => idBase + i),
+    artIds: rows.map((_, i) => 1000 + idBase + i),
+    sha256s: rows.map((_, i) => `sha${idBase + i}`),
   });
-  const int64 = (vals: number[]) => arrow.makeData({ type: new arrow.Int64(), length: n, data: BigInt64Array.from(vals.map(BigInt)) });
-  const utf8 = (vals: string[]) => arrow.vectorFromArray(vals, new arrow.Utf8()).data[0]!;
-  const struct = arrow.makeData({
-    type: new arrow.Struct(fields),
-    length: n,
-    nullCount: 0,
-    children: [
-      image,
-      int64(rows.map((r) => r.label)),
-      utf8(rows.map((r) => labelNames[r.label]!)),
-      int64(rows.map((_, i) => idBase + i)),
-      int64(rows.map((_, i) => 1000 + idBase + i)),
-      utf8(rows.map((_, i) => `sha${idBase + i}`)),
-    ],
-  });
-  return new arrow.RecordBatch(schema, struct);
 }
 
 /**
@@ -121,20 +105,6 @@ export function writeTestShards(dataDir: string, opts: TestShardOptions = {}): {
   writeFileSync(join(root, 'dataset_dict.json'), JSON.stringify({ splits: [...SPLIT_NAMES] }));
   const mean = new Float32Array(meanAcc.length);
   for (let j = 0; j < mean.length; j++) mean[j] = meanAcc[j]! / trainCount;
-  const ms = meanSchema(size);
-  const f = ms.fields;
-  const meanBatch = new arrow.RecordBatch(ms, arrow.makeData({
-    type: new arrow.Struct(f),
-    length: 1,
-    nullCount: 0,
-    children: [
-      arrow.makeData({ type: f[0]!.type as arrow.FixedSizeList, length: 1, nullCount: 0, child: arrow.makeData({ type: new arrow.Float32(), length: mean.length, data: mean }) }),
-      arrow.makeData({ type: f[1]!.type as arrow.FixedSizeList, length: 1, nullCount: 0, child: arrow.makeData({ type: new arrow.Float64(), length: 3, data: new Float64Array([128, 128, 128]) }) }),
-      arrow.makeData({ type: f[2]!.type as arrow.FixedSizeList, length: 1, nullCount: 0, child: arrow.makeData({ type: new arrow.Float64(), length: 3, data: new Float64Array([60, 60, 60]) }) }),
-      arrow.makeData({ type: new arrow.Int64(), length: 1, data: new BigInt64Array([BigInt(trainCount)]) }),
-      arrow.makeData({ type: new arrow.Int32(), length: 1, data: new Int32Array([size]) }),
-    ],
-  }));
-  writeFileSync(join(root, 'mean.arrow'), arrow.RecordBatchStreamWriter.writeAll([meanBatch]).toUint8Array(true));
+  writeFileSync(join(root, 'mean.arrow'), meanToIPC({ size, mean, channelMean: [128, 128, 128], channelStd: [60, 60, 60], count: trainCount }));
   return { size, labelNames };
 }
