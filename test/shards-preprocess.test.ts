@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { crc32 } from 'node:zlib';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
@@ -364,4 +364,105 @@ test('fast decoder: truncated, corrupt, bomb, empty and missing files get the sa
   assert.equal(await reason(Buffer.alloc(0)), 'empty');
   assert.equal(await reason(Buffer.from([0xff, 0xd8, 0xff])), 'truncated');
   assert.equal(await reason(join(tmpdir(), 'no-such-dir-xyz', 'a1.jpg')), 'missing');
+});
+
+test('fast decoder: bad files read by the addon itself (a path) get the same reason as with sharp, and the addon says why it declined', async (t) => {
+  const fj = fastJpeg();
+  if (!fj) return t.skip('fastjpeg addon not built');
+  const dir = mkdtempSync(join(tmpdir(), 'pp-fast-'));
+  try {
+    const jpeg = await (await halves(64, 64, [10, 20, 30], [200, 100, 0])).jpeg().toBuffer();
+    const prog = await (await halves(64, 64, [10, 20, 30], [200, 100, 0])).jpeg({ progressive: true }).toBuffer();
+    const bomb = Buffer.from(jpeg);
+    const sof = bomb.indexOf(Buffer.from([0xff, 0xc0]));
+    bomb.writeUInt16BE(60000, sof + 5);
+    bomb.writeUInt16BE(60000, sof + 7);
+    const files: Record<string, Buffer | 'dir' | 'missing'> = {
+      'truncated.jpg': jpeg.subarray(0, Math.floor(jpeg.length * 0.6)),
+      'truncated-progressive.jpg': prog.subarray(0, Math.floor(prog.length * 0.6)),
+      'bomb.jpg': bomb,
+      'soi-only.jpg': Buffer.from([0xff, 0xd8, 0xff]),
+      'empty.jpg': Buffer.alloc(0),
+      'html.jpg': Buffer.from('<html><body>403 Forbidden</body></html>'),
+      'dir.jpg': 'dir',
+      'missing.jpg': 'missing',
+    };
+    const why: Record<string, RegExp> = {
+      'truncated.jpg': /^libjpeg/,
+      'truncated-progressive.jpg': /^libjpeg/,
+      'bomb.jpg': /^over maxPixels$/,
+      'soi-only.jpg': /^too short/,
+      'empty.jpg': /^too short/,
+      'html.jpg': /^not a JPEG$/,
+      'dir.jpg': /^not a regular file$/,
+      'missing.jpg': /^open: No such file/,
+    };
+    const reasonOf = async (path: string, decoder: 'fast' | 'sharp') => {
+      try {
+        await preprocessImage(path, { ...opts, decoder });
+        return 'decoded';
+      } catch (e) {
+        assert.ok(e instanceof PreprocessError, String(e));
+        return e.reason;
+      }
+    };
+    for (const [name, content] of Object.entries(files)) {
+      const path = join(dir, name);
+      if (content === 'dir') mkdirSync(path);
+      else if (content !== 'missing') writeFileSync(path, content);
+      const declined = await new Promise<string>((resolve, reject) => fj.decode(path, Buffer.alloc(S * S * 3), S, 0, opts.maxPixels, (err, r) => (err ? reject(err) : resolve(r))));
+      assert.match(declined, why[name]!, `${name}: the addon's reason`);
+      const { result, fast } = await paths(() => reasonOf(path, 'fast'));
+      assert.equal(fast, 0, `${name}: not decoded natively`);
+      assert.equal(result, await reasonOf(path, 'sharp'), `${name}: same outcome as the sharp path`);
+      assert.notEqual(result, 'decoded', `${name}: rejected`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('fast decoder: 300 corrupted variants of real covers (flipped bytes, cuts) never crash the process nor grow memory', async (t) => {
+  const fj = fastJpeg();
+  if (!fj) return t.skip('fastjpeg addon not built');
+  const covers = listCovers();
+  const originals = [readFileSync(covers[0]!.path), readFileSync(covers.find((c) => c.genre === 'metal')!.path)];
+  let seed = 12345;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const variants: Buffer[] = [];
+  for (let i = 0; i < 300; i++) {
+    const src = originals[i % originals.length]!;
+    const v = Buffer.from(src.subarray(0, i % 3 === 0 ? 2 + Math.floor(rand() * src.length) : src.length));
+    // Flip bytes anywhere, headers included (marker lengths, SOF dimensions, Huffman and quantisation tables).
+    const flips = 1 + Math.floor(rand() * 8);
+    for (let k = 0; k < flips; k++) v[Math.floor(rand() * v.length)] = Math.floor(rand() * 256);
+    variants.push(v);
+  }
+  const rss0 = process.memoryUsage().rss;
+  const outcomes = { decoded: 0, declined: 0 };
+  for await (const r of orderedMap(variants, 4, (v) => new Promise<string>((resolve, reject) => fj.decode(v, Buffer.alloc(64 * 64 * 3), 64, 0, 50_000_000, (err, why) => (err ? reject(err) : resolve(why)))))) {
+    if (r === '') outcomes.decoded++;
+    else outcomes.declined++;
+  }
+  assert.equal(outcomes.decoded + outcomes.declined, variants.length);
+  assert.ok(outcomes.declined > 50, `most corrupted files are declined: ${JSON.stringify(outcomes)}`);
+  assert.ok(process.memoryUsage().rss - rss0 < 200 * 1024 * 1024, 'memory stays bounded');
+  // And through preprocessImage: each variant either decodes to S·S·3 bytes or is a PreprocessError.
+  for (const v of variants.slice(0, 60)) {
+    try {
+      assert.equal((await preprocessImage(v, { ...opts, decoder: 'fast' })).length, S * S * 3);
+    } catch (e) {
+      assert.ok(e instanceof PreprocessError, String(e));
+    }
+  }
+});
+
+test('fast decoder: wrong arguments are a TypeError or RangeError, not a crash', (t) => {
+  const fj = fastJpeg();
+  if (!fj) return t.skip('fastjpeg addon not built');
+  const cb = () => undefined;
+  assert.throws(() => fj.decode(Buffer.alloc(10), Buffer.alloc(5), S, 0, 1e6, cb), RangeError);
+  assert.throws(() => fj.decode(Buffer.alloc(10), Buffer.alloc(S * S * 3), S, 7, 1e6, cb), RangeError);
+  assert.throws(() => fj.decode(42 as unknown as Buffer, Buffer.alloc(S * S * 3), S, 0, 1e6, cb), TypeError);
+  assert.throws(() => fj.decode(Buffer.alloc(10), Buffer.alloc(S * S * 3), S, 0, 1e6, 'x' as unknown as typeof cb), TypeError);
 });

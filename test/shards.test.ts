@@ -1,6 +1,7 @@
 /**
  * Stages `split` → `shards` → `mean` on a small real dataset (test/helpers/dataset.ts) plus deliberately bad files:
- * the Hugging Face layout, pixel-exact images, labels and counts per split, rejected items, nodejs-polars reading,
+ * the Hugging Face layout, pixel-exact images (against preprocessImage, the stage's own path; and close to a direct sharp
+ * decode), labels and counts per split, rejected items, nodejs-polars reading,
  * byte-identical reruns whatever the concurrency, shard rollover, and that `mean` does not make `shards` stale.
  */
 import { before, after, test } from 'node:test';
@@ -24,7 +25,7 @@ import { readLayoutMeta, SPLIT_NAMES } from '../schemas/shards.ts';
 import { splitsFormat } from '../schemas/splits.ts';
 import { SplitShardWriter } from '../dataset/shard-writer.ts';
 import { MeanAccumulator } from '../dataset/mean.ts';
-import { RESIZE_KERNEL } from '../dataset/preprocess.ts';
+import { fastJpeg, preprocessCounts, preprocessImage, resolveDecoder, RESIZE_KERNEL, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { addImage, buildTestDataset, writeManifest, type TestDataset } from './helpers/dataset.ts';
 
 const S = 32;
@@ -105,8 +106,11 @@ test('the Hugging Face datasets layout: dataset_dict.json, state.json with all s
   }
 });
 
-test('every good image is in exactly one split, pixel-exact against a direct sharp decode, with its label', async () => {
+test('every good image is in exactly one split, pixel-exact against preprocessImage (the stage\'s path), with its label', async () => {
   const splits = splitsFormat.read(join(root, 'a', 'splits.arrow'));
+  assert.equal(config.shards.decoder, 'auto', 'the default decoder');
+  // The options the stage gives preprocessImage for this config.
+  const opts: PreprocessOptions = { size: S, fit: config.image.fit, maxPixels: config.image.maxPixels, decoder: resolveDecoder(config.shards.decoder).decoder };
   const seen = new Set<number>();
   for (const split of SPLIT_NAMES) {
     const { rows } = readSplitRows(join(root, 'a'), split);
@@ -116,14 +120,33 @@ test('every good image is in exactly one split, pixel-exact against a direct sha
       assert.ok(!seen.has(r.item_id));
       seen.add(r.item_id);
       assert.equal(r.genre, ds.genres[r.label]);
-      const direct = await sharp(sources.get(r.item_id)!).resize(S, S, { fit: 'cover', kernel: RESIZE_KERNEL }).raw().toBuffer();
-      assert.ok(Buffer.from(r.image).equals(direct), `item ${r.item_id}: pixels equal a direct decode`);
+      const expected = await preprocessImage(sources.get(r.item_id)!, opts);
+      assert.ok(Buffer.from(r.image).equals(expected), `item ${r.item_id}: pixels equal preprocessImage's`);
     }
   }
   assert.equal(seen.size, ds.rows.length);
   // 6 good + (rock: 1 bad, jazz: 1 bad) per genre; 7 items → 5/1/1 and 6 items → 5/1/0 (largest remainder: 4.8, 0.6, 0.6).
   const counts = SPLIT_NAMES.map((s) => splits.filter((r) => r.split === s).length);
   assert.deepEqual(counts, [5 + 5 + 5, 1 + 1 + 1, 1 + 1 + 0]);
+});
+
+test('the fast path\'s output is close to a direct sharp decode (mean absolute difference < 3 levels at 256×256)', async () => {
+  // At the fixture's S = 32 both decoders shrink 300×300 covers by 8 in the DCT and alias differently, so compare at
+  // the production size (bench/preprocess.bench.ts: mean 0.5 over the 1,050 real covers, worst 3.6).
+  const size = 256;
+  const fastLoaded = fastJpeg() !== null;
+  for (const src of sources.values()) {
+    const before = preprocessCounts.fast;
+    const fast = await preprocessImage(src, { size, fit: 'cover', maxPixels: config.image.maxPixels, decoder: 'fast' });
+    assert.equal(preprocessCounts.fast - before, fastLoaded ? 1 : 0, `${src}: ${fastLoaded ? 'fast path' : 'no addon: sharp'}`);
+    const direct = await sharp(src).resize(size, size, { fit: 'cover', kernel: RESIZE_KERNEL }).raw().toBuffer();
+    assert.equal(direct.length, fast.length);
+    let sum = 0;
+    for (let i = 0; i < direct.length; i++) sum += Math.abs(direct[i]! - fast[i]!);
+    const mad = sum / direct.length;
+    assert.ok(mad < 3, `${src}: mean absolute difference to sharp ${mad.toFixed(2)}`);
+    if (!fastLoaded) assert.equal(mad, 0, 'without the addon, fast is sharp');
+  }
 });
 
 test('bad images are rejected with their reason in shards/rejected.tsv and do not stop the stage', () => {
