@@ -50,6 +50,8 @@ function targetList(stages: readonly Stage[]): string {
 export async function main(argv: string[]): Promise<number> {
   const stages = await loadStages();
   let exitCode = 0;
+  /** Set when SIGINT/SIGTERM stopped `make`: the error that follows is the interruption, not a failure. */
+  let interrupted = false;
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const program = new Command('covers')
     .description('Build a genre-labelled dataset of Bandcamp album covers and train convnets on it, stage by stage, like make.')
@@ -77,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     let interrupts = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       interrupts++;
+      interrupted = true;
       if (interrupts > 1) process.exit(130);
       log.warn(`${sig}: stopping after the current step (again to quit at once); finished work is kept and a rerun resumes`);
       controller.abort();
@@ -169,9 +172,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`covers: ${e.message}\n`);
       return 2;
     }
+    if (interrupted) {
+      process.stderr.write('covers: interrupted; finished work is kept, and the same command resumes where it stopped\n');
+      return 130;
+    }
     if (e instanceof UserError) {
       process.stderr.write(`covers: ${e.message}\n`);
-      return e.message === 'interrupted' ? 130 : 1;
+      return 1;
     }
     process.stderr.write(`covers: ${(e as Error).stack ?? String(e)}\n`);
     return 1;
