@@ -4,12 +4,18 @@
  * stage (preprocess + write shards) over many images.
  *
  * - ours: `preprocessImage` (dataset/preprocess.ts) with `shards.concurrency` images in flight in one Node process
- *   (native work on libuv's thread pool, both cores; PITFALLS.md #4), once with `decoder: 'fast'` (the native JPEG
- *   path, dataset/native/fastjpeg.c) and once with `decoder: 'sharp'` (libvips for every image).
+ *   (native work on libuv's thread pool of UV_THREADPOOL_SIZE threads, 4 by default; PITFALLS.md #4), once with
+ *   `decoder: 'fast'` (the native JPEG path, dataset/native/fastjpeg.c, which reads each file in its pool task; what
+ *   the default `auto` gives where the addon built) and once with `decoder: 'sharp'` (libvips for every image).
+ *   CPU ms/image counts every thread of the process (main thread included); "cores" is CPU time / wall time.
  * - Pillow: bench/pillow_preprocess.py, a pool of 2 processes: open, `draft('RGB', (256, 256))`, convert to RGB,
- *   resize to 256×256, `tobytes()`; only the work after the pool has started and warmed up is timed.
+ *   resize to 256×256, `tobytes()`; only the work after the pool has started and warmed up is timed. Its CPU
+ *   ms/image is the workers' CPU inside `work()` (a lower bound: pool pickling and start-up left out); the notes
+ *   also give its whole-run CPU (an upper bound).
  * - The machine is shared: the three are run interleaved (fast, sharp, Pillow; 5 rounds, quick: 1) after a warm-up of
- *   each, and each figure is the median of its rounds, so that other load hits all of them alike.
+ *   each, and each figure is the median of its rounds, so that other load hits all of them alike. The load averages
+ *   (`/proc/loadavg`, as `uptime` shows them) before and after go into the notes: under load, a process with more
+ *   runnable threads (ours: up to 4 pool threads; Pillow: 2 processes) also gets a larger share of the CPU.
  * - Peak RSS: a child process runs the real `shards` stage (decoder `fast`) over N images (the 1,050 covers reused by
  *   symlinks: 10,000, quick: 1,000; `BENCH_RSS_IMAGES` overrides) and reports `process.resourceUsage().maxRSS`. This
  *   module is that child when run as `node --import tsx bench/preprocess.bench.ts --rss-child DATA_DIR N SHARED DECODER`.
@@ -32,8 +38,20 @@ function coverPaths(sharedDir: string): string[] {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+interface Pass {
+  /** images per second, wall clock */
+  ips: number;
+  /** CPU ms per image */
+  cpuMs: number;
+  /** CPU time / wall time */
+  cores: number;
+}
+
+/** The 1, 5 and 15 minute load averages, as `uptime` prints them. */
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(', ');
+
 /** One pass of ours over `paths`: images/s (wall clock) and CPU ms per image (all threads of this process). */
-async function oursPass(paths: readonly string[], concurrency: number, decoder: Decoder): Promise<{ ips: number; cpuMs: number }> {
+async function oursPass(paths: readonly string[], concurrency: number, decoder: Decoder): Promise<Pass> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let bytes = 0;
@@ -41,16 +59,17 @@ async function oursPass(paths: readonly string[], concurrency: number, decoder: 
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   if (bytes !== paths.length * SIZE * SIZE * 3) throw new Error(`${decoder} produced ${bytes} bytes`);
-  return { ips: paths.length / (ms / 1000), cpuMs: (cpu.user + cpu.system) / 1000 / paths.length };
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  return { ips: paths.length / (ms / 1000), cpuMs: cpuMs / paths.length, cores: cpuMs / ms };
 }
 
 /** One Pillow run (its own warm-up inside): images/s and CPU ms per image, or null when python3 with Pillow is missing. */
-function pillowPass(listFile: string): { ips: number; cpuMs: number } | null {
+function pillowPass(listFile: string): (Pass & { cpuTotalMs: number }) | null {
   const run = spawnSync('python3', [join(here, 'pillow_preprocess.py'), listFile, String(SIZE), String(PROCESSES)], { encoding: 'utf8', timeout: 600_000 });
   if (run.status !== 0) return null;
-  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { images: number; seconds: number; cpu_seconds: number };
+  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { images: number; seconds: number; cpu_seconds: number; cpu_total_seconds: number };
   if (out.images !== Number(readFileSync(listFile, 'utf8').trim().split('\n').length)) throw new Error(`Pillow processed ${out.images} images`);
-  return { ips: out.images / out.seconds, cpuMs: (out.cpu_seconds * 1000) / out.images };
+  return { ips: out.images / out.seconds, cpuMs: (out.cpu_seconds * 1000) / out.images, cores: out.cpu_seconds / out.seconds, cpuTotalMs: (out.cpu_total_seconds * 1000) / out.images };
 }
 
 /** The child: builds a data directory of `n` images and runs the `shards` stage; prints `{maxRssMB, seconds}`. */
@@ -80,7 +99,7 @@ async function rssChild(dataDir: string, n: number, sharedDir: string, decoder: 
 }
 
 const bench: BenchModule = {
-  title: 'Preprocess (sharp) vs Pillow, and shards peak RSS',
+  title: 'Preprocess (fast / sharp) vs Pillow, and shards peak RSS',
   async run(ctx: BenchContext): Promise<BenchResult[]> {
     const all = coverPaths(ctx.sharedDir);
     const paths = ctx.quick ? all.filter((_, i) => i % 5 === 0) : all;
@@ -90,35 +109,45 @@ const bench: BenchModule = {
     const { defaultConfig } = await import('../pipeline/config.ts');
     const concurrency = defaultConfig().shards.concurrency;
     if (!fastJpeg()) ctx.log('WARNING: dataset/native/fastjpeg.node is not built (npm run build:native): "fast" falls back to sharp');
-    ctx.log(`${paths.length} images; ours: ${concurrency} in flight in one process; Pillow: ${PROCESSES} processes; ${rounds} interleaved rounds, medians`);
+    const pool = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';
+    ctx.log(`${paths.length} images; ours: ${concurrency} in flight in one process, UV_THREADPOOL_SIZE ${pool}; Pillow: ${PROCESSES} processes; ${rounds} interleaved rounds, medians`);
+    const loadBefore = loadavg();
+    ctx.log(`load average before: ${loadBefore}`);
     // Warm-up (libvips and the addon loaded, page cache filled); Pillow warms up inside each run.
     await oursPass(paths.slice(0, 100), concurrency, 'fast');
     await oursPass(paths.slice(0, 100), concurrency, 'sharp');
-    const fast: { ips: number; cpuMs: number }[] = [];
-    const viaSharp: { ips: number; cpuMs: number }[] = [];
-    const pillow: { ips: number; cpuMs: number }[] = [];
+    const fast: Pass[] = [];
+    const viaSharp: Pass[] = [];
+    const pillow: (Pass & { cpuTotalMs: number })[] = [];
     const before = { ...preprocessCounts };
     for (let r = 0; r < rounds; r++) {
       fast.push(await oursPass(paths, concurrency, 'fast'));
       viaSharp.push(await oursPass(paths, concurrency, 'sharp'));
       const p = pillowPass(listFile);
       if (p !== null) pillow.push(p);
-      ctx.log(`round ${r + 1}: fast ${fast[r]!.ips.toFixed(0)}, sharp ${viaSharp[r]!.ips.toFixed(0)}, Pillow ${p === null ? 'unavailable' : p.ips.toFixed(0)} images/s; CPU ms/image fast ${fast[r]!.cpuMs.toFixed(2)}, sharp ${viaSharp[r]!.cpuMs.toFixed(2)}, Pillow ${p === null ? '-' : p.cpuMs.toFixed(2)}`);
+      const f = fast[r]!, v = viaSharp[r]!;
+      ctx.log(`round ${r + 1}: fast ${f.ips.toFixed(0)}, sharp ${v.ips.toFixed(0)}, Pillow ${p === null ? 'unavailable' : p.ips.toFixed(0)} images/s${p === null ? '' : ` (fast/Pillow ${(f.ips / p.ips).toFixed(2)}×)`}; CPU ms/image fast ${f.cpuMs.toFixed(2)}, sharp ${v.cpuMs.toFixed(2)}, Pillow ${p === null ? '-' : `${p.cpuMs.toFixed(2)} in work() / ${p.cpuTotalMs.toFixed(2)} whole run`}; cores fast ${f.cores.toFixed(2)}, sharp ${v.cores.toFixed(2)}, Pillow ${p === null ? '-' : p.cores.toFixed(2)}; load ${loadavg()}`);
     }
     const fastShare = (preprocessCounts.fast - before.fast) / (rounds * paths.length);
     const fastIps = median(fast.map((f) => f.ips));
     const sharpIps = median(viaSharp.map((f) => f.ips));
     const pillowIps = pillow.length ? median(pillow.map((p) => p.ips)) : null;
-    const pillowCpu = pillow.length ? ` (Pillow ${median(pillow.map((p) => p.cpuMs)).toFixed(2)}, inside work() only)` : '';
+    const loadAfter = loadavg();
+    const m = (xs: Pass[], k: keyof Pass) => median(xs.map((x) => x[k])).toFixed(2);
+    const pillowCpu = pillow.length
+      ? ` (Pillow ${m(pillow, 'cpuMs')} inside work(), ${median(pillow.map((p) => p.cpuTotalMs)).toFixed(2)} whole run; ${m(pillow, 'cores')} cores)`
+      : '';
+    const perRound = pillow.length === rounds ? `; per-round ratios to Pillow ${fast.map((f, r) => (f.ips / pillow[r]!.ips).toFixed(2)).join(', ')}` : '';
+    const machine = `load average ${loadBefore} before, ${loadAfter} after (2 cores, shared with other engineers' tests); UV_THREADPOOL_SIZE ${pool}`;
     const vs = (v: number) => (pillowIps === null ? {} : { baseline: { name: `Pillow, ${PROCESSES} processes (draft + convert + resize)`, value: pillowIps }, ratio: v / pillowIps, met: v / pillowIps >= 1.5 });
     const results: BenchResult[] = [
       {
-        name: `preprocess ${paths.length} real covers to ${SIZE}×${SIZE} RGB, decoder fast`,
+        name: `preprocess ${paths.length} real covers to ${SIZE}×${SIZE} RGB, decoder fast (= default auto with the addon built)`,
         value: fastIps,
         unit: 'images/s',
         ...vs(fastIps),
         target: '≥ 1.5× Pillow',
-        notes: `native libjpeg-turbo DCT-scaled decode + cubic resample (dataset/native/fastjpeg.c) for ${(100 * fastShare).toFixed(1)}% of the images, sharp for the rest; ${concurrency} in flight in one process (2 cores); ${median(fast.map((f) => f.cpuMs)).toFixed(2)} CPU ms/image${pillowCpu}; median of ${rounds} interleaved rounds`,
+        notes: `native libjpeg-turbo DCT-scaled decode + cubic resample, file read in the pool task (dataset/native/fastjpeg.c) for ${(100 * fastShare).toFixed(1)}% of the images, sharp for the rest; ${concurrency} in flight in one process; ${m(fast, 'cpuMs')} CPU ms/image, ${m(fast, 'cores')} cores${pillowCpu}; median of ${rounds} interleaved rounds${perRound}; ${machine}`,
       },
       {
         name: `preprocess ${paths.length} real covers to ${SIZE}×${SIZE} RGB, decoder sharp`,
@@ -126,7 +155,7 @@ const bench: BenchModule = {
         unit: 'images/s',
         ...vs(sharpIps),
         target: '≥ 1.5× Pillow',
-        notes: `sharp (libvips) for every image, cover fit, cubic kernel, shrink-on-load; ${concurrency} in flight in one process (2 cores); ${median(viaSharp.map((f) => f.cpuMs)).toFixed(2)} CPU ms/image${pillowCpu}; median of ${rounds} interleaved rounds`,
+        notes: `sharp (libvips) for every image, cover fit, cubic kernel, shrink-on-load; ${concurrency} in flight in one process; ${m(viaSharp, 'cpuMs')} CPU ms/image, ${m(viaSharp, 'cores')} cores${pillowCpu}; median of ${rounds} interleaved rounds; ${machine}`,
       },
     ];
     const n = process.env.BENCH_RSS_IMAGES ? Number(process.env.BENCH_RSS_IMAGES) : ctx.quick ? 1000 : 10_000;
@@ -145,7 +174,7 @@ const bench: BenchModule = {
       unit: 'MB',
       target: '< 600 MB',
       met: rss.maxRssMB < 600,
-      notes: `${(n / rss.seconds).toFixed(0)} images/s end to end, default config but shards.decoder fast (256×256, 4 in flight, 64-row record batches, 256 MB shards)`,
+      notes: `${(n / rss.seconds).toFixed(0)} images/s end to end, default config but shards.decoder fast (256×256, ${concurrency} in flight, 64-row record batches, 256 MB shards)`,
     });
     return results;
   },
