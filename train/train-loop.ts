@@ -248,7 +248,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
           best?.forEach((t) => t.dispose());
           best = cloneAll(vars);
         } else if (++state.sinceBest >= o.patience) {
-          state.learningRate /= 10;
+          state.learningRate = Number((state.learningRate / 10).toPrecision(12)); // 1e-6, not 1.0000000000000002e-6
           state.sinceBest = 0;
           if (best) vars.forEach((v, i) => v.assign(best![i]!));
           disposeOptimizer(optimizer);
