@@ -1,8 +1,8 @@
 /**
  * Parsers for Bandcamp album/track pages and JSON API responses (2025–2026 formats). Used by the crawler stages and
- * checked against both the real captures in `/work/shared/bandcamp/fixtures/` and the simulator's pages.
+ * checked against both the real captures in `../shared/bandcamp/fixtures/` and the simulator's pages.
  *
- * Sources: `/work/shared/bandcamp/REFERENCE.md` §3.2 (embedded data and the recommended extraction order), §3.4
+ * Sources: `../shared/bandcamp/REFERENCE.md` §3.2 (embedded data and the recommended extraction order), §3.4
  * (track pages), §4.3 (zero-padded ids), §4.4 (no cover), §5.1 (challenge, stripped and 403 pages), §2.4
  * (`discover_web`), §2.7 (mobile `tralbum_details`).
  */

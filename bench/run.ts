@@ -8,6 +8,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchModule, BenchResult } from './lib.ts';
+import { SHARED_DIR } from '../test/helpers/shared.ts';
 
 const here = import.meta.dirname;
 const RESULTS = join(here, 'RESULTS.md');
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     let results: BenchResult[] | Error;
     try {
-      results = await mod.default.run({ tmpDir: tmp, sharedDir: resolve(here, '..', '..', 'shared'), quick: values.quick, log: (m) => console.log(`   ${m}`) });
+      results = await mod.default.run({ tmpDir: tmp, sharedDir: SHARED_DIR, quick: values.quick, log: (m) => console.log(`   ${m}`) });
       for (const r of results) console.log(`   ${r.name}: ${fmt(r.value)} ${r.unit}${r.baseline ? ` (baseline ${fmt(r.baseline.value)})` : ''}`);
     } catch (e) {
       results = e as Error;

@@ -3,7 +3,7 @@
  * with content faults, an LRU cache of encoded images and de-duplication of concurrent requests.
  *
  * Format table: `client_template_globals.image_formats` of a 2026 album page
- * (`/work/shared/bandcamp/fixtures/DERIVED_image_formats__client_template_globals__2026-05-25.json`, REFERENCE.md
+ * (`../shared/bandcamp/fixtures/DERIVED_image_formats__client_template_globals__2026-05-25.json`, REFERENCE.md
  * §4.2): "thumb" = centre crop to the exact square, "fit" = scale to fit within the box without enlarging,
  * "original" = the uploaded file, "scrub" = the original re-encoded without metadata.
  */

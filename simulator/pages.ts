@@ -1,6 +1,6 @@
 /**
  * The simulator's HTML and JSON bodies, in Bandcamp's 2026 formats, modelled on the real captures in
- * `/work/shared/bandcamp/fixtures/` (REFERENCE.md §3.2 album page, §3.1 404 page, §5.1 challenge/stripped pages, §2.7
+ * `../shared/bandcamp/fixtures/` (REFERENCE.md §3.2 album page, §3.1 404 page, §5.1 challenge/stripped pages, §2.7
  * `tralbum_details`, §2.4 `discover_web` results). The same parsers (`bandcamp/parse.ts`) must read both.
  */
 import { albumPath, type SimAlbum } from './catalog.ts';

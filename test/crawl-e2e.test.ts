@@ -23,6 +23,7 @@ import { discoverStage } from '../stages/discover.ts';
 import { downloadStage } from '../stages/download.ts';
 import { labelStage } from '../stages/label.ts';
 import { selectStage } from '../stages/select.ts';
+import { SHARED_DIR } from './helpers/shared.ts';
 
 const STAGES = [discoverStage, labelStage, selectStage, downloadStage];
 const GENRES = ['ambient', 'jazz', 'metal'];
@@ -180,7 +181,7 @@ test('rebuild from manifest.tsv gives the same files; the 2015 links file import
   // The study's links file: 10 lines of each of three genres, URLs on f1.bcbits.com rewritten to the simulator.
   const clean = await startSimulator({ genres: GENRES, perGenre: 10, seed: 1 });
   try {
-    const lines = readFileSync('/work/shared/seed/dataset-links.tsv', 'utf8').split('\n');
+    const lines = readFileSync(join(SHARED_DIR, 'seed', 'dataset-links.tsv'), 'utf8').split('\n');
     const pick = ['ambient', 'punk', 'hiphop_rap'].flatMap((g) => lines.filter((l) => l.includes(`\t${g}/`)).slice(0, 10));
     const links = join(tmp, 'links.tsv');
     writeFileSync(links, `${pick.join('\n')}\n`);

@@ -1,13 +1,14 @@
 /**
- * Parsers against the REAL Bandcamp captures in /work/shared/bandcamp/fixtures (REFERENCE.md §3, §4, F1–F5, F12, F13).
+ * Parsers against the REAL Bandcamp captures in ../shared/bandcamp/fixtures (REFERENCE.md §3, §4, F1–F5, F12, F13).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, tagNormNameFromHref, BandcampParseError } from '../bandcamp/parse.ts';
+import { SHARED_DIR } from './helpers/shared.ts';
 
-const FIX = '/work/shared/bandcamp/fixtures';
+const FIX = join(SHARED_DIR, 'bandcamp', 'fixtures');
 const read = (f: string): string => readFileSync(join(FIX, f), 'utf8');
 const norms = (tags: { normName: string }[]): string[] => tags.map((t) => t.normName);
 

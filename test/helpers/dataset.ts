@@ -1,6 +1,6 @@
 /**
  * Test helper: a small downloaded dataset (what `download` leaves behind) built from the real covers in
- * `/work/shared/covers` (or `$COVERS_DIR`): `DATA_DIR/manifest.tsv` (schemas/manifest.ts) and
+ * `../shared/covers` (test/helpers/shared.ts, or `$COVERS_DIR`): `DATA_DIR/manifest.tsv` (schemas/manifest.ts) and
  * `DATA_DIR/images/<genre>/a<art_id>.jpg`. Ids are synthetic and deterministic. Extra images (e.g. deliberately bad
  * files) can be added with {@link addImage}.
  */
@@ -9,9 +9,10 @@ import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { imageRelPath, manifestFormat, type ManifestRow } from '../../schemas/manifest.ts';
+import { SHARED_DIR } from './shared.ts';
 
 /** Where the shared real covers are. */
-export const COVERS_DIR = process.env.COVERS_DIR ?? '/work/shared/covers';
+export const COVERS_DIR = process.env.COVERS_DIR ?? join(SHARED_DIR, 'covers');
 
 /** Cover folders' genre names → Bandcamp-style tag norm names (config `genres` accepts only the latter). */
 const GENRE_NAMES: Record<string, string> = {

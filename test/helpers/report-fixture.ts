@@ -20,9 +20,10 @@ import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../../schem
 import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
 import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
+import { SHARED_DIR } from './shared.ts';
 
 /** Where the real covers are (`path<TAB>genre` in labels.tsv). */
-export const SHARED_COVERS = new URL('../../../shared/covers/', import.meta.url).pathname;
+export const SHARED_COVERS = `${join(SHARED_DIR, 'covers')}/`;
 
 /** Genres of the fixture: Bandcamp norm names that are also folders of the shared covers. */
 export const FIXTURE_GENRES = ['jazz', 'metal', 'pop'] as const;
