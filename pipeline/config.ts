@@ -8,6 +8,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+// Pure (no TensorFlow.js): validates train.modelParams at config time.
+import { modelParamsProblem } from '../train/model-params.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 export const STUDY_GENRES = [
@@ -34,8 +36,7 @@ const ratio = z.number().min(0).max(1);
 
 const httpOrigin = z
   .string()
-  .url()
-  .refine((u) => /^https?:\/\/[^/]+\/?$/.test(u), 'an origin such as "https://bandcamp.com" (scheme and host, no path)')
+  .refine((u) => /^https?:\/\/[^/\s?#]+\/?$/.test(u) && URL.canParse(u), 'an http(s) origin such as "https://bandcamp.com" (scheme and host, no path)')
   .transform((u) => u.replace(/\/$/, ''));
 
 /** Exponential backoff with jitter; delays in ms. */
@@ -62,7 +63,12 @@ export const ConfigSchema = z
       .object({ train: ratio.default(0.8), validation: ratio.default(0.1), test: ratio.default(0.1) })
       .strict()
       .prefault({})
-      .refine((s) => Math.abs(s.train + s.validation + s.test - 1) < 1e-9, 'ratios train + validation + test that add up to 1'),
+      .superRefine((s, ctx) => {
+        const sum = s.train + s.validation + s.test;
+        if (Math.abs(sum - 1) > 1e-9) {
+          ctx.addIssue({ code: 'custom', message: `ratios that add up to 1 (train ${s.train} + validation ${s.validation} + test ${s.test} = ${Number(sum.toPrecision(12))})` });
+        }
+      }),
     image: z
       .object({
         /** Side S of the stored S×S RGB images, in pixels (the study: 256). */
@@ -238,11 +244,13 @@ export const ConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.train.crop > c.image.size) {
+    if (Number.isInteger(c.image.size) && c.image.size >= 8 && c.train.crop > c.image.size) {
       ctx.addIssue({ code: 'custom', path: ['train', 'crop'], message: `a crop no larger than image.size (${c.image.size})` });
     }
     const dup = c.genres.find((g, i) => c.genres.indexOf(g) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['genres'], message: `genres without repeats ("${dup}" is listed twice)` });
+    const modelProblem = modelParamsProblem(c.train.architecture, c.train.modelParams);
+    if (modelProblem) ctx.addIssue({ code: 'custom', path: ['train', 'modelParams'], message: modelProblem });
   });
 
 /** The configuration as a user writes it (every key optional). */
@@ -279,8 +287,8 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
 }
 
 /**
- * Parses the value of a `--set key=value` override: `true`/`false` → boolean, `null` → null, a number → number,
- * `a,b,c` → list (each item parsed the same way); anything else stays a string.
+ * Parses the value of a `--set key=value` override when nothing is known about the key: `true`/`false` → boolean,
+ * `null` → null, a number → number, `a,b,c` → list (each item parsed the same way); anything else stays a string.
  */
 export function parseSetValue(raw: string): unknown {
   if (raw.includes(',')) return raw.split(',').map((s) => parseScalar(s.trim())).filter((v) => v !== '');
@@ -291,15 +299,42 @@ function parseScalar(raw: string): unknown {
   if (raw === 'true') return true;
   if (raw === 'false') return false;
   if (raw === 'null') return null;
-  if (raw !== '' && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw)) return Number(raw);
+  if (isNumeric(raw)) return Number(raw);
   return raw;
 }
 
-/** Keys whose value is a list: a single `--set` value is wrapped into a one-item list. */
-const LIST_KEYS = new Set(['genres']);
+const isNumeric = (raw: string) => raw !== '' && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw);
 
 /**
- * Applies `--set key=value` overrides (dotted keys) to a raw configuration object and returns a new object.
+ * Parses a `--set` value by the type of the key's default: a list key splits on commas (`genres=metal,jazz`, or one
+ * item), a string key keeps the text as written (commas and digits included: `bandcamp.userAgent=MyBot (me, lab)`,
+ * `train.run=2`), a number or boolean key parses it, a key whose default is null (`select.fromManifest`) takes `null`
+ * or the text. A string key that also accepts numbers (`baseline.maxFeatures=0.1`) takes a number when valid there.
+ */
+function typedSetValue(path: readonly string[], raw: string): unknown {
+  const def = getPath(defaultConfig(), path);
+  if (Array.isArray(def)) {
+    const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
+    return typeof def[0] === 'number' ? items.map((x) => (isNumeric(x) ? Number(x) : x)) : items;
+  }
+  if (typeof def === 'string') {
+    if (isNumeric(raw)) {
+      const probe: Record<string, unknown> = {};
+      setPath(probe, path, Number(raw));
+      const ok = ConfigSchema.safeParse(probe);
+      const key = path.join('.');
+      if (ok.success || !ok.error.issues.some((i) => i.path.join('.') === key)) return Number(raw);
+    }
+    return raw;
+  }
+  if (def === null) return raw === 'null' ? null : raw;
+  if (typeof def === 'number' || typeof def === 'boolean') return parseScalar(raw);
+  return parseSetValue(raw);
+}
+
+/**
+ * Applies `--set key=value` overrides (dotted keys) to a raw configuration object and returns a new object. Values
+ * are parsed by the type of the key's default (see {@link typedSetValue}).
  * @throws ConfigError when an override is not of the form `key=value`.
  */
 export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
@@ -307,10 +342,8 @@ export function applyOverrides(raw: Record<string, unknown>, sets: readonly stri
   for (const s of sets) {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--set ${JSON.stringify(s)}: expected key=value, e.g. --set perGenre=100`);
-    const key = s.slice(0, eq).trim();
-    let value = parseSetValue(s.slice(eq + 1));
-    if (LIST_KEYS.has(key) && !Array.isArray(value)) value = [value];
-    setPath(out, key.split('.'), value);
+    const path = s.slice(0, eq).trim().split('.');
+    setPath(out, path, typedSetValue(path, s.slice(eq + 1)));
   }
   return out;
 }

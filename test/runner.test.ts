@@ -154,6 +154,19 @@ describe('config', () => {
     assert.equal(c.image.fit, 'contain');
   });
 
+  it('--set parses by the type of the key: strings keep commas and digits, lists split, numbers parse', () => {
+    const c = loadConfig({
+      cwd: dir,
+      sets: ['bandcamp.userAgent=MyBot/1.0 (me@x.org, research)', 'train.run=2', 'baseline.maxFeatures=0.1', 'select.fromManifest=a,b.tsv', 'genres=jazz', 'genres=jazz,metal'],
+    });
+    assert.equal(c.bandcamp.userAgent, 'MyBot/1.0 (me@x.org, research)');
+    assert.equal(c.train.run, '2');
+    assert.equal(c.baseline.maxFeatures, 0.1);
+    assert.equal(c.select.fromManifest, 'a,b.tsv');
+    assert.deepEqual(c.genres, ['jazz', 'metal']);
+    assert.deepEqual(loadConfig({ cwd: dir, sets: ['select.fromManifest=null'] }).select.fromManifest, null);
+  });
+
   it('reports each bad value with its key path, the value and what was expected', () => {
     assert.throws(
       () => resolveConfig({ perGenre: -3, image: { fit: 'zoom' }, train: { crop: 300 }, nonsense: 1 }),
@@ -164,7 +177,16 @@ describe('config', () => {
         return true;
       },
     );
-    assert.throws(() => resolveConfig({ splits: { train: 0.5, validation: 0.1, test: 0.1 } }), /splits = .*add up to 1/);
+    assert.throws(() => resolveConfig({ splits: { train: 0.5, validation: 0.1, test: 0.1 } }), /splits = .*add up to 1 \(train 0\.5 \+ validation 0\.1 \+ test 0\.1 = 0\.7\)/);
+    assert.throws(() => resolveConfig({ bandcamp: { origin: 'notaurl' } }), (e: Error) => {
+      assert.equal((e as Error & { problems: string[] }).problems.length, 1, 'one problem, one line');
+      assert.match(e.message, /bandcamp\.origin = "notaurl": expected an http\(s\) origin/);
+      return true;
+    });
+    assert.throws(() => resolveConfig({ image: { size: 0 } }), (e: Error) => {
+      assert.doesNotMatch(e.message, /train\.crop/, 'no follow-on error about the crop');
+      return true;
+    });
     assert.throws(() => resolveConfig({ train: { crop: 300 } }), /train\.crop = 300: expected a crop no larger than image\.size \(256\)/);
   });
 
