@@ -1,10 +1,12 @@
 /** The end-of-`make` summary printed by `covers make` and `covers demo`. */
 import type { StageOutcome } from './runner.ts';
 
-function fmtMs(ms: number): string {
+/** A duration for people: `850 ms`, `12.3 s`, `2 min 05 s` (whole seconds, rounded before splitting). */
+export function fmtMs(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
 }
 
 /** The end-of-make summary: one line per stage (what happened, why, how long) and where outputs are. */

@@ -224,3 +224,16 @@ describe('CLI', () => {
     }
   });
 });
+
+describe('formatting', () => {
+  it('durations never show 60 seconds or minutes', async () => {
+    const { fmtMs } = await import('../pipeline/summary.ts');
+    const { fmtSeconds } = await import('../pipeline/progress.ts');
+    assert.equal(fmtMs(119_700), '2 min 00 s');
+    assert.equal(fmtMs(59_970), '1 min 00 s');
+    assert.equal(fmtMs(12_345), '12.3 s');
+    assert.equal(fmtSeconds(119.7), '2m00s');
+    assert.equal(fmtSeconds(7199.9), '2h00m');
+    assert.equal(fmtSeconds(Infinity), '?');
+  });
+});
