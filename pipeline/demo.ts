@@ -37,8 +37,8 @@ export function demoConfig(origin: string, imageOrigin: string): ConfigInput {
       optimizer: 'adam',
       learningRate: 0.001,
       batchSize: 32,
-      epochs: 30,
-      patience: 5,
+      epochs: 20,
+      patience: 4,
       snapshotEvery: 5,
     },
     eval: { crops: 10 },
@@ -79,11 +79,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await make({ targets: ['report'], config, dataDir: opts.dataDir, log, signal: controller.signal, onOutcome: (o) => outcomes.push(o) });
     process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
     process.stdout.write(`\nreport: ${join(opts.dataDir, 'report', 'index.html')}\n`);
+    process.stdout.write(`inspect it with: npx covers status --data-dir ${opts.dataDir} --config ${join(opts.dataDir, 'demo.config.json')}\n`);
     return 0;
   } catch (e) {
     if (outcomes.length) process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
+    if (controller.signal.aborted) {
+      process.stderr.write('covers demo: interrupted; finished work is kept, and `npm run demo` resumes where it stopped\n');
+      return 130;
+    }
     process.stderr.write(`covers demo: ${e instanceof UserError ? e.message : ((e as Error).stack ?? String(e))}\n`);
-    return controller.signal.aborted ? 130 : 1;
+    return 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -3,7 +3,7 @@
  * `pipeline.lock.json`, like `dvc repro`), and runs those in dependency order. A stage's outputs are committed and
  * its lock entry written only after it succeeds; a failed or killed stage leaves both as they were.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from './config.ts';
 import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './context.ts';
@@ -256,6 +256,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       outputs: allOutputs(s.stage, opts.config).map((o) => join(dataDir, o)),
     }));
   }
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UserError(`data directory ${dataDir} is not a directory`);
   mkdirSync(dataDir, { recursive: true });
   const release = acquireRunLock(dataDir);
   const outcomes: StageOutcome[] = [];
@@ -320,7 +321,16 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
     }
     return outcomes;
   } finally {
+    rmdirIfEmpty(join(dataDir, '.tmp'));
     release();
+  }
+}
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    if (readdirSync(dir).length === 0) rmSync(dir, { recursive: true });
+  } catch {
+    /* absent */
   }
 }
 
