@@ -60,16 +60,19 @@ export function fmtPct(p: number, digits = 1): string {
   return `${(p * 100).toFixed(digits)}%`;
 }
 
-/** Formats a duration in ms: `850 ms`, `12.3 s`, `4 min 05 s`, `1 h 02 min`. */
+/**
+ * Formats a duration in ms: `850 ms`, `12.3 s`, `4 min 05 s`, `1 h 02 min`. The duration is rounded to the shown
+ * unit first, so the parts never overflow (`119.7 s` → `2 min 00 s`, not `1 min 60 s`; `999.6 ms` → `1.0 s`).
+ */
 export function fmtDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '—';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(Math.round(s - m * 60)).padStart(2, '0')} s`;
-  const h = Math.floor(m / 60);
-  return `${h} h ${String(m - h * 60).padStart(2, '0')} min`;
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
+  const tenths = Math.round(ms / 100);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
+  const minutes = Math.round(ms / 60_000);
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
 }
 
 /** Formats a byte count: `512 B`, `3.4 KiB`, `12.0 MiB`. */

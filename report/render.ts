@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { SPLIT_NAMES } from '../schemas/shards.ts';
+import { fmtLearningRate } from '../train/format.ts';
 import { fmtDuration, fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
 import { readInputs, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
@@ -281,7 +282,7 @@ function trainingSection(m: ReportModel): Section {
   const { epochs, warnings, path } = p.data;
   if (!epochs.length) return section('training', 'Training curves', false, html`<p class="error">${path} holds no epoch. Rerun <code>covers make train</code>.</p>`);
   const pts = (f: (e: EpochMetrics) => number | null) => epochs.map((e) => [e.epoch, f(e)] as const);
-  const lrDrops = epochs.filter((e, i) => i > 0 && e.learningRate !== epochs[i - 1]!.learningRate).map((e) => ({ x: e.epoch - 0.5, label: `learning rate ${epochs[epochs.indexOf(e) - 1]!.learningRate} → ${e.learningRate} from epoch ${e.epoch}` }));
+  const lrDrops = epochs.filter((e, i) => i > 0 && e.learningRate !== epochs[i - 1]!.learningRate).map((e) => ({ x: e.epoch - 0.5, label: `learning rate ${fmtLearningRate(epochs[epochs.indexOf(e) - 1]!.learningRate)} → ${fmtLearningRate(e.learningRate)} from epoch ${e.epoch}` }));
   const k = m.inputs.evaluation.ok ? m.inputs.evaluation.data.labels.length : m.inputs.genres.length;
   const loss = lineChart({
     title: 'Loss per epoch',
@@ -311,7 +312,7 @@ function trainingSection(m: ReportModel): Section {
   const best = withVal.reduce<EpochMetrics | null>((b, e) => (b === null || e.validationAccuracy! > b.validationAccuracy! ? e : b), null);
   const seconds = epochs.reduce((a, e) => a + e.seconds, 0);
   const ips = epochs.reduce((a, e) => a + e.imagesPerSecond, 0) / epochs.length;
-  const facts = html`<dl class="kv"><dt>run</dt><dd><code>${m.config.train.run}</code> (${path})</dd><dt>epochs</dt><dd>${epochs.length}</dd><dt>best validation accuracy</dt><dd>${best ? `${fmtPct(best.validationAccuracy!)} at epoch ${best.epoch}` : '—'}</dd><dt>final learning rate</dt><dd>${epochs[epochs.length - 1]!.learningRate}</dd><dt>training time</dt><dd>${fmtDuration(seconds * 1000)} (mean ${ips.toFixed(1)} images/s)</dd></dl>`;
+  const facts = html`<dl class="kv"><dt>run</dt><dd><code>${m.config.train.run}</code> (${path})</dd><dt>epochs</dt><dd>${epochs.length}</dd><dt>best validation accuracy</dt><dd>${best ? `${fmtPct(best.validationAccuracy!)} at epoch ${best.epoch}` : '—'}</dd><dt>final learning rate</dt><dd>${fmtLearningRate(epochs[epochs.length - 1]!.learningRate)}</dd><dt>training time</dt><dd>${fmtDuration(seconds * 1000)} (mean ${ips.toFixed(1)} images/s)</dd></dl>`;
   const warn = warnings.length ? html`<p class="error">Skipped ${warnings.length} malformed line${warnings.length === 1 ? '' : 's'} of ${path}: ${warnings.slice(0, 5).join(' · ')}</p>` : '';
   const lead = html`<p class="lead">Mean cross-entropy and accuracy per epoch on the training and validation splits. Dotted vertical lines mark learning-rate drops (the rate is divided by 10 after <code>train.patience</code> epochs without a better validation accuracy).</p>`;
   return section('training', 'Training curves', true, [lead, html`<div class="charts">${loss}${acc}</div>`, facts, warn]);

@@ -13,7 +13,7 @@ import { fitForest, predict } from '../train/random-forest.ts';
 
 export const baselineStage: Stage = {
   name: 'baseline',
-  description: 'Random forest on downsampled pixels (the study baseline) → eval/baseline.json',
+  description: 'random forest on downsampled pixels (the study baseline) → eval/baseline.json',
   deps: ['shards'],
   // baseline.threads is left out: the forest is the same for any thread count.
   params: ['seed', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples', 'baseline.minSamplesSplit'],

@@ -29,7 +29,7 @@ interface TrainRecord {
 
 export const evaluateStage: Stage = {
   name: 'evaluate',
-  description: 'Score the trained convnet on the test split (multi-crop) → eval/metrics.json',
+  description: 'score the trained convnet on the test split (multi-crop) → eval/metrics.json',
   deps: ['train'],
   params: ['eval', 'train.run'],
   outputs: ['eval/metrics.json'],

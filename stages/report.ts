@@ -22,7 +22,7 @@ export const REPORT_PAGE = 'report/index.html';
 /** The `report` stage. */
 export const reportStage: Stage = {
   name: 'report',
-  description: 'Write report/index.html: funnel, contact sheets, training curves, confusion matrix, comparison with chance and the 2015 study',
+  description: 'write report/index.html: funnel, contact sheets, training curves, confusion matrix, comparison with chance and the 2015 study',
   deps: ['evaluate', 'baseline'],
   params: ['report', 'train.run'],
   outputs: [REPORT_DIR],

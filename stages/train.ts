@@ -35,7 +35,7 @@ export function modelDir(config: Config): string {
 
 export const trainStage: Stage = {
   name: 'train',
-  description: 'Train the convnet on the training split (TensorFlow.js) → models/<run>/',
+  description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
   deps: ['shards', 'mean'],
   params: TRAIN_PARAMS,
   outputs: (c) => [modelDir(c)],
@@ -63,7 +63,14 @@ export const trainStage: Stage = {
     const params = pickParams(ctx.config, TRAIN_PARAMS);
     const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
     ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops; snapshots in ${snapshotDir}`);
-    const progress = ctx.progress('epochs', t.epochs);
+    // The epoch progress covers only the epochs this run trains (none when a finished run is resumed) and stops
+    // with the last epoch, before the final snapshot is written.
+    let progress: ReturnType<StageContext['progress']> | null = null;
+    let firstEpoch = 0;
+    const stopProgress = () => {
+      progress?.stop();
+      progress = null;
+    };
     let result;
     try {
       result = await trainModel({
@@ -71,10 +78,18 @@ export const trainStage: Stage = {
         crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
         batchSize: t.batchSize, epochs: t.epochs, patience: t.patience, snapshotEvery: t.snapshotEvery, seed: ctx.config.seed,
         snapshotDir, resumeFrom: t.resumeFrom, log: (l) => ctx.log.info(l), signal: ctx.signal,
-        onEpoch: (m) => progress.update(m.epoch),
+        onStart: (s) => {
+          if (s.done) return;
+          firstEpoch = s.epoch;
+          progress = ctx.progress(s.epoch > 0 ? `epochs ${s.epoch + 1}–${t.epochs}` : 'epochs', t.epochs - s.epoch);
+        },
+        onEpoch: (m, last) => {
+          progress?.update(m.epoch - firstEpoch);
+          if (last) stopProgress();
+        },
       });
     } finally {
-      progress.stop();
+      stopProgress();
     }
     ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs; best validation accuracy ${result.state.bestAccuracy >= 0 ? result.state.bestAccuracy.toFixed(3) : 'n/a'} at epoch ${result.state.bestEpoch}`);
     const out = ctx.out(modelDir(ctx.config));

@@ -43,6 +43,15 @@ describe('report html helpers', () => {
     assert.equal(fmtDuration(3_725_000), '1 h 02 min');
   });
 
+  it('rounds durations to the shown unit before splitting them, so no part overflows', () => {
+    assert.equal(fmtDuration(119_700), '2 min 00 s');
+    assert.equal(fmtDuration(119_400), '1 min 59 s');
+    assert.equal(fmtDuration(59_960), '1 min 00 s');
+    assert.equal(fmtDuration(999.6), '1.0 s');
+    assert.equal(fmtDuration(3_599_600), '1 h 00 min');
+    assert.equal(fmtDuration(7_170_000), '2 h 00 min');
+  });
+
   it('makes nice ticks that cover the range', () => {
     assert.deepEqual(niceTicks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
     const t = niceTicks(0.37, 2.31, 5);
@@ -189,6 +198,19 @@ describe('report of a data directory', () => {
     assert.match(page, /Column “Candidates”: skipped, the selection is rebuilt from <code>dataset-links.tsv<\/code>/);
     assert.ok(!page.includes('run <code>covers make discover</code>'));
     assert.match(page, /Not built yet: run <code>covers make select<\/code>/);
+  });
+
+  it('shows learning rates with at most 3 significant digits', async () => {
+    const dir = join(root, 'lr');
+    await writeReportFixture(dir);
+    const file = join(dir, 'models', 'fixture', 'metrics.jsonl');
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { learningRate: number });
+    lines.forEach((l, i) => (l.learningRate = i < 5 ? 1.0000000000000002e-7 : 1.0000000000000002e-8));
+    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const page = await buildReport({ dataDir: dir, config: full.config });
+    assert.match(page, /<dt>final learning rate<\/dt><dd>1e-8<\/dd>/);
+    assert.match(page, /learning rate 1e-7 → 1e-8 from epoch 6/);
+    assert.ok(!page.includes('0000000000002'));
   });
 
   it('renders an empty data directory', async () => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../train/backends.ts';
+import { autoSkipReason, selectBackend, vulkanLoaderPresent, type BackendName } from '../train/backends.ts';
 
 test('auto falls back past the missing optional backends to wasm and says why', async () => {
   const lines: string[] = [];
@@ -21,4 +21,43 @@ test('an explicitly requested backend that cannot load is an error saying why; c
   const cpu = await selectBackend('cpu');
   assert.equal(cpu.name, 'cpu');
   assert.equal(tf.getBackend(), 'cpu');
+});
+
+test('auto does not probe webgpu on Linux without a Vulkan loader, and says so; explicit webgpu still tries', async () => {
+  const tried: string[] = [];
+  let vulkanChecks = 0;
+  const activate = async (name: BackendName) => {
+    tried.push(name);
+    if (name === 'cpu' || name === 'webgpu') return { tfName: 'cpu', details: `fake ${name}` };
+    throw new Error(`${name} missing`);
+  };
+  const noVulkan = () => {
+    vulkanChecks++;
+    return false;
+  };
+  const sel = await selectBackend('auto', () => {}, { platform: 'linux', hasVulkanLoader: noVulkan, activate });
+  assert.deepEqual(tried, ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
+  assert.equal(sel.name, 'cpu');
+  assert.deepEqual(sel.skipped.map((s) => s.name), ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm']);
+  assert.match(sel.skipped[2]!.reason, /no Vulkan loader \(libvulkan\.so\.1 not found/);
+  assert.equal(vulkanChecks, 1);
+
+  // A Vulkan loader present, or another platform: auto tries webgpu.
+  tried.length = 0;
+  assert.equal((await selectBackend('auto', () => {}, { platform: 'linux', hasVulkanLoader: () => true, activate })).name, 'webgpu');
+  assert.equal((await selectBackend('auto', () => {}, { platform: 'darwin', hasVulkanLoader: noVulkan, activate })).name, 'webgpu');
+  assert.deepEqual(tried, ['tensorflow-gpu', 'tensorflow', 'webgpu', 'tensorflow-gpu', 'tensorflow', 'webgpu']);
+
+  // Named explicitly, webgpu is tried even without a loader (its failure is then the error).
+  tried.length = 0;
+  assert.equal((await selectBackend('webgpu', () => {}, { platform: 'linux', hasVulkanLoader: noVulkan, activate })).name, 'webgpu');
+  assert.deepEqual(tried, ['webgpu']);
+  assert.equal(autoSkipReason('wasm', { platform: 'linux', hasVulkanLoader: noVulkan }), null);
+  await selectBackend('cpu');
+});
+
+test('the Vulkan loader check is a boolean, cached', () => {
+  const a = vulkanLoaderPresent();
+  assert.equal(typeof a, 'boolean');
+  assert.equal(vulkanLoaderPresent(), a);
 });

@@ -32,6 +32,8 @@ const config = (over: Record<string, unknown> = {}) =>
 test('train writes the model, config and per-epoch metrics; evaluate scores the test split with 10 crops', async () => {
   const log = memoryLogger();
   await runStageOnce(trainStage, { config: config(), dataDir: dir, log });
+  // One final progress line, after the last epoch's line.
+  assert.deepEqual(log.lines.filter((l) => /\bepochs\b.*: \d+\/\d+ \(/.test(l)).map((l) => l.replace(/ \(.*/, '')), ['[train] epochs: 3/3']);
   const m = join(dir, 'models', 'tiny');
   for (const f of ['model.json', 'weights.bin', 'config.json', 'metrics.jsonl']) assert.ok(existsSync(join(m, f)), f);
   const lines = readFileSync(join(m, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => EpochMetricsSchema.parse(JSON.parse(l)));
@@ -49,9 +51,20 @@ test('train writes the model, config and per-epoch metrics; evaluate scores the 
   assert.ok(ev.accuracyInterval95[0] <= ev.accuracy && ev.accuracy <= ev.accuracyInterval95[1]);
 });
 
+test('resuming a finished run trains nothing and shows no epoch progress', async () => {
+  const log = memoryLogger();
+  await runStageOnce(trainStage, { config: config(), dataDir: dir, log });
+  assert.ok(log.lines.some((l) => /resumed from .* after epoch 3/.test(l)));
+  assert.ok(!log.lines.some((l) => /epochs?[ :]/.test(l) && /\d+\/3/.test(l)), log.lines.join('\n'));
+  assert.ok(log.lines.some((l) => /training stopped \(epochs\) after 3 epochs/.test(l)));
+});
+
 test('an unknown model parameter fails the stage with the valid keys listed', async () => {
+  // Config validation rejects it first (test/model-config.test.ts); the stage checks too, for configs built by hand.
+  assert.throws(() => config({ modelParams: 'num_conv_layers=1:lc0_num_filters=4:lc0_flavour=3' }), /train\.modelParams = .*valid keys/);
+  const c = config();
   await assert.rejects(
-    runStageOnce(trainStage, { config: config({ modelParams: 'num_conv_layers=1:lc0_num_filters=4:lc0_flavour=3' }), dataDir: dir, log: memoryLogger() }),
+    runStageOnce(trainStage, { config: { ...c, train: { ...c.train, modelParams: 'num_conv_layers=1:lc0_num_filters=4:lc0_flavour=3' } }, dataDir: dir, log: memoryLogger() }),
     (e: Error) => e.name === 'UserError' && /unknown key lc0_flavour/.test(e.message) && /lcI_num_filters/.test(e.message),
   );
 });

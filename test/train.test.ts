@@ -38,7 +38,8 @@ function options(over: Partial<TrainOptions>): TrainOptions {
 
 test('loss decreases and accuracy is well above chance on class-dependent images; no tensor leak across epochs', async () => {
   const counts: number[] = [];
-  const r = await trainModel(options({ epochs: 5, snapshotDir: join(dir, 'snap-learn'), onEpoch: () => counts.push(tf.memory().numTensors) }));
+  // patience 10: no learning-rate drop, whose fresh optimizer (no slots yet) would lower the count seen by onEpoch.
+  const r = await trainModel(options({ epochs: 5, patience: 10, snapshotDir: join(dir, 'snap-learn'), onEpoch: () => counts.push(tf.memory().numTensors) }));
   const losses = r.metrics.map((m) => m.trainLoss);
   assert.ok(losses[losses.length - 1]! < losses[0]! * 0.7, `loss should fall: ${losses.map((l) => l.toFixed(3)).join(' → ')}`);
   const acc = r.metrics[r.metrics.length - 1]!.validationAccuracy!;
@@ -55,13 +56,22 @@ test('a run stopped after 2 epochs and resumed from its snapshot equals an unint
   assert.equal(part.stopReason, 'stopAfter');
   assert.equal(part.metrics.length, 2);
   part.model.dispose();
-  const resumed = await trainModel(options({ snapshotDir: join(dir, 'snap-part') }));
+  const starts: { epoch: number; done: boolean }[] = [];
+  const ends: [number, boolean][] = [];
+  const resumed = await trainModel(options({ snapshotDir: join(dir, 'snap-part'), onStart: (st) => starts.push(st), onEpoch: (m, last) => ends.push([m.epoch, last]) }));
   assert.equal(resumed.metrics.length, 4);
+  // The stage's progress covers the epochs still to train and stops with the last one.
+  assert.deepEqual(starts, [{ epoch: 2, done: false }]);
+  assert.deepEqual(ends, [[3, false], [4, true]]);
   const strip = (ms: typeof full.metrics) => ms.map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
   assert.deepEqual(strip(resumed.metrics), strip(full.metrics));
   const resumedWeights = resumed.model.getWeights().map((w) => Array.from(w.dataSync()));
   assert.deepEqual(resumedWeights, fullWeights);
   resumed.model.dispose();
+  starts.length = 0;
+  const again = await trainModel(options({ snapshotDir: join(dir, 'snap-part'), onStart: (st) => starts.push(st), onEpoch: () => assert.fail('a finished run trains no epoch') }));
+  assert.deepEqual(starts, [{ epoch: 4, done: true }]);
+  again.model.dispose();
 });
 
 test('divergence stops with a clear message', async () => {

@@ -11,10 +11,14 @@
  * - `cpu`: `@tensorflow/tfjs-backend-cpu` (plain JavaScript; always available, slow).
  *
  * `auto` tries them in that order (fastest first) and reports which one it chose and why the faster ones failed.
- * The optional packages are imported dynamically, so their absence is no error.
+ * The optional packages are imported dynamically, so their absence is no error. On Linux, `auto` does not probe
+ * webgpu when no Vulkan loader (`libvulkan.so.1`) is installed: Dawn would only print a native warning and find no
+ * adapter ({@link vulkanLoaderPresent}).
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all (as @tensorflow/tfjs does).
@@ -124,17 +128,79 @@ async function activate(name: BackendName): Promise<{ tfName: string; details: s
   }
 }
 
+/** The Vulkan loader's soname: what Dawn's Vulkan backend dlopens on Linux (BackendVk.cpp). */
+export const VULKAN_LOADER = 'libvulkan.so.1';
+
+/** Directories where distributions install `libvulkan.so.1` (Debian/Ubuntu multiarch, Fedora/Arch, /usr/local). */
+const VULKAN_DIRS = [
+  '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu',
+  '/usr/lib64', '/lib64', '/usr/lib', '/lib', '/usr/local/lib', '/usr/local/lib64',
+];
+
+let vulkanCache: boolean | undefined;
+
+/**
+ * Whether a Vulkan loader (`libvulkan.so.1`) can be found on this Linux machine: in `LD_LIBRARY_PATH`, the usual
+ * library directories, or the dynamic linker cache (`ldconfig -p`). Checked once per process. Always true off Linux
+ * (Dawn uses Metal or D3D12 there).
+ */
+export function vulkanLoaderPresent(): boolean {
+  if (vulkanCache !== undefined) return vulkanCache;
+  if (process.platform !== 'linux') return (vulkanCache = true);
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(delimiter).filter(Boolean), ...VULKAN_DIRS];
+  if (dirs.some((d) => existsSync(join(d, VULKAN_LOADER)))) return (vulkanCache = true);
+  for (const ldconfig of ['ldconfig', '/sbin/ldconfig', '/usr/sbin/ldconfig']) {
+    try {
+      const out = execFileSync(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+      return (vulkanCache = out.includes(VULKAN_LOADER));
+    } catch {
+      // Not on PATH or not runnable: try the next location.
+    }
+  }
+  return (vulkanCache = false);
+}
+
+/** Options of {@link selectBackend}. */
+export interface SelectBackendOptions {
+  /** Whether a Vulkan loader is installed (default {@link vulkanLoaderPresent}); injectable for tests. */
+  hasVulkanLoader?: () => boolean;
+  /** Platform (default `process.platform`); injectable for tests. */
+  platform?: NodeJS.Platform;
+  /** Activates one backend (default: the real loader); injectable for tests. */
+  activate?: (name: BackendName) => Promise<{ tfName: string; details: string }>;
+}
+
+/**
+ * Why `auto` should not even try a backend on this machine, or null to try it. Only webgpu on Linux without a Vulkan
+ * loader is skipped this way: Dawn would print a native warning (with a stack line from its CI machine) and find
+ * no adapter anyway.
+ */
+export function autoSkipReason(name: BackendName, opts: SelectBackendOptions = {}): string | null {
+  const platform = opts.platform ?? process.platform;
+  if (name === 'webgpu' && platform === 'linux' && !(opts.hasVulkanLoader ?? vulkanLoaderPresent)()) {
+    return `no Vulkan loader (${VULKAN_LOADER} not found in the library directories or ldconfig -p), which Dawn needs on Linux; not probed`;
+  }
+  return null;
+}
+
 /**
  * Activates the requested backend, or for `auto` the fastest one that loads.
  * @param log receives one line naming the chosen backend and why faster ones were skipped.
+ * @param opts injectable checks (tests); by default the real ones.
  * @throws Error when an explicitly requested backend cannot load (the message says why), or none loads.
  */
-export async function selectBackend(choice: BackendChoice, log: (line: string) => void = () => {}): Promise<BackendSelection> {
+export async function selectBackend(choice: BackendChoice, log: (line: string) => void = () => {}, opts: SelectBackendOptions = {}): Promise<BackendSelection> {
   const candidates = choice === 'auto' ? BACKEND_ORDER : [choice];
   const skipped: BackendSelection['skipped'] = [];
+  const tryActivate = opts.activate ?? activate;
   for (const name of candidates) {
+    const skip = choice === 'auto' ? autoSkipReason(name, opts) : null;
+    if (skip) {
+      skipped.push({ name, reason: skip });
+      continue;
+    }
     try {
-      const { tfName, details } = await activate(name);
+      const { tfName, details } = await tryActivate(name);
       await tf.ready();
       const why = skipped.length ? `; skipped ${skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : '';
       log(`backend ${name} (${details})${choice === 'auto' ? ' chosen by auto' : ''}${why}`);

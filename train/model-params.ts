@@ -47,9 +47,15 @@ export interface ModelSpec {
   params: Record<string, ParamValue>;
 }
 
-/** Thrown for a malformed string or an unknown key; the message lists the valid keys. */
+/** Thrown for a malformed string, an unknown key or a bad value; the message names the key (and lists the valid keys). */
 export class ModelParamsError extends Error {
-  constructor(message: string) {
+  /**
+   * @param message the full message (`train.modelParams: …`), as the train stage reports it.
+   * @param expected what was expected, as a phrase that follows "expected" (config validation reports it as
+   *   `train.modelParams = "…": expected <expected> (valid keys: …)`).
+   * @param validKeys the keys valid here, when known (see {@link validKeys}).
+   */
+  constructor(message: string, readonly expected: string = message, readonly validKeys?: string[]) {
     super(message);
     this.name = 'ModelParamsError';
   }
@@ -74,9 +80,14 @@ export function parseModelParams(text: string): Record<string, ParamValue> {
   const out: Record<string, ParamValue> = {};
   for (const part of text.split(':').map((p) => p.trim()).filter(Boolean)) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new ModelParamsError(`train.modelParams: "${part}" is not key=value (pairs are joined by ":", e.g. lc0_num_filters=32:lc0_mp=True)`);
+    if (eq <= 0) {
+      throw new ModelParamsError(
+        `train.modelParams: "${part}" is not key=value (pairs are joined by ":", e.g. lc0_num_filters=32:lc0_mp=True)`,
+        `key=value pairs joined by ":" (e.g. lc0_num_filters=32:lc0_mp=True), not "${part}"`,
+      );
+    }
     const key = part.slice(0, eq).trim();
-    if (key in out) throw new ModelParamsError(`train.modelParams: key "${key}" is given twice`);
+    if (key in out) throw new ModelParamsError(`train.modelParams: key "${key}" is given twice`, `each key once ("${key}" is given twice)`);
     out[key] = parseParamValue(part.slice(eq + 1));
   }
   return out;
@@ -139,7 +150,7 @@ export function validKeys(arch: Architecture, numConv: number, numDense: number)
 function positiveInt(key: string, v: ParamValue | undefined, fallback?: number): number {
   const x = v === undefined ? fallback : v;
   if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) {
-    throw new ModelParamsError(`train.modelParams: ${key} = ${JSON.stringify(v)}: expected a non-negative integer`);
+    throw new ModelParamsError(`train.modelParams: ${key} = ${JSON.stringify(v)}: expected a non-negative integer`, `${key} to be a non-negative integer, not ${JSON.stringify(v)}`);
   }
   return x;
 }
@@ -148,13 +159,13 @@ function size2(key: string, v: ParamValue | undefined, fallback: number): [numbe
   if (v === undefined) return [fallback, fallback];
   if (Array.isArray(v)) return v;
   const n = positiveInt(key, v);
-  if (n < 1) throw new ModelParamsError(`train.modelParams: ${key} = ${n}: expected at least 1`);
+  if (n < 1) throw new ModelParamsError(`train.modelParams: ${key} = ${n}: expected at least 1`, `${key} to be at least 1, not ${n}`);
   return [n, n];
 }
 
 function bool(key: string, v: ParamValue | undefined, fallback: boolean): boolean {
   if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') throw new ModelParamsError(`train.modelParams: ${key} = ${JSON.stringify(v)}: expected True or False`);
+  if (typeof v !== 'boolean') throw new ModelParamsError(`train.modelParams: ${key} = ${JSON.stringify(v)}: expected True or False`, `${key} to be True or False, not ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -164,13 +175,19 @@ function bool(key: string, v: ParamValue | undefined, fallback: boolean): boolea
  */
 export function resolveModelSpec(arch: Architecture, paramText: string): ModelSpec {
   if (!(ARCHITECTURES as readonly string[]).includes(arch)) {
-    throw new ModelParamsError(`train.architecture = ${JSON.stringify(arch)}: expected one of ${ARCHITECTURES.join(', ')}`);
+    throw new ModelParamsError(`train.architecture = ${JSON.stringify(arch)}: expected one of ${ARCHITECTURES.join(', ')}`, `train.architecture to be one of ${ARCHITECTURES.join(', ')}`);
   }
   const overrides = parseModelParams(paramText);
   const params = { ...architectureDefaults(arch), ...overrides };
   if (arch === 'SingleLayerMlp') {
     const bad = Object.keys(overrides).filter((k) => k !== 'num_units');
-    if (bad.length) throw new ModelParamsError(`train.modelParams: unknown key${bad.length > 1 ? 's' : ''} ${bad.join(', ')} for SingleLayerMlp; valid keys: num_units`);
+    if (bad.length) {
+      throw new ModelParamsError(
+        `train.modelParams: unknown key${bad.length > 1 ? 's' : ''} ${bad.join(', ')} for SingleLayerMlp; valid keys: num_units`,
+        `keys valid for SingleLayerMlp, not ${bad.join(', ')}`,
+        validKeys(arch, 0, 0),
+      );
+    }
     return { architecture: arch, convs: [], denses: [{ units: positiveInt('num_units', params.num_units), dropout: 0 }], params };
   }
   const numConv = positiveInt('num_conv_layers', params.num_conv_layers);
@@ -187,23 +204,26 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
     return i >= numDense || !(DENSE_KEYS as readonly string[]).includes(sub);
   });
   if (unknown.length) {
+    const valid = validKeys(arch, numConv, numDense);
     throw new ModelParamsError(
-      `train.modelParams: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} for ${arch} with ${numConv} conv and ${numDense} dense layers; valid keys: ${validKeys(arch, numConv, numDense).join(', ')}`,
+      `train.modelParams: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} for ${arch} with ${numConv} conv and ${numDense} dense layers; valid keys: ${valid.join(', ')}`,
+      `keys valid for ${arch} with ${numConv} conv and ${numDense} dense layers, not ${unknown.join(', ')}`,
+      valid,
     );
   }
   const reduction = arch === 'VggNet' ? (params.reduction_factor as number) : 1;
-  if (typeof reduction !== 'number' || !(reduction > 0)) throw new ModelParamsError(`train.modelParams: reduction_factor = ${JSON.stringify(params.reduction_factor)}: expected a positive number`);
+  if (typeof reduction !== 'number' || !(reduction > 0)) throw new ModelParamsError(`train.modelParams: reduction_factor = ${JSON.stringify(params.reduction_factor)}: expected a positive number`, `reduction_factor to be a positive number, not ${JSON.stringify(params.reduction_factor)}`);
   // VggNet divides its own defaults (not user overrides) by the reduction factor, as architectures.py does.
   const reduce = (key: string, n: number) => (arch === 'VggNet' && !(key in overrides) ? Math.max(1, Math.floor(n / reduction)) : n);
   const convs: ConvSpec[] = [];
   for (let i = 0; i < numConv; i++) {
     const k = (s: string) => `lc${i}_${s}`;
-    if (params[k('num_filters')] === undefined) throw new ModelParamsError(`train.modelParams: ${k('num_filters')} is required (conv layer ${i} of ${numConv})`);
+    if (params[k('num_filters')] === undefined) throw new ModelParamsError(`train.modelParams: ${k('num_filters')} is required (conv layer ${i} of ${numConv})`, `${k('num_filters')} (conv layer ${i} of ${numConv} has no default)`);
     const filters = reduce(k('num_filters'), positiveInt(k('num_filters'), params[k('num_filters')]));
     const kernelSize = size2(k('filter_size'), params[k('filter_size')], 3);
     const strides = size2(k('stride'), params[k('stride')], 1);
     const border = params[k('border_mode')] ?? 'same';
-    if (border !== 'same' && border !== 'valid') throw new ModelParamsError(`train.modelParams: ${k('border_mode')} = ${JSON.stringify(border)}: expected same or valid`);
+    if (border !== 'same' && border !== 'valid') throw new ModelParamsError(`train.modelParams: ${k('border_mode')} = ${JSON.stringify(border)}: expected same or valid`, `${k('border_mode')} to be same or valid, not ${JSON.stringify(border)}`);
     let pool: ConvSpec['pool'] = null;
     if (bool(k('mp'), params[k('mp')], false)) {
       const poolSize = size2(`lm${i}_pool_size`, params[`lm${i}_pool_size`], 2);
@@ -215,11 +235,39 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
   const denses: DenseSpec[] = [];
   for (let i = 0; i < numDense; i++) {
     const k = (s: string) => `ld${i}_${s}`;
-    if (params[k('num_units')] === undefined) throw new ModelParamsError(`train.modelParams: ${k('num_units')} is required (dense layer ${i} of ${numDense})`);
+    if (params[k('num_units')] === undefined) throw new ModelParamsError(`train.modelParams: ${k('num_units')} is required (dense layer ${i} of ${numDense})`, `${k('num_units')} (dense layer ${i} of ${numDense} has no default)`);
     const units = reduce(k('num_units'), positiveInt(k('num_units'), params[k('num_units')]));
     const rate = params[k('dropout')] ?? 0.5;
-    if (typeof rate !== 'number' || rate < 0 || rate >= 1) throw new ModelParamsError(`train.modelParams: ${k('dropout')} = ${JSON.stringify(rate)}: expected a rate in [0, 1)`);
+    if (typeof rate !== 'number' || rate < 0 || rate >= 1) throw new ModelParamsError(`train.modelParams: ${k('dropout')} = ${JSON.stringify(rate)}: expected a rate in [0, 1)`, `${k('dropout')} to be a rate in [0, 1), not ${JSON.stringify(rate)}`);
     denses.push({ units, dropout: bool(k('hd'), params[k('hd')], true) ? rate : 0 });
   }
   return { architecture: arch, convs, denses, params };
+}
+
+/**
+ * Checks an architecture and parameter string without building anything, for config validation
+ * (pipeline/config.ts): pure, imports no TensorFlow.js.
+ * @returns null when {@link resolveModelSpec} accepts them, else the problem as a phrase that follows "expected",
+ *   ending with the valid keys: `keys valid for AlexNet with 5 conv and 2 dense layers, not foo (valid keys: …)`.
+ */
+export function modelParamsProblem(arch: Architecture, paramText: string): string | null {
+  try {
+    resolveModelSpec(arch, paramText);
+    return null;
+  } catch (e) {
+    if (!(e instanceof ModelParamsError)) throw e;
+    return `${e.expected} (valid keys: ${(e.validKeys ?? fallbackValidKeys(arch, paramText)).join(', ')})`;
+  }
+}
+
+/** The valid keys for a string that did not get as far as the unknown-key check: its layer counts if readable, else the defaults'. */
+function fallbackValidKeys(arch: Architecture, paramText: string): string[] {
+  let params = architectureDefaults(arch);
+  try {
+    params = { ...params, ...parseModelParams(paramText) };
+  } catch {
+    // Malformed: the defaults' layer counts.
+  }
+  const count = (v: ParamValue | undefined) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0);
+  return validKeys(arch, count(params.num_conv_layers), count(params.num_dense_layers));
 }

@@ -12,6 +12,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { UserError } from '../pipeline/stage.ts';
 import type { EpochMetrics } from '../schemas/metrics.ts';
 import { planEpoch, planEval, Rng } from './augment.ts';
+import { fmtLearningRate } from './format.ts';
 import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from './model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
@@ -46,8 +47,13 @@ export interface TrainOptions {
   resumeFrom?: string | null;
   log: (line: string) => void;
   signal?: AbortSignal;
-  /** Called after each epoch with its metrics. */
-  onEpoch?: (m: EpochMetrics) => void;
+  /**
+   * Called once before the first epoch (after resuming from a snapshot, if any) with the epochs already completed
+   * and whether training is already finished (a resumed finished run trains no further epochs).
+   */
+  onStart?: (s: { epoch: number; done: boolean }) => void;
+  /** Called after each epoch with its metrics; `last` is true when training ends with this epoch. */
+  onEpoch?: (m: EpochMetrics, last: boolean) => void;
   /** Stop (as if killed) after this many epochs of this call; for tests of resumption. */
   stopAfter?: number;
   /** Build batches in a worker thread (default true). */
@@ -152,7 +158,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     if (g.optimizer?.length) await optimizer.setWeights(g.optimizer);
     for (const t of [...w, ...(g.optimizer ?? [])]) t.tensor.dispose();
     rng.state = state.rngState;
-    o.log(`resumed from ${resumeDir} after epoch ${state.epoch} (learning rate ${state.learningRate})`);
+    o.log(`resumed from ${resumeDir} after epoch ${state.epoch} (learning rate ${fmtLearningRate(state.learningRate)})`);
   }
 
   const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });
@@ -174,6 +180,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     }
   };
 
+  o.onStart?.({ epoch: state.epoch, done: state.done || state.epoch >= o.epochs });
   let epochsThisCall = 0;
   let stopReason = state.stopReason ?? '';
   try {
@@ -209,7 +216,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         (hits as tf.Scalar | null)?.dispose();
         if (!Number.isFinite(loss)) {
           throw new UserError(
-            `training diverged: loss ${loss} at epoch ${epoch}, batch ${batchNo} (learning rate ${state.learningRate}); lower train.learningRate or check the inputs`,
+            `training diverged: loss ${loss} at epoch ${epoch}, batch ${batchNo} (learning rate ${fmtLearningRate(state.learningRate)}); lower train.learningRate or check the inputs`,
           );
         }
         lossSum += loss * n;
@@ -237,9 +244,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       o.log(
         `epoch ${epoch}/${o.epochs}: train loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy!.toFixed(3)}` +
           (valAcc !== null ? `, validation loss ${valLoss!.toFixed(4)} acc ${valAcc.toFixed(3)}` : '') +
-          `, lr ${state.learningRate}, ${m.imagesPerSecond.toFixed(0)} images/s`,
+          `, lr ${fmtLearningRate(state.learningRate)}, ${m.imagesPerSecond.toFixed(0)} images/s`,
       );
-      o.onEpoch?.(m);
       if (valAcc !== null) {
         if (valAcc > state.bestAccuracy) {
           state.bestAccuracy = valAcc;
@@ -253,7 +259,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
           if (best) vars.forEach((v, i) => v.assign(best![i]!));
           disposeOptimizer(optimizer);
           optimizer = makeOptimizer(o, state.learningRate);
-          o.log(`no better validation accuracy for ${o.patience} epochs: learning rate → ${state.learningRate}, weights of epoch ${state.bestEpoch} restored`);
+          o.log(`no better validation accuracy for ${o.patience} epochs: learning rate → ${fmtLearningRate(state.learningRate)}, weights of epoch ${state.bestEpoch} restored`);
           if (state.learningRate < MIN_LEARNING_RATE) {
             state.done = true;
             state.stopReason = `learning rate below ${MIN_LEARNING_RATE}`;
@@ -264,6 +270,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         state.done = true;
         state.stopReason = 'epochs';
       }
+      o.onEpoch?.(m, state.done);
       epochsThisCall++;
       if (state.done || epoch % o.snapshotEvery === 0) await snapshot();
     }
