@@ -117,9 +117,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** The error an aborted operation rejects with. */
-export class AbortedError extends Error {
-  constructor(message = 'aborted') {
+/**
+ * The error an aborted operation (the stage's signal fired: Ctrl-C, SIGTERM) rejects with. Its message is just
+ * "interrupted" (a {@link UserError}, so it is printed without a stack): the runner and the CLI report the
+ * interruption and how to resume.
+ */
+export class AbortedError extends UserError {
+  constructor(message = 'interrupted') {
     super(message);
     this.name = 'AbortedError';
   }
@@ -262,6 +266,8 @@ export interface PoliteRequest {
   headers?: Record<string, string>;
   /** Classifies a 2xx response as blocked (challenge/stripped) or fine. */
   blockCheck?: BlockCheck;
+  /** Ends this request (and its retries and waits) with {@link AbortedError}, like the client's own signal. */
+  signal?: AbortSignal;
 }
 
 /** Parses `Retry-After` (seconds or an HTTP date) into ms from now; null when absent or unreadable. */
@@ -294,7 +300,7 @@ export interface ClientStats {
  * Outcome of {@link PoliteClient.request}: resolves with the response for 2xx, 404 and 410 (permanent; the caller
  * records them, they are never retried); rejects with {@link RequestFailedError} when retries are spent or the
  * status is another 4xx, with {@link BlockedError} after `maxBlockedRetries` block pages in a row, and with
- * {@link AbortedError} when the signal fires.
+ * {@link AbortedError} when the client's or the request's signal fires.
  */
 export class PoliteClient {
   readonly stats: ClientStats = { requests: 0, status429: 0, retries: 0, blocked: 0, pausedMs: 0 };
@@ -313,7 +319,8 @@ export class PoliteClient {
   }
 
   async request(req: PoliteRequest): Promise<HttpResult> {
-    const { budget, transport, signal } = this.opts;
+    const { budget, transport } = this.opts;
+    const signal = req.signal && this.opts.signal ? AbortSignal.any([this.opts.signal, req.signal]) : (req.signal ?? this.opts.signal);
     const method = req.method ?? (req.json !== undefined ? 'POST' : 'GET');
     const headers: Record<string, string> = {
       'user-agent': this.opts.userAgent,

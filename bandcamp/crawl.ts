@@ -7,9 +7,9 @@
  */
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BasicCrawler, Configuration, RequestQueueV1, log as crawleeLog } from '@crawlee/basic';
+import { BasicCrawler, Configuration, Log, LogLevel, RequestQueueV1, log as crawleeLog } from '@crawlee/basic';
 import type { Logger } from '../pipeline/log.ts';
-import { AbortedError } from './client.ts';
+import { AbortedError, sleep } from './client.ts';
 
 /**
  * An append-only JSON-lines file of finished work items, fsynced per line, so a killed process loses at most the
@@ -71,17 +71,40 @@ export interface RunQueueOptions<D extends Record<string, unknown>> {
   maxConcurrency: number;
   /**
    * Handles one item; `enqueue` adds follow-up items (e.g. the next `discover_web` page). Throwing stops the whole
-   * crawl and `runQueue` rejects with that error.
+   * crawl and `runQueue` rejects with that error. `signal` fires when the crawl stops (`opts.signal` fired or another
+   * handler threw): pass it to requests so the handler ends at once, since `runQueue` waits for every handler.
    */
-  handle(data: D, enqueue: (item: QueueItem<D>) => Promise<void>): Promise<void>;
+  handle(data: D, enqueue: (item: QueueItem<D>) => Promise<void>, signal: AbortSignal): Promise<void>;
   log: Logger;
   signal?: AbortSignal;
+}
+
+/**
+ * The start of the warning crawlee's `BasicCrawler.run()` prints from its own SIGINT listener (crawlee 3.18,
+ * `basic-crawler.js`): "Pausing... Press CTRL+C again to force exit. To resume, do: CRAWLEE_PURGE_ON_START=0 npm
+ * start". It does not apply here (there is no `npm start`; the `covers` CLI prints its own resume hint), and crawlee
+ * has no option to leave the listener out.
+ */
+const CRAWLEE_SIGINT_WARNING = 'Pausing... Press CTRL+C again';
+
+/**
+ * The crawler's logger: crawlee's own (level and format as set on `crawleeLog`), less {@link CRAWLEE_SIGINT_WARNING}.
+ * Every other crawler message is kept.
+ */
+class CrawlerLog extends Log {
+  override internal(level: LogLevel, message: string, data?: unknown, exception?: unknown): void {
+    if (level === LogLevel.WARNING && message.startsWith(CRAWLEE_SIGINT_WARNING)) return;
+    super.internal(level, message, data, exception);
+  }
 }
 
 let crawleeLogQuieted = false;
 
 /** Crawler runs before {@link runQueue} gives up on items that crawlee keeps not handing out. */
 const MAX_ROUNDS = 4;
+
+/** Longest wait, ms, for crawlee tasks left running by a crawler run that failed (normally none are left). */
+const DRAIN_LIMIT_MS = 30_000;
 
 /**
  * Runs a crawlee {@link BasicCrawler} over a named, persistent request queue until our progress says all is done.
@@ -90,8 +113,12 @@ const MAX_ROUNDS = 4;
  * or an aborted handler) are enqueued again under `<uniqueKey>#redo-<n>`, since our progress file is the truth;
  * items a killed run left locked (in progress) are unlocked, so they run at once instead of after crawlee's lock
  * timeout.
- * @throws the first error a handler throws (the crawl stops at once), {@link AbortedError} when `signal` fires, or
- * an Error when items stay pending after several crawler runs.
+ *
+ * Stopping (the signal fires or a handler throws): no new item starts, the handlers' `signal` fires, and `runQueue`
+ * settles only after every handler has returned and crawlee has finished its bookkeeping and flushed its storage, so
+ * nothing under `storageDir` changes afterwards.
+ * @throws {@link AbortedError} ("interrupted") when `signal` fires; else the first error a handler throws; or an
+ * Error when items stay pending after several crawler runs.
  */
 export async function runQueue<D extends Record<string, unknown>>(opts: RunQueueOptions<D>): Promise<void> {
   if (!crawleeLogQuieted) {
@@ -99,6 +126,7 @@ export async function runQueue<D extends Record<string, unknown>>(opts: RunQueue
     crawleeLogQuieted = true;
   }
   for (let round = 0; ; round++) {
+    if (opts.signal?.aborted) throw new AbortedError();
     const pending = opts.pending();
     if (pending.length === 0) return;
     if (round >= MAX_ROUNDS) throw new Error(`crawl ${opts.name}: ${pending.length} request(s) still pending after ${MAX_ROUNDS} crawler runs (e.g. ${pending[0]!.uniqueKey})`);
@@ -113,70 +141,93 @@ async function crawlOnce<D extends Record<string, unknown>>(opts: RunQueueOption
     purgeOnStart: false,
     persistStorage: true,
   });
-  // RequestQueueV1: no request locks. RequestQueue (v2) persists a lock on every prefetched request for the handler
-  // timeout, so after a kill the crawler waits for requests no live process holds.
-  const queue = await RequestQueueV1.open(opts.name, { config });
-  const toRequest = (item: QueueItem<D>, key = item.uniqueKey) => ({
-    url: item.url,
-    method: item.method ?? 'GET',
-    uniqueKey: key,
-    userData: { data: item.data },
-  });
-  const enqueue = async (item: QueueItem<D>) => {
-    let key = item.uniqueKey;
-    for (let n = 1; ; n++) {
-      const r = await queue.addRequest(toRequest(item, key));
-      if (!r.wasAlreadyHandled) {
-        // Left locked by a killed run (crawlee persists the lock for the handler timeout): release it now.
-        if (r.wasAlreadyPresent) await queue.client.deleteRequestLock(r.requestId).catch(() => undefined);
-        return;
-      }
-      key = `${item.uniqueKey}#redo-${n}`;
-    }
-  };
-  for (const item of initial) await enqueue(item);
-
   let fatal: unknown = null;
-  let stopCrawler = (): void => {};
-  const crawler = new BasicCrawler(
-    {
-      requestQueue: queue,
-      maxConcurrency: opts.maxConcurrency,
-      minConcurrency: 1,
-      maxRequestRetries: 0,
-      useSessionPool: false,
-      requestHandlerTimeoutSecs: 7 * 24 * 3600,
-      statusMessageLoggingInterval: 3600,
-      async requestHandler({ request }) {
-        if (fatal) return;
-        const data = (request.userData as { data: D }).data;
-        try {
-          await opts.handle(data, enqueue);
-        } catch (e) {
-          fatal ??= e;
-          stopCrawler();
-        }
-      },
-      failedRequestHandler({ request }, error) {
-        fatal ??= error ?? new Error(`request ${request.uniqueKey} failed`);
-      },
-    },
-    config,
-  );
-  stopCrawler = () => void crawler.autoscaledPool?.abort();
-  const onAbort = () => {
-    fatal ??= new AbortedError();
-    stopCrawler();
+  /** Fires when the crawl stops; handlers get it. */
+  const stopping = new AbortController();
+  let crawler: BasicCrawler | null = null;
+  const stop = (cause: unknown) => {
+    fatal ??= cause;
+    if (stopping.signal.aborted) return;
+    stopping.abort(new AbortedError());
+    // Graceful stop: no new task starts, and run() resolves once the running ones finished (unlike
+    // autoscaledPool.abort(), which resolves at once and leaves tasks writing to the queue afterwards).
+    crawler?.stop('stopping');
   };
+  const onAbort = () => stop(new AbortedError());
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    if (opts.signal?.aborted) throw new AbortedError();
-    await crawler.run();
+    if (opts.signal?.aborted) onAbort();
+    // RequestQueueV1: no request locks. RequestQueue (v2) persists a lock on every prefetched request for the handler
+    // timeout, so after a kill the crawler waits for requests no live process holds.
+    const queue = await RequestQueueV1.open(opts.name, { config });
+    const toRequest = (item: QueueItem<D>, key = item.uniqueKey) => ({
+      url: item.url,
+      method: item.method ?? 'GET',
+      uniqueKey: key,
+      userData: { data: item.data },
+    });
+    const enqueue = async (item: QueueItem<D>) => {
+      let key = item.uniqueKey;
+      for (let n = 1; ; n++) {
+        const r = await queue.addRequest(toRequest(item, key));
+        if (!r.wasAlreadyHandled) {
+          // Left locked by a killed run (crawlee persists the lock for the handler timeout): release it now.
+          if (r.wasAlreadyPresent) await queue.client.deleteRequestLock(r.requestId).catch(() => undefined);
+          return;
+        }
+        key = `${item.uniqueKey}#redo-${n}`;
+      }
+    };
+    for (const item of initial) {
+      if (stopping.signal.aborted) break;
+      await enqueue(item);
+    }
+
+    crawler = new BasicCrawler(
+      {
+        requestQueue: queue,
+        maxConcurrency: opts.maxConcurrency,
+        minConcurrency: 1,
+        maxRequestRetries: 0,
+        useSessionPool: false,
+        requestHandlerTimeoutSecs: 7 * 24 * 3600,
+        statusMessageLoggingInterval: 3600,
+        log: new CrawlerLog({ ...crawleeLog.getOptions(), prefix: 'BasicCrawler' }),
+        async requestHandler({ request }) {
+          if (fatal) return;
+          const data = (request.userData as { data: D }).data;
+          try {
+            await opts.handle(data, enqueue, stopping.signal);
+          } catch (e) {
+            stop(e);
+          }
+        },
+        failedRequestHandler({ request }, error) {
+          stop(error ?? new Error(`request ${request.uniqueKey} failed`));
+        },
+      },
+      config,
+    );
+    // stop() before run() also works (crawler.stop() makes run() finish at once), but skip the start-up.
+    if (!stopping.signal.aborted) await crawler.run();
+  } catch (e) {
+    stop(e);
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
+    await drain(crawler, config);
   }
-  if (fatal) throw fatal;
   if (opts.signal?.aborted) throw new AbortedError();
+  if (fatal) throw fatal;
+}
+
+/**
+ * Waits until crawlee is idle: no task of `crawler` still running (only a run() that rejected can leave some, and
+ * only for up to {@link DRAIN_LIMIT_MS}), then every pending write of the storage client (queue metadata) is flushed.
+ */
+async function drain(crawler: BasicCrawler | null, config: Configuration): Promise<void> {
+  const deadline = Date.now() + DRAIN_LIMIT_MS;
+  while ((crawler?.autoscaledPool?.currentConcurrency ?? 0) > 0 && Date.now() < deadline) await sleep(10);
+  await config.getStorageClient().teardown?.();
 }
 
 /** Joins the crawlee storage directory for a stage work directory. */

@@ -136,7 +136,7 @@ async function run(ctx: StageContext): Promise<void> {
       maxConcurrency: config.crawl.maxConcurrency,
       log,
       signal: ctx.signal,
-      async handle({ genre, cursor }, enqueue) {
+      async handle({ genre, cursor }, enqueue, signal) {
         // Crawlee's queue can hand out a request that a killed run fetched and recorded but never marked handled:
         // our progress file is the truth, so a recorded page is not fetched again.
         if (byGenre.get(genre)!.has(cursor)) return;
@@ -145,6 +145,7 @@ async function run(ctx: StageContext): Promise<void> {
           json: discoverPayload(config, genre, cursor),
           headers: { origin, referer: `${origin}/discover/${encodeURIComponent(genre)}`, 'x-requested-with': 'XMLHttpRequest' },
           blockCheck: jsonBlockCheck,
+          signal,
         });
         if (res.status !== 200) throw new RequestFailedError(url, `HTTP ${res.status} for genre "${genre}" (cursor ${cursor})`, 1);
         let parsed;

@@ -27,7 +27,7 @@ import { sha256, writeFileAtomic } from '../pipeline/fsutil.ts';
 import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
-import { chooseTransport, HostBudget, PoliteClient, RequestFailedError, type HttpResult } from '../bandcamp/client.ts';
+import { AbortedError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, type HttpResult } from '../bandcamp/client.ts';
 import { ProgressLog } from '../bandcamp/crawl.ts';
 import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
 import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
@@ -176,7 +176,24 @@ async function run(ctx: StageContext): Promise<void> {
       next.set(g, i);
     }
     if (batch.length === 0) break;
-    const outcomes = await Promise.all(batch.map((row) => limit(() => fetchOne(row))));
+    // On an abort or a fatal error, downloads not yet started are skipped and the stage rejects only after the
+    // started ones ended (allSettled, not all), so nothing writes to images/ or the progress file afterwards.
+    let stopped = null as { error: unknown } | null; // set from the callbacks below
+    const settled = await Promise.allSettled(
+      batch.map((row) =>
+        limit(async () => {
+          if (stopped) return null;
+          try {
+            return await fetchOne(row);
+          } catch (e) {
+            stopped ??= { error: e };
+            throw e;
+          }
+        }),
+      ),
+    );
+    if (stopped) throw ctx.signal.aborted ? new AbortedError() : stopped.error;
+    const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Outcome>).value);
     for (const o of outcomes) {
       const { row, url, checked } = o;
       const rel = imageRelPath(row.genre!, row.art_id!);

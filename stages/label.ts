@@ -84,11 +84,11 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
           const url = tralbumDetailsUrl(origin, c.band_id!, c.item_id!);
           return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url! } };
         }),
-    async handle({ item_id, band_id, item_url }) {
+    async handle({ item_id, band_id, item_url }, _enqueue, signal) {
       // A request a killed run recorded but crawlee never marked handled: our progress file is the truth.
       if (done.has(item_id)) return;
       let rec: TagRecord | null = null;
-      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck });
+      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal });
       if (res.status === 200) {
         try {
           const d = parseTralbumDetails(JSON.parse(res.body.toString('utf8')));
@@ -98,7 +98,7 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
         }
       }
       if (!rec) {
-        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck });
+        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal });
         const html = page.body.toString('utf8');
         if (page.status === 200 && detectBlocked(page.status, html) !== 'not-found') {
           const p = parseAlbumPage(html, item_url);
