@@ -2,12 +2,13 @@
  * End to end: discover → label → select → download against the Bandcamp simulator with faults on (3 genres × 30,
  * overlap 0.2): exact per-genre counts, distinct images, no album in two genres, rejected rows with reasons, 429s
  * waited out, one POST per page; a crawl killed (SIGKILL mid-discover, abort mid-label) resumes to the same result
- * without refetching finished pages; the request rate limit holds; a blocked crawl stops with a resumable message.
+ * without refetching finished pages, an abort rejecting with "interrupted"; the request rate limit holds; a blocked
+ * crawl stops with a resumable message and leaves no crawlee writes behind.
  * About 20–30 s on 2 cores.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -53,6 +54,17 @@ function configFor(sim: Simulator, over: ConfigInput = {}): Config {
 
 const discover200 = (log: RequestLogEntry[]) => log.filter((e) => e.method === 'POST' && e.path.startsWith('/api/discover/1/discover_web') && e.status === 200 && !e.fault);
 const details200 = (log: RequestLogEntry[]) => log.filter((e) => e.path.startsWith('/api/mobile/22/tralbum_details') && e.status === 200 && !e.fault);
+
+/** Every file and directory under `dir` with its size and mtime (ms). */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const p = join(e.parentPath, e.name);
+    const s = statSync(p, { throwIfNoEntry: false });
+    out[p] = !s ? 'vanished' : e.isDirectory() ? 'dir' : `${s.size}@${s.mtimeMs}`;
+  }
+  return out;
+}
 
 /** (item_id, genre, art_id, sha256) of each manifest row: the result, independent of the simulator's port. */
 function resultOf(dataDir: string): string[] {
@@ -149,7 +161,11 @@ await make({ targets: ['download'], config: JSON.parse(process.argv[2]), dataDir
     const watch = setInterval(() => {
       if (details200(ksim.log).length - detailsAtStart >= 20) ac.abort();
     }, 2);
-    await assert.rejects(make({ targets: ['download'], config: paced, dataDir, stages: STAGES, log: memoryLogger(), signal: ac.signal }));
+    await assert.rejects(make({ targets: ['download'], config: paced, dataDir, stages: STAGES, log: memoryLogger(), signal: ac.signal }), (e: unknown) => {
+      assert.ok(e instanceof UserError, `got ${String(e)}`);
+      assert.equal(e.message, 'interrupted', 'an abort is reported as a short "interrupted", not a stack');
+      return true;
+    });
     clearInterval(watch);
     assert.ok(existsSync(join(dataDir, 'candidates.arrow')), 'discover finished in the second run');
     assert.ok(!existsSync(join(dataDir, 'labels.arrow')), 'label was interrupted');
@@ -223,12 +239,17 @@ test('a blocked crawl stops with a clear, resumable message', async () => {
   const bsim = await startSimulator(simOptions('challenge=1'));
   try {
     const config = configFor(bsim, { perGenre: 5, crawl: { maxBlockedRetries: 2, backoff: { initialMs: 5, maxMs: 20, factor: 2 } } });
-    await assert.rejects(make({ targets: ['label'], config, dataDir: join(tmp, 'blocked'), stages: STAGES, log: memoryLogger() }), (e: unknown) => {
+    const dataDir = join(tmp, 'blocked');
+    await assert.rejects(make({ targets: ['label'], config, dataDir, stages: STAGES, log: memoryLogger() }), (e: unknown) => {
       assert.ok(e instanceof UserError);
       assert.match(e.message, /blocking the crawl: 3 challenge responses in a row/);
       assert.match(e.message, /rerun the same `covers make` command later/);
       return true;
     });
+    // Crawlee has stopped and flushed before the stage rejected: nothing under the work directory changes afterwards.
+    const before = snapshot(join(dataDir, '.work'));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(snapshot(join(dataDir, '.work')), before, 'files changed after the blocked stage rejected');
   } finally {
     await bsim.close();
   }
