@@ -35,6 +35,16 @@ export interface TransportRequest {
   signal?: AbortSignal;
 }
 
+function isTimeout(e: unknown): boolean {
+  return (e as Error | null)?.name === 'TimeoutError';
+}
+
+/** The most specific code of a network error: `ECONNREFUSED` from fetch's `TypeError('fetch failed')` and its causes. */
+export function networkErrorCode(e: unknown): string {
+  const err = e as Error & { code?: string; cause?: Error & { code?: string; errors?: (Error & { code?: string })[] } };
+  return err.code ?? err.cause?.code ?? err.cause?.errors?.[0]?.code ?? err.cause?.message ?? err.message;
+}
+
 /** Sends one request; rejects on network errors and timeouts, resolves for every HTTP status. */
 export type Transport = (req: TransportRequest) => Promise<HttpResult>;
 
@@ -349,8 +359,7 @@ export class PoliteClient {
       let waitMs: number;
       if (res === null) {
         if (!isTransientNetworkError(netError)) throw netError;
-        const err = netError as Error & { cause?: { code?: string } };
-        lastReason = err.name === 'TimeoutError' ? `timeout after ${this.opts.timeoutMs} ms` : `network error ${err.cause?.code ?? err.message}`;
+        lastReason = isTimeout(netError) ? `timeout after ${this.opts.timeoutMs} ms` : `network error ${networkErrorCode(netError)}`;
         waitMs = this.backoffMs(attempt);
       } else if (res.status >= 200 && res.status < 300) {
         const blocked = req.blockCheck?.(res) ?? null;

@@ -166,6 +166,8 @@ async function run(ctx: StageContext): Promise<void> {
   const kept = new Map<string, ManifestRow[]>(config.genres.map((g) => [g, []]));
   const rejected: RejectedRow[] = [];
   const shaOwner = new Map<string, number>();
+  let failuresBeforeFirst = 0;
+  const unreachableAfter = Math.max(8, 2 * config.download.concurrency);
   for (;;) {
     const batch: SelectionRow[] = [];
     for (const g of config.genres) {
@@ -184,7 +186,18 @@ async function run(ctx: StageContext): Promise<void> {
         limit(async () => {
           if (stopped) return null;
           try {
-            return await fetchOne(row);
+            const o = await fetchOne(row);
+            // Nothing fetched yet and a run of transient failures: the image origin is unreachable or refusing us.
+            // Stop with the reason instead of walking every genre's ranking through retries and backoff.
+            if (o.transient && fetched + reused === 0 && ++failuresBeforeFirst >= unreachableAfter) {
+              stopped ??= {
+                error: new UserError(
+                  `download: the first ${failuresBeforeFirst} images could not be fetched from ${config.bandcamp.imageOrigin} (e.g. ${o.url}: ${o.checked.ok ? '' : o.checked.detail}). ` +
+                    'Check bandcamp.imageOrigin and that the host is reachable; rerun the same command to resume.',
+                ),
+              };
+            }
+            return o;
           } catch (e) {
             stopped ??= { error: e };
             throw e;
@@ -233,7 +246,8 @@ async function run(ctx: StageContext): Promise<void> {
     } else {
       const k = counts?.[g];
       const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible` : `${ranking.get(g)!.length} eligible`;
-      short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})`);
+      const eg = rejected.filter((r) => r.genre === g && !r.reason!.startsWith('duplicate-of:')).slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
+      short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})${eg.length ? `; e.g. ${eg.join('; ')}` : ''}`);
     }
   }
   if (short.length) {

@@ -70,3 +70,26 @@ test('a genre short of perGenre fails naming the genre and the counts, unless se
   }
   assert.ok(log.lines.some((l) => /short \(select\.allowShort\): genre "folk"/.test(l)));
 });
+
+test('an unreachable image origin stops download early with the reason, not after every retry', async () => {
+  const { createServer } = await import('node:net');
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const dir = join(tmp, 'unreachable');
+  const t0 = Date.now();
+  await assert.rejects(
+    make({
+      targets: ['download'],
+      config: config({ bandcamp: { origin: sim.origin, imageOrigin: `http://127.0.0.1:${port}` }, download: { retries: 1, concurrency: 4 }, crawl: { maxRequestsPerMinute: 60_000, maxConcurrency: 2, pageSize: 10, oversample: 3, backoff: { initialMs: 50, maxMs: 200 } } }),
+      dataDir: dir,
+      stages: STAGES,
+      log: memoryLogger(),
+    }),
+    /download: the first 8 images could not be fetched from http:\/\/127\.0\.0\.1:\d+ \(e\.g\. .*network error ECONNREFUSED\)\. Check bandcamp\.imageOrigin/,
+  );
+  assert.ok(Date.now() - t0 < 20_000, 'stops after the first failures');
+});
