@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * The benchmark contract. Each `bench/*.bench.ts` module exports `run(ctx)` returning {@link BenchResult}s;
  * `bench/run.ts` (`npm run bench`) runs them all and rewrites `bench/RESULTS.md`. Figures are compared with a
@@ -40,4 +42,20 @@ export interface BenchModule {
   /** Section title in RESULTS.md. */
   title: string;
   run(ctx: BenchContext): Promise<BenchResult[]>;
+}
+
+/**
+ * This process's peak resident set size, in KiB: `VmHWM` from `/proc/self/status` (Linux), which starts afresh at
+ * `exec`. `process.resourceUsage().maxRSS` (getrusage) is not used for child processes because Linux carries it over
+ * from the parent across fork and exec, so a child of a large benchmark process would report the parent's peak.
+ * Falls back to `maxRSS` where `/proc` is absent.
+ */
+export function peakRssKB(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {
+    /* not Linux */
+  }
+  return process.resourceUsage().maxRSS;
 }

@@ -17,14 +17,14 @@
  *   (`/proc/loadavg`, as `uptime` shows them) before and after go into the notes: under load, a process with more
  *   runnable threads (ours: up to 4 pool threads; Pillow: 2 processes) also gets a larger share of the CPU.
  * - Peak RSS: a child process runs the real `shards` stage (decoder `fast`) over N images (the 1,050 covers reused by
- *   symlinks: 10,000, quick: 1,000; `BENCH_RSS_IMAGES` overrides) and reports `process.resourceUsage().maxRSS`. This
+ *   symlinks: 10,000, quick: 1,000; `BENCH_RSS_IMAGES` overrides) and reports its peak RSS (`peakRssKB()`: VmHWM). This
  *   module is that child when run as `node --import tsx bench/preprocess.bench.ts --rss-child DATA_DIR N SHARED DECODER`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
+import { peakRssKB, type BenchContext, type BenchModule, type BenchResult } from './lib.ts';
 import { fastJpeg, orderedMap, preprocessCounts, preprocessImage, type Decoder } from '../dataset/preprocess.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -95,7 +95,7 @@ async function rssChild(dataDir: string, n: number, sharedDir: string, decoder: 
   const t0 = performance.now();
   await runStageOnce(shardsStage, { config, dataDir, log: createLogger({ level: 'quiet' }) });
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${JSON.stringify({ maxRssMB: process.resourceUsage().maxRSS / 1024, seconds, images: n, ...preprocessCounts })}\n`);
+  process.stdout.write(`${JSON.stringify({ maxRssMB: peakRssKB() / 1024, seconds, images: n, ...preprocessCounts })}\n`);
 }
 
 const bench: BenchModule = {

@@ -16,7 +16,7 @@
  * adapter ({@link vulkanLoaderPresent}).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -52,6 +52,23 @@ async function importOptional(name: string): Promise<unknown> {
   return import(/* @vite-ignore */ name);
 }
 
+/**
+ * Why an installed tfjs-node(-gpu) package cannot work, or null: its install script downloads libtensorflow and
+ * builds `lib/napi-v<N>/tfjs_binding.node` (package.json `binary.module_path`); offline, or with install scripts
+ * blocked, the package is there without it.
+ */
+export function missingNativeBinding(pkg: string): string | null {
+  let dir: string;
+  try {
+    dir = dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
+  } catch {
+    return null; // not installed: the import reports it
+  }
+  const lib = join(dir, 'lib');
+  const found = existsSync(lib) && readdirSync(lib).some((d) => d.startsWith('napi-v') && existsSync(join(lib, d, 'tfjs_binding.node')));
+  return found ? null : `installed without its native binding (${join(dir, 'lib', 'napi-v*', 'tfjs_binding.node')}); its install script downloads libtensorflow, which failed or was skipped`;
+}
+
 function errText(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return msg.split('\n')[0]!.slice(0, 300);
@@ -67,6 +84,10 @@ async function activate(name: BackendName): Promise<{ tfName: string; details: s
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+      // Importing the package without its native binding registers ~300 kernels before it fails (and prints
+      // "kernel … already registered" for each when both packages are tried), so check for the binding first.
+      const missing = missingNativeBinding(pkg);
+      if (missing) throw new Error(`${pkg} did not load: ${missing}`);
       try {
         await importOptional(pkg);
       } catch (e) {
