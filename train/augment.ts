@@ -60,40 +60,53 @@ export interface BatchPlan {
 export function fillBatch(out: Float32Array, images: Uint8Array, size: number, crop: number, plan: BatchPlan, mean: Float32Array | null): void {
   const rec = size * size * 3;
   const row = size * 3;
+  const w3 = crop * 3;
   const k = INPUT_SCALE;
+  // (x − mean)·k as x·k − mean·k with mean·k computed once per mean array: one multiply-subtract per value.
+  const km = mean ? scaledMean(mean, k) : null;
   let o = 0;
   for (let b = 0; b < plan.indices.length; b++) {
     const base = plan.indices[b]! * rec;
     const oy = plan.oy[b]!;
     const ox = plan.ox[b]!;
     const mirror = plan.mirror[b] === 1;
-    const w3 = crop * 3;
     for (let y = 0; y < crop; y++) {
       const srcRow = (oy + y) * row + ox * 3;
       let si = base + srcRow;
-      let mi = srcRow;
       if (!mirror) {
         const end = o + w3;
-        if (mean) while (o < end) out[o++] = (images[si++]! - mean[mi++]!) * k;
-        else while (o < end) out[o++] = images[si++]! * k;
-      } else {
+        if (km) for (let mi = srcRow; o < end; o++, si++, mi++) out[o] = images[si]! * k - km[mi]!;
+        else for (; o < end; o++, si++) out[o] = images[si]! * k;
+      } else if (km) {
         // Walk the source row right to left, pixel by pixel, keeping R, G, B order.
         si += w3 - 3;
-        mi += w3 - 3;
-        for (let x = 0; x < crop; x++, si -= 3, mi -= 3) {
-          if (mean) {
-            out[o++] = (images[si]! - mean[mi]!) * k;
-            out[o++] = (images[si + 1]! - mean[mi + 1]!) * k;
-            out[o++] = (images[si + 2]! - mean[mi + 2]!) * k;
-          } else {
-            out[o++] = images[si]! * k;
-            out[o++] = images[si + 1]! * k;
-            out[o++] = images[si + 2]! * k;
-          }
+        for (let x = 0, mi = srcRow + w3 - 3; x < crop; x++, si -= 3, mi -= 3, o += 3) {
+          out[o] = images[si]! * k - km[mi]!;
+          out[o + 1] = images[si + 1]! * k - km[mi + 1]!;
+          out[o + 2] = images[si + 2]! * k - km[mi + 2]!;
+        }
+      } else {
+        si += w3 - 3;
+        for (let x = 0; x < crop; x++, si -= 3, o += 3) {
+          out[o] = images[si]! * k;
+          out[o + 1] = images[si + 1]! * k;
+          out[o + 2] = images[si + 2]! * k;
         }
       }
     }
   }
+}
+
+const scaledMeans = new WeakMap<Float32Array, { k: number; km: Float32Array }>();
+
+/** `mean · k` (float32), cached per mean array and scale. */
+function scaledMean(mean: Float32Array, k: number): Float32Array {
+  const hit = scaledMeans.get(mean);
+  if (hit && hit.k === k) return hit.km;
+  const km = new Float32Array(mean.length);
+  for (let i = 0; i < mean.length; i++) km[i] = mean[i]! * k;
+  scaledMeans.set(mean, { k, km });
+  return km;
 }
 
 /**
