@@ -40,9 +40,6 @@ export interface ShardLayoutMeta {
   configHash: string;
 }
 
-/** Column names, in schema order. */
-export const SHARD_COLUMNS = ['image', 'label', 'genre', 'item_id', 'art_id', 'sha256'] as const;
-
 /** The Hugging Face `features` of the shards, as `dataset_info.json` and the schema metadata hold them. */
 export function hfFeatures(size: number, labelNames: readonly string[]): Record<string, unknown> {
   return {

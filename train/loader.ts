@@ -35,7 +35,6 @@ export class BatchLoader {
   private worker: Worker | null = null;
   private pending = new Map<number, { resolve: (x: Float32Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;
-  private failed: Error | null = null;
   /** `worker` or `main-thread`, and why. */
   mode: string;
 
@@ -66,7 +65,6 @@ export class BatchLoader {
   }
 
   private fail(e: Error): void {
-    this.failed = e;
     this.worker = null;
     this.mode = `main-thread (worker failed: ${e.message})`;
     for (const [, p] of this.pending) p.reject(e);
@@ -116,6 +114,5 @@ export class BatchLoader {
     const w = this.worker;
     this.worker = null;
     if (w) await w.terminate();
-    void this.failed;
   }
 }

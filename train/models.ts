@@ -96,8 +96,3 @@ export function buildModel(spec: ModelSpec, inputSize: number, classes: number, 
     logits: tfl.model({ inputs: input, outputs: logitsOut, name: `${spec.architecture}_logits` }),
   };
 }
-
-/** The logits model of a loaded probability model (its `logits` layer's output). */
-export function logitsOf(model: tfl.LayersModel): tfl.LayersModel {
-  return tfl.model({ inputs: model.inputs, outputs: model.getLayer('logits').output as tfl.SymbolicTensor });
-}
