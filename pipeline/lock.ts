@@ -45,6 +45,7 @@ export const LockEntrySchema = z.object({
 });
 export type LockEntry = z.infer<typeof LockEntrySchema>;
 
+/** The whole lock file (`DATA_DIR/pipeline.lock.json`): format version 1, one {@link LockEntrySchema} per stage name. */
 export const LockFileSchema = z.object({
   lockVersion: z.literal(1),
   stages: z.record(z.string(), LockEntrySchema),

@@ -72,8 +72,9 @@ function imageBytes(vec: arrow.Vector, i: number, length: number): Uint8Array {
 /**
  * Reads shards (train split first, then validation and test) record batch by record batch until every genre has
  * `perGenre` images or the shards are exhausted, and encodes the thumbnails. Stops reading as soon as it has enough.
- * @param genres the genres to collect (others are ignored); @param perGenre covers per genre (0 = none).
- * @returns missing when no shard file exists.
+ * @param genres the genres to collect (others are ignored).
+ * @param perGenre covers per genre (0 = none).
+ * @returns missing when no shard file exists; error when a shard cannot be read.
  */
 export async function readContactSheets(dataDir: string, genres: readonly string[], perGenre: number): Promise<Part<ContactSheets>> {
   const files = SPLIT_NAMES.flatMap((split) => shardFiles(dataDir, split).map((path) => ({ split, path })));

@@ -15,6 +15,7 @@
  */
 import { defineTable, type RowOf } from './table.ts';
 
+/** The `splits.arrow` table format (columns and metadata: see the module comment). */
 export const splitsFormat = defineTable('splits', {
   item_id: 'int64',
   genre: 'utf8',

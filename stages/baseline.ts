@@ -11,6 +11,7 @@ import { forestParams, forestThreads, pixelFeatures } from '../train/baseline.ts
 import { classificationMetrics } from '../train/metrics.ts';
 import { fitForest, predict } from '../train/random-forest.ts';
 
+/** The `baseline` stage: `shards` → `eval/baseline.json`. */
 export const baselineStage: Stage = {
   name: 'baseline',
   description: 'random forest on downsampled pixels (the study baseline) → eval/baseline.json',

@@ -27,6 +27,7 @@ interface TrainRecord {
   architecture: { name: string };
 }
 
+/** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
 export const evaluateStage: Stage = {
   name: 'evaluate',
   description: 'score the trained convnet on the test split (multi-crop) → eval/metrics.json',

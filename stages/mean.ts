@@ -10,6 +10,7 @@ import { UserError, type Stage } from '../pipeline/stage.ts';
 import { MeanAccumulator } from '../dataset/mean.ts';
 import { listShardFiles, streamShardBatches } from '../train/shards.ts';
 
+/** The `mean` stage: training shards → `shards/mean.arrow`, `shards/mean.json`. */
 export const meanStage: Stage = {
   name: 'mean',
   description: 'per-pixel mean and per-channel mean/std of the training split (DATA_DIR/shards/mean.arrow, mean.json)',

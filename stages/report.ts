@@ -15,8 +15,9 @@ import type { Stage, StageContext } from '../pipeline/stage.ts';
 import { fmtBytes } from '../report/html.ts';
 import { buildReport } from '../report/render.ts';
 
-/** The declared output (a directory) and the page inside it, relative to the data directory. */
+/** The declared output (a directory), relative to the data directory. */
 export const REPORT_DIR = 'report';
+/** The page inside {@link REPORT_DIR}, relative to the data directory. */
 export const REPORT_PAGE = 'report/index.html';
 
 /** The `report` stage. */

@@ -38,6 +38,7 @@ export function shardsConfigHash(config: Config): string {
 
 type Outcome = { row: SplitRow; image: Uint8Array; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };
 
+/** The `shards` stage: `splits.arrow` and the downloaded images → {@link SHARDS_OUTPUTS}. */
 export const shardsStage: Stage = {
   name: 'shards',
   description: 'preprocess the images to S×S RGB and write Arrow shards in the Hugging Face datasets layout (DATA_DIR/shards/)',

@@ -9,6 +9,7 @@ import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 import { SPLIT_NAMES } from '../schemas/shards.ts';
 import { UserError, type Stage } from '../pipeline/stage.ts';
 
+/** The `split` stage: `manifest.tsv` → `splits.arrow`. */
 export const splitStage: Stage = {
   name: 'split',
   description: 'assign the downloaded images to train/validation/test, stratified by genre (DATA_DIR/splits.arrow)',

@@ -33,6 +33,7 @@ export function modelDir(config: Config): string {
   return `models/${config.train.run}`;
 }
 
+/** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
 export const trainStage: Stage = {
   name: 'train',
   description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',

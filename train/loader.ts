@@ -21,6 +21,7 @@ export interface Batch {
 
 /** Options of {@link BatchLoader}. */
 export interface LoaderOptions {
+  /** Side of the square crop, in pixels (≤ the split's image size S). */
   crop: number;
   /** Per-pixel mean `[S, S, 3]`, or null for none. */
   mean: Float32Array | null;

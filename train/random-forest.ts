@@ -134,7 +134,10 @@ export function treeSeed(seed: number, t: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** `[n, d]` row-major → `[d, n]` feature-major, into `out` (which may be backed by a SharedArrayBuffer). */
+/**
+ * `[n, d]` row-major → `[d, n]` feature-major, into `out` (which may be backed by a SharedArrayBuffer).
+ * @throws Error when `x` does not hold n × d values.
+ */
 export function transpose(x: Uint8Array, n: number, d: number, out: Uint8Array = new Uint8Array(n * d)): Uint8Array {
   if (x.length !== n * d) throw new Error(`random forest: x has ${x.length} values, expected n × d = ${n} × ${d}`);
   // Blocks of 64 rows keep both sides in cache.
