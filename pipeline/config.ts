@@ -5,9 +5,9 @@
  *
  * Each stage declares the dotted keys it reads (`Stage.params`); only those keys decide whether it is stale.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { sha256 } from './fsutil.ts';
 // Pure (no TensorFlow.js): validates train.modelParams at config time.
 import { modelParamsProblem } from '../train/model-params.ts';
 
@@ -424,7 +424,7 @@ export function canonicalJson(value: unknown): string {
 
 /** sha256 (hex) of the canonical JSON of a value. */
 export function hashJson(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  return sha256(canonicalJson(value));
 }
 
 /**

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { z } from 'zod';
-import { sha256File, writeFileAtomic } from './fsutil.ts';
+import { sha256, sha256File, writeFileAtomic } from './fsutil.ts';
 
 /** The lock file's name under the data directory. */
 export const LOCK_FILE = 'pipeline.lock.json';
@@ -165,5 +165,5 @@ export function combineOutputHashes(outputs: Record<string, OutputHash>): string
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}\0${v.hash}`)
     .join('\n');
-  return createHash('sha256').update(h).digest('hex');
+  return sha256(h);
 }
