@@ -1,5 +1,5 @@
 /**
- * The stage registry: every target of `covers make`, in pipeline order. A stage lands here when its module does.
+ * The stage registry: every target of `covers make`, in pipeline order.
  */
 import type { Stage } from '../pipeline/stage.ts';
 import { discoverStage } from './discover.ts';
