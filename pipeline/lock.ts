@@ -122,16 +122,16 @@ export class Hasher {
     if (!existsSync(abs)) return null;
     const st = statSync(abs);
     if (st.isFile()) {
-      const { sha256, size } = await this.file(abs);
-      return { hash: sha256, files: 1, bytes: size };
+      const one = await this.file(abs);
+      return { hash: one.sha256, files: 1, bytes: one.size };
     }
     const files = listFiles(abs).sort();
     const h = createHash('sha256');
     let bytes = 0;
     for (const f of files) {
-      const { sha256, size } = await this.file(join(abs, f));
-      bytes += size;
-      h.update(`${f.split(sep).join('/')}\0${sha256}\n`);
+      const one = await this.file(join(abs, f));
+      bytes += one.size;
+      h.update(`${f.split(sep).join('/')}\0${one.sha256}\n`);
     }
     return { hash: h.digest('hex'), files: files.length, bytes };
   }
