@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
-import { fillBatch, planEpoch, Rng } from '../train/augment.ts';
+import { fillBatch, planEpoch } from '../train/augment.ts';
+import { Rng } from '../pipeline/rng.ts';
 import { BACKEND_ORDER, selectBackend, type BackendName } from '../train/backends.ts';
 import { resolveModelSpec, type ModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';

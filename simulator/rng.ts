@@ -2,6 +2,7 @@
  * Deterministic hashing and random numbers for the simulator: every catalogue choice, cover pixel and fault decision
  * is a pure function of the seed and a key, so two simulators with the same options serve the same bytes.
  */
+import { Rng } from '../pipeline/rng.ts';
 
 /** 32-bit FNV-1a hash of a string, then avalanched (murmur3 finalizer). */
 export function hash32(s: string): number {
@@ -23,16 +24,10 @@ export function unit(...parts: (string | number)[]): number {
   return hash32(parts.join('|')) / 4294967296;
 }
 
-/** mulberry32: a small, fast seeded PRNG returning numbers in [0, 1). */
+/** A seeded generator of numbers in [0, 1): the project's mulberry32 ({@link Rng}, pipeline/rng.ts). */
 export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** A seeded PRNG for a key. */

@@ -10,7 +10,7 @@ import { runStageOnce } from '../pipeline/context.ts';
 import { memoryLogger } from '../pipeline/log.ts';
 import { EvalMetricsSchema, wilsonInterval } from '../schemas/metrics.ts';
 import { baselineStage } from '../stages/baseline.ts';
-import { Rng } from '../train/augment.ts';
+import { Rng } from '../pipeline/rng.ts';
 import { pixelFeatures } from '../train/baseline.ts';
 import { fitForest, fitForestSync, leafOf, predict, predictProba, resolveMaxFeatures, type Forest, type ForestData } from '../train/random-forest.ts';
 import { writeTestShards } from './helpers/shards.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { meanToIPC } from '../../schemas/mean.ts';
 import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES } from '../../schemas/shards.ts';
-import { Rng } from '../../train/augment.ts';
+import { Rng } from '../../pipeline/rng.ts';
 
 export interface TestShardOptions {
   /** Image side S (default 16). */
