@@ -119,10 +119,7 @@ export async function main(argv: string[]): Promise<number> {
       return;
     }
     out(`stages in ${dataDir}:`);
-    for (const s of steps) {
-      const st = s.state.kind === 'fresh' && s.willRun ? 'stale (an upstream stage is stale)' : describeState(s.state);
-      out(`  ${s.stage.name.padEnd(9)} ${st}`);
-    }
+    for (const s of steps) out(`  ${s.stage.name.padEnd(9)} ${describeState(s.state)}`);
   });
 
   addCommon(

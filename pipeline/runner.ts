@@ -238,16 +238,18 @@ function acquireRunLock(dataDir: string): () => void {
 /**
  * Builds the targets: runs every needed stage that is stale, in dependency order, and records each in the lock.
  * A stage whose inputs reran but came out byte-identical is not rerun.
- * @returns one outcome per needed stage; on a failure, the failed stage's outcome is last-but-`not-run` ones, and
- *   the error is rethrown after the outcomes are reported through `onOutcome`.
- * @throws the failing stage's error (UserError for user-fixable problems); UnknownTargetError.
+ * With `dryRun`, works out the plan ({@link plan}) and changes nothing.
+ * @returns one outcome per needed stage, in order. On a failure the outcomes (`failed`, then `not-run` for the rest)
+ *   still reach `onOutcome`, and the stage's error is thrown.
+ * @throws the failing stage's error (UserError for user-fixable problems, `interrupted` on abort); UnknownTargetError;
+ *   UserError when the data directory is a file or another covers process holds it.
  */
 export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) => void }): Promise<StageOutcome[]> {
   const stages = opts.stages ?? (await defaultStages());
   const log = opts.log ?? createLogger();
   const dataDir = resolve(opts.dataDir);
-  const steps = await plan({ ...opts, stages });
   if (opts.dryRun) {
+    const steps = await plan({ ...opts, stages });
     return steps.map((s) => ({
       name: s.stage.name,
       action: s.willRun ? 'not-run' : s.state.kind === 'skipped' ? 'skipped' : 'fresh',
@@ -256,6 +258,9 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       outputs: allOutputs(s.stage, opts.config).map((o) => join(dataDir, o)),
     }));
   }
+  // Each stage's state is decided just before it would run (an upstream rerun may or may not change its inputs),
+  // so the plan is only the needed stages in order.
+  const needed = closure(stages, opts.targets);
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UserError(`data directory ${dataDir} is not a directory`);
   mkdirSync(dataDir, { recursive: true });
   const release = acquireRunLock(dataDir);
@@ -269,8 +274,8 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
     const targets = new Set(opts.targets.map((t) => TARGET_ALIASES[t] ?? t));
     const byName = new Map(stages.map((s) => [s.name, s]));
     const hasher = new Hasher(dataDir);
-    for (let i = 0; i < steps.length; i++) {
-      const stage = steps[i]!.stage;
+    for (let i = 0; i < needed.length; i++) {
+      const stage = needed[i]!;
       const lock = readLock(dataDir);
       const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
       const depHashes = depHashesFor(stage, opts.config, byName, current);
@@ -313,8 +318,8 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       } catch (e) {
         rmSync(stageTmpDir(dataDir, stage.name), { recursive: true, force: true });
         report({ name: stage.name, action: 'failed', reason: (e as Error).message, durationMs: performance.now() - t0, outputs });
-        for (const rest of steps.slice(i + 1)) {
-          report({ name: rest.stage.name, action: 'not-run', reason: `${stage.name} failed`, durationMs: 0, outputs: [] });
+        for (const rest of needed.slice(i + 1)) {
+          report({ name: rest.name, action: 'not-run', reason: `${stage.name} failed`, durationMs: 0, outputs: [] });
         }
         throw e;
       }
