@@ -90,9 +90,9 @@ export function defineTable<C extends Record<string, ColumnKind>>(name: string, 
         });
         data[col] = arrow.vectorFromArray(values, arrowType(kind));
       }
-      const table = new arrow.Table(data);
-      const meta = new Map(Object.entries(metadata ?? {}));
-      return new arrow.Table(new arrow.Schema(schema.fields, meta), table.batches.length ? table.batches.map((b) => new arrow.RecordBatch(new arrow.Schema(schema.fields, meta), b.data)) : []);
+      // Our declared (all-nullable) schema with the metadata, over the batches apache-arrow built from the vectors.
+      const withMeta = new arrow.Schema(schema.fields, new Map(Object.entries(metadata ?? {})));
+      return new arrow.Table(withMeta, new arrow.Table(data).batches.map((b) => new arrow.RecordBatch(withMeta, b.data)));
     },
     write(path, rows, metadata) {
       writeFileAtomic(path, arrow.tableToIPC(format.toTable(rows, metadata), 'stream'));
