@@ -14,7 +14,7 @@
 import { ImpitHttpClient } from '@crawlee/impit-client';
 import type { Config } from '../pipeline/config.ts';
 import type { Logger } from '../pipeline/log.ts';
-import { UserError } from '../pipeline/stage.ts';
+import { InterruptedError, UserError } from '../pipeline/stage.ts';
 
 /** A complete HTTP response. `headers` have lower-case names; `body` is the raw bytes. */
 export interface HttpResult {
@@ -129,12 +129,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * The error an aborted operation (the stage's signal fired: Ctrl-C, SIGTERM) rejects with. Its message is just
- * "interrupted" (a {@link UserError}, so it is printed without a stack): the runner and the CLI report the
+ * "interrupted" (an {@link InterruptedError}, printed without a stack): the runner and the CLI report the
  * interruption and how to resume.
  */
-export class AbortedError extends UserError {
-  constructor(message = 'interrupted') {
-    super(message);
+export class AbortedError extends InterruptedError {
+  constructor() {
+    super();
     this.name = 'AbortedError';
   }
 }

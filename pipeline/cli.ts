@@ -6,9 +6,9 @@ import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, type Logger, type LogLevel } from './log.ts';
-import { clean, closure, describeState, make, plan, TARGET_ALIASES, UnknownTargetError, type StageOutcome } from './runner.ts';
-import { UserError, type Stage } from './stage.ts';
-import { formatSummary } from './summary.ts';
+import { clean, closure, describeState, plan, TARGET_ALIASES, UnknownTargetError } from './runner.ts';
+import { InterruptedError, UserError, type Stage } from './stage.ts';
+import { makeWithSignals } from './summary.ts';
 
 /** Options every pipeline command shares. */
 interface CommonOptions {
@@ -50,8 +50,6 @@ function targetList(stages: readonly Stage[]): string {
 export async function main(argv: string[]): Promise<number> {
   const stages = await loadStages();
   let exitCode = 0;
-  /** Set when SIGINT/SIGTERM stopped `make`: the error that follows is the interruption, not a failure. */
-  let interrupted = false;
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const program = new Command('covers')
     .description('Build a genre-labelled dataset of Bandcamp album covers and train convnets on it, stage by stage, like make.')
@@ -75,35 +73,13 @@ export async function main(argv: string[]): Promise<number> {
       .addHelpText('after', `\nTargets:\n${targetList(stages)}`),
   ).action(async (targets: string[], o: CommonOptions & { dryRun?: boolean; force?: boolean }) => {
     const { config, log, dataDir } = withConfig(o);
-    const controller = new AbortController();
-    let interrupts = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      interrupts++;
-      interrupted = true;
-      if (interrupts > 1) process.exit(130);
-      log.warn(`${sig}: stopping after the current step (again to quit at once); finished work is kept and a rerun resumes`);
-      controller.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      if (o.dryRun) {
-        const steps = await plan({ targets, config, dataDir, stages, force: o.force });
-        out(`plan for ${targets.join(' ')} in ${dataDir}:`);
-        for (const s of steps) out(`  ${s.willRun ? 'run ' : 'skip'}  ${s.stage.name.padEnd(9)} ${describeState(s.state)}`);
-        return;
-      }
-      const outcomes: StageOutcome[] = [];
-      try {
-        await make({ targets, config, dataDir, stages, log, force: o.force, signal: controller.signal, onOutcome: (x) => outcomes.push(x) });
-      } finally {
-        if (outcomes.length && (levelOf(o) !== 'quiet' || outcomes.some((x) => x.action === 'failed'))) process.stderr.write(`${formatSummary(outcomes, dataDir)}\n`);
-      }
-      if (controller.signal.aborted) exitCode = 130;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+    if (o.dryRun) {
+      const steps = await plan({ targets, config, dataDir, stages, force: o.force });
+      out(`plan for ${targets.join(' ')} in ${dataDir}:`);
+      for (const s of steps) out(`  ${s.willRun ? 'run ' : 'skip'}  ${s.stage.name.padEnd(9)} ${describeState(s.state)}`);
+      return;
     }
+    await makeWithSignals({ targets, config, dataDir, stages, log, force: o.force, quiet: levelOf(o) === 'quiet' });
   });
 
   addCommon(
@@ -169,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`covers: ${e.message}\n`);
       return 2;
     }
-    if (interrupted) {
+    if (e instanceof InterruptedError) {
       process.stderr.write('covers: interrupted; finished work is kept, and the same command resumes where it stopped\n');
       return 130;
     }

@@ -7,9 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type ConfigInput } from './config.ts';
 import { createLogger, type LogLevel } from './log.ts';
-import { make, type StageOutcome } from './runner.ts';
-import { UserError } from './stage.ts';
-import { formatSummary } from './summary.ts';
+import { InterruptedError, UserError } from './stage.ts';
+import { makeWithSignals } from './summary.ts';
 
 /** Loopback ports of the demo's simulator (site, images). */
 export const DEMO_PORTS = [47311, 47312] as const;
@@ -66,32 +65,23 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   // when they are taken, any free port works (the crawl stages then rerun against the new origin).
   const sim = await startSimulator({ ...simOptions, port: DEMO_PORTS[0], imagePort: DEMO_PORTS[1] }).catch(() => startSimulator(simOptions));
   log.info(`simulator: listening on ${sim.url} (synthetic catalogue, ${DEMO_GENRES.length} genres × 300 albums)`);
-  const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const outcomes: StageOutcome[] = [];
   try {
     const input = demoConfig(sim.origin, sim.imageOrigin);
     const config = resolveConfig(input, 'demo');
     mkdirSync(opts.dataDir, { recursive: true });
     writeFileSync(join(opts.dataDir, 'demo.config.json'), `${JSON.stringify(input, null, 2)}\n`);
-    await make({ targets: ['report'], config, dataDir: opts.dataDir, log, signal: controller.signal, onOutcome: (o) => outcomes.push(o) });
-    process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
+    await makeWithSignals({ targets: ['report'], config, dataDir: opts.dataDir, log });
     process.stdout.write(`\nreport: ${join(opts.dataDir, 'report', 'index.html')}\n`);
     process.stdout.write(`inspect it with: npx covers status --data-dir ${opts.dataDir} --config ${join(opts.dataDir, 'demo.config.json')}\n`);
     return 0;
   } catch (e) {
-    if (outcomes.length) process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
-    if (controller.signal.aborted) {
+    if (e instanceof InterruptedError) {
       process.stderr.write('covers demo: interrupted; finished work is kept, and `npm run demo` resumes where it stopped\n');
       return 130;
     }
     process.stderr.write(`covers demo: ${e instanceof UserError ? e.message : ((e as Error).stack ?? String(e))}\n`);
     return 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await sim.close();
   }
 }

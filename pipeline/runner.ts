@@ -10,7 +10,7 @@ import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './
 import { sha256File } from './fsutil.ts';
 import { combineOutputHashes, Hasher, readLock, updateLockEntry, type LockEntry, type OutputHash } from './lock.ts';
 import { createLogger, type Logger } from './log.ts';
-import { resolveList, UserError, type Stage } from './stage.ts';
+import { InterruptedError, resolveList, UserError, type Stage } from './stage.ts';
 
 /** Targets that name other targets. */
 export const TARGET_ALIASES: Record<string, string> = { all: 'report' };
@@ -33,7 +33,7 @@ export interface PlanStep {
 /** What happened to one stage in `make`. */
 export interface StageOutcome {
   name: string;
-  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'not-run';
+  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'interrupted' | 'not-run';
   /** Why it ran or was skipped. */
   reason: string;
   durationMs: number;
@@ -286,7 +286,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
         report({ name: stage.name, action: state.kind === 'fresh' ? 'fresh' : 'skipped', reason: describeState(state), durationMs: 0, outputs });
         continue;
       }
-      if (opts.signal?.aborted) throw new UserError('interrupted');
+      if (opts.signal?.aborted) throw new InterruptedError();
       const reason = describeState(state);
       log.info(`${stage.name}: running (${state.kind === 'never-built' ? 'never built' : state.reasons.join('; ')})`);
       const started = new Date();
@@ -295,7 +295,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
         const extraInputs = await hashExtraInputs(stage, opts.config);
         const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal });
         await stage.run(ctx);
-        if (opts.signal?.aborted) throw new UserError('interrupted');
+        if (opts.signal?.aborted) throw new InterruptedError();
         commitOutputs(stage, opts.config, dataDir);
         const { outputs: hashes, missing } = await hashOutputs(stage, opts.config, hasher);
         if (missing.length) throw new Error(`stage ${stage.name} finished without its output(s) ${missing.join(', ')}`);
@@ -317,9 +317,10 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
         report({ name: stage.name, action: 'ran', reason, durationMs, outputs });
       } catch (e) {
         rmSync(stageTmpDir(dataDir, stage.name), { recursive: true, force: true });
-        report({ name: stage.name, action: 'failed', reason: (e as Error).message, durationMs: performance.now() - t0, outputs });
+        const stopped = e instanceof InterruptedError || opts.signal?.aborted === true;
+        report({ name: stage.name, action: stopped ? 'interrupted' : 'failed', reason: stopped ? 'rerun to resume' : (e as Error).message, durationMs: performance.now() - t0, outputs });
         for (const rest of needed.slice(i + 1)) {
-          report({ name: rest.name, action: 'not-run', reason: `${stage.name} failed`, durationMs: 0, outputs: [] });
+          report({ name: rest.name, action: 'not-run', reason: `${stage.name} ${stopped ? 'was interrupted' : 'failed'}`, durationMs: 0, outputs: [] });
         }
         throw e;
       }

@@ -88,3 +88,11 @@ export class UserError extends Error {
     this.name = 'UserError';
   }
 }
+
+/** A run stopped by SIGINT/SIGTERM (its abort signal): finished work is kept and a rerun resumes. */
+export class InterruptedError extends UserError {
+  constructor() {
+    super('interrupted');
+    this.name = 'InterruptedError';
+  }
+}

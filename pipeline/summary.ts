@@ -1,5 +1,7 @@
-/** The end-of-`make` summary printed by `covers make` and `covers demo`. */
-import type { StageOutcome } from './runner.ts';
+/** The end-of-`make` summary, and `make` run under SIGINT/SIGTERM handling, as `covers make` and `covers demo` do. */
+import type { Logger } from './log.ts';
+import { make, type MakeOptions, type StageOutcome } from './runner.ts';
+import { InterruptedError } from './stage.ts';
 
 /** A duration for people: `850 ms`, `12.3 s`, `2 min 05 s` (whole seconds, rounded before splitting). */
 export function fmtMs(ms: number): string {
@@ -14,7 +16,7 @@ export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string
   const w = Math.max(5, ...outcomes.map((o) => o.name.length));
   const lines = ['', 'summary:'];
   for (const o of outcomes) {
-    const t = o.action === 'ran' || o.action === 'failed' ? ` in ${fmtMs(o.durationMs)}` : '';
+    const t = o.action === 'ran' || o.action === 'failed' || o.action === 'interrupted' ? ` in ${fmtMs(o.durationMs)}` : '';
     lines.push(`  ${o.name.padEnd(w)}  ${o.action}${t}  ${o.action === 'fresh' ? '' : o.reason}`.trimEnd());
   }
   const total = outcomes.reduce((s, o) => s + o.durationMs, 0);
@@ -22,3 +24,32 @@ export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string
   return lines.join('\n');
 }
 
+
+/**
+ * Runs {@link make} as the CLI does: the first SIGINT/SIGTERM asks the running stage to stop (a second one exits at
+ * once with code 130), and the end-of-make summary goes to stderr (with `quiet`, only when a stage failed).
+ * @returns the outcomes.
+ * @throws InterruptedError when a signal stopped the run; otherwise the failing stage's error.
+ */
+export async function makeWithSignals(opts: Omit<MakeOptions, 'signal' | 'dryRun'> & { log: Logger; quiet?: boolean }): Promise<StageOutcome[]> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    opts.log.warn(`${sig}: stopping after the current step (again to quit at once); finished work is kept and a rerun resumes`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const outcomes: StageOutcome[] = [];
+  try {
+    await make({ ...opts, signal: controller.signal, onOutcome: (x) => outcomes.push(x) });
+    if (controller.signal.aborted) throw new InterruptedError();
+    return outcomes;
+  } catch (e) {
+    throw controller.signal.aborted ? new InterruptedError() : e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (outcomes.length && (!opts.quiet || outcomes.some((x) => x.action === 'failed'))) process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
+  }
+}

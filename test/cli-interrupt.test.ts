@@ -30,6 +30,7 @@ test('Ctrl-C during a crawl exits 130 with a resume hint, keeps progress, and a 
     assert.equal(await exited, 130);
     assert.match(stderr, /interrupted; finished work is kept, and the same command resumes where it stopped/);
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace for an interruption');
+    assert.match(stderr, /discover\s+interrupted in .* rerun to resume/, 'the summary calls it an interruption, not a failure');
     assert.equal(readLock(dir).stages.discover, undefined);
     assert.ok(!existsSync(join(dir, 'candidates.arrow')));
     const before = sim.log.filter((e) => e.path.startsWith('/api/discover') && e.status === 200 && !e.fault).length;

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { UserError } from '../pipeline/stage.ts';
+import { InterruptedError, UserError } from '../pipeline/stage.ts';
 import type { EpochMetrics } from '../schemas/metrics.ts';
 import { planEpoch, planEval } from './augment.ts';
 import { Rng } from '../pipeline/rng.ts';
@@ -197,7 +197,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       let correct = 0;
       let batchNo = 0;
       for await (const b of loader.batches(plans)) {
-        if (o.signal?.aborted) throw new Error('aborted');
+        if (o.signal?.aborted) throw new InterruptedError();
         batchNo++;
         setDropoutStep(logits, state.step++);
         const n = b.labels.length;
