@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DISCOVER_WEB_PATH, DiscoverWebRequestSchema, TRALBUM_DETAILS_PATH, type DiscoverWebRequest } from '../bandcamp/api.ts';
 import { Catalog, DEFAULT_SIM_GENRES, dirCatalog, syntheticCatalog, type SimAlbum } from './catalog.ts';
 import { FaultPlan, parseFaultSpec, type FaultRates, type TransientFault } from './faults.ts';
@@ -150,7 +151,6 @@ function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Starts the simulator on 127.0.0.1 (two listeners: site and images).
