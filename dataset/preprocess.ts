@@ -301,6 +301,14 @@ function tryFast(fj: FastJpegAddon, input: string | Buffer, opts: PreprocessOpti
  *   bit depth, orientation or alpha).
  */
 export async function preprocessImage(input: string | Buffer, opts: PreprocessOptions, into?: Buffer): Promise<Buffer> {
+  return (await preprocessImageVia(input, opts, into)).image;
+}
+
+/**
+ * {@link preprocessImage}, also saying which implementation decoded the image (`fast`: the native addon; `sharp`).
+ * @throws PreprocessError as {@link preprocessImage}.
+ */
+export async function preprocessImageVia(input: string | Buffer, opts: PreprocessOptions, into?: Buffer): Promise<{ image: Buffer; via: 'fast' | 'sharp' }> {
   const { size } = opts;
   if (into && into.length !== size * size * 3) throw new RangeError(`preprocessImage: into holds ${into.length} bytes, not ${size}·${size}·3`);
   if (Buffer.isBuffer(input) && input.length === 0) throw new PreprocessError('empty', 'the file has 0 bytes');
@@ -311,7 +319,7 @@ export async function preprocessImage(input: string | Buffer, opts: PreprocessOp
     const fast = await tryFast(fj, input, opts, into);
     if (fast) {
       preprocessCounts.fast++;
-      return fast;
+      return { image: fast, via: 'fast' };
     }
   }
   preprocessCounts.sharp++;
@@ -327,11 +335,8 @@ export async function preprocessImage(input: string | Buffer, opts: PreprocessOp
   if (info.width !== size || info.height !== size || info.channels !== 3 || data.length !== expected) {
     throw new PreprocessError('corrupt', `decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${size}x${size}x3`);
   }
-  if (into) {
-    data.copy(into);
-    return into;
-  }
-  return data;
+  if (into) data.copy(into);
+  return { image: into ?? data, via: 'sharp' };
 }
 
 /**
