@@ -122,6 +122,21 @@ export class DecodePool {
     });
   }
 
+  /** Process ids of the running workers (benchmarks read their CPU time from /proc). */
+  workerPids(): number[] {
+    return [...this.workers].map((w) => w.proc.pid!).filter((pid) => pid !== undefined);
+  }
+
+  /**
+   * Starts the workers now instead of at the first {@link decode}, and resolves when they are ready.
+   * @throws Error when they cannot start.
+   */
+  async warmUp(): Promise<void> {
+    while (this.workers.size < this.opts.workers && !this.fatal) this.start();
+    while (!this.fatal && [...this.workers].some((w) => !w.ready)) await new Promise((r) => setTimeout(r, 5));
+    if (this.fatal) throw this.fatal;
+  }
+
   /** Stops every worker; pending decodes reject. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
