@@ -9,8 +9,9 @@
  * - A crash with one image in flight rejects that image (`decoder-crash`, detail naming the signal or exit code).
  *   A crash with several in flight cannot say which one did it: each of them is retried alone in a fresh worker
  *   (no other image in flight there), and only the one that crashes alone is rejected; the others decode normally.
- * - An image still in flight after `timeoutMs` is rejected (`decoder-timeout`) and its worker killed (SIGKILL); the
- *   other images of that worker are retried.
+ * - A worker that has not answered for an image after `timeoutMs` is killed (SIGKILL). Alone in its worker, that
+ *   image is rejected (`decoder-timeout`); with others in flight (a hang may block the whole worker, so any of them
+ *   may be the cause) each is retried alone, like after a crash.
  * - Images come back through shared memory when the fastjpeg addon loads: each worker gets a file of
  *   `inFlightPerWorker` slots of S·S·3 bytes mapped by both processes (the addon's `mapShared`; unlinked as soon as
  *   the worker has mapped it), so an image costs one small IPC message each way and one copy out of the slot. Without
@@ -234,13 +235,19 @@ export class DecodePool {
   private onTimeout(w: Worker, id: number): void {
     const r = w.running.get(id);
     if (!r) return;
-    w.running.delete(id);
-    r.task.reject(new PreprocessError('decoder-timeout', `still decoding after ${this.opts.timeoutMs} ms; the decode worker (pid ${w.proc.pid}) was killed`));
-    this.opts.onEvent?.(`decode worker pid ${w.proc.pid} killed: ${r.task.path} took longer than ${this.opts.timeoutMs} ms`);
     w.killedFor = 'timeout';
     w.proc.kill('SIGKILL');
-    // The others in flight there are innocent: they go back to the front of the queue, as they were.
-    this.retire(w, false);
+    if (w.running.size === 1 || r.task.suspect) {
+      w.running.delete(id);
+      r.task.reject(new PreprocessError('decoder-timeout', `still decoding after ${this.opts.timeoutMs} ms (alone in its decode worker, which was killed)`));
+      this.opts.onEvent?.(`decode worker pid ${w.proc.pid} killed: ${r.task.path} took longer than ${this.opts.timeoutMs} ms`);
+      this.retire(w, false);
+    } else {
+      // A hang can block the whole worker (its main thread, or every thread of its pool): which of the images in
+      // flight did it is unknown, so each is retried alone, and only one that times out alone is rejected.
+      this.opts.onEvent?.(`decode worker pid ${w.proc.pid} killed: no answer after ${this.opts.timeoutMs} ms with ${w.running.size} images in flight; each is retried alone`);
+      this.retire(w, true);
+    }
   }
 
   private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {

@@ -114,6 +114,56 @@ int fj_exif_orientation(const unsigned char *p, size_t len, char *why, size_t wh
 #undef U32
 }
 
+/*
+ * Walks the JPEG's marker segments from SOI to the first SOS, before libjpeg sees the file: every segment's 2-byte
+ * length must be at least 2 (it counts itself) and must fit in what is left of the file (compared by subtraction, so
+ * nothing wraps). A SOFn's dimensions are checked against maxPixels here, so that a bomb is refused by what it
+ * declares. Returns FJ_OK, or FJ_REJECT with *reject and reason set.
+ */
+static int walk_markers(const unsigned char *p, size_t len, double maxPixels, const char **reject, char *reason) {
+  size_t at = 2; /* after SOI */
+  for (;;) {
+    /* Fill bytes: any number of 0xFF before a marker code. */
+    size_t m = at;
+    while (m < len && p[m] == 0xFF) m++;
+    if (m == at || m >= len) return FJ_OK; /* not a marker here, or the end: libjpeg reports what is wrong */
+    const unsigned code = p[m];
+    const size_t seg = m + 1; /* first length byte */
+    if (code == 0xD8 || code == 0xD9 || code == 0x01 || (code >= 0xD0 && code <= 0xD7)) { /* no length field */
+      if (code == 0xD9) return FJ_OK;
+      at = seg;
+      continue;
+    }
+    if (len - seg < 2) {
+      snprintf(reason, FJ_REASON_BYTES, "JPEG marker 0xFF%02X at byte %zu: the file ends inside its length field", code, m - 1);
+      *reject = "truncated";
+      return FJ_REJECT;
+    }
+    const size_t L = ((size_t)p[seg] << 8) | p[seg + 1];
+    if (L < 2) {
+      snprintf(reason, FJ_REASON_BYTES, "JPEG marker 0xFF%02X at byte %zu declares a length of %zu (at least 2)", code, m - 1, L);
+      *reject = "corrupt";
+      return FJ_REJECT;
+    }
+    if (L > len - seg) {
+      snprintf(reason, FJ_REASON_BYTES, "JPEG marker 0xFF%02X at byte %zu declares %zu bytes, the file has %zu left", code, m - 1, L, len - seg);
+      *reject = "truncated";
+      return FJ_REJECT;
+    }
+    /* SOF0..SOF15 except DHT (C4), JPG (C8), DAC (CC): precision(1) height(2) width(2) at seg + 2. */
+    if (code >= 0xC0 && code <= 0xCF && code != 0xC4 && code != 0xC8 && code != 0xCC && L >= 7) {
+      const double h = (double)(((unsigned)p[seg + 3] << 8) | p[seg + 4]), w = (double)(((unsigned)p[seg + 5] << 8) | p[seg + 6]);
+      if (w * h > maxPixels) {
+        snprintf(reason, FJ_REASON_BYTES, "%.0fx%.0f = %.0f pixels, over image.maxPixels=%.0f", w, h, w * h, maxPixels);
+        *reject = "too-many-pixels";
+        return FJ_REJECT;
+      }
+    }
+    if (code == 0xDA) return FJ_OK; /* SOS: entropy-coded data follows, libjpeg's job */
+    at = seg + L;
+  }
+}
+
 /* Catmull-Rom cubic (a = -0.5), the kernel of Pillow's BICUBIC and libvips' "cubic". */
 static double cubic(double x) {
   const double a = -0.5;
@@ -196,6 +246,7 @@ int fj_decode(const unsigned char *jpeg, size_t len, unsigned char *out, int siz
     FALLBACK("file over the fast path's size limit");
     return status;
   }
+  if (walk_markers(jpeg, len, maxPixels, reject, reason) == FJ_REJECT) return FJ_REJECT;
   memset(&cinfo, 0, sizeof cinfo);
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = on_error_exit;
