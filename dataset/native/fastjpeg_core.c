@@ -216,12 +216,14 @@ static int precompute(int n, double box0, double boxLen, int out, int **boundsOu
   return 1;
 }
 
+#ifndef FJ_SSE2
 /* v + 0.5 truncated, saturated to 0..255: the scalar twin of the SSE2 path's cvtt + saturating packs. */
 static inline unsigned char clip8(float v) {
   if (v <= 0.0f) return 0;
   if (v >= 255.0f) return 255;
   return (unsigned char)(v + 0.5f);
 }
+#endif
 
 /* Locals written after setjmp and read after a longjmp out of libjpeg are volatile. */
 int fj_decode(const unsigned char *jpeg, size_t len, unsigned char *out, int size, int fit, double maxPixels, const char **reject, char *reason) {
