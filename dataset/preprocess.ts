@@ -230,6 +230,8 @@ export interface FastJpegAddon {
    * @throws Error when the file cannot be created, sized or mapped; RangeError for bytes outside 1 B..4 GiB.
    */
   mapShared(path: string, bytes: number): Buffer;
+  /** The resampler's horizontal pass in this build: `sse2`, or `none` (scalar; built with FASTJPEG_NO_SIMD, or no SSE2). Both give the same bytes. */
+  readonly simd: 'sse2' | 'none';
 }
 
 const FIT_CODE: Record<Fit, number> = { cover: 0, fill: 1, contain: 2 };

@@ -269,6 +269,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "decode", fn);
   napi_create_function(env, "mapShared", NAPI_AUTO_LENGTH, map_shared, NULL, &fn);
   napi_set_named_property(env, exports, "mapShared", fn);
+  napi_value simd;
+  napi_create_string_utf8(env, fj_simd(), NAPI_AUTO_LENGTH, &simd);
+  napi_set_named_property(env, exports, "simd", simd);
   return exports;
 }
 

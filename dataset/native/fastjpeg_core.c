@@ -30,6 +30,14 @@
 #include <emmintrin.h>
 #endif
 
+const char *fj_simd(void) {
+#ifdef FJ_SSE2
+  return "sse2";
+#else
+  return "none";
+#endif
+}
+
 /* Bounds per task (several run at once, one per thread-pool thread). Covers are ~20-300 KB; bigger inputs are rare
  * and go through sharp. */
 #define MAX_FILE_BYTES FJ_MAX_FILE_BYTES

@@ -38,4 +38,7 @@ int fj_decode(const unsigned char *jpeg, size_t len, unsigned char *out, int siz
  */
 int fj_exif_orientation(const unsigned char *p, size_t len, char *why, size_t whyLen);
 
+/* The resampler's horizontal pass this build runs: "sse2", or "none" (scalar: FASTJPEG_NO_SIMD or no SSE2). */
+const char *fj_simd(void);
+
 #endif
