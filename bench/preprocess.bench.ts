@@ -95,7 +95,10 @@ async function poolPass(pool: DecodePool, paths: readonly string[], concurrency:
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let bytes = 0;
-  for await (const d of orderedMap(paths, concurrency, (path) => pool.decode(path))) bytes += d.image.length;
+  for await (const d of orderedMap(paths, concurrency, (path) => pool.decode(path))) {
+    bytes += d.image.length;
+    d.release();
+  }
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const w1 = pids.reduce((a, pid) => a + procCpuSeconds(pid), 0);
@@ -223,7 +226,7 @@ const bench: BenchModule = {
         unit: 'images/s',
         ...vs(poolIps),
         target: '≥ 1.5× Pillow',
-        notes: `dataset/decode-pool.ts: ${workers} worker processes, ${concurrency} images in flight over them, images back through shared memory; ${m(pooled, 'cpuMs')} CPU ms/image (parent + workers), ${m(pooled, 'cores')} cores${pillowCpu}; ${(poolIps / fastIps).toFixed(2)}× the in-process figure below (the cost of isolation); median of ${rounds} interleaved rounds${perRound(pooled)}; ${machine}`,
+        notes: `dataset/decode-pool.ts: ${workers} worker processes, ${concurrency} images in flight over them, images decoded straight into shared memory and read in place; ${m(pooled, 'cpuMs')} CPU ms/image (parent + workers), ${m(pooled, 'cores')} cores${pillowCpu}; ${(poolIps / fastIps).toFixed(2)}× the in-process figure below (the cost of isolation); median of ${rounds} interleaved rounds${perRound(pooled)}; ${machine}`,
       },
       {
         name: 'start-up of the decode pool (once per shards run)',

@@ -13,9 +13,11 @@
  *   image is rejected (`decoder-timeout`); with others in flight (a hang may block the whole worker, so any of them
  *   may be the cause) each is retried alone, like after a crash.
  * - Images come back through shared memory when the fastjpeg addon loads: each worker gets a file of
- *   `inFlightPerWorker` slots of S·S·3 bytes mapped by both processes (the addon's `mapShared`; unlinked as soon as
- *   the worker has mapped it), so an image costs one small IPC message each way and one copy out of the slot. Without
- *   the addon, images travel in the IPC message (structured clone, ~0.3 ms of the parent's CPU per 256×256 image).
+ *   2 × `inFlightPerWorker` slots of S·S·3 bytes mapped by both processes (the addon's `mapShared`; unlinked as soon
+ *   as the worker has mapped it). The worker decodes straight into a slot and the caller reads the slot in place
+ *   until it releases it ({@link Decoded.release}): no copy, no allocation per image; tasks and results travel in
+ *   small IPC messages, batched per turn of the event loop. Without the addon, images travel in the IPC message
+ *   (structured clone, ~0.3 ms of the parent's CPU per 256×256 image).
  * - A worker that cannot start (e.g. tsx or sharp missing) three times in a row fails every pending decode with an
  *   Error naming its stderr: that is a broken installation, not a bad image.
  *
@@ -28,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fastJpeg, preprocessCounts, PreprocessError, REJECT_REASONS, type PreprocessOptions, type RejectReason } from './preprocess.ts';
-import type { WorkerReply, WorkerRequest } from './decode-worker.ts';
+import type { DecodeResult, WorkerReply, WorkerRequest } from './decode-worker.ts';
 
 /** Options of {@link DecodePool}. */
 export interface DecodePoolOptions {
@@ -51,10 +53,21 @@ export interface DecodePoolOptions {
 
 /** A decoded image and the implementation that decoded it. */
 export interface Decoded {
-  /** `[S, S, 3]` uint8 RGB, HWC, row-major: S·S·3 bytes, owned by the caller. */
+  /**
+   * `[S, S, 3]` uint8 RGB, HWC, row-major: S·S·3 bytes. With shared memory this is a view of the worker's slot,
+   * valid until {@link Decoded.release}: copy what you keep before releasing.
+   */
   image: Buffer;
   via: 'fast' | 'sharp';
+  /** Gives the image's slot back to its worker (idempotent). Every decoded image must be released. */
+  release(): void;
 }
+
+/**
+ * Slots per worker, as a multiple of its images in flight: the caller may hold as many decoded images (unreleased,
+ * e.g. waiting in {@link orderedMap} for their turn) as there are images in flight.
+ */
+const SLOTS_PER_IN_FLIGHT = 2;
 
 interface Task {
   id: number;
@@ -68,11 +81,13 @@ interface Task {
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
-  /** Shared slots (inFlightPerWorker × S·S·3 bytes), or null when images travel in messages. */
+  /** Shared slots (SLOTS_PER_IN_FLIGHT × inFlightPerWorker × S·S·3 bytes), or null when images travel in messages. */
   shared: Buffer | null;
   shmPath: string | null;
   freeSlots: number[];
   running: Map<number, { task: Task; slot: number; timer: NodeJS.Timeout }>;
+  /** Tasks handed to this worker in the current turn, sent together as one message. */
+  outbox: { id: number; path: string; slot: number }[];
   /** Runs a suspect task alone: takes no other task until it finishes. */
   exclusive: boolean;
   /** Set once we decided its end (timeout kill, close), so that `exit` is not taken for a crash. */
@@ -167,7 +182,7 @@ export class DecodePool {
     if (this.closed) return;
     while (this.queue.length > 0) {
       const head = this.queue[0]!;
-      const w = [...this.workers].find((x) => x.ready && !x.exclusive && (head.suspect ? x.running.size === 0 : x.running.size < this.opts.inFlightPerWorker));
+      const w = [...this.workers].find((x) => x.ready && !x.exclusive && x.freeSlots.length > 0 && (head.suspect ? x.running.size === 0 : x.running.size < this.opts.inFlightPerWorker));
       if (!w) break;
       this.queue.shift();
       this.send(w, head);
@@ -180,12 +195,18 @@ export class DecodePool {
     if (task.suspect) w.exclusive = true;
     const timer = setTimeout(() => this.onTimeout(w, task.id), this.opts.timeoutMs);
     w.running.set(task.id, { task, slot, timer });
-    w.proc.send({ type: 'decode', id: task.id, path: task.path, slot } satisfies WorkerRequest);
+    if (w.outbox.length === 0) {
+      queueMicrotask(() => {
+        const tasks = w.outbox.splice(0);
+        if (tasks.length > 0 && this.workers.has(w)) w.proc.send({ type: 'decode', tasks } satisfies WorkerRequest);
+      });
+    }
+    w.outbox.push({ id: task.id, path: task.path, slot });
   }
 
   private start(): void {
     const shmPath = this.useShm ? join(shmDir(), `covers-decode-${process.pid}-${randomBytes(6).toString('hex')}`) : null;
-    const slots = this.opts.inFlightPerWorker;
+    const slots = this.opts.inFlightPerWorker * SLOTS_PER_IN_FLIGHT;
     let shared: Buffer | null = null;
     if (shmPath) shared = fastJpeg()!.mapShared(shmPath, slots * this.slotBytes);
     const proc = fork(this.opts.workerScript ?? DEFAULT_WORKER, [], {
@@ -193,7 +214,7 @@ export class DecodePool {
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: shmPath ? 'json' : 'advanced',
     });
-    const w: Worker = { proc, ready: false, shared, shmPath, freeSlots: [...Array(slots).keys()].reverse(), running: new Map(), exclusive: false, killedFor: null, stderrTail: '' };
+    const w: Worker = { proc, ready: false, shared, shmPath, freeSlots: [...Array(slots).keys()].reverse(), running: new Map(), outbox: [], exclusive: false, killedFor: null, stderrTail: '' };
     this.workers.add(w);
     proc.stderr!.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk); // libvips warnings and sanitizer reports stay visible, as when decoding in-process
@@ -213,23 +234,36 @@ export class DecodePool {
       this.pump();
       return;
     }
+    if (!this.workers.has(w)) return; // retired (timed out) before its answer arrived
+    for (const result of m.results) this.onResult(w, result);
+    this.pump();
+  }
+
+  private onResult(w: Worker, m: DecodeResult): void {
     const r = w.running.get(m.id);
     if (!r) return; // already timed out
     clearTimeout(r.timer);
     w.running.delete(m.id);
-    w.freeSlots.push(r.slot);
     if (r.task.suspect) w.exclusive = false;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      w.freeSlots.push(r.slot);
+      this.pump();
+    };
     if ('reason' in m) {
       const reason: RejectReason = REJECT_REASONS.includes(m.reason as RejectReason) ? (m.reason as RejectReason) : 'corrupt';
+      released = true;
+      w.freeSlots.push(r.slot);
       r.task.reject(new PreprocessError(reason, m.detail));
     } else {
       let image: Buffer;
-      if (w.shared) image = Buffer.from(w.shared.subarray(r.slot * this.slotBytes, (r.slot + 1) * this.slotBytes));
+      if (w.shared) image = w.shared.subarray(r.slot * this.slotBytes, (r.slot + 1) * this.slotBytes);
       else image = Buffer.from(m.image!.buffer, m.image!.byteOffset, m.image!.byteLength);
       preprocessCounts[m.via]++;
-      r.task.resolve({ image, via: m.via });
+      r.task.resolve({ image, via: m.via, release });
     }
-    this.pump();
   }
 
   private onTimeout(w: Worker, id: number): void {

@@ -6,9 +6,11 @@
  * Protocol (Node IPC, JSON messages; types {@link WorkerRequest} and {@link WorkerReply}):
  * 1. parent → `init` (preprocess options, and the path of a shared-memory file of `slots` × S·S·3 bytes, or none);
  *    worker → `ready` once it has mapped the file (the parent then unlinks it).
- * 2. parent → `decode` (task id, image path, slot); worker → `done` with the path taken (`fast` / `sharp`) and the
- *    image in that slot of the shared file (or, without shared memory, inline as `image`), or with a rejection
- *    (reason, detail). Several tasks may be in flight; each reply names its task id.
+ * 2. parent → `decode` (tasks: id, image path, slot); worker → `done` with, per task, the path taken (`fast` /
+ *    `sharp`) and the image in that slot of the shared file (or, without shared memory, inline as `image`), or a
+ *    rejection (reason, detail). Several tasks may be in flight; each result names its task id. Tasks handed out
+ *    together, and results finished in the same turn of the event loop, share one message (each IPC message costs
+ *    both processes tens of microseconds).
  * A worker exits when its IPC channel closes.
  *
  * Run as a script (`node --import tsx dataset/decode-worker.ts`) it serves with {@link preprocessImageVia}; tests start
@@ -17,16 +19,16 @@
 import { fileURLToPath } from 'node:url';
 import { fastJpeg, preprocessImageVia, PreprocessError, type PreprocessOptions } from './preprocess.ts';
 
-/** A message from the pool to a worker. */
+/** A message from the pool to a worker (several decode tasks per message when they are handed out together). */
 export type WorkerRequest =
   | { type: 'init'; opts: PreprocessOptions; shm: string | null; slots: number }
-  | { type: 'decode'; id: number; path: string; slot: number };
+  | { type: 'decode'; tasks: { id: number; path: string; slot: number }[] };
 
-/** A message from a worker to the pool. */
-export type WorkerReply =
-  | { type: 'ready' }
-  | { type: 'done'; id: number; via: 'fast' | 'sharp'; image?: Uint8Array }
-  | { type: 'done'; id: number; reason: string; detail: string };
+/** The outcome of one decode task: the path taken (image in its slot, or inline), or a rejection. */
+export type DecodeResult = { id: number; via: 'fast' | 'sharp'; image?: Uint8Array } | { id: number; reason: string; detail: string };
+
+/** A message from a worker to the pool (the results that finished in the same turn of its event loop). */
+export type WorkerReply = { type: 'ready' } | { type: 'done'; results: DecodeResult[] };
 
 /**
  * What a worker runs per image: `(path, opts, into)` → the S·S·3 bytes (written into `into` when given, or returned)
@@ -58,24 +60,34 @@ export function serveDecodeRequests(decode: DecodeFn = preprocessImageVia): void
       send({ type: 'ready' } satisfies WorkerReply);
       return;
     }
-    const o = opts!;
-    const into = shared ? shared.subarray(m.slot * slotBytes, (m.slot + 1) * slotBytes) : undefined;
-    decode(m.path, o, into).then(
+    for (const t of m.tasks) run(t);
+  });
+  let pending: DecodeResult[] = [];
+  const flush = () => {
+    const results = pending;
+    pending = [];
+    send({ type: 'done', results } satisfies WorkerReply);
+  };
+  const reply = (r: DecodeResult) => {
+    if (pending.length === 0) setImmediate(flush);
+    pending.push(r);
+  };
+  const run = (t: { id: number; path: string; slot: number }) => {
+    const into = shared ? shared.subarray(t.slot * slotBytes, (t.slot + 1) * slotBytes) : undefined;
+    decode(t.path, opts!, into).then(
       ({ image, via }) => {
         if (into) {
           if (image !== into) image.copy(into);
-          send({ type: 'done', id: m.id, via } satisfies WorkerReply);
+          reply({ id: t.id, via });
         } else {
-          send({ type: 'done', id: m.id, via, image } satisfies WorkerReply);
+          reply({ id: t.id, via, image });
         }
       },
       (e: unknown) => {
-        const reply: WorkerReply =
-          e instanceof PreprocessError ? { type: 'done', id: m.id, reason: e.reason, detail: e.detail } : { type: 'done', id: m.id, reason: 'corrupt', detail: ((e as Error)?.message ?? String(e)).split('\n')[0]! };
-        send(reply);
+        reply(e instanceof PreprocessError ? { id: t.id, reason: e.reason, detail: e.detail } : { id: t.id, reason: 'corrupt', detail: ((e as Error)?.message ?? String(e)).split('\n')[0]! });
       },
     );
-  });
+  };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) serveDecodeRequests();

@@ -40,7 +40,7 @@ export function shardsConfigHash(config: Config): string {
   return hashJson(pickParams(config, SHARDS_PARAMS));
 }
 
-type Outcome = { row: SplitRow; image: Uint8Array; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };
+type Outcome = { row: SplitRow; image: Uint8Array; release: () => void; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };
 
 /** Options of {@link createShardsStage}. */
 export interface ShardsStageOptions {
@@ -103,7 +103,8 @@ export function createShardsStage(options: ShardsStageOptions = {}): Stage {
             if (ctx.signal.aborted) throw new Error('shards: interrupted');
             if (row.path === null) return { row, error: new PreprocessError('missing', 'splits.arrow gives no path') };
             try {
-              return { row, image: (await pool.decode(ctx.path(row.path))).image };
+              const d = await pool.decode(ctx.path(row.path));
+            return { row, image: d.image, release: d.release };
             } catch (e) {
               if (e instanceof PreprocessError) return { row, error: e };
               throw e;
@@ -118,7 +119,8 @@ export function createShardsStage(options: ShardsStageOptions = {}): Stage {
               } else {
                 const label = row.genre === null ? -1 : config.genres.indexOf(row.genre);
                 if (label < 0) throw new UserError(`shards: ${splitsPath}: item_id ${row.item_id} has genre "${row.genre}", not in config genres (re-run \`covers make split\`)`);
-                writer.add({ image: out.image, label, genre: row.genre!, itemId: row.item_id!, artId: row.art_id!, sha256: row.sha256 ?? '' });
+                writer.add({ image: out.image, label, genre: row.genre!, itemId: row.item_id!, artId: row.art_id!, sha256: row.sha256 ?? '' }); // copies the image
+              out.release();
               }
               progress.tick();
             }

@@ -21,7 +21,10 @@ test('fuzz regressions: each file decodes or is rejected with its reason, none c
   try {
     for (const name of files) {
       const outcome = await pool.decode(join(DIR, name)).then(
-        (d) => `decoded via ${d.via}`,
+        (d) => {
+          d.release();
+          return `decoded via ${d.via}`;
+        },
         (e: unknown) => {
           assert.ok(e instanceof PreprocessError, `${name}: ${String(e)}`);
           return e.reason;
