@@ -47,6 +47,8 @@ export interface DecodePoolOptions {
    * on purpose; a stand-in calls {@link serveDecodeRequests}.
    */
   workerScript?: string;
+  /** Hand images back through shared memory (default: when the fastjpeg addon loads, which provides it). */
+  sharedMemory?: boolean;
   /** Called with one line per worker crash, timeout or restart (for the stage's log). */
   onEvent?: (line: string) => void;
 }
@@ -121,7 +123,7 @@ export class DecodePool {
     if (!(opts.workers >= 1 && opts.inFlightPerWorker >= 1 && opts.timeoutMs > 0)) throw new RangeError('DecodePool: workers and inFlightPerWorker must be ≥ 1, timeoutMs > 0');
     this.opts = opts;
     this.slotBytes = opts.preprocess.size * opts.preprocess.size * 3;
-    this.useShm = fastJpeg() !== null;
+    this.useShm = (opts.sharedMemory ?? true) && fastJpeg() !== null;
   }
 
   /**
