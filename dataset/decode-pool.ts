@@ -223,7 +223,14 @@ export class DecodePool {
       w.stderrTail = (w.stderrTail + chunk.toString('utf8')).slice(-2000);
     });
     proc.on('message', (m: WorkerReply) => this.onMessage(w, m));
-    proc.on('error', () => undefined); // 'exit' follows and says what happened
+    proc.on('error', (e) => {
+      // A process that never started (spawn failed) gets no 'exit': count it as a failed start. Otherwise 'exit'
+      // follows and says what happened.
+      if (proc.pid === undefined) {
+        w.stderrTail += `\n${e.message}`;
+        this.onExit(w, null, null);
+      }
+    });
     proc.on('exit', (code, signal) => this.onExit(w, code, signal));
     proc.send({ type: 'init', opts: this.opts.preprocess, shm: shmPath, slots } satisfies WorkerRequest);
   }
