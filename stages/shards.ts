@@ -59,7 +59,7 @@ export function createShardsStage(options: ShardsStageOptions = {}): Stage {
     deps: ['split'],
     params: SHARDS_PARAMS,
     outputs: SHARDS_OUTPUTS,
-    version: 1,
+    version: 2, // 2: the fast resampler rounds halves up on every machine; the addon rejects malformed headers itself
     async run(ctx) {
       const { config } = ctx;
       const splitsPath = ctx.path('splits.arrow');
