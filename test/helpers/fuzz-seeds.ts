@@ -7,7 +7,7 @@ import { oddImages } from './odd-jpegs.ts';
 
 const [out, coversDir, nArg] = process.argv.slice(2);
 if (!out) throw new Error('usage: fuzz-seeds.ts OUT_DIR [COVERS_DIR] [N]');
-if (coversDir) process.env.COVERS_DIR = coversDir;
+if (coversDir) process.env.COVERS_DIR = coversDir; // else test/helpers/dataset.ts finds the shared covers
 const { listCovers } = await import('./dataset.ts'); // reads COVERS_DIR when loaded
 mkdirSync(out, { recursive: true });
 let count = 0;

@@ -4,17 +4,17 @@
 # stored in the repository), plus every file in regressions/. Exits non-zero when the fuzzer finds a crash, a leak,
 # undefined behaviour or a timeout; the input is left as WORK/crash-* (or leak-*, timeout-*): add it to regressions/
 # (test/fuzz-regressions.test.ts then runs it through the stage's decoder) and fix the cause.
-#   run.sh [SECONDS=120] [COVERS_DIR=../shared/covers]     needs clang and libclang-rt-14-dev (libFuzzer), libjpeg62-turbo-dev
+#   run.sh [SECONDS=120] [COVERS_DIR]     needs clang and libclang-rt-14-dev (libFuzzer), libjpeg62-turbo-dev
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 seconds=${1:-120}
-covers=${2:-${COVERS_DIR:-$repo/../shared/covers}}
+covers=${2:-${COVERS_DIR:-}} # empty: the tests' own lookup (test/helpers/shared.ts: $COVERS_SHARED_DIR, ../shared, /work/shared)
 work=${FUZZ_WORK:-$(mktemp -d -t fastjpeg-fuzz.XXXXXX)}
 mkdir -p "$work/corpus" "$work/seeds"
 clang -g -O1 -std=c11 -ffp-contract=off -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I"$here/.." "$here/fuzz_decode.c" "$here/../fastjpeg_core.c" -ljpeg -o "$work/fuzz_decode"
-(cd "$repo" && node --import tsx test/helpers/fuzz-seeds.ts "$work/seeds" "$covers")
+(cd "$repo" && node --import tsx test/helpers/fuzz-seeds.ts "$work/seeds" ${covers:+"$covers"})
 cp "$here"/regressions/* "$work/seeds/"
 echo "fuzz: ${seconds}s, corpus $work/corpus, seeds $(ls "$work/seeds" | wc -l) files"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
