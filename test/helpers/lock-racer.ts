@@ -4,8 +4,11 @@
 import { acquireRunLock } from '../../pipeline/run-lock.ts';
 
 const [dir, startAt, holdMs] = [process.argv[2]!, Number(process.argv[3]), Number(process.argv[4] ?? 3000)];
+// Sleep until just before the instant, then spin the last few milliseconds so that every racer starts together.
+const nap = startAt - Date.now() - 30;
+if (nap > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, nap);
 while (Date.now() < startAt) {
-  /* spin to the same instant as the other racers */
+  /* spin */
 }
 const lateMs = Date.now() - startAt;
 try {
