@@ -166,16 +166,33 @@ class PipelineLock {
 const lock = new PipelineLock();
 
 /**
+ * sharp's messages that say a pipeline failed but not why: libvips' message went to its process-wide error buffer or
+ * warning queue at a moment another pipeline (or a late libvips thread) cleared or took it.
+ */
+const GENERIC_SHARP_ERROR = /^(Unknown error|Warning treated as error due to failOn setting)\s*$/;
+
+/**
  * Runs the libvips pipeline `fn` alongside others; when it fails, runs it again with no other pipeline running and
- * throws that second error, whose message is then its own (libvips' error buffer is process-wide, see
- * {@link PipelineLock}): the same bad input gives the same message on every run, whatever ran next to it.
- * @throws the error of the second, exclusive run.
+ * throws that error, whose message is then its own (libvips' error buffer and sharp's warning queue are
+ * process-wide, see {@link PipelineLock}). An exclusive run whose message still says nothing specific ("Unknown
+ * error", "Warning treated as error due to failOn setting" without the warning) is tried twice more, and the first
+ * specific message is thrown: the same bad input gives the same message on every run, whatever ran next to it.
+ * @throws the error of the exclusive run(s).
  */
 export async function withOwnSharpErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await lock.run(false, fn);
   } catch {
-    return await lock.run(true, fn);
+    let last: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return await lock.run(true, fn);
+      } catch (e) {
+        last = e;
+        if (!GENERIC_SHARP_ERROR.test((e as Error)?.message ?? '')) break;
+      }
+    }
+    throw last;
   }
 }
 
