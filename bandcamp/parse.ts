@@ -322,7 +322,7 @@ export function readAlbumPage(html: string): PageRead {
   const ogSplit = ogTitle ? /^(.*), by (.*)$/.exec(ogTitle) : null;
   const title = str(current?.title) ?? str(ld?.name) ?? str($('h2.trackTitle').first().text()) ?? str(ogSplit?.[1]) ?? ogTitle;
   const byArtist = ld && isObject(ld.byArtist) ? ld.byArtist : null;
-  const artist = str(tralbum?.artist) ?? str(byArtist?.name) ?? str($('#name-section h3 span a').first().text()) ?? str(ogSplit?.[2]);
+  const artist = str(tralbum?.artist) ?? str(byArtist?.name) ?? str(ogSplit?.[2]) ?? str($('#name-section h3 span a').first().text());
   const bandId = num(current?.band_id) ?? num(band?.id);
   const publisher = ld && isObject(ld.publisher) ? ld.publisher : null;
   const founding = publisher && isObject(publisher.foundingLocation) ? publisher.foundingLocation : null;
