@@ -20,8 +20,11 @@ import { SHARED_DIR } from './helpers/shared.ts';
 
 const GENRES = ['ambient', 'metal', 'pop'];
 
+/** The body real clients send (REFERENCE.md §2.4, bandcamp-fetch 3.2.1); tests override some keys. */
+const FULL_BODY = { category_id: 0, tag_norm_names: [] as string[], geoname_id: 0, slice: 'top', time_facet_id: null, cursor: '*', size: 60, include_result_types: ['a', 's'] };
+
 async function discover(sim: Simulator, body: Record<string, unknown>): Promise<ParsedDiscoverWebResponse> {
-  const r = await fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...FULL_BODY, ...body }) });
   assert.equal(r.status, 200);
   return parseDiscoverWebResponse(await r.json());
 }
@@ -317,7 +320,7 @@ test('covers simulate: first stdout line "listening on", --log writes JSON lines
     });
     const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(firstLine);
     assert.ok(m, firstLine);
-    const r = await fetch(`${m[1]}${DISCOVER_WEB_PATH}`, { method: 'POST', body: JSON.stringify({ tag_norm_names: ['jazz'], size: 60, include_result_types: ['a'] }) });
+    const r = await fetch(`${m[1]}${DISCOVER_WEB_PATH}`, { method: 'POST', body: JSON.stringify({ ...FULL_BODY, tag_norm_names: ['jazz'], size: 60, include_result_types: ['a'] }) });
     assert.equal(((await r.json()) as { results: unknown[] }).results.length, 5);
     const code = await new Promise<number | null>((resolve) => {
       child!.on('exit', (c) => resolve(c));
