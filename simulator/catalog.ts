@@ -168,14 +168,16 @@ export class Catalog {
   }
 
   /**
-   * Where a `redirect` album's URL points: another album (not merch, itself without an album fault), of another
-   * genre when there is one, chosen by hash; undefined when the catalogue has none.
+   * Where a `redirect` album's URL points: another album (not merch, itself without an album fault) tagged with the
+   * removed album's first genre only, when there is one (the plausible case: the other album's tags fit the listing,
+   * so only the item_id tells them apart; a multi-genre album would pass as exclusive), chosen by hash; undefined
+   * when the catalogue has none.
    */
   redirectTarget(itemId: number): SimAlbum | undefined {
     const a = this.byItemId.get(itemId);
     if (!a) return undefined;
     const ok = (b: SimAlbum): boolean => b !== a && b.resultType === 'a' && this.faults.album(b.itemId) === null;
-    const pool = this.albums.filter((b) => ok(b) && !b.genres.some((g) => a.genres.includes(g)));
+    const pool = this.albums.filter((b) => ok(b) && b.genres.length === 1 && b.genres[0] === a.genres[0]);
     const from = pool.length ? pool : this.albums.filter(ok);
     return from.length ? from[hash32(`redirect|${this.faults.seed}|${itemId}`) % from.length] : undefined;
   }

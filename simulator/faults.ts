@@ -65,7 +65,7 @@ Content faults (fixed per item, the same on every request):
   dup-genre  the same image bytes as an album of another genre                per art_id (catalogue)
   404        the album's page, tralbum_details and cover answer 404            per item_id
   redirect   the album was removed and its URL 301s to ANOTHER album's page   per item_id
-             (tralbum_details answers 404)
+             (one of its first genre only; tralbum_details answers 404)
   band-page  the album was removed and its URL 302s to the band's /music page per item_id
              (a discography, no album data; tralbum_details answers 404)
 Markup drift (fixed per item_id; exclusive):

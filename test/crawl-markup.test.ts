@@ -25,7 +25,7 @@ import { selectStage } from '../stages/select.ts';
 const GENRES = ['ambient', 'jazz', 'metal'];
 const PER_GENRE = 25;
 const FAULTS =
-  'details-404=0.5,no-tralbum=0.2,ld-only=0.15,props-only=0.15,dup-location=0.25,no-tags=0.04,redirect=0.05,band-page=0.04,' +
+  'details-404=0.5,no-tralbum=0.2,ld-only=0.15,props-only=0.15,dup-location=0.25,no-tags=0.04,redirect=0.1,band-page=0.04,' +
   '429=0.03,stripped=0.06,challenge=0.02,corrupt=0.02';
 
 const tmp = mkdtempSync(join(tmpdir(), 'crawl-markup-'));
@@ -35,7 +35,7 @@ let log: ReturnType<typeof memoryLogger>;
 let labels: LabelRow[];
 
 before(async () => {
-  sim = await startSimulator({ genres: GENRES, perGenre: 80, overlap: 0.2, seed: 11, faults: FAULTS, retryAfterSeconds: 0.1 });
+  sim = await startSimulator({ genres: GENRES, perGenre: 80, overlap: 0.3, seed: 11, faults: FAULTS, retryAfterSeconds: 0.1 });
   dataDir = join(tmp, 'data');
   log = memoryLogger();
   const config = resolveConfig({
