@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, readAlbumPage, tagNormNameFromHref, BandcampParseError, type AlbumPage } from '../bandcamp/parse.ts';
 import { normNameOfTagName } from '../bandcamp/tags.ts';
@@ -326,4 +326,31 @@ test('derived mobile tralbum_details: repeated tags and a non-isloc copy of the 
   assert.deepEqual(norms(p.tags), ['dance', 'edm', 'electronic', 'future-bass', 'hip-hop']);
   assert.deepEqual(p.locationTag, { name: 'Victoria', normName: 'victoria' });
   assert.equal(p.itemId, 3486455278);
+});
+
+test('every HTML capture in the fixtures folder: only the 404 page is unusable; the DERIVED extracts agree with the parse', () => {
+  const pages = readdirSync(FIX).filter((f) => f.endsWith('.html') && !f.startsWith('DERIVED_'));
+  assert.ok(pages.length >= 5, `captures found: ${pages.join(', ')}`);
+  for (const f of pages) {
+    const html = read(f);
+    if (f.startsWith('album_page_404__')) {
+      assert.equal(detectBlocked(404, html), 'not-found', f);
+      continue;
+    }
+    assert.equal(detectBlocked(200, html), null, `${f} is a normal page`);
+    const p = parseAlbumPage(html);
+    const derived = `DERIVED_${f.replace(/\.html$/, '')}`;
+    const tralbumFile = `${derived}.data-tralbum.json`;
+    if (readdirSync(FIX).includes(tralbumFile)) {
+      const t = JSON.parse(read(tralbumFile)) as { id: number; art_id: number | null; item_type: string; current: { title: string } };
+      assert.deepEqual([p.itemId, p.artId, p.itemType, p.title], [t.id, t.art_id, t.item_type === 'track' ? 't' : 'a', t.current.title], f);
+    }
+    const ldFile = `${derived}.ld+json.json`;
+    if (readdirSync(FIX).includes(ldFile)) {
+      const ld = JSON.parse(read(ldFile)) as { keywords: string[]; '@id': string };
+      // ld+json keywords are the same tags by name (some title-cased); their norm names equal the a.tag slugs.
+      assert.deepEqual([...norms(p.tags), p.locationTag!.normName], ld.keywords.map(normNameOfTagName), f);
+      assert.equal(p.url, ld['@id'], f);
+    }
+  }
 });
