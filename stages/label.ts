@@ -177,6 +177,8 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
           rec = { item_id, outcome: 'not-an-album', source: null, tags: [], detail: `${page.url}: ${what}` };
         }
       }
+      if (rec.outcome === 'redirected') log.debug(`${item_url} (item ${item_id}): answered by another album, ${rec.redirected_to}`);
+      if (rec.outcome === 'not-an-album') log.debug(`${item_url} (item ${item_id}): not an album page (${rec.detail})`);
       progress.append(rec);
       done.set(item_id, rec);
       bar.tick();
