@@ -118,6 +118,19 @@ export const ConfigSchema = z
         timeoutMs: z.number().int().positive().default(30_000),
         /** Use a browser-TLS-impersonating client (crawlee's ImpitHttpClient, Firefox) for the real site. */
         impersonate: z.boolean().default(true),
+        /** Largest `discover_web` answer read, in bytes (a page of 60 results is about 60 KB). */
+        maxListingBytes: z.number().int().min(1024).default(8 * MiB),
+        /** Largest album page or `tralbum_details` answer read, in bytes (a real album page is 100–400 KB). */
+        maxPageBytes: z.number().int().min(1024).default(8 * MiB),
+        /** `discover_web` pages in a row that bring no new album before a genre's listing counts as ended. */
+        maxEmptyPages: z.number().int().min(1).default(3),
+        /** Most `discover_web` pages requested per genre, all rounds together. */
+        maxPagesPerGenre: z.number().int().min(1).default(500),
+        /**
+         * Rounds of "list further, label, download" before `download` gives up on a genre that is short of
+         * `perGenre` kept images while its listing goes on (round 1 lists `perGenre × oversample` albums).
+         */
+        maxRounds: z.number().int().min(1).max(100).default(8),
       })
       .strict()
       .prefault({}),
@@ -145,6 +158,13 @@ export const ConfigSchema = z
         timeoutMs: z.number().int().positive().default(30_000),
         /** Retries of one download after a transient failure. */
         retries: z.number().int().nonnegative().default(3),
+        /** Largest cover read, in bytes (checked against Content-Length, then while streaming); larger: `too-large`. */
+        maxBytes: z.number().int().min(1024).default(32 * MiB),
+        /**
+         * Runs in which a truncated cover (the body ends before the image does) is fetched again before it counts as
+         * permanently `truncated`; the next attempt waits `crawl.backoff` × the attempts so far.
+         */
+        truncatedRuns: z.number().int().min(1).default(3),
       })
       .strict()
       .prefault({}),

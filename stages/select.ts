@@ -27,17 +27,22 @@ import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
 import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
+import { readListingInfo, type ListingInfo } from './discover.ts';
 
 /** Per-genre counts at each step, stored as JSON in the selection's metadata key `counts` (for `download`'s errors). */
 export interface SelectCounts {
   candidates: number;
   exclusive: number;
   withArt: number;
-  /** Dropped because another exclusive album has the same `art_id`. */
+  /** Dropped because an earlier album of the same genre's listing has the same `art_id`. */
   sharedArt: number;
+  /** Eligible albums in the ranking (complete blocks only, see {@link selectFromCandidates}). */
   eligible: number;
+  /** Candidates left out of the ranking because their block of the listing is not complete yet. */
+  pendingBlock?: number;
+  /** How far the listing went (from `candidates.arrow`), for `download`'s rounds and the report. */
+  listing?: ListingInfo;
 }
-
 
 /** The seeded sort key of an album within its genre (hex sha256). */
 export function rankKey(seed: number, genre: string, itemId: number): string {
@@ -109,39 +114,59 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
   return rows;
 }
 
-/** Ranks the eligible candidates of each genre; returns the rows and the per-genre counts. */
-export function selectFromCandidates(config: Config, candidates: ReturnType<typeof candidatesFormat.read>, labels: ReturnType<typeof labelsFormat.read>): { rows: SelectionRow[]; counts: Record<string, SelectCounts> } {
+/**
+ * Ranks the eligible candidates of each genre; returns the rows and the per-genre counts.
+ *
+ * The order is by block, then by {@link rankKey}: block `k` holds the candidates of listing ranks
+ * `k·B + 1 … (k+1)·B` (`B` = `crawl.pageSize`), and only complete blocks are ranked (all of them once the listing
+ * ended). So listing further (another round) appends blocks after the ranked ones and never reorders them: the same
+ * seed and listing give the same ranking prefix, whether the listing was fetched in one round or in several.
+ * Eligible = labelled exclusive, with art, the first of its genre's listing with that `art_id` (a later album with
+ * the same cover is dropped; across genres, `download` keeps the first image with a given sha256).
+ */
+export function selectFromCandidates(
+  config: Config,
+  candidates: ReturnType<typeof candidatesFormat.read>,
+  labels: ReturnType<typeof labelsFormat.read>,
+  listing: Record<string, ListingInfo> | null = null,
+): { rows: SelectionRow[]; counts: Record<string, SelectCounts> } {
   const label = new Map<string, boolean>();
   for (const l of labels) label.set(`${l.genre}|${l.item_id}`, l.exclusive === true);
+  const B = config.crawl.pageSize;
   const counts: Record<string, SelectCounts> = {};
-  for (const g of config.genres) counts[g] = { candidates: 0, exclusive: 0, withArt: 0, sharedArt: 0, eligible: 0 };
-  const exclusive = [];
-  const itemGenres = new Map<number, number>();
-  for (const c of candidates) {
-    const k = counts[c.genre!];
-    if (!k) continue;
-    k.candidates++;
-    if (!label.get(`${c.genre}|${c.item_id}`)) continue;
-    k.exclusive++;
-    if (c.art_id === null) continue;
-    k.withArt++;
-    exclusive.push(c);
-    itemGenres.set(c.item_id!, (itemGenres.get(c.item_id!) ?? 0) + 1);
+  for (const g of config.genres) {
+    counts[g] = { candidates: 0, exclusive: 0, withArt: 0, sharedArt: 0, eligible: 0, pendingBlock: 0 };
+    if (listing?.[g]) counts[g].listing = listing[g];
   }
-  const artUses = new Map<number, number>();
-  for (const c of exclusive) artUses.set(c.art_id!, (artUses.get(c.art_id!) ?? 0) + 1);
   const rows: SelectionRow[] = [];
   for (const genre of config.genres) {
-    const mine = exclusive.filter((c) => {
-      if (c.genre !== genre) return false;
-      if (artUses.get(c.art_id!)! > 1 || itemGenres.get(c.item_id!)! > 1) {
-        counts[genre]!.sharedArt++;
-        return false;
+    const k = counts[genre]!;
+    const mine = candidates.filter((c) => c.genre === genre).sort((a, b) => a.rank! - b.rank!);
+    k.candidates = mine.length;
+    // Without listing info (an older candidates.arrow) every block counts as complete.
+    const ended = !listing?.[genre] || listing[genre].ended !== null;
+    const complete = ended ? Infinity : Math.floor(mine.length / B);
+    const seenArt = new Set<number>();
+    const keyed: { c: (typeof mine)[number]; block: number; key: string }[] = [];
+    for (const c of mine) {
+      if (!label.get(`${c.genre}|${c.item_id}`)) continue;
+      k.exclusive++;
+      if (c.art_id === null) continue;
+      k.withArt++;
+      if (seenArt.has(c.art_id)) {
+        k.sharedArt++;
+        continue;
       }
-      return true;
-    });
-    const keyed = mine.map((c) => ({ c, key: rankKey(config.seed, genre, c.item_id!) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    counts[genre]!.eligible = keyed.length;
+      seenArt.add(c.art_id);
+      const block = Math.floor((c.rank! - 1) / B);
+      if (block >= complete) {
+        k.pendingBlock!++;
+        continue;
+      }
+      keyed.push({ c, block, key: rankKey(config.seed, genre, c.item_id!) });
+    }
+    keyed.sort((a, b) => a.block - b.block || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    k.eligible = keyed.length;
     keyed.forEach(({ c }, i) => rows.push({ genre, rank: i + 1, item_id: c.item_id, art_id: c.art_id, url: null, sha256: null }));
   }
   return { rows, counts };
@@ -157,7 +182,7 @@ async function run(ctx: StageContext): Promise<void> {
   }
   const candidates = candidatesFormat.read(ctx.path('candidates.arrow'));
   const labels = labelsFormat.read(ctx.path('labels.arrow'));
-  const { rows, counts } = selectFromCandidates(config, candidates, labels);
+  const { rows, counts } = selectFromCandidates(config, candidates, labels, readListingInfo(ctx.path('candidates.arrow')));
   selectionFormat.write(ctx.out('selection.arrow'), rows, { mode: 'crawl', counts: JSON.stringify(counts) });
   for (const g of config.genres) {
     const k = counts[g]!;
@@ -170,10 +195,10 @@ export const selectStage: Stage = {
   name: 'select',
   description: 'rank each genre’s eligible albums in a seeded order (or take a manifest to rebuild)',
   deps: ['discover', 'label'],
-  params: ['genres', 'seed', 'select.fromManifest'],
+  params: ['genres', 'seed', 'select.fromManifest', 'crawl.pageSize'],
   extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
   outputs: ['selection.arrow'],
-  version: 1,
+  version: 2,
   run,
 };
 
