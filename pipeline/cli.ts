@@ -1,13 +1,17 @@
 /**
- * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed,
- * 2 a usage error (unknown target, option or config value), 130 interrupted.
+ * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed
+ * (bad input, a full disk, …), 2 a usage error (unknown target, option or config value), 75 rerun later (the site or
+ * the network failed for now: retries spent, block pages, covers not fetched yet; progress is kept), 130 interrupted.
+ *
+ * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
+ * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, type Logger, type LogLevel } from './log.ts';
-import { clean, closure, describeState, plan, TARGET_ALIASES, UnknownTargetError } from './runner.ts';
-import { InterruptedError, UserError, type Stage } from './stage.ts';
+import { clean, closure, describeState, plan, stageOfError, TARGET_ALIASES, UnknownTargetError } from './runner.ts';
+import { EXIT_RERUN_LATER, InterruptedError, isTransientError, UserError, type Stage } from './stage.ts';
 import { makeWithSignals } from './summary.ts';
 
 /** Options every pipeline command shares. */
@@ -40,6 +44,47 @@ async function loadStages(): Promise<readonly Stage[]> {
 
 function targetList(stages: readonly Stage[]): string {
   return [...stages.map((s) => `  ${s.name.padEnd(10)} ${s.description}`), ...Object.entries(TARGET_ALIASES).map(([a, t]) => `  ${a.padEnd(10)} = ${t}`)].join('\n');
+}
+
+/** Plain words and what to do for file-system error codes (Node's `err.code`). */
+const SYSTEM_ERRORS: Record<string, { cause: string; todo: string }> = {
+  ENOSPC: { cause: 'the disk is full', todo: 'free some space (or use another --data-dir) and rerun the same command; finished work is kept' },
+  EDQUOT: { cause: 'the disk quota is used up', todo: 'free some space (or use another --data-dir) and rerun the same command; finished work is kept' },
+  EACCES: { cause: 'permission denied', todo: 'check the permissions of the file and its folder (or use another --data-dir), then rerun' },
+  EPERM: { cause: 'operation not permitted', todo: 'check the permissions of the file and its folder (or use another --data-dir), then rerun' },
+  EROFS: { cause: 'the file system is read-only', todo: 'use a writable --data-dir, then rerun' },
+  EMFILE: { cause: 'too many open files', todo: 'raise the limit (ulimit -n) or lower download.concurrency, then rerun' },
+  ENFILE: { cause: 'too many open files on the system', todo: 'close other programs or lower download.concurrency, then rerun' },
+  ENOENT: { cause: 'no such file or folder', todo: 'check the path, then rerun' },
+  ENOTDIR: { cause: 'a part of the path is not a folder', todo: 'check the path, then rerun' },
+  EISDIR: { cause: 'a folder is in the way of a file', todo: 'move it away, then rerun' },
+  EIO: { cause: 'an input/output error (failing disk or network file system)', todo: 'check the disk, then rerun' },
+};
+
+/**
+ * The exit code and the one message for an error that ended a command (`verbose`: with the stack trace). Exit codes:
+ * 2 usage, 130 interrupted, 75 rerun later ({@link isTransientError}), 1 everything else.
+ */
+export function describeFailure(e: unknown, verbose = false): { code: number; message: string } {
+  if (e instanceof ConfigError || e instanceof UnknownTargetError) return { code: 2, message: e.message };
+  if (e instanceof InterruptedError) return { code: 130, message: 'interrupted; finished work is kept, and the same command resumes where it stopped' };
+  const stage = stageOfError(e);
+  const where = stage ? `stage ${stage}: ` : '';
+  const stack = verbose && e instanceof Error && e.stack ? `\n${e.stack}` : '';
+  if (isTransientError(e)) return { code: EXIT_RERUN_LATER, message: `${where}${(e as Error).message}${stack}` };
+  if (e instanceof UserError) return { code: 1, message: `${where}${e.message}${stack}` };
+  const sys = e as NodeJS.ErrnoException & { dest?: string };
+  if (e instanceof Error && typeof sys.code === 'string' && SYSTEM_ERRORS[sys.code]) {
+    const { cause, todo } = SYSTEM_ERRORS[sys.code]!;
+    const file = sys.path ? `${sys.path}${sys.dest ? ` → ${sys.dest}` : ''}` : `(${sys.syscall ?? 'a file operation'})`;
+    return { code: 1, message: `${where}cannot ${sys.syscall ?? 'access'} ${file}: ${cause} (${sys.code}). What to do: ${todo}.${stack}` };
+  }
+  // Not one of ours: a bug. Say so, and show the stack only when asked.
+  const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return {
+    code: 1,
+    message: `${where}internal error: ${msg}${stack || '\n(this is a bug in covers; rerun with --verbose for the stack trace and report it)'}`,
+  };
 }
 
 /**
@@ -141,20 +186,9 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof UnknownTargetError) {
-      process.stderr.write(`covers: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof InterruptedError) {
-      process.stderr.write('covers: interrupted; finished work is kept, and the same command resumes where it stopped\n');
-      return 130;
-    }
-    if (e instanceof UserError) {
-      process.stderr.write(`covers: ${e.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`covers: ${(e as Error).stack ?? String(e)}\n`);
-    return 1;
+    const { code, message } = describeFailure(e, argv.includes('-v') || argv.includes('--verbose'));
+    process.stderr.write(`covers: ${message}\n`);
+    return code;
   }
 }
 

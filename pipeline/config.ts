@@ -299,7 +299,7 @@ export function getPath(obj: unknown, path: readonly (string | number)[]): unkno
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let cur = obj;
   for (const key of path.slice(0, -1)) {
-    const next = cur[key];
+    const next = Object.hasOwn(cur, key) ? cur[key] : undefined;
     if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
     cur = cur[key] as Record<string, unknown>;
   }
@@ -352,10 +352,38 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
   return parseSetValue(raw);
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Checks a dotted `--set` key against the configuration schema's own keys (the resolved defaults hold every key, each
+ * section an object): every segment must be an own key of its section, never a prototype key (`__proto__`,
+ * `constructor`, `toString`), and the last must name a setting, not a whole section.
+ * @throws ConfigError naming the key and listing the keys that exist where it went wrong.
+ */
+export function checkSetKey(path: readonly string[]): void {
+  let cur: unknown = defaultConfig();
+  const key = path.join('.');
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]!;
+    const here = path.slice(0, i).join('.');
+    if (!isPlainObject(cur) || !Object.hasOwn(cur, seg) || seg === '__proto__') {
+      const known = isPlainObject(cur) ? Object.keys(cur).join(', ') : '';
+      throw new ConfigError(
+        isPlainObject(cur)
+          ? `--set ${key}: unknown key "${seg}"${here ? ` in section ${here}` : ''}; known: ${known} (see README "Configuration")`
+          : `--set ${key}: ${here} is a setting, not a section`,
+      );
+    }
+    cur = cur[seg];
+  }
+  if (isPlainObject(cur)) throw new ConfigError(`--set ${key}: ${key} is a section; set one of its keys: ${Object.keys(cur).map((k) => `${key}.${k}`).join(', ')}`);
+}
+
 /**
  * Applies `--set key=value` overrides (dotted keys) to a raw configuration object and returns a new object. Values
  * are parsed by the type of the key's default (see {@link typedSetValue}).
- * @throws ConfigError when an override is not of the form `key=value`.
+ * @throws ConfigError when an override is not of the form `key=value`, or its key is not a setting of the schema
+ * ({@link checkSetKey}).
  */
 export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
   const out = structuredClone(raw);
@@ -363,6 +391,7 @@ export function applyOverrides(raw: Record<string, unknown>, sets: readonly stri
     const eq = s.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--set ${JSON.stringify(s)}: expected key=value, e.g. --set perGenre=100`);
     const path = s.slice(0, eq).trim().split('.');
+    checkSetKey(path);
     setPath(out, path, typedSetValue(path, s.slice(eq + 1)));
   }
   return out;

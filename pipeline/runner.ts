@@ -16,6 +16,13 @@ import { writeFileAtomic } from './fsutil.ts';
 /** Most rounds ({@link MoreInputNeeded}) in one `make`; the stages bound their own rounds well below this. */
 const MAX_MAKE_ROUNDS = 100;
 
+const failedIn = new WeakMap<object, string>();
+
+/** The stage whose `run` threw `e` in {@link make}, for messages; undefined for errors outside a stage. */
+export function stageOfError(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null ? failedIn.get(e) : undefined;
+}
+
 /** Targets that name other targets. */
 export const TARGET_ALIASES: Record<string, string> = { all: 'report' };
 
@@ -339,6 +346,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
           i = back - 1;
           continue;
         }
+        if (typeof e === 'object' && e !== null && !failedIn.has(e)) failedIn.set(e, stage.name);
         const stopped = e instanceof InterruptedError || opts.signal?.aborted === true;
         report({ name: stage.name, action: stopped ? 'interrupted' : 'failed', reason: stopped ? 'rerun to resume' : (e as Error).message, durationMs: performance.now() - t0, outputs });
         for (const rest of needed.slice(i + 1)) {

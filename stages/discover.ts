@@ -97,6 +97,8 @@ export interface GenreWalk {
   ended: ListingEnd | null;
   /** The cursor that came back when `ended` is `cursor-cycle`. */
   cycleAt?: string;
+  /** The cursors of the walked pages, in order. */
+  chain: string[];
 }
 
 /**
@@ -112,13 +114,15 @@ export function walkGenre(pages: Map<string, PageRecord>, target: number, limits
   let cursor = '*';
   let used = 0;
   let emptyRun = 0;
+  const chain: string[] = [];
   for (;;) {
-    if (cursors.has(cursor)) return { albums, nextCursor: null, pagesUsed: used, ended: 'cursor-cycle', cycleAt: cursor };
+    if (cursors.has(cursor)) return { albums, nextCursor: null, pagesUsed: used, ended: 'cursor-cycle', cycleAt: cursor, chain };
     cursors.add(cursor);
-    if (used >= limits.maxPages) return { albums, nextCursor: null, pagesUsed: used, ended: 'page-limit' };
+    if (used >= limits.maxPages) return { albums, nextCursor: null, pagesUsed: used, ended: 'page-limit', chain };
     const rec = pages.get(cursor);
-    if (!rec) return { albums, nextCursor: cursor, pagesUsed: used, ended: null };
+    if (!rec) return { albums, nextCursor: cursor, pagesUsed: used, ended: null, chain };
     used++;
+    chain.push(cursor);
     let fresh = 0;
     for (const r of rec.results) {
       if (r.result_type !== 'a' || seen.has(r.item_id)) continue;
@@ -127,9 +131,9 @@ export function walkGenre(pages: Map<string, PageRecord>, target: number, limits
       fresh++;
     }
     emptyRun = fresh === 0 ? emptyRun + 1 : 0;
-    if (!rec.next || rec.results.length === 0) return { albums, nextCursor: null, pagesUsed: used, ended: 'end' };
-    if (albums.length >= target) return { albums, nextCursor: null, pagesUsed: used, ended: null };
-    if (emptyRun >= limits.maxEmptyPages) return { albums, nextCursor: null, pagesUsed: used, ended: 'no-new-items' };
+    if (!rec.next || rec.results.length === 0) return { albums, nextCursor: null, pagesUsed: used, ended: 'end', chain };
+    if (albums.length >= target) return { albums, nextCursor: null, pagesUsed: used, ended: null, chain };
+    if (emptyRun >= limits.maxEmptyPages) return { albums, nextCursor: null, pagesUsed: used, ended: 'no-new-items', chain };
     cursor = rec.next;
   }
 }
@@ -196,6 +200,14 @@ async function run(ctx: StageContext): Promise<void> {
     }
   }
   if (resumed) log.info(`resuming: ${resumed} page(s) already fetched (${progress.path})`);
+  // A listing that ended abnormally last time (a cursor cycle, pages without new albums) is asked again from the page
+  // that misbehaved, once per run: after the site recovers, the listing equals one that never saw the fault.
+  for (const genre of config.genres) {
+    const w = walk(genre);
+    const redo = w.ended === 'cursor-cycle' ? w.chain.slice(-1) : w.ended === 'no-new-items' ? w.chain.slice(-(config.crawl.maxEmptyPages + 1)) : [];
+    for (const c of redo) byGenre.get(genre)!.delete(c);
+    if (redo.length) log.info(`genre "${genre}": the listing ended on ${w.ended} last time; asking again from the page that misbehaved`);
+  }
   if (demand) {
     const more = config.genres.filter((g) => targetOf(g) > baseTarget).map((g) => `${g} ${targetOf(g)}`);
     if (more.length) log.info(`listing further on demand (albums per genre): ${more.join(', ')}`);

@@ -16,7 +16,7 @@ import { hashJson } from '../pipeline/config.ts';
 import type { Stage, StageContext } from '../pipeline/stage.ts';
 import { TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
 import { detectBlocked, parseAlbumPage, parseTralbumDetails } from '../bandcamp/parse.ts';
-import { chooseTransport, siteClient, type HttpResult } from '../bandcamp/client.ts';
+import { BodyTooLargeError, chooseTransport, isHttpUrl, siteClient, type HttpResult } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../schemas/labels.ts';
@@ -28,6 +28,8 @@ export interface TagRecord {
   source: 'api' | 'page' | 'not-found';
   /** Tag norm names without the location tag. */
   tags: string[];
+  /** A per-item rejection instead of tags (`unsupported-url`: the item_url is not http(s); `too-large`: page over crawl.maxPageBytes). */
+  rejected?: string;
 }
 
 /** The `tralbum_details` URL of an album (REFERENCE.md §2.7). */
@@ -97,10 +99,16 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
           log.debug(`tralbum_details of ${item_id}: ${(e as Error).message.slice(0, 200)}; falling back to the album page`);
         }
       }
+      if (!rec && !isHttpUrl(item_url)) rec = { item_id, source: 'not-found', tags: [], rejected: 'unsupported-url' };
       if (!rec) {
-        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal });
-        const html = page.body.toString('utf8');
-        if (page.status === 200 && detectBlocked(page.status, html) !== 'not-found') {
+        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal }).catch((e: unknown) => {
+          if (e instanceof BodyTooLargeError) return null;
+          throw e;
+        });
+        const html = page?.body.toString('utf8') ?? '';
+        if (!page) {
+          rec = { item_id, source: 'not-found', tags: [], rejected: 'too-large' };
+        } else if (page.status === 200 && detectBlocked(page.status, html) !== 'not-found') {
           const p = parseAlbumPage(html, item_url);
           rec = { item_id, source: 'page', tags: p.tags.map((t) => t.normName) };
         } else {
@@ -138,7 +146,7 @@ async function run(ctx: StageContext): Promise<void> {
     for (const c of candidates) {
       const rec = tags.get(c.item_id!)!;
       if (rec.source === 'not-found') {
-        rows.push({ item_id: c.item_id, genre: c.genre, tags: [], exclusive: false, reason: 'not-found' });
+        rows.push({ item_id: c.item_id, genre: c.genre, tags: [], exclusive: false, reason: rec.rejected ?? 'not-found' });
         continue;
       }
       const matched = config.genres.filter((g) => rec.tags.includes(g));

@@ -26,6 +26,14 @@ import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
+import { parseIntCell, stripBom } from '../schemas/tsv.ts';
+
+/** True when `text` parses as a URL with the `http:` or `https:` scheme. */
+function isHttpUrlText(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const p = new URL(text).protocol;
+  return p === 'http:' || p === 'https:';
+}
 import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
 import { readListingInfo, type ListingInfo } from './discover.ts';
 
@@ -57,7 +65,7 @@ export function rankKey(seed: number, genre: string, itemId: number): string {
 export function readManifestInput(path: string, config: Config): SelectionRow[] {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new UserError(`select.fromManifest: ${abs} not found`);
-  const text = readFileSync(abs, 'utf8');
+  const text = stripBom(readFileSync(abs, 'utf8'));
   const rows: SelectionRow[] = [];
   const rankOf = new Map<string, number>();
   const next = (g: string) => {
@@ -76,6 +84,9 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       if (m.item_id === null || m.genre === null || m.art_id === null || m.sha256 === null) {
         throw new UserError(`select.fromManifest: ${abs}: line ${i + 2}: item_id, genre, art_id and sha256 are required`);
       }
+      if (m.url !== null && !isHttpUrlText(m.url)) {
+        throw new UserError(`select.fromManifest: ${abs}: line ${i + 2}: column url: "${m.url.slice(0, 100)}" is not an http(s) URL; fix the line or leave the cell empty (the URL is then built from art_id)`);
+      }
       rows.push({ genre: m.genre, rank: next(m.genre), item_id: m.item_id, art_id: m.art_id, url: m.url, sha256: m.sha256 });
     });
   } else {
@@ -86,11 +97,22 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       if (cells.length !== 2) throw new UserError(`${where}: expected "url<TAB>genre/a<N>.jpg" (the study's dataset-links.tsv) or our manifest.tsv header "${manifestFormat.header.replace(/\t/g, '<TAB>')}"`);
       const [url, file] = cells as [string, string];
       const img = parseImageUrl(url);
-      if (!img) throw new UserError(`${where}: "${url}" is not a Bandcamp image URL (…/img/a<art_id>_<format>.jpg)`);
-      const m = /^([^/]+)\/a?(\d+)\.[a-z]+$/i.exec(file.trim());
-      if (!m) throw new UserError(`${where}: "${file}" is not of the form genre/a<N>.jpg`);
-      const genre = toNormName(m[1]!);
-      rows.push({ genre, rank: next(genre), item_id: Number(m[2]), art_id: img.artId, url, sha256: null });
+      if (!img || !isHttpUrlText(url)) throw new UserError(`${where}: "${url.slice(0, 100)}" is not a Bandcamp image URL (http(s)://…/img/a<art_id>_<format>.jpg)`);
+      const artDigits = /\/img\/a(\d+)_/.exec(url)![1]!;
+      const m = /^([A-Za-z0-9][A-Za-z0-9_-]*)\/a?(\d+)\.[a-z]+$/i.exec(file.trim());
+      const genre = m ? toNormName(m[1]!) : '';
+      if (!m || !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(genre)) {
+        throw new UserError(`${where}: "${file.slice(0, 100)}" is not of the form genre/a<N>.jpg (a genre folder name of letters, digits, "_" or "-", then the file); fix or remove the line`);
+      }
+      let itemId: number;
+      let artId: number;
+      try {
+        itemId = parseIntCell(m[2]!, `${where}: N of ${file.trim()}`);
+        artId = parseIntCell(artDigits, `${where}: art_id in the URL`);
+      } catch (e) {
+        throw new UserError((e as Error).message);
+      }
+      rows.push({ genre, rank: next(genre), item_id: itemId, art_id: artId, url, sha256: null });
     });
   }
   if (rows.length === 0) throw new UserError(`select.fromManifest: ${abs} lists no images`);
