@@ -70,10 +70,11 @@ export type Checked = { ok: true; sha256: string; bytes: number; width: number; 
 
 /**
  * True when image bytes end before the image does: a JPEG (`FF D8`) whose last marker is not EOI (`FF D9`, trailing
- * zero padding allowed), a PNG without its `IEND` chunk at the end, or a decoder message about a premature end.
+ * zero padding allowed), a PNG without its `IEND` chunk at the end; for other formats, a decoder message about a
+ * premature end. A JPEG or PNG that ends properly is never truncated, whatever the decoder says (a garbled header
+ * makes libjpeg report a "premature end" too: that file is corrupt).
  */
 export function looksTruncated(data: Buffer, decoderMessage = ''): boolean {
-  if (/premature end|unexpected end|truncated|end of (file|stream|data)|not enough (image )?data/i.test(decoderMessage)) return true;
   if (data.length >= 2 && data[0] === 0xff && data[1] === 0xd8) {
     let end = data.length;
     while (end > 2 && data[end - 1] === 0) end--;
@@ -82,7 +83,7 @@ export function looksTruncated(data: Buffer, decoderMessage = ''): boolean {
   if (data.length >= 8 && data.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
     return data.length < 12 || data.subarray(data.length - 8, data.length - 4).toString('latin1') !== 'IEND';
   }
-  return false;
+  return /premature end|unexpected end|truncated|end of (file|stream|data)|not enough (image )?data/i.test(decoderMessage);
 }
 
 /**
