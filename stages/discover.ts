@@ -1,7 +1,14 @@
 /**
  * Stage `discover`: lists albums per genre through `POST {bandcamp.origin}/api/discover/1/discover_web`
- * (REFERENCE.md §2.4), paging with the opaque `cursor` until the genre has `perGenre × crawl.oversample` albums or
- * the listing ends, and writes `DATA_DIR/candidates.arrow`.
+ * (REFERENCE.md §2.4), paging with the opaque `cursor` until the genre has `perGenre × crawl.oversample` albums (or
+ * more, when `download` asked for more: `.work/discover/demand.json`, written by the runner) in whole pages, or the
+ * listing ends, and writes `DATA_DIR/candidates.arrow` (metadata `listing`: per genre, pages, albums, extra rounds
+ * and why the listing ended, {@link ListingInfo}).
+ *
+ * Bounded: a listing ends at the site's end, at a cursor already seen in it (a cycle, with a warning), after
+ * `crawl.maxEmptyPages` pages in a row without a new album (an endless cursor), or at `crawl.maxPagesPerGenre`
+ * pages; every answer is read up to `crawl.maxListingBytes`. A listing that ended abnormally is asked again from
+ * the page that misbehaved on the next run.
  *
  * Resumable: each finished page is appended to `.work/discover/pages-<hash>.jsonl` (the truth of what is done;
  * `<hash>` covers origin, slice and page size), and crawlee's named request queue `discover-<hash>` lives in
@@ -14,7 +21,9 @@ import { DISCOVER_WEB_PATH } from '../bandcamp/api.ts';
 import { detectBlocked, parseDiscoverWebResponse } from '../bandcamp/parse.ts';
 import { BodyTooLargeError, chooseTransport, RequestFailedError, siteClient, type HttpResult } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
-import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
+import { candidatesFormat, type CandidateRow, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
+
+export { readListingInfo, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -73,9 +82,6 @@ export function jsonBlockCheck(res: HttpResult): string | null {
     return kind === 'challenge' ? 'challenge' : 'non-JSON';
   }
 }
-
-/** Why a genre's listing ended: the site said so, a cursor came back, pages stopped bringing new albums, the page cap. */
-export type ListingEnd = 'end' | 'cursor-cycle' | 'no-new-items' | 'page-limit';
 
 /** Limits of a walk ({@link walkGenre}). */
 export interface WalkLimits {
@@ -146,22 +152,6 @@ export interface ListingDemand {
   rounds: Record<string, number>;
 }
 
-/** Per genre, in `candidates.arrow`'s metadata key `listing` (JSON): how far the listing went and why it stopped. */
-export interface ListingInfo {
-  /** Albums listed (distinct `item_id`s of whole pages). */
-  albums: number;
-  /** `discover_web` pages walked, all rounds together. */
-  pages: number;
-  /** Pages round 1 alone would have walked (`perGenre × crawl.oversample` albums). */
-  firstRoundPages: number;
-  /** Albums round 1 alone would have listed. */
-  firstRoundAlbums: number;
-  /** Extra rounds this genre needed (a downstream stage asked for more). */
-  extraRounds: number;
-  /** Why the listing ended, or null when it goes on past what was listed. */
-  ended: ListingEnd | null;
-}
-
 /** Reads `demand.json` from discover's work directory; null when absent or unreadable (then round 1's target). */
 export function readDemand(workDir: string): ListingDemand | null {
   const p = join(workDir, DEMAND_FILE);
@@ -172,12 +162,6 @@ export function readDemand(workDir: string): ListingDemand | null {
   } catch {
     return null;
   }
-}
-
-/** Reads `candidates.arrow`'s `listing` metadata (per genre), or null for a file written without it. */
-export function readListingInfo(path: string): Record<string, ListingInfo> | null {
-  const m = candidatesFormat.readMetadata(path).get('listing');
-  return m ? (JSON.parse(m) as Record<string, ListingInfo>) : null;
 }
 
 async function run(ctx: StageContext): Promise<void> {

@@ -1,10 +1,12 @@
 /**
- * Stage `select`: ranks each genre's eligible albums in a seeded random order and writes `DATA_DIR/selection.arrow`;
- * `download` walks that order until each genre has `perGenre` images.
+ * Stage `select`: ranks each genre's eligible albums and writes `DATA_DIR/selection.arrow`; `download` walks that
+ * order until each genre has `perGenre` images.
  *
- * Eligible = labelled exclusive, has art, `item_id` unique, `art_id` unique (albums sharing an `art_id` would share a
- * cover: all of them are dropped). The order of a genre is by `sha256("<seed>:<genre>:<item_id>")`: the same on any
- * machine, and adding or removing one album does not reshuffle the others.
+ * Eligible = labelled exclusive, has art, and the first album of its genre's listing with that `art_id` (a later one
+ * would share its cover; across genres, `download` keeps the first image with a given sha256). The order of a genre
+ * is by listing block (`crawl.pageSize` ranks), then by `sha256("<seed>:<genre>:<item_id>")` within the block: the
+ * same on any machine, and listing further only appends blocks (an incomplete last block waits until it is complete
+ * or the listing ended), so the order of what was listed before never changes ({@link selectFromCandidates}).
  *
  * Rebuild mode (`select.fromManifest=PATH`; `discover` and `label` are skipped): the selection is exactly the images
  * listed in PATH, in file order, either

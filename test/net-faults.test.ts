@@ -20,6 +20,7 @@ import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { rejectedFormat } from '../schemas/manifest.ts';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../simulator/server.ts';
+import { readInputs } from '../report/inputs.ts';
 import { discoverStage } from '../stages/discover.ts';
 import { downloadStage } from '../stages/download.ts';
 import { labelStage } from '../stages/label.ts';
@@ -268,6 +269,9 @@ test('N per genre without guessing: short genres list further in rounds; one rou
     const extra = outcomes.filter((o) => o.action === 'round');
     assert.ok(extra.length >= 1, `rounds: ${outcomes.map((o) => `${o.name}:${o.action}`).join(' ')}`);
     assert.ok(log.lines.some((l) => /extra round\(s\); \d+ extra discover_web page\(s\), \d+ extra album\(s\) to label/.test(l)), 'rounds reported per genre');
+    // The report's funnel reads the same figures (candidates.arrow's listing metadata).
+    const inputs = await readInputs(rounds, configFor(sim, over));
+    assert.ok(GENRES.some((g) => inputs.listing![g]!.extraRounds > 0 && inputs.listing![g]!.pages > inputs.listing![g]!.firstRoundPages));
     const manifest = readManifest(rounds);
     for (const g of GENRES) assert.equal(manifest.split('\n').filter((l) => l.split('\t')[1] === g).length, 25, g);
     // Nothing requested twice across rounds: one POST per page, one tralbum_details per album.
