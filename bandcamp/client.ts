@@ -47,7 +47,7 @@ export interface TransportRequest {
 }
 
 /** A response body over the request's byte cap (declared by `Content-Length` or seen while streaming): permanent. */
-export class BodyTooLargeError extends Error {
+export class BodyTooLargeError extends UserError {
   constructor(readonly url: string, readonly maxBytes: number, readonly declared: number | null) {
     super(
       declared !== null
@@ -59,7 +59,7 @@ export class BodyTooLargeError extends Error {
 }
 
 /** A URL whose scheme is not `http:` or `https:` (e.g. `file:`, `javascript:`): never fetched, a per-item rejection. */
-export class UnsupportedUrlError extends Error {
+export class UnsupportedUrlError extends UserError {
   constructor(readonly url: string) {
     super(`${url.slice(0, 200)}: not an http(s) URL; only http:// and https:// URLs are fetched`);
     this.name = 'UnsupportedUrlError';

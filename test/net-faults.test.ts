@@ -287,3 +287,32 @@ test('N per genre without guessing: short genres list further in rounds; one rou
     await sim.close();
   }
 });
+
+test('a request that spends its retries ends like the challenge case: exit 75, "rerun later", no stack trace; progress kept', async () => {
+  const sim = await simOn({ faults: '503=1' });
+  try {
+    const dir = join(tmp, 'exhausted');
+    await assert.rejects(make({ targets: ['discover'], config: configFor(sim, { crawl: { maxRetries: 1 } }), dataDir: dir, stages: STAGES, log: memoryLogger() }), (e: unknown) => {
+      assert.ok(isTransientError(e), String(e));
+      assert.match((e as Error).message, /HTTP 503 \(after 2 attempts\)\. .*progress is kept: rerun the same command later to continue/);
+      return true;
+    });
+  } finally {
+    await sim.close();
+  }
+  // Through the CLI: an origin that refuses connections.
+  const { createServer } = await import('node:net');
+  const port = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+  const cli = spawn(process.execPath, ['bin/covers.js', 'make', 'discover', '--data-dir', join(tmp, 'refused'), '--set', 'genres=metal,jazz', '--set', `bandcamp.origin=http://127.0.0.1:${port}`, '--set', 'crawl.maxRetries=0', '-q'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  cli.stderr.on('data', (c) => (stderr += c));
+  const code = await new Promise<number | null>((r) => cli.on('exit', r));
+  assert.equal(code, 75, stderr);
+  assert.match(stderr, /covers: stage discover: http:\/\/127\.0\.0\.1:\d+\/api\/discover\/1\/discover_web: network error ECONNREFUSED \(after 1 attempt\)\. .*rerun the same command later/);
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+});
