@@ -90,8 +90,12 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
       // A request a killed run recorded but crawlee never marked handled: our progress file is the truth.
       if (done.has(item_id)) return;
       let rec: TagRecord | null = null;
-      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal });
-      if (res.status === 200) {
+      // An answer over crawl.maxPageBytes is not tralbum details: fall back to the album page, like a 404.
+      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal }).catch((e: unknown) => {
+        if (e instanceof BodyTooLargeError) return null;
+        throw e;
+      });
+      if (res?.status === 200) {
         try {
           const d = parseTralbumDetails(JSON.parse(res.body.toString('utf8')));
           rec = { item_id, source: 'api', tags: d.tags.map((t) => t.normName) };
