@@ -203,3 +203,34 @@ test('--set keys are checked against the config schema\'s own keys: no prototype
   assert.throws(() => loadConfig({ cwd, sets: ['crawl.maxRetries=-1'] }), (e: unknown) => e instanceof ConfigError && e.problems.length === 1 && /crawl\.maxRetries = -1/.test(e.message));
   assert.equal(loadConfig({ cwd, sets: ['download.maxBytes=2048', 'train.adam.beta1=0.5'] }).download.maxBytes, 2048);
 });
+
+test('rounds: a stage that needs more input makes the runner write the demand upstream and rerun from there; then all is fresh', async () => {
+  const { make } = await import('../pipeline/runner.ts');
+  const { memoryLogger } = await import('../pipeline/log.ts');
+  const { DEMAND_FILE, MoreInputNeeded } = await import('../pipeline/stage.ts');
+  const { existsSync, readFileSync } = await import('node:fs');
+  const dir = join(tmp, 'rounds');
+  const up = {
+    name: 'up', description: 'lists', deps: [], params: [], outputs: ['up.json'], version: 1,
+    async run(ctx: import('../pipeline/stage.ts').StageContext) {
+      const d = join(ctx.workDir, DEMAND_FILE);
+      const n = existsSync(d) ? (JSON.parse(readFileSync(d, 'utf8')) as { n: number }).n : 1;
+      writeFileSync(ctx.out('up.json'), JSON.stringify({ n }));
+    },
+  };
+  const down = {
+    name: 'down', description: 'needs 3', deps: ['up'], params: [], outputs: ['down.json'], version: 1,
+    async run(ctx: import('../pipeline/stage.ts').StageContext) {
+      const { n } = JSON.parse(readFileSync(ctx.path('up.json'), 'utf8')) as { n: number };
+      if (n < 3) throw new MoreInputNeeded('up', { n: n + 1 }, `only ${n}`);
+      writeFileSync(ctx.out('down.json'), JSON.stringify({ n }));
+    },
+  };
+  const config = resolveConfig({});
+  const outcomes = await make({ targets: ['down'], config, dataDir: dir, stages: [up, down], log: memoryLogger() });
+  assert.deepEqual(outcomes.map((o) => `${o.name}:${o.action}`), ['up:ran', 'down:round', 'up:ran', 'down:round', 'up:ran', 'down:ran']);
+  assert.match(outcomes[1]!.reason, /only 1 \(round 2 follows\)/);
+  assert.equal(JSON.parse(readFileSync(join(dir, 'down.json'), 'utf8')).n, 3);
+  const again = await make({ targets: ['down'], config, dataDir: dir, stages: [up, down], log: memoryLogger() });
+  assert.deepEqual(again.map((o) => o.action), ['fresh', 'fresh']);
+});
