@@ -23,11 +23,12 @@
  *   results in genre order and rank order. The outcome depends only on what each URL serves, never on timing.
  * - The image CDN is another host than the site: its own budget (`download.concurrency` in flight, no per-minute
  *   limit), still with 429/Retry-After pauses, backoff and retries (`download.retries`, `download.timeoutMs`).
- * - Resumable: each fetch outcome (sha256, size, or a permanent rejection such as HTTP 404 or undecodable) is
- *   appended to `.work/download/images-<hash>.jsonl` BEFORE the image file is written; a valid file on disk whose
- *   sha256 matches its record is not fetched again. Transient failures (retries spent) are retried on the next run.
+ * - Resumable: each fetch outcome (sha256, size, or a rejection such as HTTP 404, corrupt, or truncated with its
+ *   tries) is appended to `.work/download/images-<hash>.jsonl` BEFORE the image file is written; a valid file on disk
+ *   whose sha256 matches its record is not fetched again. Transient failures (retries spent) are not recorded, so the
+ *   next run fetches them again.
  * - Rebuild (`select.fromManifest`): exactly the listed images; a download must match the listed sha256 (else the
- *   item fails naming both hashes); any failed item fails the stage unless `select.allowShort`.
+ *   item fails naming both hashes); any permanently failed item fails the stage unless `select.allowShort`.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
