@@ -106,7 +106,7 @@ test('file: and javascript: item URLs are per-item rejections (unsupported-url),
   }
 });
 
-test('2 GiB and endless cover bodies: rejected as too-large within bounds (peak RSS < 500 MB in a child process)', async () => {
+test('2 GiB and endless cover bodies: rejected as too-large within bounds (peak RSS < 500 MB in a child process)', async (t) => {
   const sim = await simOn({ faults: 'huge-body=0.15,endless-body=0.15' });
   try {
     const dir = join(tmp, 'bodies');
@@ -131,6 +131,7 @@ process.stdout.write(/^VmHWM:\\s+(\\d+)/m.exec(readFileSync('/proc/self/status',
     assert.equal(code, 0, err);
     const peakMB = Number(out) / 1024;
     assert.ok(peakMB < 500, `peak RSS ${peakMB.toFixed(0)} MB`);
+    t.diagnostic(`download with 2 GiB / endless bodies on offer: peak RSS ${peakMB.toFixed(0)} MB, ${ms} ms`);
     assert.ok(ms < 120_000, `download took ${ms} ms`);
     const rejected = rejectedFormat.read(join(dir, 'rejected.tsv'));
     const faulted = new Set(sim.log.filter((e) => e.fault === 'huge-body' || e.fault === 'endless-body').map((e) => e.path));
