@@ -151,23 +151,28 @@ test('Ctrl-C within a second: an abort ends a stage waiting on a slow site at on
     for (const target of ['discover', 'download'] as const) {
       const ac = new AbortController();
       const dir = join(tmp, `abort-${target}`);
-      const config = configFor(sim, { crawl: { timeoutMs: 60_000 }, download: { timeoutMs: 60_000 } });
+      let config = configFor(sim, { crawl: { timeoutMs: 60_000 }, download: { timeoutMs: 60_000 } });
       if (target === 'download') {
-        // List and label against a prompt simulator first.
+        // List, label and select against a prompt simulator; only the covers come from the slow one.
         const quick = await simOn({});
         try {
-          await make({ targets: ['select'], config: configFor(quick, {}), dataDir: dir, stages: STAGES, log: memoryLogger() });
+          const q = configFor(quick, { crawl: { timeoutMs: 60_000 }, download: { timeoutMs: 60_000 } });
+          await make({ targets: ['select'], config: q, dataDir: dir, stages: STAGES, log: memoryLogger() });
+          config = resolveConfig({ ...q, bandcamp: { ...q.bandcamp, imageOrigin: sim.imageOrigin } }, 'test');
         } finally {
           await quick.close();
         }
       }
-      const run = make({ targets: [target], config: target === 'download' ? configFor(sim, { download: { timeoutMs: 60_000 } }) : config, dataDir: dir, stages: STAGES, log: memoryLogger(), signal: ac.signal });
+      const run = make({ targets: [target], config, dataDir: dir, stages: STAGES, log: memoryLogger(), signal: ac.signal });
       // Every answer takes 20 s (and is logged only when it ends): give the stage time to send its first request.
       await new Promise((r) => setTimeout(r, 2000));
       const aborted = Date.now();
       ac.abort();
       await assert.rejects(run, /interrupted/);
       assert.ok(Date.now() - aborted < 1000, `${target}: ${Date.now() - aborted} ms from abort to the stage's end`);
+      await new Promise((r) => setTimeout(r, 200));
+      const where = target === 'download' ? '/img/' : '/api/discover';
+      assert.ok(sim.log.some((e) => e.path.startsWith(where)), `${target}: the abort ended a request in flight to ${where}`);
     }
   } finally {
     await sim.close();
