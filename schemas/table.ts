@@ -69,6 +69,8 @@ export interface TableFormat<C extends Record<string, ColumnKind>> {
   read(path: string): RowOf<C>[];
   /** Converts an Arrow table (e.g. from `tableFromIPC`) to rows. */
   fromTable(table: arrow.Table, source?: string): RowOf<C>[];
+  /** The schema metadata (key → value) of a file written with {@link TableFormat.write}. */
+  readMetadata(path: string): Map<string, string>;
 }
 
 /** Declares a table format from its columns. */
@@ -99,6 +101,9 @@ export function defineTable<C extends Record<string, ColumnKind>>(name: string, 
     },
     read(path) {
       return format.fromTable(arrow.tableFromIPC(readFileSync(path)), path);
+    },
+    readMetadata(path) {
+      return new Map(arrow.tableFromIPC(readFileSync(path)).schema.metadata);
     },
     fromTable(table, source = name) {
       for (const [col] of entries) {
