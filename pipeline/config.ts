@@ -232,7 +232,12 @@ export const ConfigSchema = z
           .prefault({}),
         /** L2 weight decay λ on conv and dense kernels (penalty λ/2·Σ‖W‖²; the study: 0). */
         weightDecay: z.number().min(0).default(0),
-        /** Models trained, with seeds seed … seed + repeats − 1 on the same split (`evaluate` and `baseline` report each and mean ± std). */
+        /**
+         * Seed of training (initial weights, shuffles, crops, mirrors, dropout masks); null = `seed`. Lets runs on one
+         * split (`seed`) use other training seeds, e.g. one process per seed.
+         */
+        seed: z.number().int().nonnegative().nullable().default(null),
+        /** Models trained, with training seeds s … s + repeats − 1 on the same split (`evaluate` and `baseline` report each and mean ± std). */
         repeats: z.number().int().min(1).max(100).default(1),
         /** Write a snapshot every k epochs (and always at the end). */
         snapshotEvery: z.number().int().min(1).default(5),
@@ -252,6 +257,15 @@ export const ConfigSchema = z
       .prefault({}),
     baseline: z
       .object({
+        /**
+         * Which baseline(s): `forest` (the study's random forest → eval/baseline.json), `linear-svm` (the study's
+         * linear SVM on pixels scaled to [0, 1] → eval/baseline-linear-svm.json), or `both`.
+         */
+        model: z.enum(['forest', 'linear-svm', 'both']).default('forest'),
+        /** Linear SVM: inverse regularisation strength C (scikit-learn's LinearSVC default 1). */
+        svmC: z.number().positive().default(1),
+        /** Linear SVM: most passes of the dual coordinate descent per class (LinearSVC's max_iter, 1,000). */
+        svmMaxIter: z.number().int().min(1).default(1000),
         /** Trees of the random forest (the study: 100). */
         trees: z.number().int().min(1).default(100),
         /** Side of the downsampled image fed to the forest, in pixels (the study: 50). */

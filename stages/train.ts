@@ -6,10 +6,11 @@
  *   the `SeededDropout` layer class);
  * - `config.json`: the resolved configuration, the resolved architecture, backend, label names, input size;
  * - `metrics.jsonl`: one `EpochMetrics` (schemas/metrics.ts) per epoch.
- * With `train.repeats` = N > 1 it trains N models with seeds `seed … seed + N − 1` on the same split (the seed sets
- * the initial weights, the shuffles, crops, mirrors and dropout masks): the first at `models/<run>/`, each other in
- * `models/<run>/seed-<seed>/` (the same files); `config.json` of the first lists them all under `repeats`.
- * Snapshots go to `DATA_DIR/.work/train/<run>/<params hash, seed included>/` every `train.snapshotEvery` epochs, so a killed run
+ * With `train.repeats` = N > 1 it trains N models with training seeds `s … s + N − 1` (s = `train.seed`, or `seed`
+ * when null) on the same split (the training seed sets the initial weights, the shuffles, crops, mirrors and dropout
+ * masks): the first at `models/<run>/`, each other in `models/<run>/seed-<seed>/` (the same files); `config.json` of
+ * the first lists them all under `repeats`.
+ * Snapshots go to `DATA_DIR/.work/train/<run>/<hash of the params and the training seed>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ export const TRAIN_PARAMS = [
   'seed', 'image.size',
   'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
   'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.schedule', 'train.patience',
-  'train.plateau', 'train.cosine', 'train.weightDecay', 'train.repeats', 'train.snapshotEvery', 'train.run',
+  'train.plateau', 'train.cosine', 'train.weightDecay', 'train.seed', 'train.repeats', 'train.snapshotEvery', 'train.run',
 ] as const;
 
 /** One trained model of a run, as listed under `repeats` in `models/<run>/config.json`. */
@@ -43,14 +44,15 @@ export interface RepeatRecord {
   finalTrainLoss: number | null;
 }
 
-/** The seeds of a run: `seed … seed + train.repeats − 1`. */
+/** The training seeds of a run: `s … s + train.repeats − 1`, s = `train.seed` (or `seed` when null). */
 export function repeatSeeds(config: Config): number[] {
-  return Array.from({ length: config.train.repeats }, (_, k) => config.seed + k);
+  const first = config.train.seed ?? config.seed;
+  return Array.from({ length: config.train.repeats }, (_, k) => first + k);
 }
 
-/** Where the model of `seed` lives, relative to `models/<run>/`. */
+/** Where the model of training seed `seed` lives, relative to `models/<run>/`. */
 export function repeatDir(config: Config, seed: number): string {
-  return seed === config.seed ? '.' : `seed-${seed}`;
+  return seed === repeatSeeds(config)[0] ? '.' : `seed-${seed}`;
 }
 
 /** `models/<run>`. */
@@ -102,8 +104,9 @@ export const trainStage: Stage = {
     let firstRecord: Record<string, unknown> | null = null;
     try {
       for (const [k, seed] of seeds.entries()) {
-        // train.repeats is left out of the hash, so seed s trains (and resumes) the same whatever the repeat count.
-        const params = { ...pickParams(ctx.config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats')), seed };
+        // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
+        // resumes) the same whatever the repeat count; `seed` (the split's) stays in.
+        const params = { ...pickParams(ctx.config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
         const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
         ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
