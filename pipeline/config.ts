@@ -379,7 +379,17 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
     }
     return raw;
   }
-  if (def === null) return raw === 'null' ? null : raw;
+  if (def === null) {
+    if (raw === 'null') return null;
+    // A number where the key takes one (`train.seed=1`), else the text (`select.fromManifest=2` is a file name).
+    if (isNumeric(raw)) {
+      const probe: Record<string, unknown> = {};
+      setPath(probe, path, Number(raw));
+      const ok = ConfigSchema.safeParse(probe);
+      if (ok.success || !ok.error.issues.some((i) => i.path.join('.') === path.join('.'))) return Number(raw);
+    }
+    return raw;
+  }
   if (typeof def === 'number' || typeof def === 'boolean') return parseScalar(raw);
   return parseSetValue(raw);
 }
