@@ -30,8 +30,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('lcI_bn / ldI_bn parse to batchNorm (default False) and reject non-booleans', () => {
   const spec = resolveModelSpec('ConvNet', PARAMS);
-  assert.deepEqual(spec.convs.map((c) => c.batchNorm), [true, false]);
-  assert.deepEqual(spec.denses.map((d) => d.batchNorm), [true]);
+  assert.deepEqual(spec.convs.map((c) => c.batchNorm === true), [true, false]);
+  assert.deepEqual(spec.denses.map((d) => d.batchNorm === true), [true]);
+  assert.ok(!('batchNorm' in spec.convs[1]!), 'absent when off: specs without batch norm are unchanged');
   assert.throws(() => resolveModelSpec('ConvNet', 'num_conv_layers=1:lc0_num_filters=8:lc0_bn=yes:ld0_num_units=4'), (e: Error) => e instanceof ModelParamsError && /lc0_bn = "yes": expected True or False/.test(e.message));
 });
 

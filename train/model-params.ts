@@ -198,7 +198,7 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
         validKeys(arch, 0, 0),
       );
     }
-    return { architecture: arch, convs: [], denses: [{ units: positiveInt('num_units', params.num_units), dropout: 0, batchNorm: false }], params };
+    return { architecture: arch, convs: [], denses: [{ units: positiveInt('num_units', params.num_units), dropout: 0 }], params };
   }
   const numConv = positiveInt('num_conv_layers', params.num_conv_layers);
   const numDense = positiveInt('num_dense_layers', params.num_dense_layers);
@@ -240,7 +240,9 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
       const ps = params[`lm${i}_stride`] === undefined ? poolSize : size2(`lm${i}_stride`, params[`lm${i}_stride`], 2);
       pool = { poolSize, strides: ps };
     }
-    convs.push({ filters, kernelSize, strides, padding: border, batchNorm: bool(k('bn'), params[k('bn')], false), pool });
+    // batchNorm only when on, so specs without it read as before batch norm existed.
+    const bn = bool(k('bn'), params[k('bn')], false);
+    convs.push({ filters, kernelSize, strides, padding: border, ...(bn ? { batchNorm: true } : {}), pool });
   }
   const denses: DenseSpec[] = [];
   for (let i = 0; i < numDense; i++) {
@@ -249,7 +251,8 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
     const units = reduce(k('num_units'), positiveInt(k('num_units'), params[k('num_units')]));
     const rate = params[k('dropout')] ?? 0.5;
     if (typeof rate !== 'number' || rate < 0 || rate >= 1) throw new ModelParamsError(`train.modelParams: ${k('dropout')} = ${JSON.stringify(rate)}: expected a rate in [0, 1)`, `${k('dropout')} to be a rate in [0, 1), not ${JSON.stringify(rate)}`);
-    denses.push({ units, dropout: bool(k('hd'), params[k('hd')], true) ? rate : 0, batchNorm: bool(k('bn'), params[k('bn')], false) });
+    const bn = bool(k('bn'), params[k('bn')], false);
+    denses.push({ units, dropout: bool(k('hd'), params[k('hd')], true) ? rate : 0, ...(bn ? { batchNorm: true } : {}) });
   }
   return { architecture: arch, convs, denses, params };
 }
