@@ -219,3 +219,19 @@ test('plateau in the loop: never rolls back mid-run, logs each change, restores 
   assert.ok(Math.abs(ce / validation.n - bestLoss) < 1e-4, `the kept model's validation loss ${ce / validation.n} is the best epoch's ${bestLoss}`);
   r.model.dispose();
 });
+
+test('a schedule change reaches the optimizer, Adam and Nesterov alike: at rate 0 the weights stop moving', async () => {
+  for (const optimizer of ['adam', 'nesterov'] as const) {
+    // minDelta 10: no epoch ever improves, so with patience 1 the rate drops after every epoch but the first; factor
+    // 0 makes the first drop go to 0.
+    const p = await trainModel(trainOptions({ optimizer, learningRate: 0.01, epochs: 5, schedule: 'plateau', plateau: { factor: 0, patience: 1, minDelta: 10, cooldown: 0, minLearningRate: 0 }, seed: 7 }));
+    assert.deepEqual(p.metrics.map((m) => m.learningRate), [0.01, 0.01, 0, 0, 0], optimizer);
+    // Epochs 3–5 train at 0: Adam's and Nesterov's steps are 0 whatever their moments, so the validation loss (centre
+    // crops, no dropout) stays exactly that of the weights after epoch 2.
+    const v = p.metrics.map((m) => m.validationLoss);
+    assert.notEqual(v[1], v[0]);
+    assert.equal(v[3], v[2], optimizer);
+    assert.equal(v[4], v[2], optimizer);
+    p.model.dispose();
+  }
+});

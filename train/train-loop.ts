@@ -130,10 +130,15 @@ function disposeOptimizer(opt: tf.Optimizer): void {
   if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
 }
 
-/** Sets the learning rate of an optimizer made by {@link makeOptimizer}, keeping its slots. */
+/**
+ * Sets the learning rate of an optimizer made by {@link makeOptimizer}, keeping its slots: MomentumOptimizer keeps
+ * −rate in a scalar (`setLearningRate`), AdamOptimizer reads its `learningRate` field at every step (tfjs-core 4.22).
+ * (`instanceof` cannot tell them apart: tfjs optimizers answer it by duck typing.)
+ */
 function setLearningRate(opt: tf.Optimizer, lr: number): void {
-  if (opt instanceof tf.MomentumOptimizer) opt.setLearningRate(lr);
-  else (opt as unknown as { learningRate: number }).learningRate = lr;
+  const o = opt as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
 }
 
 function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
