@@ -81,6 +81,8 @@ export interface ReportInputs {
   evaluation: Part<EvalMetrics>;
   /** `eval/baseline.json`: the random forest on the test split. */
   baseline: Part<EvalMetrics>;
+  /** `eval/baseline-linear-svm.json`: the linear SVM on the test split (`baseline.model` = `linear-svm` or `both`). */
+  linearSvm: Part<EvalMetrics>;
   /** `pipeline.lock.json` stage entries, in pipeline order where known. */
   timings: Part<StageTiming[]>;
 }
@@ -306,6 +308,7 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     training,
     evaluation: readEval(dataDir, 'eval/metrics.json', 'evaluate'),
     baseline: readEval(dataDir, 'eval/baseline.json', 'baseline'),
+    linearSvm: readEval(dataDir, 'eval/baseline-linear-svm.json', 'baseline'),
     timings,
   };
 }

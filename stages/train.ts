@@ -6,7 +6,11 @@
  *   the `SeededDropout` layer class);
  * - `config.json`: the resolved configuration, the resolved architecture, backend, label names, input size;
  * - `metrics.jsonl`: one `EpochMetrics` (schemas/metrics.ts) per epoch.
- * Snapshots go to `DATA_DIR/.work/train/<run>/<params hash>/` every `train.snapshotEvery` epochs, so a killed run
+ * With `train.repeats` = N > 1 it trains N models with training seeds `s … s + N − 1` (s = `train.seed`, or `seed`
+ * when null) on the same split (the training seed sets the initial weights, the shuffles, crops, mirrors and dropout
+ * masks): the first at `models/<run>/`, each other in `models/<run>/seed-<seed>/` (the same files); `config.json` of
+ * the first lists them all under `repeats`.
+ * Snapshots go to `DATA_DIR/.work/train/<run>/<hash of the params and the training seed>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,9 +28,32 @@ import { trainModel } from '../train/train-loop.ts';
 export const TRAIN_PARAMS = [
   'seed', 'image.size',
   'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
-  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.patience',
-  'train.snapshotEvery', 'train.run',
+  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.schedule', 'train.patience',
+  'train.plateau', 'train.cosine', 'train.weightDecay', 'train.seed', 'train.repeats', 'train.snapshotEvery', 'train.run',
 ] as const;
+
+/** One trained model of a run, as listed under `repeats` in `models/<run>/config.json`. */
+export interface RepeatRecord {
+  seed: number;
+  /** Directory of the model, relative to `models/<run>/` (`.` for the first). */
+  dir: string;
+  stopReason: string;
+  bestEpoch: number;
+  bestValidationAccuracy: number | null;
+  /** Mean training cross-entropy of the last epoch, in nats. */
+  finalTrainLoss: number | null;
+}
+
+/** The training seeds of a run: `s … s + train.repeats − 1`, s = `train.seed` (or `seed` when null). */
+export function repeatSeeds(config: Config): number[] {
+  const first = config.train.seed ?? config.seed;
+  return Array.from({ length: config.train.repeats }, (_, k) => first + k);
+}
+
+/** Where the model of training seed `seed` lives, relative to `models/<run>/`. */
+export function repeatDir(config: Config, seed: number): string {
+  return seed === repeatSeeds(config)[0] ? '.' : `seed-${seed}`;
+}
 
 /** `models/<run>`. */
 export function modelDir(config: Config): string {
@@ -40,7 +67,7 @@ export const trainStage: Stage = {
   deps: ['shards', 'mean'],
   params: TRAIN_PARAMS,
   outputs: (c) => [modelDir(c)],
-  version: 1,
+  version: 2,
   async run(ctx: StageContext) {
     const t = ctx.config.train;
     let spec;
@@ -61,55 +88,77 @@ export const trainStage: Stage = {
     }
     if (t.crop > train.size) throw new UserError(`train.crop = ${t.crop} is larger than the shard images (${train.size}×${train.size})`);
     const mean = t.subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
-    const params = pickParams(ctx.config, TRAIN_PARAMS);
-    const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
-    ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops; snapshots in ${snapshotDir}`);
+    const seeds = repeatSeeds(ctx.config);
+    const total = t.epochs * seeds.length;
     // The epoch progress covers only the epochs this run trains (none when a finished run is resumed) and stops
     // with the last epoch, before the final snapshot is written.
     let progress: ReturnType<StageContext['progress']> | null = null;
+    let doneBefore = 0;
     let firstEpoch = 0;
     const stopProgress = () => {
       progress?.stop();
       progress = null;
     };
-    let result;
+    const out = ctx.out(modelDir(ctx.config));
+    const repeats: RepeatRecord[] = [];
+    let firstRecord: Record<string, unknown> | null = null;
     try {
-      result = await trainModel({
-        train, validation, mean, spec,
-        crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
-        batchSize: t.batchSize, epochs: t.epochs, patience: t.patience, snapshotEvery: t.snapshotEvery, seed: ctx.config.seed,
-        snapshotDir, resumeFrom: t.resumeFrom, log: (l) => ctx.log.info(l), signal: ctx.signal,
-        onStart: (s) => {
-          if (s.done) return;
-          firstEpoch = s.epoch;
-          progress = ctx.progress(s.epoch > 0 ? `epochs ${s.epoch + 1}–${t.epochs}` : 'epochs', t.epochs - s.epoch);
-        },
-        onEpoch: (m, last) => {
-          progress?.update(m.epoch - firstEpoch);
-          if (last) stopProgress();
-        },
-      });
+      for (const [k, seed] of seeds.entries()) {
+        // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
+        // resumes) the same whatever the repeat count; `seed` (the split's) stays in.
+        const params = { ...pickParams(ctx.config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
+        const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
+        const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
+        ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
+        const result = await trainModel({
+          train, validation, mean, spec,
+          crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
+          batchSize: t.batchSize, epochs: t.epochs, schedule: t.schedule, patience: t.patience, plateau: t.plateau, cosine: t.cosine,
+          weightDecay: t.weightDecay, snapshotEvery: t.snapshotEvery, seed,
+          snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
+          onStart: (s) => {
+            firstEpoch = s.epoch;
+            if (s.done) return;
+            const label = seeds.length > 1 ? 'epochs (all seeds)' : s.epoch > 0 ? `epochs ${s.epoch + 1}–${t.epochs}` : 'epochs';
+            progress ??= ctx.progress(label, total - doneBefore - s.epoch);
+          },
+          onEpoch: (m, last) => {
+            progress?.update(doneBefore + m.epoch - firstEpoch);
+            if (last && k === seeds.length - 1) stopProgress();
+          },
+        });
+        doneBefore += result.state.epoch - firstEpoch;
+        const bestAcc = result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null;
+        ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; best checkpoint: epoch ${result.state.bestEpoch}, validation accuracy ${bestAcc !== null ? bestAcc.toFixed(3) : 'n/a'}${result.state.bestLoss !== null ? `, loss ${result.state.bestLoss.toFixed(4)}` : ''}`);
+        const dir = repeatDir(ctx.config, seed);
+        const target = join(out, dir);
+        mkdirSync(target, { recursive: true });
+        await result.model.save(fileSaver(target));
+        const last = result.metrics[result.metrics.length - 1];
+        repeats.push({ seed, dir, stopReason: result.stopReason, bestEpoch: result.state.bestEpoch, bestValidationAccuracy: bestAcc, finalTrainLoss: last?.trainLoss ?? null });
+        const record: Record<string, unknown> = {
+          config: ctx.config,
+          architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
+          backend: backend.name,
+          labelNames: train.labelNames,
+          imageSize: train.size,
+          crop: t.crop,
+          subtractMean: t.subtractMean,
+          seed,
+          stopReason: result.stopReason,
+          bestEpoch: result.state.bestEpoch,
+          bestValidationAccuracy: bestAcc,
+          bestValidationLoss: result.state.bestLoss,
+        };
+        if (k === 0) firstRecord = record;
+        else writeFileSync(join(target, 'config.json'), JSON.stringify(record, null, 2) + '\n');
+        writeFileSync(join(target, 'metrics.jsonl'), result.metrics.map((m) => JSON.stringify(EpochMetricsSchema.parse(m))).join('\n') + '\n');
+        result.model.dispose();
+      }
     } finally {
       stopProgress();
     }
-    ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs; best validation accuracy ${result.state.bestAccuracy >= 0 ? result.state.bestAccuracy.toFixed(3) : 'n/a'} at epoch ${result.state.bestEpoch}`);
-    const out = ctx.out(modelDir(ctx.config));
-    mkdirSync(out, { recursive: true });
-    await result.model.save(fileSaver(out));
-    const record = {
-      config: ctx.config,
-      architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
-      backend: backend.name,
-      labelNames: train.labelNames,
-      imageSize: train.size,
-      crop: t.crop,
-      subtractMean: t.subtractMean,
-      stopReason: result.stopReason,
-      bestEpoch: result.state.bestEpoch,
-      bestValidationAccuracy: result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null,
-    };
-    writeFileSync(join(out, 'config.json'), JSON.stringify(record, null, 2) + '\n');
-    writeFileSync(join(out, 'metrics.jsonl'), result.metrics.map((m) => JSON.stringify(EpochMetricsSchema.parse(m))).join('\n') + '\n');
-    result.model.dispose();
+    // The first model's config.json is written last, listing every repeat, so it is complete once it exists.
+    writeFileSync(join(out, 'config.json'), JSON.stringify({ ...firstRecord, repeats }, null, 2) + '\n');
   },
 };

@@ -1,7 +1,8 @@
 /**
  * Builds tfjs-layers models from a {@link ModelSpec}: input `[S, S, 3]` float32 (mean-subtracted crop, HWC) →
- * conv (ReLU, He-uniform, same padding unless told) [→ max-pool] … → flatten → dense (ReLU, He-uniform) → dropout …
- * → dense (Glorot-uniform, Lasagne's default) → softmax. Weights are initialised from the seed.
+ * conv (He-uniform, same padding unless told) [→ batch norm] → ReLU [→ max-pool] … → flatten → dense (He-uniform)
+ * [→ batch norm] → ReLU → dropout … → dense (Glorot-uniform, Lasagne's default) → softmax. Weights are initialised
+ * from the seed. Without batch norm a layer is one tfjs layer with a built-in ReLU, as before batch norm existed.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -57,6 +58,12 @@ export interface BuiltModel {
   logits: tfl.LayersModel;
 }
 
+/** Batch normalisation over the last (channel) axis, then ReLU; layers named `<layer>_bn`, `<layer>_relu`. */
+function batchNormRelu(x: tfl.SymbolicTensor, layer: string): tfl.SymbolicTensor {
+  const y = tfl.layers.batchNormalization({ name: `${layer}_bn`, axis: -1 }).apply(x) as tfl.SymbolicTensor;
+  return tfl.layers.reLU({ name: `${layer}_relu` }).apply(y) as tfl.SymbolicTensor;
+}
+
 /**
  * Builds the model.
  * @param inputSize side S of the square input crop, pixels.
@@ -70,21 +77,25 @@ export function buildModel(spec: ModelSpec, inputSize: number, classes: number, 
   const input = tfl.input({ shape: [inputSize, inputSize, 3], name: 'image' });
   let x: tfl.SymbolicTensor = input;
   spec.convs.forEach((c, i) => {
+    const bn = c.batchNorm === true;
     x = tfl.layers
       .conv2d({
-        name: `conv${i}`, filters: c.filters, kernelSize: c.kernelSize, strides: c.strides, padding: c.padding, activation: 'relu',
-        kernelInitializer: tfl.initializers.heUniform({ seed: next() }), biasInitializer: 'zeros',
+        name: `conv${i}`, filters: c.filters, kernelSize: c.kernelSize, strides: c.strides, padding: c.padding, activation: bn ? 'linear' : 'relu',
+        kernelInitializer: tfl.initializers.heUniform({ seed: next() }), biasInitializer: 'zeros', useBias: !bn,
       })
       .apply(x) as tfl.SymbolicTensor;
+    if (bn) x = batchNormRelu(x, `conv${i}`);
     if (c.pool) x = tfl.layers.maxPooling2d({ name: `pool${i}`, poolSize: c.pool.poolSize, strides: c.pool.strides, padding: 'valid' }).apply(x) as tfl.SymbolicTensor;
     const shape = x.shape;
     if (shape.some((d) => d !== null && d <= 0)) throw new Error(`model: conv layer ${i} leaves an empty ${shape.slice(1).join('×')} output for ${inputSize}×${inputSize} input`);
   });
   x = tfl.layers.flatten({ name: 'flatten' }).apply(x) as tfl.SymbolicTensor;
   spec.denses.forEach((d, i) => {
+    const bn = d.batchNorm === true;
     x = tfl.layers
-      .dense({ name: `dense${i}`, units: d.units, activation: 'relu', kernelInitializer: tfl.initializers.heUniform({ seed: next() }) })
+      .dense({ name: `dense${i}`, units: d.units, activation: bn ? 'linear' : 'relu', useBias: !bn, kernelInitializer: tfl.initializers.heUniform({ seed: next() }) })
       .apply(x) as tfl.SymbolicTensor;
+    if (bn) x = batchNormRelu(x, `dense${i}`);
     if (d.dropout > 0) x = new SeededDropout({ name: `dropout${i}`, rate: d.dropout, seed: next() }).apply(x) as tfl.SymbolicTensor;
   });
   const logitsOut = tfl.layers

@@ -1,11 +1,11 @@
 /**
  * The training loop: seeded epochs of shuffled, randomly cropped and mirrored batches, Nesterov momentum or Adam,
- * the study's adaptive learning rate, snapshots and exact resumption.
+ * optional L2 weight decay (train/regularization.ts), a learning-rate schedule, snapshots and exact resumption.
  *
- * Adaptive learning rate (the study's experiment runner): after each epoch the validation accuracy (centre crops)
- * is compared with the best so far; after `patience` epochs without improvement the learning rate is divided by 10,
- * the best weights are restored and the optimizer starts afresh (its slots belonged to the abandoned trajectory);
- * training stops when the learning rate falls below 1e-10. At the end the best weights are kept.
+ * The schedule (train/schedule.ts: `plateau`, `cosine`, `study`, `constant`) decides from the validation loss and
+ * accuracy (centre crops) after each epoch; every learning-rate change is logged with its reason. A `plateau` or
+ * `cosine` change keeps the weights and the optimizer's state; a `study` drop restores the best weights and starts the
+ * optimizer afresh (its slots belonged to the abandoned trajectory). When training ends the best checkpoint is kept.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -18,10 +18,15 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from './model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
+import { decayedWeights, l2Penalty } from './regularization.ts';
+import {
+  afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState, STUDY_MIN_LEARNING_RATE,
+  type CosineOptions, type PlateauOptions, type ScheduleName, type ScheduleOptions, type ScheduleState,
+} from './schedule.ts';
 import type { SplitData } from './shards.ts';
 
-/** Learning rate below which training stops (the study). */
-export const MIN_LEARNING_RATE = 1e-10;
+/** Learning rate below which the `study` schedule stops training (the study). */
+export const MIN_LEARNING_RATE = STUDY_MIN_LEARNING_RATE;
 
 /** Options of {@link trainModel}. */
 export interface TrainOptions {
@@ -39,7 +44,16 @@ export interface TrainOptions {
   adam: { beta1: number; beta2: number; epsilon: number };
   batchSize: number;
   epochs: number;
+  /** Learning-rate schedule (train/schedule.ts); default `study`, the loop's behaviour before schedules existed. */
+  schedule?: ScheduleName;
+  /** `study`: epochs without a better validation accuracy before the learning rate is divided by 10. */
   patience: number;
+  /** `plateau` options (default {@link DEFAULT_PLATEAU}). */
+  plateau?: PlateauOptions;
+  /** `cosine` options (default {@link DEFAULT_COSINE}). */
+  cosine?: CosineOptions;
+  /** L2 weight decay λ on conv and dense kernels (train/regularization.ts); default 0. */
+  weightDecay?: number;
   snapshotEvery: number;
   seed: number;
   /** Where snapshots are written (and resumed from when one exists). */
@@ -62,13 +76,9 @@ export interface TrainOptions {
 }
 
 /** Schedule and PRNG state saved in snapshots. */
-export interface TrainState {
+export interface TrainState extends ScheduleState {
   /** Epochs completed. */
   epoch: number;
-  learningRate: number;
-  bestAccuracy: number;
-  bestEpoch: number;
-  sinceBest: number;
   rngState: number;
   /** Training steps done (dropout masks are drawn per step). */
   step: number;
@@ -82,7 +92,7 @@ export interface TrainResult {
   model: tfl.LayersModel;
   metrics: EpochMetrics[];
   state: TrainState;
-  /** Why training ended: `epochs`, `learning rate below 1e-10`, or `stopAfter`. */
+  /** Why training ended: `epochs`, `learning rate below 1e-10` (`study`), or `stopAfter`. */
   stopReason: string;
   loaderMode: string;
 }
@@ -120,6 +130,17 @@ function disposeOptimizer(opt: tf.Optimizer): void {
   if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
 }
 
+/**
+ * Sets the learning rate of an optimizer made by {@link makeOptimizer}, keeping its slots: MomentumOptimizer keeps
+ * −rate in a scalar (`setLearningRate`), AdamOptimizer reads its `learningRate` field at every step (tfjs-core 4.22).
+ * (`instanceof` cannot tell them apart: tfjs optimizers answer it by duck typing.)
+ */
+function setLearningRate(opt: tf.Optimizer, lr: number): void {
+  const o = opt as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
 function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
   return vars.map((v) => tf.keep(tf.clone(v)));
 }
@@ -133,10 +154,18 @@ function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const classes = o.train.labelNames.length;
   const { model, logits } = buildModel(o.spec, o.crop, classes, o.seed);
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  // Trained by the optimizer; `vars` adds the non-trainable state (batch-norm moving statistics), which snapshots
+  // and the best checkpoint keep too. Without batch norm both lists are the same.
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const vars = [...trainable, ...model.nonTrainableWeights.map((w) => w.read() as tf.Variable)];
+  const decayed = decayedWeights(model);
+  const sched: ScheduleOptions = {
+    name: o.schedule ?? 'study', learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
+    plateau: o.plateau ?? DEFAULT_PLATEAU, cosine: o.cosine ?? DEFAULT_COSINE,
+  };
   const rng = new Rng(o.seed ^ 0x5eed);
   let state: TrainState = {
-    epoch: 0, learningRate: o.learningRate, bestAccuracy: -1, bestEpoch: 0, sinceBest: 0, rngState: rng.state, step: 0, metrics: [], done: false, stopReason: null,
+    ...initialScheduleState(sched), epoch: 0, rngState: rng.state, step: 0, metrics: [], done: false, stopReason: null,
   };
   let best: tf.Tensor[] | null = null;
   let optimizer = makeOptimizer(o, state.learningRate);
@@ -151,7 +180,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       Object.values(g).flat().forEach((t) => t.tensor.dispose());
       throw new UserError(`snapshot in ${resumeDir} does not fit this model (${o.spec.architecture} ${JSON.stringify(o.spec.params)}); remove it or change train.run`);
     }
-    state = snap.state;
+    state = { ...initialScheduleState(sched), ...snap.state };
     w.forEach((t, i) => vars[i]!.assign(t.tensor));
     best = g.best ? g.best.map((t) => tf.keep(t.tensor)) : null;
     disposeOptimizer(optimizer);
@@ -191,6 +220,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         break;
       }
       const epoch = state.epoch + 1;
+      const change = beforeEpoch(sched, state, epoch);
+      if (change) {
+        setLearningRate(optimizer, change.learningRate);
+        o.log(`learning rate → ${fmtLearningRate(change.learningRate)} (${change.reason})`);
+      }
       const t0 = performance.now();
       const plans = planEpoch(rng, o.train.n, o.batchSize, o.train.size, o.crop, o.mirror);
       let lossSum = 0;
@@ -202,17 +236,24 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         setDropoutStep(logits, state.step++);
         const n = b.labels.length;
         let hits: tf.Scalar | null = null;
+        let dataLoss: tf.Scalar | null = null;
         const cost = tf.tidy(() => {
           const x = tf.tensor4d(b.x, [n, o.crop, o.crop, 3]);
           const y = tf.tensor1d(b.labels, 'int32');
           return optimizer.minimize(() => {
             const out = logits.apply(x, { training: true }) as tf.Tensor2D;
             hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))) as tf.Scalar;
-            return tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
-          }, true, vars) as tf.Scalar;
+            const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
+            const penalty = l2Penalty(decayed, o.weightDecay ?? 0);
+            if (!penalty) return ce;
+            dataLoss = tf.keep(ce);
+            return tf.add(ce, penalty) as tf.Scalar;
+          }, true, trainable) as tf.Scalar;
         });
-        const loss = (await cost.data())[0]!;
+        // The logged training loss is the cross-entropy alone (without the weight-decay penalty).
+        const loss = (await (dataLoss ?? cost).data())[0]!;
         cost.dispose();
+        (dataLoss as tf.Scalar | null)?.dispose();
         correct += (await hits!.data())[0]!;
         (hits as tf.Scalar | null)?.dispose();
         if (!Number.isFinite(loss)) {
@@ -247,25 +288,23 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
           (valAcc !== null ? `, validation loss ${valLoss!.toFixed(4)} acc ${valAcc.toFixed(3)}` : '') +
           `, lr ${fmtLearningRate(state.learningRate)}, ${m.imagesPerSecond.toFixed(0)} images/s`,
       );
-      if (valAcc !== null) {
-        if (valAcc > state.bestAccuracy) {
-          state.bestAccuracy = valAcc;
-          state.bestEpoch = epoch;
-          state.sinceBest = 0;
-          best?.forEach((t) => t.dispose());
-          best = cloneAll(vars);
-        } else if (++state.sinceBest >= o.patience) {
-          state.learningRate = Number((state.learningRate / 10).toPrecision(12)); // 1e-6, not 1.0000000000000002e-6
-          state.sinceBest = 0;
+      const d = afterEpoch(sched, state, epoch, valAcc !== null ? { loss: valLoss!, accuracy: valAcc } : null);
+      if (d.newBest) {
+        best?.forEach((t) => t.dispose());
+        best = cloneAll(vars);
+      }
+      if (d.learningRate !== null) {
+        if (d.restoreBest) {
           if (best) vars.forEach((v, i) => v.assign(best![i]!));
           disposeOptimizer(optimizer);
           optimizer = makeOptimizer(o, state.learningRate);
-          o.log(`no better validation accuracy for ${o.patience} epochs: learning rate → ${fmtLearningRate(state.learningRate)}, weights of epoch ${state.bestEpoch} restored`);
-          if (state.learningRate < MIN_LEARNING_RATE) {
-            state.done = true;
-            state.stopReason = `learning rate below ${MIN_LEARNING_RATE}`;
-          }
-        }
+        } else setLearningRate(optimizer, state.learningRate);
+        m.scheduleEvent = d.reason;
+        o.log(d.reason!);
+      }
+      if (d.stop) {
+        state.done = true;
+        state.stopReason = d.stop;
       }
       if (state.epoch >= o.epochs && !state.done) {
         state.done = true;
