@@ -14,6 +14,7 @@ import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
 import { predictSplit } from '../train/predict.ts';
+import { startInferencePool, defaultThreads } from '../train/data-parallel.ts';
 import { readMean, readSplit } from '../train/shards.ts';
 import { modelDir } from './train.ts';
 
@@ -52,7 +53,13 @@ export const evaluateStage: Stage = {
     const crops = ctx.config.eval.crops;
     const perBatch = Math.max(1, Math.floor(rec.config.train.batchSize / crops));
     const progress = ctx.progress('test images', test.n);
-    const { predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n));
+    const pool = await startInferencePool(dir, rec.crop, rec.labelNames.length, perBatch * crops, ctx.config.train.threads ?? defaultThreads(), (l) => ctx.log.info(l));
+    let predicted: Int32Array;
+    try {
+      ({ predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n), pool));
+    } finally {
+      await pool?.close();
+    }
     progress.stop();
     model.dispose();
     const metrics = EvalMetricsSchema.parse(

@@ -19,6 +19,7 @@ import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
 import { readMean, readSplit } from '../train/shards.ts';
 import { trainModel } from '../train/train-loop.ts';
+import { defaultThreads } from '../train/data-parallel.ts';
 
 /** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
 export const TRAIN_PARAMS = [
@@ -78,7 +79,7 @@ export const trainStage: Stage = {
         train, validation, mean, spec,
         crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
         batchSize: t.batchSize, epochs: t.epochs, patience: t.patience, snapshotEvery: t.snapshotEvery, seed: ctx.config.seed,
-        snapshotDir, resumeFrom: t.resumeFrom, log: (l) => ctx.log.info(l), signal: ctx.signal,
+        snapshotDir, resumeFrom: t.resumeFrom, log: (l) => ctx.log.info(l), signal: ctx.signal, threads: t.threads ?? defaultThreads(),
         onStart: (s) => {
           if (s.done) return;
           firstEpoch = s.epoch;
