@@ -88,8 +88,13 @@ export type ReplicaReply =
   | { op: 'forward' }
   | { op: 'error'; message: string };
 
-/** `train.threads` when unset: the threads Node reports available (`os.availableParallelism()`). */
+/**
+ * `train.threads` when unset: `COVERS_THREADS` when set to a positive integer (e.g. to leave cores to other work
+ * in `covers demo`, which takes no config), else the threads Node reports available (`os.availableParallelism()`).
+ */
 export function defaultThreads(): number {
+  const env = Number(process.env.COVERS_THREADS);
+  if (Number.isInteger(env) && env >= 1) return env;
   return Math.max(1, availableParallelism());
 }
 
