@@ -7,8 +7,7 @@
  * - issue 14: AlexNet-224 training (batch 32, Nesterov) on wasm in rounds, each round interleaving today's kernels
  *   (`setFastWasmGradients(false)`, 1 thread), ours on 1 thread, PyTorch on 1 thread (bench/torch_train.py, same
  *   network and batch), ours data-parallel on all threads, PyTorch on as many threads; medians over the rounds;
- * - issue 14: the demo (`covers demo`) end to end, today's kernels on one thread (`COVERS_WASM_FAST_GRADIENTS=0
- *   COVERS_THREADS=1`) against the defaults, interleaved (full runs only: minutes each).
+ * (The demo end to end, issue 14's third target, is bench/demo.bench.ts.)
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -114,14 +113,6 @@ function alexTorch(specFile: string, batch: number, steps: number, threads: numb
   return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { imagesPerSecond: number }).imagesPerSecond;
 }
 
-/** Wall seconds of one `covers demo` into a fresh directory with `env` added. */
-function demoSeconds(dir: string, env: Record<string, string>): number {
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'covers.js'), 'demo', '--data-dir', dir, '--quiet'], { cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 3_600_000 });
-  if (r.status !== 0) throw new Error(`covers demo failed (${r.status}): ${r.stderr.slice(-500)}`);
-  return (performance.now() - t0) / 1000;
-}
-
 /** Issue 14's figures (see the module comment). */
 async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
   await selectBackend('wasm');
@@ -164,23 +155,6 @@ async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
       const t = median(m.torchN);
       out.push({ name: `AlexNet-224 training, wasm ${threads} threads vs PyTorch CPU ${threads} threads`, value: oursN, unit: 'images/s', baseline: { name: `PyTorch ${threads} threads, same run`, value: t }, target: '≥ 0.3× PyTorch', met: oursN / t >= 0.3, notes });
     }
-  }
-  if (!ctx.quick) {
-    const base: number[] = [];
-    const ours: number[] = [];
-    const demoLoads: string[] = [];
-    for (let r = 0; r < 1; r++) {
-      demoLoads.push(load());
-      base.push(demoSeconds(join(ctx.tmpDir, `demo-today-${r}`), { COVERS_WASM_FAST_GRADIENTS: '0', COVERS_THREADS: '1' }));
-      ours.push(demoSeconds(join(ctx.tmpDir, `demo-ours-${r}`), {}));
-      ctx.log(`demo: today ${base.at(-1)!.toFixed(0)} s, ours ${ours.at(-1)!.toFixed(0)} s`);
-    }
-    demoLoads.push(load());
-    out.push({
-      name: 'covers demo end to end (crawl the simulator … report), defaults vs today\'s kernels on 1 thread', value: median(ours), unit: 's',
-      baseline: { name: 'COVERS_WASM_FAST_GRADIENTS=0 COVERS_THREADS=1, same run', value: median(base) }, target: '≥ 1.6× faster', met: median(base) / median(ours) >= 1.6,
-      notes: `${base.length} interleaved pair(s); load averages: ${demoLoads.join('; ')}`,
-    });
   }
   return out;
 }

@@ -36,7 +36,7 @@ find "$stage/node_modules/webgpu/dist" -mindepth 1 -maxdepth 1 ! -name linux-x64
   && cp -P x/usr/lib/x86_64-linux-gnu/libvulkan.so.1* . && rm -rf x)
 ls "$stage/lib"/libvulkan.so.1 >/dev/null
 
-tar -C "$dist" -cJf "$dist/covers-gpu-bench-linux-x64.tar.xz" covers-gpu-bench
+XZ_OPT="-T0 -6" tar -C "$dist" -cJf "$dist/covers-gpu-bench-linux-x64.tar.xz" covers-gpu-bench
 bytes=$(stat -c %s "$dist/covers-gpu-bench-linux-x64.tar.xz")
 echo "bundle: $stage ($(du -sh "$stage" | cut -f1)); $dist/covers-gpu-bench-linux-x64.tar.xz: $((bytes / 1048576)) MiB"
 if [ "$bytes" -gt $((64 * 1048576)) ]; then echo "pack.sh: the bundle is over 64 MiB compressed" >&2; exit 1; fi
