@@ -23,6 +23,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$out"
+if ! python3 -c 'import torch' 2>/dev/null; then
+  echo "run.sh: python3 ($(command -v python3 || echo 'not found')) cannot import torch; install PyTorch first" >&2
+  exit 1
+fi
 # The bundled Vulkan loader (Debian's libvulkan1), used when the machine has none; the GPU driver provides the ICD.
 export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$here/lib"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
