@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
-import { chunkRange, ReplicaPool, sliceRows, startInferencePool } from '../train/data-parallel.ts';
+import { chunkRange, disposeOptimizer, makeOptimizer, ReplicaPool, sliceRows, startInferencePool, type OptimizerConfig } from '../train/data-parallel.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
@@ -111,29 +111,36 @@ test('a 2-thread run stopped after 2 epochs and resumed equals an uninterrupted 
   resumed.model.dispose();
 });
 
-test('replicas stay equal to the calling thread after steps: their forward passes match it bit for bit', async () => {
-  const classes = 3;
-  const { model, logits } = buildModel(SPEC, 12, classes, 5);
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const optimizer = tf.train.momentum(0.05, 0.9, true);
-  const pool = await ReplicaPool.start({ threads: 2, backend: 'wasm', vars, crop: 12, classes, maxRows: 9, model: { kind: 'build', spec: SPEC, crop: 12, classes, seed: 99 } });
-  try {
-    await pool.sync(vars, optimizer, { kind: 'nesterov', learningRate: 0.05, momentum: 0.9 });
-    const x = new Float32Array(9 * 12 * 12 * 3).map((_, i) => Math.sin(i * 0.37));
-    const labels = Int32Array.from({ length: 9 }, (_, i) => i % classes);
-    const before = tf.memory().numTensors;
-    for (let s = 0; s < 3; s++) await pool.step(logits, vars, optimizer, x, labels, s);
-    assert.ok(tf.memory().numTensors - before <= vars.length, 'no tensors leak per step (beyond the optimizer slots made by the first)');
-    const got = Float32Array.from(await pool.forward(logits, x, 9, 'logits'));
-    const own = logits.predict(tf.tensor4d(x, [9, 12, 12, 3])) as tf.Tensor;
-    assert.deepEqual(Array.from(got), Array.from(own.dataSync()), 'rows computed by the worker equal this thread\'s');
-    own.dispose();
-  } finally {
-    await pool.close();
-    model.dispose();
-    optimizer.dispose();
-  }
-});
+for (const kind of ['nesterov', 'adam'] as const) {
+  test(`replicas stay equal to the calling thread across steps and a re-sync (${kind}): their forward passes match it bit for bit`, async () => {
+    const classes = 3;
+    const { model, logits } = buildModel(SPEC, 12, classes, 5);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const config: OptimizerConfig = kind === 'adam'
+      ? { kind, learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }
+      : { kind, learningRate: 0.05, momentum: 0.9 };
+    const optimizer = makeOptimizer(config);
+    const pool = await ReplicaPool.start({ threads: 2, backend: 'wasm', vars, crop: 12, classes, maxRows: 9, model: { kind: 'build', spec: SPEC, crop: 12, classes, seed: 99 } });
+    try {
+      await pool.sync(vars, optimizer, config);
+      const x = new Float32Array(9 * 12 * 12 * 3).map((_, i) => Math.sin(i * 0.37));
+      const labels = Int32Array.from({ length: 9 }, (_, i) => i % classes);
+      const before = tf.memory().numTensors;
+      for (let s = 0; s < 3; s++) await pool.step(logits, vars, optimizer, x, labels, s);
+      assert.ok(tf.memory().numTensors - before <= 2 * vars.length, 'no tensors leak per step (beyond the optimizer slots made by the first)');
+      await pool.sync(vars, optimizer, config); // as at an epoch boundary: optimizer state mid-run
+      for (let s = 3; s < 6; s++) await pool.step(logits, vars, optimizer, x, labels, s);
+      const got = Float32Array.from(await pool.forward(logits, x, 9, 'logits'));
+      const own = logits.predict(tf.tensor4d(x, [9, 12, 12, 3])) as tf.Tensor;
+      assert.deepEqual(Array.from(got), Array.from(own.dataSync()), 'rows computed by the worker equal this thread\'s');
+      own.dispose();
+    } finally {
+      await pool.close();
+      model.dispose();
+      disposeOptimizer(optimizer);
+    }
+  });
+}
 
 test('evaluation on 2 threads (workers load the saved model) predicts what 1 thread predicts', async () => {
   const { model } = buildModel(SPEC, 12, 3, 8);

@@ -41,6 +41,29 @@ export function disposeOptimizer(opt: tf.Optimizer): void {
   if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
 }
 
+/** tfjs-core 4.22 AdamOptimizer's private running powers of β1 and β2. */
+interface AdamPowers {
+  accBeta1?: tf.Variable;
+  accBeta2?: tf.Variable;
+}
+
+/** Adam's running β1ᵗ and β2ᵗ, or null for other optimizers. */
+export function adamPowers(opt: tf.Optimizer): [number, number] | null {
+  const a = opt as unknown as AdamPowers;
+  if (!(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return null;
+  return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
+}
+
+/** Sets Adam's running powers (see {@link adamPowers}); no-op for other optimizers. */
+export function setAdamPowers(opt: tf.Optimizer, p: [number, number] | null): void {
+  const a = opt as unknown as AdamPowers;
+  if (!p || !(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return;
+  tf.tidy(() => {
+    a.accBeta1!.assign(tf.scalar(p[0]));
+    a.accBeta2!.assign(tf.scalar(p[1]));
+  });
+}
+
 /** How a replica gets its model: built from a spec (training; weights come with {@link ReplicaPool.sync}) or loaded. */
 export type ReplicaModel =
   | { kind: 'build'; spec: ModelSpec; crop: number; classes: number; seed: number }
@@ -73,7 +96,11 @@ export interface ReplicaInit {
 
 /** Messages to a worker. */
 export type ReplicaRequest =
-  | { op: 'sync'; weights: Float32Array[]; optimizer: OptimizerConfig; optimizerWeights: { name: string; shape: number[]; values: Float32Array }[] }
+  | {
+    op: 'sync'; weights: Float32Array[]; optimizer: OptimizerConfig; optimizerWeights: { name: string; shape: number[]; values: Float32Array }[];
+    /** Adam's running β1ᵗ, β2ᵗ as this thread has them (setWeights recomputes them with pow, which may differ in the last bit). */
+    adamPowers: [number, number] | null;
+  }
   | { op: 'step'; rows: number; step: number }
   | { op: 'reduce' }
   | { op: 'apply' }
@@ -329,7 +356,7 @@ export class ReplicaPool {
     const ow = await optimizer.getWeights();
     const optimizerWeights = ow.map((t) => ({ name: t.name, shape: t.tensor.shape, values: t.tensor.dataSync() as Float32Array }));
     for (const t of ow) if (!(t.tensor instanceof tf.Variable)) t.tensor.dispose();
-    await this.all({ op: 'sync', weights, optimizer: config, optimizerWeights }, () => undefined); // structured clones
+    await this.all({ op: 'sync', weights, optimizer: config, optimizerWeights, adamPowers: adamPowers(optimizer) }, () => undefined); // structured clones
   }
 
   /**

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { selectBackend } from './backends.ts';
 import {
-  applyReduced, disposeOptimizer, makeOptimizer, reduceChunk, sliceForward, sliceGradients, sliceRows,
+  applyReduced, disposeOptimizer, makeOptimizer, setAdamPowers, reduceChunk, sliceForward, sliceGradients, sliceRows,
   type ReplicaInit, type ReplicaReply, type ReplicaRequest,
 } from './data-parallel.ts';
 import { fileLoader } from './model-io.ts';
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
           await optimizer.setWeights(ws); // copies them into the optimizer's own variables
           for (const w of ws) w.tensor.dispose();
         }
+        setAdamPowers(optimizer, m.adamPowers);
         return { op: 'synced' };
       }
       case 'step': {
