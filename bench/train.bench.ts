@@ -121,7 +121,7 @@ async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
   writeFileSync(specFile, JSON.stringify(spec));
   const batch = 32;
   const steps = ctx.quick ? 1 : 2;
-  const rounds = ctx.quick ? 1 : 3;
+  const rounds = ctx.quick ? 1 : Number(process.env.BENCH_TRAIN_ROUNDS ?? 3);
   const threads = defaultThreads();
   const m = { today: [] as number[], ours1: [] as number[], torch1: [] as number[], oursN: [] as number[], torchN: [] as number[] };
   const loads: string[] = [];
