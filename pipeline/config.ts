@@ -200,6 +200,11 @@ export const ConfigSchema = z
       .object({
         /** TensorFlow.js backend; `auto` picks the fastest that loads. */
         backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
+        /**
+         * Threads for data-parallel training, validation and evaluation on the CPU backends (wasm, cpu); null: all
+         * the machine offers (`os.availableParallelism()`). Results differ only by float summation order.
+         */
+        threads: z.number().int().min(1).max(256).nullable().default(null),
         /** Model family of the study's experiment runner. */
         architecture: z.enum(['ConvNet', 'AlexNet', 'VggNet', 'SingleLayerMlp', 'LasagneMnistConvExample']).default('AlexNet'),
         /** The study's model parameter string, e.g. `num_conv_layers=2:lc0_num_filters=32`; overrides the architecture's defaults. */

@@ -16,6 +16,7 @@ import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
 import { predictSplit } from '../train/predict.ts';
+import { defaultThreads, startInferencePool } from '../train/data-parallel.ts';
 import { readMean, readSplit } from '../train/shards.ts';
 import { modelDir, type RepeatRecord } from './train.ts';
 
@@ -59,7 +60,13 @@ export const evaluateStage: Stage = {
     const perSeed: (SeedAccuracy & { predicted: Int32Array })[] = [];
     for (const r of repeats) {
       const model = await tfl.loadLayersModel(fileLoader(join(dir, r.dir)));
-      const { predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n));
+      const pool = await startInferencePool(join(dir, r.dir), rec.crop, test.labelNames.length, perBatch * crops, ctx.config.train.threads ?? defaultThreads(), (l) => ctx.log.info(l));
+      let predicted: Int32Array;
+      try {
+        ({ predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n), pool));
+      } finally {
+        await pool?.close();
+      }
       model.dispose();
       const m = classificationMetrics(predicted, test.labels, test.labelNames, { model: 'convnet', split: 'test', crops, backend: backend.name, seconds: 0, details: {} });
       perSeed.push({ seed: r.seed, n: m.n, accuracy: m.accuracy, accuracyInterval95: m.accuracyInterval95, predicted });

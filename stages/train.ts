@@ -23,6 +23,7 @@ import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
 import { readMean, readSplit } from '../train/shards.ts';
 import { trainModel } from '../train/train-loop.ts';
+import { defaultThreads } from '../train/data-parallel.ts';
 
 /** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
 export const TRAIN_PARAMS = [
@@ -116,6 +117,7 @@ export const trainStage: Stage = {
           batchSize: t.batchSize, epochs: t.epochs, schedule: t.schedule, patience: t.patience, plateau: t.plateau, cosine: t.cosine,
           weightDecay: t.weightDecay, snapshotEvery: t.snapshotEvery, seed,
           snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
+          threads: t.threads ?? defaultThreads(),
           onStart: (s) => {
             firstEpoch = s.epoch;
             if (s.done) return;

@@ -26,6 +26,12 @@ export class SeededDropout extends tfl.layers.Layer {
   readonly seed: number;
   /** The training step the next mask belongs to. */
   step = 0;
+  /**
+   * Which rows of the whole batch the next input holds (data-parallel training gives each thread a slice): the mask
+   * is drawn for `total` rows and rows `offset …` are used, so masks do not depend on how the batch is split.
+   * Null: the input is the whole batch.
+   */
+  rows: { offset: number; total: number } | null = null;
 
   constructor(args: SeededDropoutArgs) {
     super({ name: args.name });
@@ -38,7 +44,15 @@ export class SeededDropout extends tfl.layers.Layer {
     if (!kwargs.training || this.rate <= 0) return tf.clone(x);
     // A distinct 32-bit seed per (layer seed, step).
     const s = (Math.imul(this.seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(this.step + 1, 0xc2b2ae35)) >>> 0;
-    return tf.dropout(x, this.rate, undefined, s);
+    const r = this.rows;
+    if (!r || (r.offset === 0 && r.total === x.shape[0])) return tf.dropout(x, this.rate, undefined, s);
+    // tf.dropout's mask (tfjs-core 4.22 ops/dropout.ts) for the whole batch, cut to this slice's rows.
+    return tf.tidy(() => {
+      const keep = 1 - this.rate;
+      const all = tf.randomUniform([r.total, ...x.shape.slice(1)], 0, 1, 'float32', s);
+      const rows = tf.slice(all, r.offset, x.shape[0]);
+      return tf.mul(x, tf.div(tf.floor(tf.add(rows, keep)), keep));
+    });
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -47,9 +61,17 @@ export class SeededDropout extends tfl.layers.Layer {
 }
 tf.serialization.registerClass(SeededDropout);
 
-/** Sets the dropout step of every {@link SeededDropout} of a model. */
-export function setDropoutStep(model: tfl.LayersModel, step: number): void {
-  for (const layer of model.layers) if (layer instanceof SeededDropout) layer.step = step;
+/**
+ * Sets the dropout step of every {@link SeededDropout} of a model, and which rows of the whole batch the next input
+ * holds (`rows`, see {@link SeededDropout.rows}; default: the whole batch).
+ */
+export function setDropoutStep(model: tfl.LayersModel, step: number, rows: { offset: number; total: number } | null = null): void {
+  for (const layer of model.layers) {
+    if (layer instanceof SeededDropout) {
+      layer.step = step;
+      layer.rows = rows;
+    }
+  }
 }
 
 /** A built model: `model` outputs softmax probabilities `[B, classes]`; `logits` shares its layers and outputs logits. */

@@ -18,6 +18,7 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from './model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
+import { disposeOptimizer, makeOptimizer as makeOptimizerOf, ReplicaPool, type OptimizerConfig } from './data-parallel.ts';
 import { decayedWeights, l2Penalty } from './regularization.ts';
 import {
   afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState, STUDY_MIN_LEARNING_RATE,
@@ -63,6 +64,11 @@ export interface TrainOptions {
   log: (line: string) => void;
   signal?: AbortSignal;
   /**
+   * Threads for data-parallel training and validation (train/data-parallel.ts; default 1). Used on the CPU
+   * backends (wasm, cpu); GPU backends train on one thread.
+   */
+  threads?: number;
+  /**
    * Called once before the first epoch (after resuming from a snapshot, if any) with the epochs already completed
    * and whether training is already finished (a resumed finished run trains no further epochs).
    */
@@ -98,19 +104,31 @@ export interface TrainResult {
 }
 
 function makeOptimizer(o: TrainOptions, lr: number): tf.Optimizer {
-  return o.optimizer === 'adam' ? tf.train.adam(lr, o.adam.beta1, o.adam.beta2, o.adam.epsilon) : tf.train.momentum(lr, o.momentum, true);
+  return makeOptimizerOf(optimizerConfig(o, lr));
+}
+
+/** The optimizer of `o` at learning rate `lr`, as data-parallel replicas build it too. */
+function optimizerConfig(o: TrainOptions, lr: number): OptimizerConfig {
+  return o.optimizer === 'adam'
+    ? { kind: 'adam', learningRate: lr, beta1: o.adam.beta1, beta2: o.adam.beta2, epsilon: o.adam.epsilon }
+    : { kind: 'nesterov', learningRate: lr, momentum: o.momentum };
 }
 
 /** Mean cross-entropy and accuracy of `logits` on a split (centre crops), in batches. */
-export async function evaluateLoss(logits: tfl.LayersModel, data: SplitData, crop: number, mean: Float32Array | null, batchSize: number, loader?: BatchLoader): Promise<{ loss: number; accuracy: number }> {
+export async function evaluateLoss(
+  logits: tfl.LayersModel, data: SplitData, crop: number, mean: Float32Array | null, batchSize: number, loader?: BatchLoader, pool?: ReplicaPool | null,
+): Promise<{ loss: number; accuracy: number }> {
   const l = loader ?? new BatchLoader(data, { crop, mean, worker: false });
   let lossSum = 0;
   let correct = 0;
   for await (const b of l.batches(planEval(data.n, batchSize, data.size, crop, 1))) {
+    const n = b.labels.length;
+    const logitsOut = pool ? await pool.forward(logits, b.x, n, 'logits') : null;
     const [ls, c] = tf.tidy(() => {
-      const x = tf.tensor4d(b.x, [b.labels.length, crop, crop, 3]);
       const y = tf.tensor1d(b.labels, 'int32');
-      const out = logits.apply(x, { training: false }) as tf.Tensor2D;
+      const out = logitsOut
+        ? tf.tensor2d(logitsOut, [n, logitsOut.length / n])
+        : (logits.apply(tf.tensor4d(b.x, [n, crop, crop, 3]), { training: false }) as tf.Tensor2D);
       const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(y, out.shape[1]), out, undefined, undefined, tf.Reduction.SUM);
       return [loss, tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))];
     });
@@ -123,13 +141,6 @@ export async function evaluateLoss(logits: tfl.LayersModel, data: SplitData, cro
   return { loss: lossSum / data.n, accuracy: correct / data.n };
 }
 
-/** Disposes an optimizer, including the learning-rate scalar that MomentumOptimizer.dispose() leaves (tfjs-core 4.22). */
-function disposeOptimizer(opt: tf.Optimizer): void {
-  opt.dispose();
-  const c = (opt as unknown as { c?: tf.Tensor }).c;
-  if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
-}
-
 /**
  * Sets the learning rate of an optimizer made by {@link makeOptimizer}, keeping its slots: MomentumOptimizer keeps
  * −rate in a scalar (`setLearningRate`), AdamOptimizer reads its `learningRate` field at every step (tfjs-core 4.22).
@@ -139,6 +150,45 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
   const o = opt as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
   if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
   else o.learningRate = lr;
+}
+
+function diverged(loss: number, epoch: number, batchNo: number, lr: number): UserError {
+  return new UserError(
+    `training diverged: loss ${loss} at epoch ${epoch}, batch ${batchNo} (learning rate ${fmtLearningRate(lr)}); lower train.learningRate or check the inputs`,
+  );
+}
+
+/**
+ * Starts the data-parallel replicas for `o.threads` > 1 on a CPU backend, or returns null (and says why): also for
+ * models with batch normalisation or a weight decay, which the replicas do not support yet.
+ */
+async function startPool(o: TrainOptions, vars: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
+  const threads = o.threads ?? 1;
+  if (threads <= 1) return null;
+  // The replicas compute the plain cross-entropy gradient of every variable: batch-norm statistics (per slice, and
+  // non-trainable moving averages) and the weight-decay penalty are not all-reduced yet, so those runs use one thread.
+  if (model.nonTrainableWeights.length > 0 || (o.weightDecay ?? 0) > 0) {
+    const why = model.nonTrainableWeights.length > 0 ? 'batch normalisation' : 'train.weightDecay';
+    o.log(`threads: 1 (train.threads = ${threads}; data-parallel training does not support ${why} yet)`);
+    return null;
+  }
+  const backend = tf.getBackend();
+  if (backend !== 'wasm' && backend !== 'cpu') {
+    o.log(`threads: 1 (train.threads = ${threads} applies to the CPU backends; ${backend} trains on one thread)`);
+    return null;
+  }
+  let pool: ReplicaPool;
+  try {
+    pool = await ReplicaPool.start({
+      threads, backend, vars, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
+      model: { kind: 'build', spec: o.spec, crop: o.crop, classes, seed: o.seed },
+    });
+  } catch (e) {
+    o.log(`threads: 1 (the ${threads - 1} worker thread(s) did not start: ${(e as Error).message})`);
+    return null;
+  }
+  o.log(`threads: ${threads} (data-parallel, ${backend} on each)`);
+  return pool;
 }
 
 function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
@@ -194,6 +244,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });
   const valLoader = o.validation ? new BatchLoader(o.validation, { crop: o.crop, mean: o.mean, worker: false }) : null;
   o.log(`loader: ${loader.mode}`);
+  const pool = await startPool(o, vars, classes, model);
 
   const snapshot = async () => {
     state.rngState = rng.state;
@@ -226,6 +277,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         o.log(`learning rate → ${fmtLearningRate(change.learningRate)} (${change.reason})`);
       }
       const t0 = performance.now();
+      // Weights, optimizer or learning rate may have changed since the last epoch (resume, restore, new rate).
+      await pool?.sync(vars, optimizer, optimizerConfig(o, state.learningRate));
       const plans = planEpoch(rng, o.train.n, o.batchSize, o.train.size, o.crop, o.mirror);
       let lossSum = 0;
       let correct = 0;
@@ -233,8 +286,15 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       for await (const b of loader.batches(plans)) {
         if (o.signal?.aborted) throw new InterruptedError();
         batchNo++;
-        setDropoutStep(logits, state.step++);
         const n = b.labels.length;
+        if (pool) {
+          const r = await pool.step(logits, vars, optimizer, b.x, b.labels, state.step++);
+          if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, state.learningRate);
+          lossSum += r.loss * n;
+          correct += r.correct;
+          continue;
+        }
+        setDropoutStep(logits, state.step++);
         let hits: tf.Scalar | null = null;
         let dataLoss: tf.Scalar | null = null;
         const cost = tf.tidy(() => {
@@ -256,18 +316,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         (dataLoss as tf.Scalar | null)?.dispose();
         correct += (await hits!.data())[0]!;
         (hits as tf.Scalar | null)?.dispose();
-        if (!Number.isFinite(loss)) {
-          throw new UserError(
-            `training diverged: loss ${loss} at epoch ${epoch}, batch ${batchNo} (learning rate ${fmtLearningRate(state.learningRate)}); lower train.learningRate or check the inputs`,
-          );
-        }
+        if (!Number.isFinite(loss)) throw diverged(loss, epoch, batchNo, state.learningRate);
         lossSum += loss * n;
       }
       const trainSeconds = (performance.now() - t0) / 1000;
       let valLoss: number | null = null;
       let valAcc: number | null = null;
       if (o.validation) {
-        const v = await evaluateLoss(logits, o.validation, o.crop, o.mean, o.batchSize, valLoader!);
+        const v = await evaluateLoss(logits, o.validation, o.crop, o.mean, o.batchSize, valLoader!, pool);
         valLoss = v.loss;
         valAcc = v.accuracy;
       }
@@ -317,6 +373,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   } finally {
     await loader.close();
     await valLoader?.close();
+    await pool?.close();
   }
   if (state.done) stopReason = state.stopReason ?? 'epochs';
   if (state.done && best) vars.forEach((v, i) => v.assign(best![i]!));
