@@ -13,7 +13,7 @@
  */
 import { ImpitHttpClient } from '@crawlee/impit-client';
 import type { Config } from '../pipeline/config.ts';
-import type { Logger } from '../pipeline/log.ts';
+import type { Logger } from '../util/log.ts';
 import { InterruptedError, UserError } from '../pipeline/stage.ts';
 
 /** A complete HTTP response. `headers` have lower-case names; `body` is the raw bytes. */

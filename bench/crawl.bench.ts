@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as cheerio from 'cheerio';
 import pLimit from 'p-limit';
 import { resolveConfig } from '../pipeline/config.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import { parseAlbumPage } from '../bandcamp/parse.ts';
 import { manifestFormat } from '../schemas/manifest.ts';

@@ -76,7 +76,7 @@ function pillowPass(listFile: string): (Pass & { cpuTotalMs: number }) | null {
 async function rssChild(dataDir: string, n: number, sharedDir: string, decoder: Decoder): Promise<void> {
   const { resolveConfig } = await import('../pipeline/config.ts');
   const { runStageOnce } = await import('../pipeline/context.ts');
-  const { createLogger } = await import('../pipeline/log.ts');
+  const { createLogger } = await import('../util/log.ts');
   const { shardsStage } = await import('../stages/shards.ts');
   const { splitsFormat } = await import('../schemas/splits.ts');
   const covers = coverPaths(sharedDir);

@@ -8,11 +8,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
 import { fillBatch, planEpoch } from '../train/augment.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { BACKEND_ORDER, selectBackend, type BackendName } from '../train/backends.ts';
 import { resolveModelSpec, type ModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
-import { readMean, readSplit } from '../train/shards.ts';
+import { readMean, readSplit } from '../schemas/shards/read.ts';
 import { join } from 'node:path';
 import { writeTestShards } from '../test/helpers/shards.ts';
 

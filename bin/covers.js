@@ -5,5 +5,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../pipeline/cli.ts');
+const { main } = await import('../cli/covers.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -4,11 +4,11 @@
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createLogger, type Logger, type LogLevel } from './log.ts';
-import { clean, closure, describeState, plan, TARGET_ALIASES, UnknownTargetError } from './runner.ts';
-import { InterruptedError, UserError, type Stage } from './stage.ts';
-import { makeWithSignals } from './summary.ts';
+import { ConfigError, loadConfig, type Config } from '../pipeline/config.ts';
+import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
+import { clean, closure, describeState, plan, TARGET_ALIASES, UnknownTargetError } from '../pipeline/runner.ts';
+import { InterruptedError, UserError, type Stage } from '../pipeline/stage.ts';
+import { makeWithSignals } from '../pipeline/summary.ts';
 
 /** Options every pipeline command shares. */
 interface CommonOptions {

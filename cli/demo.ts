@@ -5,10 +5,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig, type ConfigInput } from './config.ts';
-import { createLogger, type LogLevel } from './log.ts';
-import { InterruptedError, UserError } from './stage.ts';
-import { makeWithSignals } from './summary.ts';
+import { resolveConfig, type ConfigInput } from '../pipeline/config.ts';
+import { createLogger, type LogLevel } from '../util/log.ts';
+import { InterruptedError, UserError } from '../pipeline/stage.ts';
+import { makeWithSignals } from '../pipeline/summary.ts';
 
 /** Loopback ports of the demo's simulator (site, images). */
 export const DEMO_PORTS = [47311, 47312] as const;

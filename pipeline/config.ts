@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { sha256 } from './fsutil.ts';
+import { sha256 } from '../util/fsutil.ts';
 // Pure (no TensorFlow.js): validates train.modelParams at config time.
 import { modelParamsProblem } from '../train/model-params.ts';
 

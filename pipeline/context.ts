@@ -5,8 +5,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from './config.ts';
-import { createLogger, type Logger } from './log.ts';
-import { createProgress } from './progress.ts';
+import { createLogger, type Logger } from '../util/log.ts';
+import { createProgress } from '../util/progress.ts';
 import { resolveList, type Stage, type StageContext } from './stage.ts';
 
 /** Where a stage's temporary outputs go before they are committed: `DATA_DIR/.tmp/<stage>/`. */

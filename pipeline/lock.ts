@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { z } from 'zod';
-import { sha256, sha256File, writeFileAtomic } from './fsutil.ts';
+import { sha256, sha256File, writeFileAtomic } from '../util/fsutil.ts';
 
 /** The lock file's name under the data directory. */
 export const LOCK_FILE = 'pipeline.lock.json';

@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join, resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from './config.ts';
 import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './context.ts';
-import { sha256File } from './fsutil.ts';
+import { sha256File } from '../util/fsutil.ts';
 import { combineOutputHashes, Hasher, readLock, updateLockEntry, type LockEntry, type OutputHash } from './lock.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '../util/log.ts';
 import { InterruptedError, resolveList, UserError, type Stage } from './stage.ts';
 
 /** Targets that name other targets. */

@@ -8,8 +8,8 @@
  * `ctx.workDir`, which survives failures and is removed only by `covers clean`.
  */
 import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
-import type { Progress } from './progress.ts';
+import type { Logger } from '../util/log.ts';
+import type { Progress } from '../util/progress.ts';
 
 /** What a stage's `run` receives. */
 export interface StageContext {

@@ -1,5 +1,5 @@
 /** The end-of-`make` summary, and `make` run under SIGINT/SIGTERM handling, as `covers make` and `covers demo` do. */
-import type { Logger } from './log.ts';
+import type { Logger } from '../util/log.ts';
 import { make, type MakeOptions, type StageOutcome } from './runner.ts';
 import { InterruptedError } from './stage.ts';
 

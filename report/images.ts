@@ -3,14 +3,14 @@
  * covers per genre (small JPEG thumbnails encoded with sharp from the raw `[S, S, 3]` uint8 HWC pixels) and the
  * per-pixel training mean as a PNG. Images become `data:` URIs, so the page needs no other file.
  *
- * Formats: `schemas/shards.ts` (Arrow IPC stream files `shards/<split>/data-*.arrow`, column `image`
+ * Formats: `schemas/shards/layout.ts` (Arrow IPC stream files `shards/<split>/data-*.arrow`, column `image`
  * FixedSizeList<uint8>[S·S·3]) and `schemas/mean.ts` (`shards/mean.arrow`, column `mean` FixedSizeList<float32>).
  */
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import sharp from 'sharp';
-import { readLayoutMeta, SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { readLayoutMeta, SPLIT_NAMES, type SplitName } from '../schemas/shards/layout.ts';
 import { fromInt64 } from '../schemas/table.ts';
 import { shardFiles, type Part } from './inputs.ts';
 

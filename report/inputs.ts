@@ -6,13 +6,13 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
-import { sha256File } from '../pipeline/fsutil.ts';
+import { sha256File } from '../util/fsutil.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
 import { manifestFormat, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
 import { EpochMetricsSchema, EvalMetricsSchema, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/layout.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 
 /** A part of the report: its data, or why it is absent. */

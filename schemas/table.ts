@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as arrow from 'apache-arrow';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 
 /** Column kinds: `utf8` string, `int64` safe integer (stored Int64), `int32`, `float64`, `bool`, `utf8list` string[]. */
 export type ColumnKind = 'utf8' | 'int64' | 'int32' | 'float64' | 'bool' | 'utf8list';

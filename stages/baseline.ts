@@ -4,7 +4,7 @@
  * split, Gini, grown until leaves are pure), trained on the training split and scored on the test split, written to
  * `DATA_DIR/eval/baseline.json` (`EvalMetrics`, schemas/metrics.ts). The forest is train/random-forest.ts.
  */
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { EvalMetricsSchema } from '../schemas/metrics.ts';
 import { forestParams, forestThreads, pixelFeatures } from '../train/baseline.ts';

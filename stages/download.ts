@@ -23,7 +23,7 @@ import * as arrow from 'apache-arrow';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
-import { sha256, writeFileAtomic } from '../pipeline/fsutil.ts';
+import { sha256, writeFileAtomic } from '../util/fsutil.ts';
 import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { EvalMetricsSchema } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
@@ -14,7 +14,7 @@ import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
 import { predictSplit } from '../train/predict.ts';
-import { readMean, readSplit } from '../train/shards.ts';
+import { readMean, readSplit } from '../schemas/shards/read.ts';
 import { modelDir } from './train.ts';
 
 /** What `evaluate` reads from `models/<run>/config.json`. */

@@ -5,10 +5,10 @@
  * stale.
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 import { UserError, type Stage } from '../pipeline/stage.ts';
 import { MeanAccumulator } from '../dataset/mean.ts';
-import { listShardFiles, streamShardBatches } from '../train/shards.ts';
+import { listShardFiles, streamShardBatches } from '../schemas/shards/read.ts';
 
 /** The `mean` stage: training shards → `shards/mean.arrow`, `shards/mean.json`. */
 export const meanStage: Stage = {

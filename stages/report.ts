@@ -10,7 +10,7 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 import type { Stage, StageContext } from '../pipeline/stage.ts';
 import { fmtBytes } from '../report/html.ts';
 import { buildReport } from '../report/render.ts';

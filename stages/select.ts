@@ -20,7 +20,7 @@ import { toNormName } from '../bandcamp/tags.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
-import { sha256 } from '../pipeline/fsutil.ts';
+import { sha256 } from '../util/fsutil.ts';
 import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';

@@ -1,6 +1,6 @@
 /**
  * Stage `shards`: preprocesses every image of `DATA_DIR/splits.arrow` to `[S, S, 3]` uint8 RGB (dataset/preprocess.ts)
- * and writes the Hugging Face `datasets` on-disk layout (schemas/shards.ts, dataset/shard-writer.ts):
+ * and writes the Hugging Face `datasets` on-disk layout (schemas/shards/):
  *
  * ```
  * DATA_DIR/shards/dataset_dict.json
@@ -20,9 +20,9 @@ import type { Config } from '../pipeline/config.ts';
 import { hashJson, pickParams } from '../pipeline/config.ts';
 import { UserError, type Stage } from '../pipeline/stage.ts';
 import { orderedMap, preprocessImage, PreprocessError, resolveDecoder, type PreprocessOptions } from '../dataset/preprocess.ts';
-import { SplitShardWriter, type SplitShardResult } from '../dataset/shard-writer.ts';
+import { SplitShardWriter, type SplitShardResult } from '../schemas/shards/write.ts';
 import { rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/layout.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 
 /** Config keys whose values change the shards' bytes. */

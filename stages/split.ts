@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { assignSplits } from '../dataset/split.ts';
 import { manifestFormat, imageRelPath } from '../schemas/manifest.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
-import { SPLIT_NAMES } from '../schemas/shards.ts';
+import { SPLIT_NAMES } from '../schemas/shards/layout.ts';
 import { UserError, type Stage } from '../pipeline/stage.ts';
 
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */

@@ -17,7 +17,7 @@ import { EpochMetricsSchema } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
-import { readMean, readSplit } from '../train/shards.ts';
+import { readMean, readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
 
 /** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */

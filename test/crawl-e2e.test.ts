@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveConfig, type Config, type ConfigInput } from '../pipeline/config.ts';
-import { sha256 } from '../pipeline/fsutil.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { sha256 } from '../util/fsutil.ts';
+import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import { UserError } from '../pipeline/stage.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
@@ -128,7 +128,7 @@ test('killed crawl (SIGKILL mid-discover, abort mid-label) resumes to the same r
     const child = join(tmp, 'child.mts');
     writeFileSync(child, `
 import { make } from ${JSON.stringify(join(REPO, 'pipeline/runner.ts'))};
-import { memoryLogger } from ${JSON.stringify(join(REPO, 'pipeline/log.ts'))};
+import { memoryLogger } from ${JSON.stringify(join(REPO, 'util/log.ts'))};
 import { discoverStage } from ${JSON.stringify(join(REPO, 'stages/discover.ts'))};
 import { labelStage } from ${JSON.stringify(join(REPO, 'stages/label.ts'))};
 import { selectStage } from ${JSON.stringify(join(REPO, 'stages/select.ts'))};

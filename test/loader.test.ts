@@ -1,13 +1,13 @@
-/** Shard reading (train/shards.ts), crops/mirroring/mean (train/augment.ts) and the batch loader (train/loader.ts). */
+/** Shard reading (schemas/shards/read.ts), crops/mirroring/mean (train/augment.ts) and the batch loader (train/loader.ts). */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { evalCrops, fillBatch, INPUT_SCALE, planEpoch, planEval } from '../train/augment.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { BatchLoader } from '../train/loader.ts';
-import { readMean, readSplit } from '../train/shards.ts';
+import { readMean, readSplit } from '../schemas/shards/read.ts';
 import { syntheticImage, writeTestShards } from './helpers/shards.ts';
 
 let dir: string;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../util/log.ts';
 import { wilsonInterval } from '../schemas/metrics.ts';
 import { esc, fmtDuration, html, raw } from '../report/html.ts';
 import { readEpochMetrics, readTimings, reasonKey } from '../report/inputs.ts';
@@ -168,7 +168,7 @@ describe('report of a data directory', () => {
   });
 
   it('records the manifest hash, versions and stage timings', async () => {
-    const { sha256File } = await import('../pipeline/fsutil.ts');
+    const { sha256File } = await import('../util/fsutil.ts');
     assert.ok(fullPage.includes(await sha256File(join(full.dataDir, 'manifest.tsv'))));
     assert.ok(fullPage.includes(process.version));
     assert.match(fullPage, /TensorFlow.js<\/dt><dd>\d+\.\d+\.\d+/);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { assignSplits, rankKey, shuffleInPlace, splitCounts, SplitRng } from '../dataset/split.ts';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../util/log.ts';
 import { splitStage } from '../stages/split.ts';
 import { splitsFormat } from '../schemas/splits.ts';
 import { manifestFormat, type ManifestRow } from '../schemas/manifest.ts';

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean, readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
 import { writeTestShards } from './helpers/shards.ts';
 

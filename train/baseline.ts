@@ -10,7 +10,7 @@
  */
 import sharp from 'sharp';
 import type { Config } from '../pipeline/config.ts';
-import { streamShardBatches, listShardFiles } from './shards.ts';
+import { streamShardBatches, listShardFiles } from '../schemas/shards/read.ts';
 import type { FitOptions, ForestParams } from './random-forest.ts';
 
 /** Downsampled features of a split. */
@@ -32,7 +32,7 @@ export interface PixelFeatures {
 /**
  * Reads a split's shards and downsamples every image to `pixels × pixels` with sharp (cubic kernel, as the
  * shards' preprocessing).
- * @param shardsDir `DATA_DIR/shards` (schemas/shards.ts layout).
+ * @param shardsDir `DATA_DIR/shards` (schemas/shards/layout.ts layout).
  * @param grayscale one luminance value per pixel (the study) instead of R, G, B.
  * @param concurrency sharp pipelines in flight.
  * @throws Error when the split has no shards or sharp returns an unexpected channel count.

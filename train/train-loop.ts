@@ -12,13 +12,13 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { InterruptedError, UserError } from '../pipeline/stage.ts';
 import type { EpochMetrics } from '../schemas/metrics.ts';
 import { planEpoch, planEval } from './augment.ts';
-import { Rng } from '../pipeline/rng.ts';
-import { fmtLearningRate } from './format.ts';
+import { Rng } from '../util/rng.ts';
+import { fmtLearningRate } from '../util/format.ts';
 import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from './model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
-import type { SplitData } from './shards.ts';
+import type { SplitData } from '../schemas/shards/read.ts';
 
 /** Learning rate below which training stops (the study). */
 export const MIN_LEARNING_RATE = 1e-10;

@@ -17,7 +17,7 @@
  * - `genre`: utf8; `item_id`, `art_id`: int64 (Bandcamp ids); `sha256`: utf8 (of the downloaded file).
  */
 import * as arrow from 'apache-arrow';
-import { toInt64 } from './table.ts';
+import { toInt64 } from '../table.ts';
 
 /** Split names, in `dataset_dict.json` order. */
 export const SPLIT_NAMES = ['train', 'validation', 'test'] as const;

@@ -1,5 +1,5 @@
 /**
- * Reading the shards (schemas/shards.ts: Hugging Face `datasets` on-disk layout, Arrow IPC stream files) and the
+ * Reading the shards (schemas/shards/layout.ts: Hugging Face `datasets` on-disk layout, Arrow IPC stream files) and the
  * per-pixel mean (schemas/mean.ts) for training, evaluation and the baseline.
  *
  * Record batches are streamed from each file with apache-arrow's `RecordBatchReader` (never a whole file at once:
@@ -8,8 +8,8 @@
 import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { readLayoutMeta, type ShardLayoutMeta } from '../schemas/shards.ts';
-import { UserError } from '../pipeline/stage.ts';
+import { readLayoutMeta, type ShardLayoutMeta } from './layout.ts';
+import { UserError } from '../../pipeline/stage.ts';
 
 /** One record batch of a shard, as typed views. */
 export interface ShardBatch {
