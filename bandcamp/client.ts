@@ -14,7 +14,7 @@
 import { ImpitHttpClient } from '@crawlee/impit-client';
 import type { Config } from '../pipeline/config.ts';
 import type { Logger } from '../util/log.ts';
-import { InterruptedError, UserError } from '../pipeline/stage.ts';
+import { InterruptedError, UserError } from '../util/errors.ts';
 
 /** A complete HTTP response. `headers` have lower-case names; `body` is the raw bytes. */
 export interface HttpResult {

@@ -77,7 +77,7 @@ async function rssChild(dataDir: string, n: number, sharedDir: string, decoder: 
   const { resolveConfig } = await import('../pipeline/config.ts');
   const { runStageOnce } = await import('../pipeline/context.ts');
   const { createLogger } = await import('../util/log.ts');
-  const { shardsStage } = await import('../stages/shards.ts');
+  const { shardsStage } = await import('../stages/index.ts');
   const { splitsFormat } = await import('../schemas/splits.ts');
   const covers = coverPaths(sharedDir);
   const genres = ['rock', 'jazz', 'metal', 'pop'];

@@ -1,5 +1,5 @@
 /**
- * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed,
+ * The `covers` command line, and the only place that hands the stages (the registry, stages/index.ts) to the runner: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed,
  * 2 a usage error (unknown target, option or config value), 130 interrupted.
  */
 import { resolve } from 'node:path';
@@ -7,7 +7,9 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../pipeline/config.ts';
 import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
 import { clean, closure, describeState, plan, TARGET_ALIASES, UnknownTargetError } from '../pipeline/runner.ts';
-import { InterruptedError, UserError, type Stage } from '../pipeline/stage.ts';
+import type { Stage } from '../pipeline/stage.ts';
+import { STAGES } from '../stages/index.ts';
+import { InterruptedError, UserError } from '../util/errors.ts';
 import { makeWithSignals } from '../pipeline/summary.ts';
 
 /** Options every pipeline command shares. */
@@ -34,10 +36,6 @@ function levelOf(o: CommonOptions): LogLevel {
   return o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal';
 }
 
-async function loadStages(): Promise<readonly Stage[]> {
-  return (await import('../stages/index.ts')).STAGES;
-}
-
 function targetList(stages: readonly Stage[]): string {
   return [...stages.map((s) => `  ${s.name.padEnd(10)} ${s.description}`), ...Object.entries(TARGET_ALIASES).map(([a, t]) => `  ${a.padEnd(10)} = ${t}`)].join('\n');
 }
@@ -48,7 +46,7 @@ function targetList(stages: readonly Stage[]): string {
  * @returns the process exit code.
  */
 export async function main(argv: string[]): Promise<number> {
-  const stages = await loadStages();
+  const stages = STAGES;
   let exitCode = 0;
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const program = new Command('covers')

@@ -1,7 +1,7 @@
 /** The end-of-`make` summary, and `make` run under SIGINT/SIGTERM handling, as `covers make` and `covers demo` do. */
 import type { Logger } from '../util/log.ts';
 import { make, type MakeOptions, type StageOutcome } from './runner.ts';
-import { InterruptedError } from './stage.ts';
+import { InterruptedError } from '../util/errors.ts';
 
 /** A duration for people: `850 ms`, `12.3 s`, `2 min 05 s` (whole seconds, rounded before splitting). */
 export function fmtMs(ms: number): string {

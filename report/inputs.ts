@@ -3,17 +3,21 @@
  * it is absent (the stage that writes it has not run, or its file could not be read), so a partially built data
  * directory still gives a report. Nothing here throws for a missing or malformed input.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { Config } from '../pipeline/config.ts';
 import { sha256File } from '../util/fsutil.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
 import { manifestFormat, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { EpochMetricsSchema, EvalMetricsSchema, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards/layout.ts';
+import { readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { metricsPath, readEpochMetrics } from '../schemas/model.ts';
+import { LOCK_FILE, readLockFile } from '../pipeline/lock.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
+
+/** Resolves a path relative to the data directory to an absolute one (the report stage passes `ctx.path`). */
+export type DataPath = (rel: string) => string;
 
 /** A part of the report: its data, or why it is absent. */
 export type Part<T> =
@@ -124,74 +128,35 @@ function countRejected(rows: readonly RejectedRow[]): Record<string, Record<stri
 }
 
 /**
- * Reads a data directory's pipeline lock file defensively: `{stages: {name: entry}}` (the runner's format) or a
- * flat `{name: entry}` object; fields that are absent or of the wrong type become null.
- * @throws Error when the file is not JSON.
+ * The stage timings of a lock file (read by its owner, pipeline/lock.ts), in `order` (stages not in it last, by
+ * name; with no order, by start time).
+ * @throws Error naming the file when it is not a valid lock file.
  */
 export function readTimings(path: string, order: readonly string[]): StageTiming[] {
-  const raw: unknown = JSON.parse(readFileSync(path, 'utf8'));
-  if (raw === null || typeof raw !== 'object') return [];
-  const obj = raw as Record<string, unknown>;
-  const stages = obj.stages && typeof obj.stages === 'object' ? (obj.stages as Record<string, unknown>) : obj;
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const str = (v: unknown) => (typeof v === 'string' ? v : null);
-  const out: StageTiming[] = [];
-  for (const [stage, e] of Object.entries(stages)) {
-    if (e === null || typeof e !== 'object' || Array.isArray(e)) continue;
-    const entry = e as Record<string, unknown>;
-    out.push({ stage, version: num(entry.version), durationMs: num(entry.durationMs), startedAt: str(entry.startedAt), finishedAt: str(entry.finishedAt) });
-  }
+  const out: StageTiming[] = Object.entries(readLockFile(path).stages).map(([stage, e]) => ({
+    stage, version: e.version, durationMs: e.durationMs, startedAt: e.startedAt, finishedAt: e.finishedAt,
+  }));
   const rank = (s: string) => (order.includes(s) ? order.indexOf(s) : order.length);
-  return out.sort((a, b) => rank(a.stage) - rank(b.stage) || a.stage.localeCompare(b.stage));
+  return out.sort((a, b) => rank(a.stage) - rank(b.stage) || (order.length ? 0 : (a.startedAt ?? '').localeCompare(b.startedAt ?? '')) || a.stage.localeCompare(b.stage));
 }
 
-/** Reads `metrics.jsonl`: one {@link EpochMetrics} per line; bad lines are skipped with a warning naming the line. */
-export function readEpochMetrics(path: string): { epochs: EpochMetrics[]; warnings: string[] } {
-  const epochs: EpochMetrics[] = [];
-  const warnings: string[] = [];
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (!line.trim()) return;
-      try {
-        const parsed = EpochMetricsSchema.safeParse(JSON.parse(line));
-        if (parsed.success) epochs.push(parsed.data);
-        else warnings.push(`line ${i + 1}: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
-      } catch (e) {
-        warnings.push(`line ${i + 1}: not JSON (${(e as Error).message})`);
-      }
-    });
-  // A resumed run may append an epoch again: the last record of an epoch wins.
-  const byEpoch = new Map(epochs.map((e) => [e.epoch, e]));
-  return { epochs: [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch), warnings };
-}
-
-function readEval(dataDir: string, rel: string, stage: string): Part<EvalMetrics> {
-  const path = join(dataDir, rel);
+function readEval(p: DataPath, rel: string, stage: string): Part<EvalMetrics> {
+  const path = p(rel);
   if (!existsSync(path)) return missing(stage, rel);
   try {
-    const parsed = EvalMetricsSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-    if (!parsed.success) throw new Error(parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
-    const m = parsed.data;
-    const k = m.labels.length;
-    if (m.confusionMatrix.length !== k || m.confusionMatrix.some((r) => r.length !== k)) {
-      throw new Error(`confusionMatrix is not ${k}×${k} for ${k} labels`);
-    }
-    return { ok: true, data: m };
+    return { ok: true, data: readEvalMetrics(path) };
   } catch (e) {
     return failed(stage, rel, e);
   }
 }
 
-/** Pipeline order of the stages, for sorting timings. */
-export const STAGE_ORDER = ['discover', 'label', 'select', 'download', 'split', 'shards', 'mean', 'train', 'evaluate', 'baseline', 'report'] as const;
-
 /**
- * Reads the report's inputs (all but images) from `dataDir`.
+ * Reads the report's inputs (all but images).
+ * @param p resolves a path relative to the data directory (the report stage's `ctx.path`, which refuses undeclared ones).
  * @param config the resolved configuration (genres, `train.run`).
+ * @param stageOrder stage names in pipeline order, for the timings table.
  */
-export async function readInputs(dataDir: string, config: Config): Promise<ReportInputs> {
-  const p = (rel: string) => join(dataDir, rel);
+export async function readInputs(p: DataPath, config: Config, stageOrder: readonly string[] = []): Promise<ReportInputs> {
   const genreSet = new Set<string>(config.genres);
   const per: Record<string, Partial<FunnelCounts>> = {};
   const put = <K extends keyof FunnelCounts>(key: K, counts: Record<string, FunnelCounts[K]>) => {
@@ -258,7 +223,7 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     }
   }
 
-  const metricsRel = `models/${config.train.run}/metrics.jsonl`;
+  const metricsRel = metricsPath(config.train.run);
   let training: ReportInputs['training'] = missing('train', metricsRel);
   if (existsSync(p(metricsRel))) {
     try {
@@ -268,12 +233,12 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     }
   }
 
-  let timings: Part<StageTiming[]> = missing('report', 'pipeline.lock.json');
-  if (existsSync(p('pipeline.lock.json'))) {
+  let timings: Part<StageTiming[]> = missing('report', LOCK_FILE);
+  if (existsSync(p(LOCK_FILE))) {
     try {
-      timings = { ok: true, data: readTimings(p('pipeline.lock.json'), STAGE_ORDER) };
+      timings = { ok: true, data: readTimings(p(LOCK_FILE), stageOrder) };
     } catch (e) {
-      timings = failed('report', 'pipeline.lock.json', e);
+      timings = failed('report', LOCK_FILE, e);
     }
   }
 
@@ -285,18 +250,8 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     manifestRows,
     testSplitSize,
     training,
-    evaluation: readEval(dataDir, 'eval/metrics.json', 'evaluate'),
-    baseline: readEval(dataDir, 'eval/baseline.json', 'baseline'),
+    evaluation: readEval(p, 'eval/metrics.json', 'evaluate'),
+    baseline: readEval(p, 'eval/baseline.json', 'baseline'),
     timings,
   };
-}
-
-/** Lists a split's shard files (`shards/<split>/data-*.arrow`), sorted; empty when the split has none. */
-export function shardFiles(dataDir: string, split: string): string[] {
-  const dir = join(dataDir, 'shards', split);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /^data-.*\.arrow$/.test(f))
-    .sort()
-    .map((f) => join(dir, f));
 }

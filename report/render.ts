@@ -7,11 +7,12 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
-import { SPLIT_NAMES } from '../schemas/shards/layout.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
 import { fmtLearningRate } from '../util/format.ts';
+import { join as joinPath } from 'node:path';
 import { fmtDuration, fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
-import { readInputs, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
+import { readInputs, type DataPath, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
 import { REPORT_CSS } from './style.ts';
 import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, type BarSeries } from './svg.ts';
 
@@ -52,6 +53,10 @@ export interface ReportModel {
 export interface BuildReportOptions {
   dataDir: string;
   config: Config;
+  /** Resolves data-directory paths (default: under `dataDir`); the report stage passes `ctx.path`. */
+  path?: DataPath;
+  /** Stage names in pipeline order, for the timings table (default: by start time). */
+  stageOrder?: readonly string[];
   /** Time stamp shown in the header (default: now). */
   now?: Date;
 }
@@ -80,10 +85,11 @@ export async function readVersions(): Promise<Versions> {
  * @returns the HTML text of the page.
  */
 export async function buildReport(opts: BuildReportOptions): Promise<string> {
-  const inputs = await readInputs(opts.dataDir, opts.config);
+  const path = opts.path ?? ((rel: string) => joinPath(opts.dataDir, rel));
+  const inputs = await readInputs(path, opts.config, opts.stageOrder);
   const [sheets, mean, versions] = await Promise.all([
-    readContactSheets(opts.dataDir, inputs.genres, opts.config.report.contactSheet),
-    readMeanImage(opts.dataDir),
+    readContactSheets(path, inputs.genres, opts.config.report.contactSheet),
+    readMeanImage(path),
     readVersions(),
   ]);
   return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions });

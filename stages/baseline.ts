@@ -5,29 +5,25 @@
  * `DATA_DIR/eval/baseline.json` (`EvalMetrics`, schemas/metrics.ts). The forest is train/random-forest.ts.
  */
 import { writeFileAtomic } from '../util/fsutil.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { EvalMetricsSchema } from '../schemas/metrics.ts';
+import { splitDir } from '../schemas/shards/names.ts';
 import { forestParams, forestThreads, pixelFeatures } from '../train/baseline.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fitForest, predict } from '../train/random-forest.ts';
 
 /** The `baseline` stage: `shards` → `eval/baseline.json`. */
-export const baselineStage: Stage = {
+export const baselineStage: StageImplementation = {
   name: 'baseline',
-  description: 'random forest on downsampled pixels (the study baseline) → eval/baseline.json',
-  deps: ['shards'],
-  // baseline.threads is left out: the forest is the same for any thread count.
-  params: ['seed', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples', 'baseline.minSamplesSplit'],
-  outputs: ['eval/baseline.json'],
-  version: 2,
   async run(ctx: StageContext) {
     const t0 = performance.now();
     const b = ctx.config.baseline;
-    const shards = ctx.path('shards');
-    const train = await pixelFeatures(shards, 'train', b.pixels, b.grayscale);
-    const test = await pixelFeatures(shards, 'test', b.pixels, b.grayscale);
-    if (train.n === 0) throw new UserError(`baseline: the training split in ${shards} has no images`);
-    if (test.n === 0) throw new UserError(`baseline: the test split in ${shards} has no images`);
+    const trainDir = ctx.path(splitDir('train'));
+    const testDir = ctx.path(splitDir('test'));
+    const train = await pixelFeatures(trainDir, b.pixels, b.grayscale);
+    const test = await pixelFeatures(testDir, b.pixels, b.grayscale);
+    if (train.n === 0) throw new UserError(`baseline: the training split in ${trainDir} has no images`);
+    if (test.n === 0) throw new UserError(`baseline: the test split in ${testDir} has no images`);
     const params = forestParams(b, ctx.config.seed);
     ctx.log.info(`random forest: ${b.trees} trees on ${train.n} training images × ${train.d} features (maxFeatures ${b.maxFeatures}, bootstrap ${b.maxSamples ?? 'n'}, minSamplesSplit ${b.minSamplesSplit})`);
     const t1 = performance.now();

@@ -9,7 +9,7 @@
  * never requested again. Every POST has the `uniqueKey` `<genre>|<slice>|<cursor>` (PITFALLS.md #1).
  */
 import { hashJson, type Config } from '../pipeline/config.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { DISCOVER_WEB_PATH } from '../bandcamp/api.ts';
 import { detectBlocked, parseDiscoverWebResponse } from '../bandcamp/parse.ts';
 import { chooseTransport, RequestFailedError, siteClient, type HttpResult } from '../bandcamp/client.ts';
@@ -192,14 +192,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `discover` stage. */
-export const discoverStage: Stage = {
+export const discoverStage: StageImplementation = {
   name: 'discover',
-  description: 'list albums per genre tag via Bandcamp discover_web (resumable)',
-  deps: [],
-  params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample'],
-  outputs: ['candidates.arrow'],
-  version: 1,
-  skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
   run,
 };
 

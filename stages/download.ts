@@ -24,7 +24,7 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { sha256, writeFileAtomic } from '../util/fsutil.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
 import { AbortedError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, type HttpResult } from '../bandcamp/client.ts';
@@ -275,14 +275,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `download` stage. */
-export const downloadStage: Stage = {
+export const downloadStage: StageImplementation = {
   name: 'download',
-  description: 'download each genre’s covers until it has perGenre valid, distinct images',
-  deps: ['select'],
-  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest'],
-  outputs: ['manifest.tsv', 'rejected.tsv'],
-  inPlaceOutputs: ['images'],
-  version: 1,
   run,
 };
 

@@ -7,15 +7,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { writeFileAtomic } from '../util/fsutil.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { EvalMetricsSchema } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
 import { predictSplit } from '../train/predict.ts';
-import { readMean, readSplit } from '../schemas/shards/read.ts';
-import { modelDir } from './train.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit } from '../schemas/shards/read.ts';
+import { modelDir } from '../schemas/model.ts';
 
 /** What `evaluate` reads from `models/<run>/config.json`. */
 interface TrainRecord {
@@ -28,22 +30,17 @@ interface TrainRecord {
 }
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
-export const evaluateStage: Stage = {
+export const evaluateStage: StageImplementation = {
   name: 'evaluate',
-  description: 'score the trained convnet on the test split (multi-crop) → eval/metrics.json',
-  deps: ['train'],
-  params: ['eval', 'train.run'],
-  outputs: ['eval/metrics.json'],
-  version: 1,
   async run(ctx: StageContext) {
     const t0 = performance.now();
-    const dir = ctx.path(modelDir(ctx.config));
+    const dir = ctx.path(modelDir(ctx.config.train.run));
     const recPath = join(dir, 'config.json');
     if (!existsSync(recPath)) throw new UserError(`evaluate: ${recPath} not found (run \`covers make train\`)`);
     const rec = JSON.parse(readFileSync(recPath, 'utf8')) as TrainRecord;
     const backend = await selectBackend(ctx.config.train.backend, (l) => ctx.log.info(l));
     const model = await tfl.loadLayersModel(fileLoader(dir));
-    const test = await readSplit(ctx.path('shards'), 'test');
+    const test = await readSplit(ctx.path(splitDir('test')));
     if (test.labelNames.join('\n') !== rec.labelNames.join('\n')) {
       throw new UserError(`evaluate: the test shards' genres (${test.labelNames.join(', ')}) differ from the model's (${rec.labelNames.join(', ')}); retrain`);
     }

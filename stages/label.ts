@@ -13,7 +13,7 @@
  */
 import { join } from 'node:path';
 import { hashJson } from '../pipeline/config.ts';
-import type { Stage, StageContext } from '../pipeline/stage.ts';
+import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
 import { detectBlocked, parseAlbumPage, parseTralbumDetails } from '../bandcamp/parse.ts';
 import { chooseTransport, siteClient, type HttpResult } from '../bandcamp/client.ts';
@@ -155,14 +155,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `label` stage. */
-export const labelStage: Stage = {
+export const labelStage: StageImplementation = {
   name: 'label',
-  description: 'keep albums that match exactly one chosen genre (album tags, or listings)',
-  deps: ['discover'],
-  params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
-  outputs: ['labels.arrow'],
-  version: 1,
-  skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
   run,
 };
 

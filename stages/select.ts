@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
 import { sha256 } from '../util/fsutil.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
@@ -166,14 +166,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `select` stage. */
-export const selectStage: Stage = {
+export const selectStage: StageImplementation = {
   name: 'select',
-  description: 'rank each genre’s eligible albums in a seeded order (or take a manifest to rebuild)',
-  deps: ['discover', 'label'],
-  params: ['genres', 'seed', 'select.fromManifest'],
-  extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
-  outputs: ['selection.arrow'],
-  version: 1,
   run,
 };
 

@@ -16,36 +16,19 @@
  * a bad image never stops the stage, it becomes a row of `rejected.tsv`.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import type { Config } from '../pipeline/config.ts';
-import { hashJson, pickParams } from '../pipeline/config.ts';
-import { UserError, type Stage } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation } from '../pipeline/stage.ts';
 import { orderedMap, preprocessImage, PreprocessError, resolveDecoder, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { SplitShardWriter, type SplitShardResult } from '../schemas/shards/write.ts';
 import { rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards/layout.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
+import { shardsConfigHash } from './index.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
-
-/** Config keys whose values change the shards' bytes. */
-export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
-
-/** The declared outputs of `shards`, relative to the data directory. */
-export const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => `shards/${s}`), 'shards/rejected.tsv'] as const;
-
-/** sha256 of the shard-relevant configuration: recorded in every shard's schema metadata. */
-export function shardsConfigHash(config: Config): string {
-  return hashJson(pickParams(config, SHARDS_PARAMS));
-}
 
 type Outcome = { row: SplitRow; image: Uint8Array; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };
 
-/** The `shards` stage: `splits.arrow` and the downloaded images → {@link SHARDS_OUTPUTS}. */
-export const shardsStage: Stage = {
+/** The `shards` stage's work (declared in stages/index.ts): `splits.arrow` and the downloaded images → the shards. */
+export const shardsStage: StageImplementation = {
   name: 'shards',
-  description: 'preprocess the images to S×S RGB and write Arrow shards in the Hugging Face datasets layout (DATA_DIR/shards/)',
-  deps: ['split'],
-  params: SHARDS_PARAMS,
-  outputs: SHARDS_OUTPUTS,
-  version: 1,
   async run(ctx) {
     const { config } = ctx;
     const splitsPath = ctx.path('splits.arrow');

@@ -11,36 +11,22 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { hashJson, pickParams } from '../pipeline/config.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { EpochMetricsSchema } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
-import { readMean, readSplit } from '../schemas/shards/read.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
-
-/** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
-export const TRAIN_PARAMS = [
-  'seed', 'image.size',
-  'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
-  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.patience',
-  'train.snapshotEvery', 'train.run',
-] as const;
-
-/** `models/<run>`. */
-export function modelDir(config: Config): string {
-  return `models/${config.train.run}`;
-}
+import { modelDir } from '../schemas/model.ts';
+import { TRAIN_PARAMS } from './index.ts';
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
-export const trainStage: Stage = {
+export const trainStage: StageImplementation = {
   name: 'train',
-  description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
-  deps: ['shards', 'mean'],
-  params: TRAIN_PARAMS,
-  outputs: (c) => [modelDir(c)],
-  version: 1,
   async run(ctx: StageContext) {
     const t = ctx.config.train;
     let spec;
@@ -51,11 +37,10 @@ export const trainStage: Stage = {
       throw e;
     }
     const backend = await selectBackend(t.backend, (l) => ctx.log.info(l));
-    const shardsDir = ctx.path('shards');
-    const train = await readSplit(shardsDir, 'train');
+    const train = await readSplit(ctx.path(splitDir('train')));
     let validation = null;
     try {
-      validation = await readSplit(shardsDir, 'validation');
+      validation = await readSplit(ctx.path(splitDir('validation')));
     } catch (e) {
       ctx.log.warn(`no validation split (${(e as Error).message}): fixed learning rate, last weights kept`);
     }
@@ -93,7 +78,7 @@ export const trainStage: Stage = {
       stopProgress();
     }
     ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs; best validation accuracy ${result.state.bestAccuracy >= 0 ? result.state.bestAccuracy.toFixed(3) : 'n/a'} at epoch ${result.state.bestEpoch}`);
-    const out = ctx.out(modelDir(ctx.config));
+    const out = ctx.out(modelDir(ctx.config.train.run));
     mkdirSync(out, { recursive: true });
     await result.model.save(fileSaver(out));
     const record = {

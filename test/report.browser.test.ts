@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
 import { buildReport, REPORT_SECTIONS } from '../report/render.ts';
-import { reportStage } from '../stages/report.ts';
+import { reportStage } from '../stages/index.ts';
 import { writeReportFixture, type ReportFixture } from './helpers/report-fixture.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -11,10 +11,11 @@ import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
 import { wilsonInterval } from '../schemas/metrics.ts';
 import { esc, fmtDuration, html, raw } from '../report/html.ts';
-import { readEpochMetrics, readTimings, reasonKey } from '../report/inputs.ts';
+import { readTimings, reasonKey } from '../report/inputs.ts';
+import { readEpochMetrics } from '../schemas/model.ts';
 import { buildReport, confusionTotals, perClassFromMatrix, REPORT_SECTIONS, STUDY_2015 } from '../report/render.ts';
 import { confusionHeatmap, niceTicks } from '../report/svg.ts';
-import { reportStage } from '../stages/report.ts';
+import { reportStage } from '../stages/index.ts';
 import { writeReportFixture, type ReportFixture } from './helpers/report-fixture.ts';
 
 /** Every `src`/`href` value of the page. */

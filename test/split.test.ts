@@ -8,7 +8,7 @@ import { assignSplits, rankKey, shuffleInPlace, splitCounts, SplitRng } from '..
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
-import { splitStage } from '../stages/split.ts';
+import { splitStage } from '../stages/index.ts';
 import { splitsFormat } from '../schemas/splits.ts';
 import { manifestFormat, type ManifestRow } from '../schemas/manifest.ts';
 import { writeManifest } from './helpers/dataset.ts';

@@ -8,8 +8,7 @@ import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { memoryLogger } from '../util/log.ts';
 import { EpochMetricsSchema, EvalMetricsSchema } from '../schemas/metrics.ts';
-import { evaluateStage } from '../stages/evaluate.ts';
-import { trainStage } from '../stages/train.ts';
+import { evaluateStage, trainStage } from '../stages/index.ts';
 import { writeTestShards } from './helpers/shards.ts';
 
 let dir: string;

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { InterruptedError, UserError } from '../pipeline/stage.ts';
+import { InterruptedError, UserError } from '../util/errors.ts';
 import type { EpochMetrics } from '../schemas/metrics.ts';
 import { planEpoch, planEval } from './augment.ts';
 import { Rng } from '../util/rng.ts';

@@ -16,7 +16,8 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { writeFileAtomic } from '../../util/fsutil.ts';
-import { hfFeatures, shardFileName, shardRecordBatch, shardSchema, type SplitName } from './layout.ts';
+import { hfFeatures, shardFileName, shardRecordBatch, shardSchema } from './layout.ts';
+import { type SplitName } from './names.ts';
 
 /** One record of a shard. */
 export interface ShardRecord {

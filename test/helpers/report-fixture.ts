@@ -18,7 +18,8 @@ import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type Re
 import { meanToIPC } from '../../schemas/mean.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../../schemas/metrics.ts';
 import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
-import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards/layout.ts';
+import { shardFileName, shardRecordBatch, shardSchema } from '../../schemas/shards/layout.ts';
+import { SPLIT_NAMES, type SplitName } from '../../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
 import { SHARED_DIR } from './shared.ts';
 

@@ -7,7 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { meanToIPC } from '../../schemas/mean.ts';
-import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES } from '../../schemas/shards/layout.ts';
+import { shardFileName, shardRecordBatch, shardSchema } from '../../schemas/shards/layout.ts';
+import { SPLIT_NAMES } from '../../schemas/shards/names.ts';
 import { Rng } from '../../util/rng.ts';
 
 export interface TestShardOptions {
