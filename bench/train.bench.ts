@@ -15,7 +15,7 @@ import { buildModel } from '../train/models.ts';
 import { readMean } from '../schemas/mean.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { join } from 'node:path';
-import { writeTestShards } from '../test/helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 /** Images per second of training steps of `spec` at `size`, after one warm-up step. */
 async function trainThroughput(spec: ModelSpec, size: number, batch: number, steps: number): Promise<number> {

@@ -13,7 +13,7 @@ import { baselineStage } from '../stages/index.ts';
 import { Rng } from '../util/rng.ts';
 import { pixelFeatures } from '../train/baseline.ts';
 import { fitForest, fitForestSync, leafOf, predict, predictProba, resolveMaxFeatures, type Forest, type ForestData } from '../train/random-forest.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 /**
  * A learnable uint8 set: `classes` classes, `d` features; class k raises features k·4 .. k·4+3 by `signal` on top of

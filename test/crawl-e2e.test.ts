@@ -21,7 +21,7 @@ import { candidatesFormat } from '../schemas/candidates.ts';
 import { imageRelPath, manifestFormat, rejectedFormat } from '../schemas/manifest.ts';
 import { startSimulator, type Simulator, type RequestLogEntry } from '../simulator/server.ts';
 import { discoverStage, downloadStage, labelStage, selectStage } from '../stages/index.ts';
-import { SHARED_DIR } from './helpers/shared.ts';
+import { SHARED_DIR } from '../util/shared-data.ts';
 
 const STAGES = [discoverStage, labelStage, selectStage, downloadStage];
 const GENRES = ['ambient', 'jazz', 'metal'];

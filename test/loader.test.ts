@@ -9,7 +9,7 @@ import { Rng } from '../util/rng.ts';
 import { BatchLoader } from '../train/loader.ts';
 import { readMean } from '../schemas/mean.ts';
 import { readSplit } from '../schemas/shards/read.ts';
-import { syntheticImage, writeTestShards } from './helpers/shards.ts';
+import { syntheticImage, writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 before(() => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, tagNormNameFromHref, BandcampParseError } from '../bandcamp/parse.ts';
-import { SHARED_DIR } from './helpers/shared.ts';
+import { SHARED_DIR } from '../util/shared-data.ts';
 
 const FIX = join(SHARED_DIR, 'bandcamp', 'fixtures');
 const read = (f: string): string => readFileSync(join(FIX, f), 'utf8');

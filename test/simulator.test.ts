@@ -16,7 +16,7 @@ import { albumPath } from '../simulator/catalog.ts';
 import { IMAGE_FAULTS, parseFaultSpec } from '../simulator/faults.ts';
 import { BOMB_SIDE } from '../simulator/images.ts';
 import { decodeCursor, startSimulator, type Simulator } from '../simulator/server.ts';
-import { SHARED_DIR } from './helpers/shared.ts';
+import { SHARED_DIR } from '../util/shared-data.ts';
 
 const GENRES = ['ambient', 'metal', 'pop'];
 

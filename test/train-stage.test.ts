@@ -9,7 +9,7 @@ import { runStageOnce } from '../pipeline/context.ts';
 import { memoryLogger } from '../util/log.ts';
 import { EpochMetricsSchema, EvalMetricsSchema } from '../schemas/metrics.ts';
 import { evaluateStage, trainStage } from '../stages/index.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 before(() => {

@@ -10,7 +10,7 @@ import { resolveModelSpec } from '../train/model-params.ts';
 import { readMean } from '../schemas/mean.ts';
 import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 let train: SplitData;

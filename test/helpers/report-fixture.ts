@@ -21,7 +21,7 @@ import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
 import { shardFileName, shardRecordBatch, shardSchema } from '../../schemas/shards/layout.ts';
 import { SPLIT_NAMES, type SplitName } from '../../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
-import { SHARED_DIR } from './shared.ts';
+import { SHARED_DIR } from '../../util/shared-data.ts';
 
 /** Where the real covers are (`path<TAB>genre` in labels.tsv). */
 export const SHARED_COVERS = `${join(SHARED_DIR, 'covers')}/`;
