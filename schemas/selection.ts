@@ -21,3 +21,26 @@ export const selectionFormat = defineTable('selection', {
   sha256: 'utf8',
 });
 export type SelectionRow = RowOf<typeof selectionFormat.columns>;
+
+/** Per-genre counts at each step of `select`, stored as JSON under the metadata key `counts` (in `crawl` mode). */
+export interface SelectCounts {
+  candidates: number;
+  exclusive: number;
+  withArt: number;
+  /** Dropped because another exclusive album has the same `art_id`. */
+  sharedArt: number;
+  eligible: number;
+}
+
+/**
+ * Reads the per-genre counts (metadata key `counts`) of a selection file.
+ * @returns null when the file has none (`manifest` mode) or cannot be read: the counts only enrich messages.
+ */
+export function readSelectionCounts(path: string): Record<string, SelectCounts> | null {
+  try {
+    const c = selectionFormat.readMetadata(path).get('counts');
+    return c ? (JSON.parse(c) as Record<string, SelectCounts>) : null;
+  } catch {
+    return null;
+  }
+}

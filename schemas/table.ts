@@ -67,6 +67,8 @@ export interface TableFormat<C extends Record<string, ColumnKind>> {
   write(path: string, rows: readonly RowOf<C>[], metadata?: Record<string, string>): void;
   /** Reads rows back (ids as numbers, lists as arrays). @throws Error naming the file when a column is missing. */
   read(path: string): RowOf<C>[];
+  /** Reads the file's schema metadata (key → value). @throws the fs or Arrow error for an unreadable file. */
+  readMetadata(path: string): Map<string, string>;
   /** Converts an Arrow table (e.g. from `tableFromIPC`) to rows. */
   fromTable(table: arrow.Table, source?: string): RowOf<C>[];
 }
@@ -99,6 +101,9 @@ export function defineTable<C extends Record<string, ColumnKind>>(name: string, 
     },
     read(path) {
       return format.fromTable(arrow.tableFromIPC(readFileSync(path)), path);
+    },
+    readMetadata(path) {
+      return new Map(arrow.tableFromIPC(readFileSync(path)).schema.metadata);
     },
     fromTable(table, source = name) {
       for (const [col] of entries) {

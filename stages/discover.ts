@@ -11,8 +11,9 @@
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { DISCOVER_WEB_PATH } from '../bandcamp/api.ts';
-import { detectBlocked, parseDiscoverWebResponse } from '../bandcamp/parse.ts';
-import { chooseTransport, RequestFailedError, siteClient, type HttpResult } from '../bandcamp/client.ts';
+import { parseDiscoverWebResponse } from '../bandcamp/parse.ts';
+import { jsonBlockCheck } from '../bandcamp/block-checks.ts';
+import { chooseTransport, RequestFailedError, siteClient } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { join } from 'node:path';
@@ -59,18 +60,6 @@ export function discoverPayload(config: Config, genre: string, cursor: string): 
 /** The stable crawlee `uniqueKey` of a page: `<genre>|<slice>|<cursor>`. */
 export function pageKey(genre: string, slice: string, cursor: string): string {
   return `${genre}|${slice}|${cursor}`;
-}
-
-/** What a JSON API answer looks like when it is a block page instead (HTML challenge, stripped page). */
-export function jsonBlockCheck(res: HttpResult): string | null {
-  const text = res.body.toString('utf8');
-  try {
-    JSON.parse(text);
-    return null;
-  } catch {
-    const kind = detectBlocked(res.status, text);
-    return kind === 'challenge' ? 'challenge' : 'non-JSON';
-  }
 }
 
 /** Walks one genre's page chain from `"*"` through the recorded pages. */

@@ -19,7 +19,6 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import * as arrow from 'apache-arrow';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
@@ -30,8 +29,7 @@ import { detectBlocked } from '../bandcamp/parse.ts';
 import { AbortedError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, type HttpResult } from '../bandcamp/client.ts';
 import { ProgressLog } from '../bandcamp/crawl.ts';
 import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
-import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
-import type { SelectCounts } from './select.ts';
+import { readSelectionCounts, selectionFormat, type SelectionRow } from '../schemas/selection.ts';
 
 /** One fetch outcome in the progress file, keyed by the URL's path (`/img/a<art_id>_<format>.jpg`). */
 export interface FetchRecord {
@@ -80,16 +78,6 @@ function imageBlockCheck(res: HttpResult): string | null {
   const type = res.headers['content-type'] ?? '';
   if (!type.includes('html')) return null;
   return detectBlocked(res.status, res.body.toString('utf8')) === 'challenge' ? 'challenge' : null;
-}
-
-function readCounts(path: string): Record<string, SelectCounts> | null {
-  try {
-    const t = arrow.tableFromIPC(readFileSync(path));
-    const c = t.schema.metadata.get('counts');
-    return c ? (JSON.parse(c) as Record<string, SelectCounts>) : null;
-  } catch {
-    return null;
-  }
 }
 
 type Outcome = { row: SelectionRow; url: string; checked: Checked; transient?: boolean };
@@ -228,7 +216,7 @@ async function run(ctx: StageContext): Promise<void> {
   bar.stop();
   log.info(`images: ${fetched} fetched, ${reused} already on disk; ${client.stats.requests} request(s), ${client.stats.status429} × 429, ${client.stats.retries} retries`);
 
-  const counts = manifestMode ? null : readCounts(selPath);
+  const counts = manifestMode ? null : readSelectionCounts(selPath);
   const short: string[] = [];
   for (const g of config.genres) {
     const have = kept.get(g)!.length;

@@ -20,7 +20,7 @@ import { chooseTransport, siteClient, type HttpResult } from '../bandcamp/client
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../schemas/labels.ts';
-import { jsonBlockCheck } from './discover.ts';
+import { jsonBlockCheck } from '../bandcamp/block-checks.ts';
 
 /** One album's tags in the progress file. `source`: where they came from; `not-found` when both answered 404. */
 export interface TagRecord {

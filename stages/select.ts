@@ -26,18 +26,7 @@ import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
-import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
-
-/** Per-genre counts at each step, stored as JSON in the selection's metadata key `counts` (for `download`'s errors). */
-export interface SelectCounts {
-  candidates: number;
-  exclusive: number;
-  withArt: number;
-  /** Dropped because another exclusive album has the same `art_id`. */
-  sharedArt: number;
-  eligible: number;
-}
-
+import { selectionFormat, type SelectCounts, type SelectionRow } from '../schemas/selection.ts';
 
 /** The seeded sort key of an album within its genre (hex sha256). */
 export function rankKey(seed: number, genre: string, itemId: number): string {
