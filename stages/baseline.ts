@@ -4,9 +4,8 @@
  * split, Gini, grown until leaves are pure), trained on the training split and scored on the test split, written to
  * `DATA_DIR/eval/baseline.json` (`EvalMetrics`, schemas/metrics.ts). The forest is train/random-forest.ts.
  */
-import { writeFileAtomic } from '../util/fsutil.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
-import { EvalMetricsSchema } from '../schemas/metrics.ts';
+import { EvalMetricsSchema, writeEvalMetrics } from '../schemas/metrics.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { forestParams, forestThreads, pixelFeatures } from '../train/baseline.ts';
 import { classificationMetrics } from '../train/metrics.ts';
@@ -50,6 +49,6 @@ export const baselineStage: StageImplementation = {
       }),
     );
     ctx.log.info(`baseline test accuracy ${(metrics.accuracy * 100).toFixed(1)}% on ${metrics.n} images (${trainSeconds.toFixed(1)} s to train on ${forest.threads} thread(s), ${nodes.toFixed(0)} nodes/tree)`);
-    writeFileAtomic(ctx.out('eval/baseline.json'), JSON.stringify(metrics, null, 2) + '\n');
+    writeEvalMetrics(ctx.out('eval/baseline.json'), metrics);
   },
 };

@@ -3,12 +3,11 @@
  * (`eval.crops`: centre only, or ten: centre + four corners, each mirrored; softmax averaged) and writes
  * `DATA_DIR/eval/metrics.json` (`EvalMetrics`, schemas/metrics.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { writeFileAtomic } from '../util/fsutil.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
-import { EvalMetricsSchema } from '../schemas/metrics.ts';
+import { EvalMetricsSchema, writeEvalMetrics } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
@@ -17,17 +16,7 @@ import { predictSplit } from '../train/predict.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
-import { modelDir } from '../schemas/model.ts';
-
-/** What `evaluate` reads from `models/<run>/config.json`. */
-interface TrainRecord {
-  labelNames: string[];
-  imageSize: number;
-  crop: number;
-  subtractMean: boolean;
-  config: { train: { batchSize: number } };
-  architecture: { name: string };
-}
+import { modelDir, readTrainRecord } from '../schemas/model.ts';
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
 export const evaluateStage: StageImplementation = {
@@ -37,7 +26,7 @@ export const evaluateStage: StageImplementation = {
     const dir = ctx.path(modelDir(ctx.config.train.run));
     const recPath = join(dir, 'config.json');
     if (!existsSync(recPath)) throw new UserError(`evaluate: ${recPath} not found (run \`covers make train\`)`);
-    const rec = JSON.parse(readFileSync(recPath, 'utf8')) as TrainRecord;
+    const rec = readTrainRecord(dir);
     const backend = await selectBackend(ctx.config.train.backend, (l) => ctx.log.info(l));
     const model = await tfl.loadLayersModel(fileLoader(dir));
     const test = await readSplit(ctx.path(splitDir('test')));
@@ -59,6 +48,6 @@ export const evaluateStage: StageImplementation = {
       }),
     );
     ctx.log.info(`test accuracy ${(metrics.accuracy * 100).toFixed(1)}% (95% CI ${metrics.accuracyInterval95.map((v) => (v * 100).toFixed(1)).join('–')}%) on ${metrics.n} images, ${crops} crop(s)`);
-    writeFileAtomic(ctx.out('eval/metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+    writeEvalMetrics(ctx.out('eval/metrics.json'), metrics);
   },
 };

@@ -9,11 +9,10 @@
  * Snapshots go to `DATA_DIR/.work/train/<run>/<params hash>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashJson, pickParams } from '../pipeline/config.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
-import { EpochMetricsSchema } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
@@ -21,7 +20,7 @@ import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
-import { modelDir } from '../schemas/model.ts';
+import { modelDir, writeEpochMetrics, writeTrainRecord } from '../schemas/model.ts';
 import { TRAIN_PARAMS } from './index.ts';
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
@@ -93,8 +92,8 @@ export const trainStage: StageImplementation = {
       bestEpoch: result.state.bestEpoch,
       bestValidationAccuracy: result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null,
     };
-    writeFileSync(join(out, 'config.json'), JSON.stringify(record, null, 2) + '\n');
-    writeFileSync(join(out, 'metrics.jsonl'), result.metrics.map((m) => JSON.stringify(EpochMetricsSchema.parse(m))).join('\n') + '\n');
+    writeTrainRecord(out, record);
+    writeEpochMetrics(out, result.metrics);
     result.model.dispose();
   },
 };
