@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { sha256 } from '../util/fsutil.ts';
 // Pure (no TensorFlow.js): validates train.modelParams at config time.
-import { modelParamsProblem } from '../train/model-params.ts';
+import { ARCHITECTURES, modelParamsProblem } from '../train/model-params.ts';
+import { BACKEND_CHOICES } from '../train/backend-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 export const STUDY_GENRES = [
@@ -172,9 +173,9 @@ export const ConfigSchema = z
     train: z
       .object({
         /** TensorFlow.js backend; `auto` picks the fastest that loads. */
-        backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
+        backend: z.enum(BACKEND_CHOICES).default('auto'),
         /** Model family of the study's experiment runner. */
-        architecture: z.enum(['ConvNet', 'AlexNet', 'VggNet', 'SingleLayerMlp', 'LasagneMnistConvExample']).default('AlexNet'),
+        architecture: z.enum(ARCHITECTURES).default('AlexNet'),
         /** The study's model parameter string, e.g. `num_conv_layers=2:lc0_num_filters=32`; overrides the architecture's defaults. */
         modelParams: z.string().default(''),
         /** Side of the random training crop, in pixels (the study: 224 from 256). */

@@ -9,7 +9,7 @@ import { sha256File } from '../util/fsutil.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
-import { manifestFormat, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
+import { manifestFormat, reasonKey, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
 import { readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { metricsPath, readEpochMetrics } from '../schemas/model.ts';
 import { LOCK_FILE, readLockFile } from '../pipeline/lock.ts';
@@ -106,14 +106,6 @@ export function countSplits(rows: readonly SplitRow[]): Record<string, Record<Sp
     out[genre][split as SplitName]++;
   }
   return out;
-}
-
-/** Groups rejection reasons: `duplicate-of:123` → `duplicate-of`; empty → `unknown`. */
-export function reasonKey(reason: string | null): string {
-  const r = (reason ?? '').trim();
-  if (!r) return 'unknown';
-  const colon = r.indexOf(':');
-  return colon > 0 ? r.slice(0, colon) : r;
 }
 
 function countRejected(rows: readonly RejectedRow[]): Record<string, Record<string, number>> {

@@ -28,7 +28,7 @@ import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
 import { AbortedError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, type HttpResult } from '../bandcamp/client.ts';
 import { ProgressLog } from '../bandcamp/crawl.ts';
-import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
+import { imageRelPath, manifestFormat, reasonKey, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
 import { readSelectionCounts, selectionFormat, type SelectionRow } from '../schemas/selection.ts';
 
 /** One fetch outcome in the progress file, keyed by the URL's path (`/img/a<art_id>_<format>.jpg`). */
@@ -224,7 +224,7 @@ async function run(ctx: StageContext): Promise<void> {
     if (have >= want && !(manifestMode && have < ranking.get(g)!.length)) continue;
     const byReason = new Map<string, number>();
     for (const r of rejected) if (r.genre === g) {
-      const k = r.reason!.startsWith('duplicate-of:') ? 'duplicate' : r.reason!;
+      const k = reasonKey(r.reason) === 'duplicate-of' ? 'duplicate' : r.reason!;
       byReason.set(k, (byReason.get(k) ?? 0) + 1);
     }
     const rej = [...byReason].map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
@@ -234,7 +234,7 @@ async function run(ctx: StageContext): Promise<void> {
     } else {
       const k = counts?.[g];
       const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible` : `${ranking.get(g)!.length} eligible`;
-      const eg = rejected.filter((r) => r.genre === g && !r.reason!.startsWith('duplicate-of:')).slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
+      const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
       short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})${eg.length ? `; e.g. ${eg.join('; ')}` : ''}`);
     }
   }

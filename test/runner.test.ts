@@ -227,7 +227,7 @@ describe('CLI', () => {
 
 describe('formatting', () => {
   it('durations never show 60 seconds or minutes', async () => {
-    const { fmtMs } = await import('../pipeline/summary.ts');
+    const { fmtDuration: fmtMs } = await import('../util/format.ts');
     const { fmtSeconds } = await import('../util/progress.ts');
     assert.equal(fmtMs(119_700), '2 min 00 s');
     assert.equal(fmtMs(59_970), '1 min 00 s');
