@@ -35,6 +35,7 @@
  * module loads: to use more than 4 cores, set UV_THREADPOOL_SIZE in the environment that starts Node. The operation
  * cache is disabled ({@link configureSharp}): every image is seen once, so caching only costs memory.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import sharp, { type OutputInfo } from 'sharp';
 
@@ -206,7 +207,10 @@ let addonError = '';
 export function fastJpeg(): FastJpegAddon | null {
   if (addon === undefined) {
     try {
-      addon = createRequire(import.meta.url)('./native/build/Release/fastjpeg.node') as FastJpegAddon;
+      // dataset/preprocess.ts in a checkout; dist/dataset/preprocess.js in the package, whose addon is built in dataset/native/.
+      const req = createRequire(import.meta.url);
+      const built = ['./native/build/Release/fastjpeg.node', '../../dataset/native/build/Release/fastjpeg.node'].find((p) => existsSync(new URL(p, import.meta.url)));
+      addon = req(built ?? './native/build/Release/fastjpeg.node') as FastJpegAddon;
     } catch (e) {
       addon = null;
       addonError = ((e as Error)?.message ?? String(e)).split('\n')[0]!;

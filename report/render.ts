@@ -3,7 +3,7 @@
  * Content-Security-Policy that forbids loading anything else). Sections whose stage has not run say so instead of
  * failing. {@link buildReport} reads a data directory; {@link renderHtml} is the pure rendering step.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
@@ -65,7 +65,9 @@ export interface BuildReportOptions {
 export async function readVersions(): Promise<Versions> {
   let pkg = 'unknown';
   try {
-    pkg = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    // report/render.ts in a checkout, dist/report/render.js in the package: package.json is one or two levels up.
+    const at = ['../package.json', '../../package.json'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u))!;
+    pkg = (JSON.parse(readFileSync(at, 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {
     /* keep "unknown" */
   }
