@@ -5,8 +5,9 @@
  *
  * The built data directory is synthetic: every declared output of every stage exists (small files), and each lock
  * entry is what the runner would record for them, so `status` does its full work (hashing every output and input,
- * judging every stage fresh) on a directory that is cheap to make. `bin/covers.js` is timed as a user runs it (from
- * the compiled JavaScript when the package is built, through tsx in a source checkout without `dist/`).
+ * judging every stage fresh) on a directory that is cheap to make. `bin/covers.js` is timed as an installed package
+ * runs it, from the compiled JavaScript (`COVERS_DIST=1`; run `npm run build` first), else through tsx as a source
+ * checkout does.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -50,9 +51,9 @@ async function buildSyntheticDataDir(dir: string): Promise<void> {
   if (stale.length) throw new Error(`synthetic data directory not fresh: ${stale.map((s) => `${s.stage.name} ${JSON.stringify(s.state)}`).join('; ')}`);
 }
 
-function timeOnce(args: string[], cwd: string): number {
+function timeOnce(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): number {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 400)}`);
   return ms;
@@ -67,17 +68,19 @@ const bench: BenchModule = {
     await buildSyntheticDataDir(dataDir);
     if (Object.keys(readLock(dataDir).stages).length !== STAGES.length) throw new Error('lock incomplete');
     const bin = join(REPO, 'bin', 'covers.js');
-    const mode = existsSync(join(REPO, 'dist', 'cli', 'covers.js')) ? 'compiled JavaScript (dist/)' : 'TypeScript through tsx (no dist/)';
+    const built = existsSync(join(REPO, 'dist', 'cli', 'covers.js'));
+    const mode = built ? 'compiled JavaScript (dist/)' : 'TypeScript through tsx (no dist/: run npm run build)';
+    const env = { ...process.env, COVERS_DIST: built ? '1' : '0' };
     const baselineArgs = ['-e', `JSON.parse(require('node:fs').readFileSync(${JSON.stringify(join(dataDir, LOCK_FILE))}, 'utf8'))`];
     const runs = ctx.quick ? 3 : 11;
     const base: number[] = [];
     const help: number[] = [];
     const status: number[] = [];
-    timeOnce([bin, '--help'], REPO); // warm the file cache
+    timeOnce([bin, '--help'], REPO, env); // warm the file cache
     for (let i = 0; i < runs; i++) {
       base.push(timeOnce(baselineArgs, REPO));
-      help.push(timeOnce([bin, '--help'], REPO));
-      status.push(timeOnce([bin, 'status', '--data-dir', dataDir], REPO));
+      help.push(timeOnce([bin, '--help'], REPO, env));
+      status.push(timeOnce([bin, 'status', '--data-dir', dataDir], REPO, env));
     }
     const b = median(base) / 1000;
     ctx.log(`baseline ${b.toFixed(3)} s, --help ${(median(help) / 1000).toFixed(3)} s, status ${(median(status) / 1000).toFixed(3)} s (${mode})`);
