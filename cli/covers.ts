@@ -1,6 +1,7 @@
 /**
- * The `covers` command line, and the only place that hands the stages (the registry, stages/index.ts) to the runner: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed,
- * 2 a usage error (unknown target, option or config value), 130 interrupted.
+ * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`; the only place that hands the stages
+ * (the registry, stages/index.ts) to the runner. Exit codes: 0 success, 1 a stage failed, 2 a usage error (unknown
+ * target, option or config value), 130 interrupted.
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';

@@ -25,6 +25,8 @@ export interface ContextOptions {
   dataDir: string;
   log?: Logger;
   signal?: AbortSignal;
+  /** Names of the pipeline's stages in order (default: just this stage). */
+  stageNames?: readonly string[];
 }
 
 /**
@@ -47,6 +49,7 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
     workDir,
     log,
     signal: opts.signal ?? new AbortController().signal,
+    stageNames: opts.stageNames ?? [stage.name],
     out(rel: string) {
       if (!outputs.has(rel)) throw new Error(`stage ${stage.name}: "${rel}" is not a declared output (${[...outputs].join(', ')})`);
       const p = join(tmp, rel);

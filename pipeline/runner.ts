@@ -315,7 +315,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       try {
         const extraInputs = await hashExtraInputs(stage, opts.config);
         const inputs = await hashInputs(stage, opts.config, lock, hasher);
-        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal });
+        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal, stageNames: stages.map((s) => s.name) });
         await stage.run(ctx);
         if (opts.signal?.aborted) throw new InterruptedError();
         commitOutputs(stage, opts.config, dataDir);

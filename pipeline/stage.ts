@@ -1,8 +1,8 @@
 /**
  * The stage contract. A stage is a declaration ({@link StageDeclaration}: name, dependencies, the files it reads,
  * parameters, outputs) plus an implementation ({@link StageImplementation}: `run`). The declarations of all stages
- * live in one registry (`stages/index.ts`), which imports each implementation module only when its stage runs, so
- * `covers --help` and `covers status` load no stage code. The runner (`pipeline/runner.ts`) is handed the stage
+ * live in `stages/declarations.ts`; the registry (`stages/index.ts`) imports each implementation module only when
+ * its stage runs, so `covers --help` and `covers status` load no stage code. The runner (`pipeline/runner.ts`) is handed the stage
  * list by the CLI, decides from `DATA_DIR/pipeline.lock.json` which stages are stale and runs them in dependency
  * order.
  *
@@ -44,6 +44,8 @@ export interface StageContext {
   readonly log: Logger;
   /** Starts a progress display for `total` items (a bar on a terminal, periodic log lines otherwise). */
   progress(label: string, total: number): Progress;
+  /** Names of the pipeline's stages, in pipeline order (the runner's stage list), e.g. for ordering a table. */
+  readonly stageNames: readonly string[];
   /** Aborted on SIGINT/SIGTERM; long loops should check it and stop. */
   readonly signal: AbortSignal;
 }

@@ -1,218 +1,47 @@
 /**
- * The stage registry: every target of `covers make`, in pipeline order, declared here (name, description,
- * dependencies, the data-directory files each reads, parameters, outputs, version). Each stage's code lives in
- * `stages/<name>.ts` and is imported only when the stage runs, so listing, planning and `covers status` load none of
- * it (no TensorFlow.js, crawlee, sharp or cheerio).
- *
- * Adding a stage: declare it here, write `stages/<name>.ts` exporting `<name>Stage: StageImplementation`, and read
- * only the paths declared in `inputs` (through `ctx.path`). Stages share nothing but the data directory: a stage
- * module imports no other stage module.
+ * The stage registry: every target of `covers make`, in pipeline order. Each pairs its declaration
+ * (declarations.ts) with its implementation module, `stages/<name>.ts`, imported only when the stage runs, so
+ * listing, planning and `covers status` load no stage code (no TensorFlow.js, crawlee, sharp or cheerio).
  */
-import { resolve } from 'node:path';
-import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
-import { LOCK_FILE } from '../pipeline/lock.ts';
 import { lazyStage, type Stage } from '../pipeline/stage.ts';
-import { metricsPath, modelDir } from '../schemas/model.ts';
-import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
-
-/** Config keys whose values change the shards' bytes. */
-export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
-
-/** The declared outputs of `shards`, relative to the data directory (one by one: `mean` writes next to them). */
-export const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/rejected.tsv'] as const;
-
-/** sha256 of the shard-relevant configuration: recorded in every shard's schema metadata. */
-export function shardsConfigHash(config: Config): string {
-  return hashJson(pickParams(config, SHARDS_PARAMS));
-}
-
-/** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
-export const TRAIN_PARAMS = [
-  'seed', 'image.size',
-  'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
-  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.patience',
-  'train.snapshotEvery', 'train.run',
-] as const;
-
-/** The report's declared output (a directory), relative to the data directory. */
-export const REPORT_DIR = 'report';
-/** The page inside {@link REPORT_DIR}, relative to the data directory. */
-export const REPORT_PAGE = 'report/index.html';
-
-/**
- * Everything the report reads: the funnel's files, the shards (contact sheets) and the mean, the training curves,
- * both evaluations, and the lock file (stage timings).
- */
-export function reportInputs(config: Config): string[] {
-  return [
-    'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
-    'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
-    metricsPath(config.train.run), 'eval/metrics.json', 'eval/baseline.json', LOCK_FILE,
-  ];
-}
+import * as d from './declarations.ts';
 
 /** The `discover` stage: `discover_web` listings → `candidates.arrow`. */
-export const discoverStage: Stage = lazyStage(
-  {
-    name: 'discover',
-    description: 'list albums per genre tag via Bandcamp discover_web (resumable)',
-    deps: [],
-    inputs: [],
-    params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample'],
-    outputs: ['candidates.arrow'],
-    version: 1,
-    skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
-  },
-  async () => (await import('./discover.ts')).discoverStage,
-);
+export const discoverStage: Stage = lazyStage(d.discoverDeclaration, async () => (await import('./discover.ts')).discoverStage);
 
 /** The `label` stage: `candidates.arrow` → `labels.arrow`. */
-export const labelStage: Stage = lazyStage(
-  {
-    name: 'label',
-    description: 'keep albums that match exactly one chosen genre (album tags, or listings)',
-    deps: ['discover'],
-    inputs: ['candidates.arrow'],
-    params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
-    outputs: ['labels.arrow'],
-    version: 1,
-    skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
-  },
-  async () => (await import('./label.ts')).labelStage,
-);
+export const labelStage: Stage = lazyStage(d.labelDeclaration, async () => (await import('./label.ts')).labelStage);
 
 /** The `select` stage: candidates and labels (or `select.fromManifest`) → `selection.arrow`. */
-export const selectStage: Stage = lazyStage(
-  {
-    name: 'select',
-    description: 'rank each genre’s eligible albums in a seeded order (or take a manifest to rebuild)',
-    deps: ['discover', 'label'],
-    inputs: (config) => (config.select.fromManifest ? [] : ['candidates.arrow', 'labels.arrow']),
-    params: ['genres', 'seed', 'select.fromManifest'],
-    extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
-    outputs: ['selection.arrow'],
-    version: 1,
-  },
-  async () => (await import('./select.ts')).selectStage,
-);
+export const selectStage: Stage = lazyStage(d.selectDeclaration, async () => (await import('./select.ts')).selectStage);
 
 /** The `download` stage: `selection.arrow` → `images/`, `manifest.tsv`, `rejected.tsv`. */
-export const downloadStage: Stage = lazyStage(
-  {
-    name: 'download',
-    description: 'download each genre’s covers until it has perGenre valid, distinct images',
-    deps: ['select'],
-    inputs: ['selection.arrow'],
-    params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest'],
-    outputs: ['manifest.tsv', 'rejected.tsv'],
-    inPlaceOutputs: ['images'],
-    version: 1,
-  },
-  async () => (await import('./download.ts')).downloadStage,
-);
+export const downloadStage: Stage = lazyStage(d.downloadDeclaration, async () => (await import('./download.ts')).downloadStage);
 
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */
-export const splitStage: Stage = lazyStage(
-  {
-    name: 'split',
-    description: 'assign the downloaded images to train/validation/test, stratified by genre (DATA_DIR/splits.arrow)',
-    deps: ['download'],
-    inputs: ['manifest.tsv'],
-    params: ['genres', 'seed', 'splits'],
-    outputs: ['splits.arrow'],
-    version: 1,
-  },
-  async () => (await import('./split.ts')).splitStage,
-);
+export const splitStage: Stage = lazyStage(d.splitDeclaration, async () => (await import('./split.ts')).splitStage);
 
-/** The `shards` stage: `splits.arrow` and the downloaded images → {@link SHARDS_OUTPUTS}. */
-export const shardsStage: Stage = lazyStage(
-  {
-    name: 'shards',
-    description: 'preprocess the images to S×S RGB and write Arrow shards in the Hugging Face datasets layout (DATA_DIR/shards/)',
-    deps: ['split'],
-    inputs: ['splits.arrow', 'images'],
-    params: SHARDS_PARAMS,
-    outputs: SHARDS_OUTPUTS,
-    version: 1,
-  },
-  async () => (await import('./shards.ts')).shardsStage,
-);
+/** The `shards` stage: `splits.arrow` and the downloaded images → the shards (`d.SHARDS_OUTPUTS`). */
+export const shardsStage: Stage = lazyStage(d.shardsDeclaration, async () => (await import('./shards.ts')).shardsStage);
 
 /** The `mean` stage: training shards → `shards/mean.arrow`, `shards/mean.json`. */
-export const meanStage: Stage = lazyStage(
-  {
-    name: 'mean',
-    description: 'per-pixel mean and per-channel mean/std of the training split (DATA_DIR/shards/mean.arrow, mean.json)',
-    deps: ['shards'],
-    inputs: [splitDir('train')],
-    params: [],
-    outputs: ['shards/mean.arrow', 'shards/mean.json'],
-    version: 1,
-  },
-  async () => (await import('./mean.ts')).meanStage,
-);
+export const meanStage: Stage = lazyStage(d.meanDeclaration, async () => (await import('./mean.ts')).meanStage);
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/`. */
-export const trainStage: Stage = lazyStage(
-  {
-    name: 'train',
-    description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
-    deps: ['shards', 'mean'],
-    inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
-    params: TRAIN_PARAMS,
-    outputs: (c) => [modelDir(c.train.run)],
-    version: 1,
-  },
-  async () => (await import('./train.ts')).trainStage,
-);
+export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (await import('./train.ts')).trainStage);
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
-export const evaluateStage: Stage = lazyStage(
-  {
-    name: 'evaluate',
-    description: 'score the trained convnet on the test split (multi-crop) → eval/metrics.json',
-    deps: ['train'],
-    inputs: (c) => [modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow'],
-    params: ['eval', 'train.run'],
-    outputs: ['eval/metrics.json'],
-    version: 1,
-  },
-  async () => (await import('./evaluate.ts')).evaluateStage,
-);
+export const evaluateStage: Stage = lazyStage(d.evaluateDeclaration, async () => (await import('./evaluate.ts')).evaluateStage);
 
 /** The `baseline` stage: `shards` → `eval/baseline.json`. */
-export const baselineStage: Stage = lazyStage(
-  {
-    name: 'baseline',
-    description: 'random forest on downsampled pixels (the study baseline) → eval/baseline.json',
-    deps: ['shards'],
-    inputs: [splitDir('train'), splitDir('test')],
-    // baseline.threads is left out: the forest is the same for any thread count.
-    params: ['seed', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples', 'baseline.minSamplesSplit'],
-    outputs: ['eval/baseline.json'],
-    version: 2,
-  },
-  async () => (await import('./baseline.ts')).baselineStage,
-);
+export const baselineStage: Stage = lazyStage(d.baselineDeclaration, async () => (await import('./baseline.ts')).baselineStage);
 
 /**
  * The `report` stage: everything above → `report/index.html`. Its parameters are the whole resolved configuration,
  * because the page prints it (and its hash, `train.backend`, `train.architecture`): any configuration change makes
  * the report stale.
  */
-export const reportStage: Stage = lazyStage(
-  {
-    name: 'report',
-    description: 'write report/index.html: funnel, contact sheets, training curves, confusion matrix, comparison with chance and the 2015 study',
-    deps: ['evaluate', 'baseline'],
-    inputs: reportInputs,
-    params: (config) => Object.keys(config),
-    outputs: [REPORT_DIR],
-    version: 1,
-  },
-  async () => (await import('./report.ts')).reportStage,
-);
+export const reportStage: Stage = lazyStage(d.reportDeclaration, async () => (await import('./report.ts')).reportStage);
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [

@@ -14,13 +14,13 @@ import { writeFileAtomic } from '../util/fsutil.ts';
 import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { fmtBytes } from '../report/html.ts';
 import { buildReport } from '../report/render.ts';
-import { REPORT_DIR, REPORT_PAGE, STAGES } from './index.ts';
+import { REPORT_DIR, REPORT_PAGE } from './declarations.ts';
 
 /** The `report` stage. */
 export const reportStage: StageImplementation = {
   name: 'report',
   async run(ctx: StageContext) {
-    const page = await buildReport({ dataDir: ctx.dataDir, config: ctx.config, path: (rel) => ctx.path(rel), stageOrder: STAGES.map((s) => s.name) });
+    const page = await buildReport({ dataDir: ctx.dataDir, config: ctx.config, path: (rel) => ctx.path(rel), stageOrder: ctx.stageNames });
     const dir = ctx.out(REPORT_DIR);
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'index.html');

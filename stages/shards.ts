@@ -21,7 +21,7 @@ import { orderedMap, preprocessImage, PreprocessError, resolveDecoder, type Prep
 import { SplitShardWriter, type SplitShardResult } from '../schemas/shards/write.ts';
 import { rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
 import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
-import { shardsConfigHash } from './index.ts';
+import { shardsConfigHash } from './declarations.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 
 type Outcome = { row: SplitRow; image: Uint8Array; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };

@@ -21,7 +21,7 @@ import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
 import { modelDir, writeEpochMetrics, writeTrainRecord } from '../schemas/model.ts';
-import { TRAIN_PARAMS } from './index.ts';
+import { TRAIN_PARAMS } from './declarations.ts';
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
 export const trainStage: StageImplementation = {
