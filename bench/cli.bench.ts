@@ -11,6 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { defaultConfig, hashJson, pickParams } from '../pipeline/config.ts';
 import { combineOutputHashes, Hasher, LOCK_FILE, readLock, writeLock, type LockFile, type OutputHash } from '../pipeline/lock.ts';
@@ -73,6 +74,7 @@ const bench: BenchModule = {
     const env = { ...process.env, COVERS_DIST: built ? '1' : '0' };
     const baselineArgs = ['-e', `JSON.parse(require('node:fs').readFileSync(${JSON.stringify(join(dataDir, LOCK_FILE))}, 'utf8'))`];
     const runs = ctx.quick ? 3 : 11;
+    const load = [loadavg()[0]!];
     const base: number[] = [];
     const help: number[] = [];
     const status: number[] = [];
@@ -82,6 +84,7 @@ const bench: BenchModule = {
       help.push(timeOnce([bin, '--help'], REPO, env));
       status.push(timeOnce([bin, 'status', '--data-dir', dataDir], REPO, env));
     }
+    load.push(loadavg()[0]!);
     const b = median(base) / 1000;
     ctx.log(`baseline ${b.toFixed(3)} s, --help ${(median(help) / 1000).toFixed(3)} s, status ${(median(status) / 1000).toFixed(3)} s (${mode})`);
     const row = (name: string, xs: number[]): BenchResult => {
@@ -89,7 +92,7 @@ const bench: BenchModule = {
       return {
         name, value: v, unit: 's', baseline: { name: 'node -e reading pipeline.lock.json', value: b }, ratio: b / v,
         target: '≤ 2× the baseline (ratio ≥ 0.5×)', met: v <= 2 * b,
-        notes: `median of ${runs} interleaved runs, ${mode}; ratio = baseline / value`,
+        notes: `median of ${runs} interleaved runs, ${mode}; ratio = baseline / value; 1-minute load average ${load.map((l) => l.toFixed(1)).join(' → ')} (start → end) on ${cpus().length} cores`,
       };
     };
     return [row('covers --help', help), row(`covers status (${STAGES.length} stages, all fresh)`, status)];
