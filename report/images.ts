@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { MEAN_ARROW, readMeanRow } from '../schemas/mean.ts';
 import { splitDir, SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
 import { listShardFiles, streamShardBatches } from '../schemas/shards/read.ts';
-import type { DataPath, Part } from './inputs.ts';
+import { dataPath, type DataPath, type Part } from './inputs.ts';
 
 /** One cover of a contact sheet. */
 export interface Thumbnail {
@@ -66,7 +66,8 @@ export async function thumbnailDataUri(pixels: Uint8Array, size: number, side: n
  * @param perGenre covers per genre (0 = none).
  * @returns missing when no shard file exists; error when a shard cannot be read.
  */
-export async function readContactSheets(p: DataPath, genres: readonly string[], perGenre: number): Promise<Part<ContactSheets>> {
+export async function readContactSheets(dataDir: string | DataPath, genres: readonly string[], perGenre: number): Promise<Part<ContactSheets>> {
+  const p = dataPath(dataDir);
   let files: { split: SplitName; path: string }[];
   try {
     files = SPLIT_NAMES.flatMap((split) => listShardFiles(p(splitDir(split)), { allowMissing: true }).map((path) => ({ split, path })));
@@ -115,7 +116,8 @@ export async function readContactSheets(p: DataPath, genres: readonly string[], 
  * Reads `shards/mean.arrow` and renders the per-pixel mean as a PNG (values rounded and clamped to 0–255).
  * @returns missing when the file does not exist; error when it is not a mean table.
  */
-export async function readMeanImage(p: DataPath): Promise<Part<MeanImage>> {
+export async function readMeanImage(dataDir: string | DataPath): Promise<Part<MeanImage>> {
+  const p = dataPath(dataDir);
   const path = p(MEAN_ARROW);
   if (!existsSync(path)) return { ok: false, kind: 'missing', stage: 'mean', message: `${MEAN_ARROW} not found` };
   try {

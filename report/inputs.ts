@@ -4,6 +4,7 @@
  * directory still gives a report. Nothing here throws for a missing or malformed input.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
 import { sha256File } from '../util/fsutil.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
@@ -18,6 +19,11 @@ import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
 
 /** Resolves a path relative to the data directory to an absolute one (the report stage passes `ctx.path`). */
 export type DataPath = (rel: string) => string;
+
+/** A {@link DataPath} from a data directory, or the resolver itself. */
+export function dataPath(dataDir: string | DataPath): DataPath {
+  return typeof dataDir === 'string' ? (rel) => join(dataDir, rel) : dataDir;
+}
 
 /** A part of the report: its data, or why it is absent. */
 export type Part<T> =
@@ -144,11 +150,13 @@ function readEval(p: DataPath, rel: string, stage: string): Part<EvalMetrics> {
 
 /**
  * Reads the report's inputs (all but images).
- * @param p resolves a path relative to the data directory (the report stage's `ctx.path`, which refuses undeclared ones).
+ * @param dataDir the data directory, or a resolver of paths in it (the report stage's `ctx.path`, which refuses
+ *   undeclared ones).
  * @param config the resolved configuration (genres, `train.run`).
  * @param stageOrder stage names in pipeline order, for the timings table.
  */
-export async function readInputs(p: DataPath, config: Config, stageOrder: readonly string[] = []): Promise<ReportInputs> {
+export async function readInputs(dataDir: string | DataPath, config: Config, stageOrder: readonly string[] = []): Promise<ReportInputs> {
+  const p = dataPath(dataDir);
   const genreSet = new Set<string>(config.genres);
   const per: Record<string, Partial<FunnelCounts>> = {};
   const put = <K extends keyof FunnelCounts>(key: K, counts: Record<string, FunnelCounts[K]>) => {
