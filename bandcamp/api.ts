@@ -1,6 +1,6 @@
 /**
- * Bandcamp's JSON APIs and URL formats as of 2026, declared once (zod) and shared by the crawler (`stages/`) and the
- * simulator (`simulator/`). Sources: `../shared/bandcamp/REFERENCE.md` §2.4 (`discover_web`), §2.7 (mobile API),
+ * Bandcamp's JSON APIs and URL formats as of 2026, declared once (zod) for the crawler (`stages/`). The simulator
+ * keeps its own reading of them (`simulator/protocol.ts`), so that one does not mirror a mistake here. Sources: `../shared/bandcamp/REFERENCE.md` §2.4 (`discover_web`), §2.7 (mobile API),
  * §4 (image URLs).
  */
 import { z } from 'zod';

@@ -16,3 +16,43 @@ export function toNormName(label: string): string {
   if (alias) return alias;
   return label.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-|-$/g, '');
 }
+
+/** A Bandcamp tag: display `name` (as shown on the page) and `normName` (the slug used in `tag_norm_names`). */
+export interface TagRef {
+  name: string;
+  normName: string;
+}
+
+/**
+ * The norm name Bandcamp gives a tag's display name, for sources that carry names only (ld+json `keywords`):
+ * lowercase, runs of characters other than letters and digits collapsed to `-` (`4/4 time` → `4-4-time`,
+ * `Hip Hop` → `hip-hop`, `Reykjavík` → `reykjavík`; REFERENCE.md §2.6). Checked against the `a.tag` hrefs of every
+ * real capture. Prefer a slug from an href or the API when there is one.
+ */
+export function normNameOfTagName(name: string): string {
+  return name.normalize('NFC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-+|-+$/g, '');
+}
+
+/** Tags with each norm name once (the first occurrence and its display name win), in order. */
+export function dedupeTags(tags: readonly TagRef[]): TagRef[] {
+  const seen = new Set<string>();
+  const out: TagRef[] = [];
+  for (const t of tags) {
+    if (!t.normName || seen.has(t.normName)) continue;
+    seen.add(t.normName);
+    out.push(t);
+  }
+  return out;
+}
+
+/**
+ * An album's tags as Bandcamp shows them, split into its genre/descriptor tags and its location tag:
+ * every copy of the location's norm name is removed (real pages list the location twice, lower-cased among the
+ * first tags and in proper case at the end; the mobile API repeats tags), and the rest is deduplicated by norm name.
+ * @param all every tag in page/API order, duplicates included.
+ * @param location the location tag (found by Bandcamp's marker: `isloc`, or the page's last tag group), or null.
+ */
+export function splitLocationTag(all: readonly TagRef[], location: TagRef | null): { tags: TagRef[]; locationTag: TagRef | null } {
+  const tags = dedupeTags(location ? all.filter((t) => t.normName !== location.normName) : all);
+  return { tags, locationTag: location };
+}

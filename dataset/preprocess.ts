@@ -37,6 +37,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import sharp, { type OutputInfo } from 'sharp';
 
 /** How a non-square image becomes S×S (config `image.fit`). */
@@ -68,9 +69,16 @@ export type Decoder = 'auto' | 'sharp' | 'fast';
  * - `unsupported-format`: not an image format libvips knows (random bytes, HTML error pages);
  * - `truncated`: the data ends early;
  * - `too-many-pixels`: declared dimensions over `image.maxPixels` (a decompression bomb, or just too large);
- * - `corrupt`: any other decoding failure.
+ * - `exif-unreadable`: an EXIF block whose structure points outside itself (an IFD offset or entry count past the
+ *   APP1 segment); found by the fast JPEG path, which rejects instead of reading on;
+ * - `corrupt`: any other decoding failure;
+ * - `decoder-crash`: the decoding process died on this file (a signal such as SIGSEGV, or an exit), alone;
+ * - `decoder-timeout`: decoding this file took longer than the decode timeout (dataset/decode-pool.ts).
  */
-export type RejectReason = 'missing' | 'empty' | 'unsupported-format' | 'truncated' | 'too-many-pixels' | 'corrupt';
+export type RejectReason = 'missing' | 'empty' | 'unsupported-format' | 'truncated' | 'too-many-pixels' | 'exif-unreadable' | 'corrupt' | 'decoder-crash' | 'decoder-timeout';
+
+/** Every {@link RejectReason}, e.g. to check a reason that crossed a process boundary. */
+export const REJECT_REASONS: readonly RejectReason[] = ['missing', 'empty', 'unsupported-format', 'truncated', 'too-many-pixels', 'exif-unreadable', 'corrupt', 'decoder-crash', 'decoder-timeout'];
 
 /** A preprocessing failure of one image, with its {@link RejectReason} and libvips' message as `detail`. */
 export class PreprocessError extends Error {
@@ -158,6 +166,37 @@ class PipelineLock {
 
 const lock = new PipelineLock();
 
+/**
+ * sharp's messages that say a pipeline failed but not why: libvips' message went to its process-wide error buffer or
+ * warning queue at a moment another pipeline (or a late libvips thread) cleared or took it.
+ */
+const GENERIC_SHARP_ERROR = /^(Unknown error|Warning treated as error due to failOn setting)\s*$/;
+
+/**
+ * Runs the libvips pipeline `fn` alongside others; when it fails, runs it again with no other pipeline running and
+ * throws that error, whose message is then its own (libvips' error buffer and sharp's warning queue are
+ * process-wide, see {@link PipelineLock}). An exclusive run whose message still says nothing specific ("Unknown
+ * error", "Warning treated as error due to failOn setting" without the warning) is tried twice more, and the first
+ * specific message is thrown: the same bad input gives the same message on every run, whatever ran next to it.
+ * @throws the error of the exclusive run(s).
+ */
+export async function withOwnSharpErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await lock.run(false, fn);
+  } catch {
+    let last: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return await lock.run(true, fn);
+      } catch (e) {
+        last = e;
+        if (!GENERIC_SHARP_ERROR.test((e as Error)?.message ?? '')) break;
+      }
+    }
+    throw last;
+  }
+}
+
 async function decodeResize(input: string | Buffer, opts: PreprocessOptions): Promise<{ data: Buffer; info: OutputInfo }> {
   const { size, fit, maxPixels } = opts;
   return sharp(input, {
@@ -185,14 +224,32 @@ function toPreprocessError(e: unknown): PreprocessError {
 /** The native addon dataset/native/fastjpeg.c (built by `npm install`, see its binding.gyp). */
 export interface FastJpegAddon {
   /**
-   * Reads (when `input` is a path) and decodes a JPEG into `out` (S·S·3 bytes, RGB HWC) on a libuv thread-pool thread;
-   * calls back with `""` on success or the reason the general path must take the image (unreadable file, not a JPEG,
-   * not a plain 8-bit YCbCr/grayscale JPEG, ICC profile, EXIF orientation ≠ 1, over `maxPixels`, over the addon's
-   * memory bounds, `contain` of a non-square image, any libjpeg error or warning). Never throws for bad image data.
-   * `fit`: 0 cover, 1 fill, 2 contain.
+   * Reads (when `input` is a path) and decodes a JPEG into `out` (S·S·3 bytes, RGB HWC) on a libuv thread-pool thread,
+   * then calls back with three strings, all `""` on success:
+   * - `fallbackReason`: why the general path must take the image (unreadable file, not a JPEG, not a plain 8-bit
+   *   YCbCr/grayscale JPEG, ICC profile, EXIF orientation ≠ 1, over the addon's memory bounds, `contain` of a
+   *   non-square image, any libjpeg error or warning);
+   * - `rejectReason` and `rejectDetail`: the file is bad and must not be decoded further (`too-many-pixels`: header
+   *   dimensions over `maxPixels`; `exif-unreadable`: an EXIF IFD offset or entry count outside its APP1 segment).
+   * Never throws for bad image data. `fit`: 0 cover, 1 fill, 2 contain.
    * @throws TypeError / RangeError for wrong argument types or sizes (a programming error).
    */
-  decode(input: string | Buffer, out: Buffer, size: number, fit: number, maxPixels: number, callback: (err: Error | null, fallbackReason: string) => void): void;
+  decode(
+    input: string | Buffer,
+    out: Buffer,
+    size: number,
+    fit: number,
+    maxPixels: number,
+    callback: (err: Error | null, fallbackReason: string, rejectReason: string, rejectDetail: string) => void,
+  ): void;
+  /**
+   * A Buffer over a shared (MAP_SHARED) mapping of the file `path`, created with mode 0600 or grown to `bytes` bytes;
+   * another process mapping the same file sees the same bytes (the decode pool's image slots, dataset/decode-pool.ts).
+   * @throws Error when the file cannot be created, sized or mapped; RangeError for bytes outside 1 B..4 GiB.
+   */
+  mapShared(path: string, bytes: number): Buffer;
+  /** The resampler's horizontal pass in this build: `sse2`, or `none` (scalar; built with FASTJPEG_NO_SIMD, or no SSE2). Both give the same bytes. */
+  readonly simd: 'sse2' | 'none';
 }
 
 const FIT_CODE: Record<Fit, number> = { cover: 0, fill: 1, contain: 2 };
@@ -201,16 +258,22 @@ let addon: FastJpegAddon | null | undefined;
 let addonError = '';
 
 /**
+ * Where the addon is loaded from: `$COVERS_FASTJPEG_ADDON` when set (another build of dataset/native, e.g. the
+ * sanitizer or no-SIMD builds of .ci/run and the tests), else dataset/native/build/Release/fastjpeg.node.
+ */
+export const FASTJPEG_ADDON_PATH =
+  process.env.COVERS_FASTJPEG_ADDON ||
+  // dataset/preprocess.ts in a checkout; dist/dataset/preprocess.js in the npm package, whose addon is built in dataset/native/.
+  fileURLToPath(['./native/build/Release/fastjpeg.node', '../../dataset/native/build/Release/fastjpeg.node'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u)) ?? new URL('./native/build/Release/fastjpeg.node', import.meta.url));
+
+/**
  * The fast JPEG path, or `null` where the addon was not built (no compiler or no libjpeg headers when `npm install`
  * ran: `npm run build:native` builds it) or does not load; then every image goes through sharp.
  */
 export function fastJpeg(): FastJpegAddon | null {
   if (addon === undefined) {
     try {
-      // dataset/preprocess.ts in a checkout; dist/dataset/preprocess.js in the package, whose addon is built in dataset/native/.
-      const req = createRequire(import.meta.url);
-      const built = ['./native/build/Release/fastjpeg.node', '../../dataset/native/build/Release/fastjpeg.node'].find((p) => existsSync(new URL(p, import.meta.url)));
-      addon = req(built ?? './native/build/Release/fastjpeg.node') as FastJpegAddon;
+      addon = createRequire(import.meta.url)(FASTJPEG_ADDON_PATH) as FastJpegAddon;
     } catch (e) {
       addon = null;
       addonError = ((e as Error)?.message ?? String(e)).split('\n')[0]!;
@@ -232,15 +295,19 @@ export function resolveDecoder(decoder: Decoder = 'sharp'): { decoder: 'fast' | 
   };
 }
 
-/** Counts of images by the path they took in this process (for tests and benchmarks). */
+/** Counts of images by the path they took in this process, or in its decode workers (for tests and benchmarks). */
 export const preprocessCounts = { fast: 0, sharp: 0 };
 
-/** The fast path: the S·S·3 bytes, or `null` when the image must go through sharp. */
-function tryFast(fj: FastJpegAddon, input: string | Buffer, opts: PreprocessOptions): Promise<Buffer | null> {
-  const out = Buffer.allocUnsafe(opts.size * opts.size * 3);
+/**
+ * The fast path: the S·S·3 bytes, or `null` when the image must go through sharp.
+ * @throws PreprocessError when the addon rejects the file (`too-many-pixels`, `exif-unreadable`).
+ */
+function tryFast(fj: FastJpegAddon, input: string | Buffer, opts: PreprocessOptions, into?: Buffer): Promise<Buffer | null> {
+  const out = into ?? Buffer.allocUnsafe(opts.size * opts.size * 3);
   return new Promise((resolve, reject) => {
-    fj.decode(input, out, opts.size, FIT_CODE[opts.fit], opts.maxPixels, (err, fallbackReason) => {
+    fj.decode(input, out, opts.size, FIT_CODE[opts.fit], opts.maxPixels, (err, fallbackReason, rejectReason, rejectDetail) => {
       if (err) reject(err);
+      else if (rejectReason) reject(new PreprocessError(REJECT_REASONS.includes(rejectReason as RejectReason) ? (rejectReason as RejectReason) : 'corrupt', rejectDetail));
       else resolve(fallbackReason === '' ? out : null);
     });
   });
@@ -251,41 +318,48 @@ function tryFast(fj: FastJpegAddon, input: string | Buffer, opts: PreprocessOpti
  * A failure is retried once with no other pipeline running, so that its reason and detail are its own (see
  * {@link PipelineLock}) and the same on every run.
  * @param input the encoded file: a path, or its bytes.
- * @returns exactly S·S·3 bytes (sharp's or the fast path's output buffer, not copied).
+ * @param into where to write the S·S·3 bytes (e.g. a slot of shared memory); by default a new Buffer.
+ * @returns exactly S·S·3 bytes: `into` when given, else sharp's or the fast path's output buffer, not copied.
  * @throws PreprocessError with the reason when the image cannot be used (never for a valid image of any colour space,
  *   bit depth, orientation or alpha).
  */
-export async function preprocessImage(input: string | Buffer, opts: PreprocessOptions): Promise<Buffer> {
+export async function preprocessImage(input: string | Buffer, opts: PreprocessOptions, into?: Buffer): Promise<Buffer> {
+  return (await preprocessImageVia(input, opts, into)).image;
+}
+
+/**
+ * {@link preprocessImage}, also saying which implementation decoded the image (`fast`: the native addon; `sharp`).
+ * @throws PreprocessError as {@link preprocessImage}.
+ */
+export async function preprocessImageVia(input: string | Buffer, opts: PreprocessOptions, into?: Buffer): Promise<{ image: Buffer; via: 'fast' | 'sharp' }> {
   const { size } = opts;
+  if (into && into.length !== size * size * 3) throw new RangeError(`preprocessImage: into holds ${into.length} bytes, not ${size}·${size}·3`);
   if (Buffer.isBuffer(input) && input.length === 0) throw new PreprocessError('empty', 'the file has 0 bytes');
   const fj = opts.decoder === 'fast' || opts.decoder === 'auto' ? fastJpeg() : null;
   if (fj) {
     // The addon reads a path itself. A file that cannot be read, or is not a plain JPEG, goes to sharp with the
     // original input, which gives the rejection reason.
-    const fast = await tryFast(fj, input, opts);
+    const fast = await tryFast(fj, input, opts, into);
     if (fast) {
       preprocessCounts.fast++;
-      return fast;
+      return { image: fast, via: 'fast' };
     }
   }
   preprocessCounts.sharp++;
   configureSharp();
   let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await lock.run(false, () => decodeResize(input, opts));
-  } catch {
-    try {
-      out = await lock.run(true, () => decodeResize(input, opts));
-    } catch (e) {
-      throw toPreprocessError(e);
-    }
+    out = await withOwnSharpErrors(() => decodeResize(input, opts));
+  } catch (e) {
+    throw toPreprocessError(e);
   }
   const { data, info } = out;
   const expected = size * size * 3;
   if (info.width !== size || info.height !== size || info.channels !== 3 || data.length !== expected) {
     throw new PreprocessError('corrupt', `decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${size}x${size}x3`);
   }
-  return data;
+  if (into) data.copy(into);
+  return { image: into ?? data, via: 'sharp' };
 }
 
 /**

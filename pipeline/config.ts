@@ -167,6 +167,11 @@ export const ConfigSchema = z
          * everything else through sharp (dataset/preprocess.ts).
          */
         decoder: z.enum(['auto', 'sharp', 'fast']).default('auto'),
+        /**
+         * Decoding runs in worker processes (dataset/decode-pool.ts): an image still decoding after this many ms is
+         * rejected as `decoder-timeout` and its worker restarted (a 256×256 cover takes about 1-5 ms).
+         */
+        decodeTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
       })
       .strict()
       .prefault({}),

@@ -3,13 +3,14 @@
  * `pipeline.lock.json`, like `dvc repro`), and runs those in dependency order. A stage's outputs are committed and
  * its lock entry written only after it succeeds; a failed or killed stage leaves both as they were.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from './config.ts';
 import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './context.ts';
 import { sha256File } from '../util/fsutil.ts';
 import { combineOutputHashes, Hasher, LOCK_FILE, readLock, updateLockEntry, type LockEntry, type LockFile, type OutputHash } from './lock.ts';
 import { createLogger, type Logger } from '../util/log.ts';
+import { acquireRunLock } from './run-lock.ts';
 import { InterruptedError, UserError } from '../util/errors.ts';
 import { resolveList, type Stage } from './stage.ts';
 
@@ -233,27 +234,6 @@ export function describeState(state: StageState): string {
     case 'stale': return `stale (${state.reasons.join('; ')})`;
     case 'skipped': return `skipped (${state.reason})`;
   }
-}
-
-const RUN_LOCK = '.covers.pid';
-
-function acquireRunLock(dataDir: string): () => void {
-  const p = join(dataDir, RUN_LOCK);
-  if (existsSync(p)) {
-    const pid = Number(readFileSync(p, 'utf8').trim());
-    let alive = false;
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch {
-        alive = false;
-      }
-    }
-    if (alive) throw new UserError(`another covers process (pid ${pid}) is working in ${dataDir}; wait for it or stop it (the lock is ${p})`);
-  }
-  writeFileSync(p, String(process.pid));
-  return () => rmSync(p, { force: true });
 }
 
 /**

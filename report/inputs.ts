@@ -44,6 +44,11 @@ export interface FunnelCounts {
   candidates: number | null;
   /** Albums whose only chosen genre is this one (`label`). */
   exclusive: number | null;
+  /**
+   * Candidates `label` did not keep, by reason (`labels.arrow`: `no-tags`, `no-chosen-genre`, `multi-genre`,
+   * `not-found`, `not-an-album`, `redirected-to`).
+   */
+  labelRejected: Record<string, number> | null;
   /** Albums chosen by `select`. */
   selected: number | null;
   /** Covers downloaded and kept (`manifest.tsv` rows). */
@@ -114,7 +119,7 @@ export function countSplits(rows: readonly SplitRow[]): Record<string, Record<Sp
   return out;
 }
 
-function countRejected(rows: readonly RejectedRow[]): Record<string, Record<string, number>> {
+function countRejected(rows: readonly Pick<RejectedRow, 'genre' | 'reason'>[]): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};
   for (const row of rows) {
     const g = row.genre ?? 'unknown';
@@ -182,7 +187,11 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
   let testSplitSize: number | null = null;
   const funnelParts: ReportInputs['funnelParts'] = {
     candidates: column('discover', 'candidates.arrow', (f) => put('candidates', countGenres(candidatesFormat.read(f)))),
-    labels: column('label', 'labels.arrow', (f) => put('exclusive', countGenres(labelsFormat.read(f), (r) => r.exclusive === true))),
+    labels: column('label', 'labels.arrow', (f) => {
+      const rows = labelsFormat.read(f);
+      put('exclusive', countGenres(rows, (r) => r.exclusive === true));
+      put('labelRejected', countRejected(rows.filter((r) => r.exclusive !== true)));
+    }),
     selection: column('select', 'selection.arrow', (f) => put('selected', countGenres(selectionFormat.read(f)))),
     manifest: column('download', 'manifest.tsv', (f) => {
       const rows = manifestFormat.read(f);
@@ -206,6 +215,7 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
     funnel[g] = {
       candidates: zeroIfBuilt(funnelParts.candidates, c.candidates, 0),
       exclusive: zeroIfBuilt(funnelParts.labels, c.exclusive, 0),
+      labelRejected: zeroIfBuilt(funnelParts.labels, c.labelRejected, {}),
       selected: zeroIfBuilt(funnelParts.selection, c.selected, 0),
       downloaded: zeroIfBuilt(funnelParts.manifest, c.downloaded, 0),
       rejected: zeroIfBuilt(funnelParts.rejected, c.rejected, {}),

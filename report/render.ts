@@ -204,7 +204,7 @@ function funnelSection(m: ReportModel): Section {
   const reasonsTitle = (r: Record<string, number> | null) => (r ? Object.entries(r).map(([k, v]) => `${k}: ${v}`).join(', ') : '');
   const rows = genres.map((g) => {
     const c = inputs.funnel[g]!;
-    return html`<tr data-genre="${g}"><th scope="row">${g}</th>${num(c.candidates)}${num(c.exclusive)}${num(c.selected)}${num(c.downloaded)}<td class="num${c.rejected === null ? ' na' : ''}" title="${reasonsTitle(c.rejected)}">${c.rejected === null ? '—' : fmtInt(sumRecord(c.rejected)!)}</td><td class="num${c.shardRejected === null ? ' na' : ''}" title="${reasonsTitle(c.shardRejected)}">${c.shardRejected === null ? '—' : fmtInt(sumRecord(c.shardRejected)!)}</td>${SPLIT_NAMES.map((s) => num(c.splits ? c.splits[s] : null))}</tr>`;
+    return html`<tr data-genre="${g}"><th scope="row">${g}</th>${num(c.candidates)}${c.exclusive === null ? num(null) : html`<td class="num" title="${reasonsTitle(c.labelRejected)}">${fmtInt(c.exclusive)}</td>`}${num(c.selected)}${num(c.downloaded)}<td class="num${c.rejected === null ? ' na' : ''}" title="${reasonsTitle(c.rejected)}">${c.rejected === null ? '—' : fmtInt(sumRecord(c.rejected)!)}</td><td class="num${c.shardRejected === null ? ' na' : ''}" title="${reasonsTitle(c.shardRejected)}">${c.shardRejected === null ? '—' : fmtInt(sumRecord(c.shardRejected)!)}</td>${SPLIT_NAMES.map((s) => num(c.splits ? c.splits[s] : null))}</tr>`;
   });
   const totals = {
     candidates: total((c) => c.candidates),
@@ -230,9 +230,9 @@ function funnelSection(m: ReportModel): Section {
     'Albums at each step, all genres',
   );
 
-  // Rejections by reason × genre, from both rejected files.
+  // Rejections by reason × genre: candidates label did not keep (labels.arrow), and both rejected files.
   const reasonRows: SafeHtml[] = [];
-  for (const [key, stage] of [['rejected', 'download'], ['shardRejected', 'shards']] as const) {
+  for (const [key, stage] of [['labelRejected', 'label'], ['rejected', 'download'], ['shardRejected', 'shards']] as const) {
     const reasons = new Set<string>();
     for (const g of genres) for (const r of Object.keys(inputs.funnel[g]![key] ?? {})) reasons.add(r);
     for (const reason of [...reasons].sort()) {
@@ -256,7 +256,7 @@ function funnelSection(m: ReportModel): Section {
       return absent(p, `column “${c.name}”`);
     });
   const splitNote = parts.splits.ok ? '' : absent(parts.splits, 'the split columns');
-  const lead = html`<p class="lead">Albums per genre at each step: listed by <code>discover_web</code> under the genre's tag (candidates), matching exactly one chosen genre (exclusive), eligible and ranked by the seeded selection (selected; download walks that order until the genre has <code>perGenre</code> images), downloaded and kept (the manifest), rejected with a reason, and assigned to each split. Hover a rejection count for its reasons.</p>`;
+  const lead = html`<p class="lead">Albums per genre at each step: listed by <code>discover_web</code> under the genre's tag (candidates), matching exactly one chosen genre (exclusive), eligible and ranked by the seeded selection (selected; download walks that order until the genre has <code>perGenre</code> images), downloaded and kept (the manifest), rejected with a reason, and assigned to each split. Hover an exclusive or rejection count for the reasons the others were dropped; the table below the funnel lists them by stage (label: <code>no-tags</code> albums without any tag but the location, <code>no-chosen-genre</code> tagged but with none of the chosen genres, <code>multi-genre</code>, <code>not-found</code>, <code>not-an-album</code>, <code>redirected-to</code>).</p>`;
   return section('funnel', 'Dataset funnel', true, [lead, chart, table, notes, splitNote, reasonTable]);
 }
 

@@ -8,10 +8,10 @@
  *
  * Metadata is built eagerly (small); cover pixels are generated lazily by `simulator/images.ts`.
  */
-import { toNormName } from '../bandcamp/tags.ts';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { FaultPlan, type AlbumFault, type FaultName, type ImageFault } from './faults.ts';
+import { FaultPlan, type AlbumFault, type DetailsFault, type FaultName, type ImageFault, type MarkupFault, type TagFault } from './faults.ts';
+import { simGenreDisplayName, simTagNormName } from './protocol.ts';
 import { hash32, pick, rngFor } from './rng.ts';
 
 /** The 2015 study's genres, the synthetic catalogue's default. */
@@ -49,8 +49,6 @@ export interface SimAlbum {
   imageFile?: string;
 }
 
-/** Display names Bandcamp uses for some genre norm names (REFERENCE.md §2.6). */
-const GENRE_DISPLAY: Record<string, string> = { 'hip-hop-rap': 'hip-hop/rap', 'r-b-soul': 'r&b/soul' };
 /** Bandcamp genre ids (REFERENCE.md §2.5, fixture F7). */
 const GENRE_IDS: Record<string, number> = {
   acoustic: 1, alternative: 2, ambient: 3, blues: 4, classical: 5, comedy: 6, country: 7, devotional: 9, electronic: 10, dubstep: 10,
@@ -70,14 +68,14 @@ const DESCRIPTORS = ['lo-fi', 'instrumental', 'diy', 'indie', 'experimental', 'l
 const WORDS = ['night', 'river', 'glass', 'echo', 'static', 'velvet', 'iron', 'paper', 'golden', 'hollow', 'neon', 'salt', 'winter', 'ghost', 'signal', 'garden', 'ember', 'lunar', 'cobalt', 'wild', 'quiet', 'burning', 'distant', 'silver', 'broken', 'electric', 'tidal', 'amber', 'crystal', 'feral'];
 const NOUNS = ['waves', 'machines', 'hearts', 'tapes', 'shadows', 'lights', 'rooms', 'dreams', 'roads', 'birds', 'walls', 'tides', 'wolves', 'bells', 'fields', 'circuits'];
 
-/** Bandcamp's tag slug rule: lowercase, runs of other characters become `-` (`hip-hop/rap` → `hip-hop-rap`). */
+/** Bandcamp's tag slug rule (`simulator/protocol.ts`): lowercase, runs of other characters become `-`. */
 export function tagNormName(name: string): string {
-  return name.toLowerCase().replace(/[^\p{L}\p{N}_]+/gu, '-').replace(/^-+|-+$/g, '');
+  return simTagNormName(name);
 }
 
-/** The display name of a genre tag. */
+/** The display name of a genre tag (`hip-hop-rap` → `hip-hop/rap`, `post-rock` → `post rock`). */
 export function genreDisplayName(genre: string): string {
-  return GENRE_DISPLAY[genre] ?? (genre.includes('_') ? genre : genre.replace(/-/g, ' '));
+  return simGenreDisplayName(genre);
 }
 
 function slugify(s: string): string {
@@ -147,17 +145,49 @@ export class Catalog {
     return [f];
   }
 
-  /** Album-level faults of an `item_id` (`404`). */
+  /** Album-level faults of an `item_id` (`404`, `redirect`, `band-page`); a redirect without a target is dropped. */
   albumFaultsOf(itemId: number): AlbumFault[] {
     const f = this.faults.album(itemId);
+    if (f === 'redirect' && this.redirectTarget(itemId) === undefined) return [];
     return f ? [f] : [];
+  }
+
+  /** The markup drift of an album's page (`no-tralbum`, `ld-only`, `props-only`), or null. */
+  markupOf(itemId: number): MarkupFault | null {
+    return this.faults.markup(itemId);
+  }
+
+  /** The tag fault of an album (`dup-location`, `no-tags`), or null. */
+  tagFaultOf(itemId: number): TagFault | null {
+    return this.faults.tags(itemId);
+  }
+
+  /** The `tralbum_details` fault of an album (`details-404`), or null. */
+  detailsFaultOf(itemId: number): DetailsFault | null {
+    return this.faults.details(itemId);
+  }
+
+  /**
+   * Where a `redirect` album's URL points: another album (not merch, itself without an album fault) tagged with the
+   * removed album's first genre only, when there is one (the plausible case: the other album's tags fit the listing,
+   * so only the item_id tells them apart; a multi-genre album would pass as exclusive), chosen by hash; undefined
+   * when the catalogue has none.
+   */
+  redirectTarget(itemId: number): SimAlbum | undefined {
+    const a = this.byItemId.get(itemId);
+    if (!a) return undefined;
+    const ok = (b: SimAlbum): boolean => b !== a && b.resultType === 'a' && this.faults.album(b.itemId) === null;
+    const pool = this.albums.filter((b) => ok(b) && b.genres.length === 1 && b.genres[0] === a.genres[0]);
+    const from = pool.length ? pool : this.albums.filter(ok);
+    return from.length ? from[hash32(`redirect|${this.faults.seed}|${itemId}`) % from.length] : undefined;
   }
 
   /** Every content fault in the catalogue, by `art_id` / `item_id` (for tests and `--log`). */
   contentFaults(): { itemId: number; artId: number | null; faults: FaultName[] }[] {
     const out: { itemId: number; artId: number | null; faults: FaultName[] }[] = [];
     for (const a of this.albums) {
-      const faults: FaultName[] = [...this.albumFaultsOf(a.itemId), ...(a.artId !== null ? this.faultsOf(a.artId) : [])];
+      const more = [this.markupOf(a.itemId), this.tagFaultOf(a.itemId), this.detailsFaultOf(a.itemId)].filter((f): f is MarkupFault | TagFault | DetailsFault => f !== null);
+      const faults: FaultName[] = [...this.albumFaultsOf(a.itemId), ...more, ...(a.artId !== null ? this.faultsOf(a.artId) : [])];
       if (faults.length > 0) out.push({ itemId: a.itemId, artId: a.artId, faults });
     }
     return out;
@@ -259,8 +289,8 @@ export function syntheticCatalog(o: SyntheticOptions, faults: FaultPlan): Catalo
 
 /**
  * Builds a catalogue from a folder with `labels.tsv` (`path<TAB>genre`, header line): one album per row, tagged with
- * the genre as a Bandcamp norm name (`toNormName`: the label `hiphop_rap` is served as the tag `hip-hop-rap`,
- * display name kept), its cover the file (served unchanged as
+ * the genre as a Bandcamp tag (the simulator's own rule, `simulator/protocol.ts`: the label `hiphop_rap` is served
+ * as the tag `hip-hop/rap`, norm name `hip-hop-rap`), its cover the file (served unchanged as
  * format `_0`).
  * @param limit keep only the first `limit` rows of each genre (for tests), or all when undefined.
  * @throws Error naming the file and line when `labels.tsv` is missing or malformed.
@@ -289,7 +319,8 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
     const cols = line.split('\t');
     const file = cols[pathCol];
     const label = cols[genreCol]?.trim();
-    const genre = label ? toNormName(label) : '';
+    const display = label ? simGenreDisplayName(label) : '';
+    const genre = simTagNormName(display);
     if (!file || !genre) throw new Error(`${labels}:${ln + 1}: expected path<TAB>genre, got ${JSON.stringify(line)}`);
     const n = perGenre.get(genre) ?? 0;
     if (limit !== undefined && n >= limit) continue;
@@ -308,7 +339,7 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
       bandName,
       bandSlug: `${slugify(bandName).replace(/-/g, '')}${ln}`,
       genres: [genre],
-      tags: [{ name: label!, normName: genre }],
+      tags: [{ name: display, normName: genre }],
       location: makeLocation(r),
       bandGenreId: GENRE_IDS[genre] ?? null,
       releaseDate: Math.floor(RELEASE_FROM + r() * RELEASE_SPAN),

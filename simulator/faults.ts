@@ -16,12 +16,27 @@ export type TransientFault = (typeof TRANSIENT_FAULTS)[number];
 export const IMAGE_FAULTS = ['truncated', 'corrupt', 'cmyk', 'grayscale', 'progressive', 'png-alpha', 'bomb', 'dup-album', 'dup-genre'] as const;
 export type ImageFault = (typeof IMAGE_FAULTS)[number];
 
-/** Per-album content faults (fixed per `item_id`). */
-export const ALBUM_FAULTS = ['404'] as const;
+/**
+ * Per-album content faults (fixed per `item_id`): what the album's URL serves instead of its page (exclusive).
+ * `redirect` and `band-page` are albums Bandcamp removed: `tralbum_details` answers 404 for them.
+ */
+export const ALBUM_FAULTS = ['404', 'redirect', 'band-page'] as const;
 export type AlbumFault = (typeof ALBUM_FAULTS)[number];
 
-export type FaultName = TransientFault | ImageFault | AlbumFault;
-export const ALL_FAULTS: readonly FaultName[] = [...TRANSIENT_FAULTS, ...IMAGE_FAULTS, ...ALBUM_FAULTS];
+/** Per-album markup drift (fixed per `item_id`): which template the album page uses (exclusive). */
+export const MARKUP_FAULTS = ['no-tralbum', 'ld-only', 'props-only'] as const;
+export type MarkupFault = (typeof MARKUP_FAULTS)[number];
+
+/** Per-album tag faults (fixed per `item_id`): how the page and `tralbum_details` show the tags (exclusive). */
+export const TAG_FAULTS = ['dup-location', 'no-tags'] as const;
+export type TagFault = (typeof TAG_FAULTS)[number];
+
+/** Per-album API faults (fixed per `item_id`): `tralbum_details` answers 404 while the page is up. */
+export const DETAILS_FAULTS = ['details-404'] as const;
+export type DetailsFault = (typeof DETAILS_FAULTS)[number];
+
+export type FaultName = TransientFault | ImageFault | AlbumFault | MarkupFault | TagFault | DetailsFault;
+export const ALL_FAULTS: readonly FaultName[] = [...TRANSIENT_FAULTS, ...IMAGE_FAULTS, ...ALBUM_FAULTS, ...MARKUP_FAULTS, ...TAG_FAULTS, ...DETAILS_FAULTS];
 
 /** Rates (0..1) per fault name; absent = 0. */
 export type FaultRates = Partial<Record<FaultName, number>>;
@@ -36,7 +51,8 @@ request add up, at most 1):
   reset      the TCP connection is destroyed without a response               all endpoints
   slow       the response is delayed by --slow-ms milliseconds                all endpoints
   challenge  HTTP 200 "Client Challenge" page (/_fs-ch-…)                     album pages, tralbum_details
-  stripped   HTTP 200 album page without script[data-tralbum]               album pages
+  stripped   HTTP 200 page with none of data-tralbum, ld+json,               album pages
+             bc-page-properties, a.tag (what non-browser clients get)
 Content faults (fixed per item, the same on every request):
   truncated  the image bytes are cut short                                    per art_id
   corrupt    the image header is garbled (undecodable)                        per art_id
@@ -48,7 +64,22 @@ Content faults (fixed per item, the same on every request):
   dup-album  the same image bytes as another album of the same genre          per art_id (catalogue)
   dup-genre  the same image bytes as an album of another genre                per art_id (catalogue)
   404        the album's page, tralbum_details and cover answer 404            per item_id
-The image faults of one art_id are exclusive (their rates add up, at most 1).`;
+  redirect   the album was removed and its URL 301s to ANOTHER album's page   per item_id
+             (one of its first genre only; tralbum_details answers 404)
+  band-page  the album was removed and its URL 302s to the band's /music page per item_id
+             (a discography, no album data; tralbum_details answers 404)
+Markup drift (fixed per item_id; exclusive):
+  no-tralbum a newer template: no script[data-tralbum], tralbum_page_version 1 per item_id
+  ld-only    only ld+json (@id, name, byArtist, image, keywords): no ids       per item_id
+  props-only bc-page-properties + og:image + a.tag only                       per item_id
+Tags (fixed per item_id; exclusive):
+  dup-location the location twice (lower-cased first, proper case last) on   per item_id
+             the page; tralbum_details repeats every tag
+  no-tags    the page and tralbum_details show no tags but the location      per item_id
+             (discover_web still lists the album under its genres)
+  details-404 tralbum_details answers 404 while the page is up               per item_id
+The image faults of one art_id are exclusive (their rates add up, at most 1), and so are the faults of each
+per-item_id group above.`;
 
 /**
  * Parses a `--faults` spec (`429=0.05,reset=0.01`).
@@ -71,6 +102,9 @@ export function parseFaultSpec(spec: string | undefined): FaultRates {
   const sum = (names: readonly FaultName[]): number => names.reduce((s, n) => s + (rates[n] ?? 0), 0);
   if (sum(TRANSIENT_FAULTS) > 1 + 1e-9) throw new Error(`--faults: the transient fault rates add up to more than 1`);
   if (sum(IMAGE_FAULTS) > 1 + 1e-9) throw new Error(`--faults: the image fault rates add up to more than 1`);
+  for (const [group, names] of [['album', ALBUM_FAULTS], ['markup', MARKUP_FAULTS], ['tag', TAG_FAULTS]] as const) {
+    if (sum(names) > 1 + 1e-9) throw new Error(`--faults: the ${group} fault rates (${names.join(', ')}) add up to more than 1`);
+  }
   return rates;
 }
 
@@ -110,5 +144,20 @@ export class FaultPlan {
   /** The content fault of an album (`item_id`), or null. */
   album(itemId: number): AlbumFault | null {
     return drawFrom(ALBUM_FAULTS, this.rates, unit('album', this.seed, itemId));
+  }
+
+  /** The markup drift of an album's page (`item_id`), or null (the 2026 template of the captures). */
+  markup(itemId: number): MarkupFault | null {
+    return drawFrom(MARKUP_FAULTS, this.rates, unit('markup', this.seed, itemId));
+  }
+
+  /** The tag fault of an album (`item_id`), or null. */
+  tags(itemId: number): TagFault | null {
+    return drawFrom(TAG_FAULTS, this.rates, unit('tags', this.seed, itemId));
+  }
+
+  /** The `tralbum_details` fault of an album (`item_id`), or null. */
+  details(itemId: number): DetailsFault | null {
+    return drawFrom(DETAILS_FAULTS, this.rates, unit('details', this.seed, itemId));
   }
 }

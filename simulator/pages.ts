@@ -4,6 +4,7 @@
  * `tralbum_details`, §2.4 `discover_web` results). The same parsers (`bandcamp/parse.ts`) must read both.
  */
 import { albumPath, type SimAlbum } from './catalog.ts';
+import type { MarkupFault, TagFault } from './faults.ts';
 
 /** `&`, `<`, `>`, `"` and `'` as HTML entities (attribute- and text-safe), as Bandcamp encodes `data-tralbum`. */
 export function escapeHtml(s: string): string {
@@ -48,9 +49,30 @@ function trackCount(a: SimAlbum): number {
   return 1 + (a.itemId % 9);
 }
 
-/** All tags of a page in order, the location tag last (REFERENCE.md §3.2). */
-function pageTags(a: SimAlbum): { name: string; normName: string }[] {
-  return a.location ? [...a.tags, a.location.tag] : [...a.tags];
+/** The tags an album shows (page and API), without the location: none under the `no-tags` fault. */
+function shownTags(a: SimAlbum, tagFault: TagFault | null): { name: string; normName: string }[] {
+  return tagFault === 'no-tags' ? [] : [...a.tags];
+}
+
+/**
+ * All tags of a page in order, the location tag last (REFERENCE.md §3.2). Under `dup-location` the location also
+ * appears lower-cased as the first tag, as some real pages show it (`united kingdom … United Kingdom`).
+ */
+function pageTags(a: SimAlbum, tagFault: TagFault | null = null): { name: string; normName: string }[] {
+  const tags = shownTags(a, tagFault);
+  if (!a.location) return tags;
+  const lead = tagFault === 'dup-location' ? [{ name: a.location.tag.name.toLowerCase(), normName: a.location.tag.normName }] : [];
+  return [...lead, ...tags, a.location.tag];
+}
+
+/** How {@link albumPageHtml} varies the page (simulator faults). */
+export interface PageVariant {
+  /** A stripped page (transient fault): none of data-tralbum, ld+json, bc-page-properties, og:image, a.tag (§5.1). */
+  stripped?: boolean;
+  /** Markup drift: `no-tralbum`, `ld-only` or `props-only` (see `simulator/faults.ts`). */
+  markup?: MarkupFault | null;
+  /** Tag fault: `dup-location` or `no-tags`. */
+  tags?: TagFault | null;
 }
 
 /**
@@ -61,12 +83,22 @@ function pageTags(a: SimAlbum): { name: string; normName: string }[] {
  * `#missing-tralbum-art`.
  * @param stripped omit `data-tralbum` (and the other `data-*` blobs), as Bandcamp's "stripped" pages do (§5.1).
  */
-export function albumPageHtml(site: SiteUrls, a: SimAlbum, stripped = false): string {
+export function albumPageHtml(site: SiteUrls, a: SimAlbum, variant: PageVariant = {}): string {
   const url = itemUrl(site, a);
   const band = bandUrl(site, a);
   const art = a.artId;
   const img = (f: number): string => paddedImageUrl(site.imageOrigin, art!, f);
-  const tags = pageTags(a);
+  const tags = pageTags(a, variant.tags ?? null);
+  const markup = variant.stripped ? null : (variant.markup ?? null);
+  const stripped = variant.stripped === true;
+  /** What this template carries. */
+  const has = {
+    tralbum: !stripped && markup === null,
+    ld: !stripped && markup !== 'props-only',
+    props: !stripped && markup !== 'ld-only',
+    og: !stripped && markup !== 'ld-only',
+    tagLinks: !stripped && markup !== 'ld-only',
+  };
   const n = trackCount(a);
   const release = bandcampDate(a.releaseDate);
   const tracks = Array.from({ length: n }, (_, i) => ({
@@ -117,10 +149,15 @@ export function albumPageHtml(site: SiteUrls, a: SimAlbum, stripped = false): st
     additionalProperty: art !== null ? [{ '@type': 'PropertyValue', name: 'art_id', value: art }] : [],
     '@context': 'https://schema.org',
   };
-  const pageProps = escapeHtml(JSON.stringify({ item_type: 'a', item_id: a.itemId, tralbum_page_version: 0 }));
+  // The ld+json of an ld-only page: the fields every version carries (@id, name, byArtist, image, keywords), no ids.
+  const ldMinimal: Record<string, unknown> = {
+    '@type': 'MusicAlbum', '@id': url, name: a.title, byArtist: { '@type': 'MusicGroup', name: a.bandName, '@id': band },
+    publisher: ld.publisher, datePublished: release, keywords: ld.keywords, ...(art !== null ? { image: img(10) } : {}), '@context': 'https://schema.org',
+  };
+  const pageProps = escapeHtml(JSON.stringify({ item_type: 'a', item_id: a.itemId, tralbum_page_version: markup === 'no-tralbum' ? 1 : 0 }));
   const title = escapeHtml(a.title);
   const artist = escapeHtml(a.bandName);
-  const dataAttrs = stripped
+  const dataAttrs = !has.tralbum
     ? ''
     : ` data-band="${escapeHtml(JSON.stringify(dataBand))}" data-embed="${escapeHtml(JSON.stringify(dataEmbed))}" data-tralbum="${escapeHtml(JSON.stringify(tralbum))}"`;
   const artHtml =
@@ -134,7 +171,7 @@ export function albumPageHtml(site: SiteUrls, a: SimAlbum, stripped = false): st
             </a>`
       : `
             <div id="missing-tralbum-art"></div>`;
-  const tagHtml = tags
+  const tagHtml = (has.tagLinks ? tags : [])
     .map((t) => `
             <a class="tag" href="https://bandcamp.com/discover/${encodeURIComponent(t.normName)}?from=tralbum&amp;artist=${a.bandId}"
                 >${escapeHtml(t.name)}</a>`)
@@ -146,18 +183,20 @@ export function albumPageHtml(site: SiteUrls, a: SimAlbum, stripped = false): st
     <title>${title} | ${artist}</title>
     <meta name="description" content="${escapeHtml(`${a.title} by ${a.bandName}, released ${release}`)}">
         <meta name="title" content="${title}, by ${artist}">
-        <meta property="og:title" content="${title}, by ${artist}">
+${has.og ? `        <meta property="og:title" content="${title}, by ${artist}">
         <meta property="og:type" content="album">
         <meta property="og:site_name" content="${artist}">
         <meta property="og:description" content="${n} track album">
-        <meta name="bc-page-properties" content="${pageProps}">
-${art !== null ? `            <meta property="og:image" content="${img(5)}">
+` : ''}
+${has.props ? `        <meta name="bc-page-properties" content="${pageProps}">
+` : ''}${art !== null && has.og ? `            <meta property="og:image" content="${img(5)}">
             <link rel="image_src" href="${img(16)}">
-` : ''}        <meta property="og:url"   content="${url}">
-            <meta name="generator"      content="Bandcamp">
-    <script type="application/ld+json">
-        ${scriptJson(ld)}
+` : ''}${has.og ? `        <meta property="og:url"   content="${url}">
+` : ''}            <meta name="generator"      content="Bandcamp">
+${has.ld ? `    <script type="application/ld+json">
+        ${scriptJson(markup === 'ld-only' ? ldMinimal : ld)}
     </script>
+` : ''}
     <script type="text/javascript" src="https://s4.bcbits.com/client-bundle/1/trackpipe/tralbum_head-sim.js" crossorigin="anonymous"${dataAttrs}></script>
 </head>
 <body class="gecko enable-cookie-control has-menubar has-rec-footer tralbum-clearfix tralbum-page " lang="en">
@@ -247,8 +286,59 @@ export function varnishErrorHtml(status: number, message: string, code: number):
 `;
 }
 
-/** `GET /api/mobile/22/tralbum_details` body (as `api_mobile_22_tralbum_details__track__2026-05-25.json`). */
-export function tralbumDetailsJson(site: SiteUrls, a: SimAlbum): Record<string, unknown> {
+/** The URL of a band's discography page on the simulator (`https://<band>.bandcamp.com/music` on the real site). */
+export function bandMusicUrl(site: SiteUrls, bandSlug: string): string {
+  return `${site.origin}/band/${bandSlug}/music`;
+}
+
+/**
+ * A band's `/music` page in the template real 2025–2026 band pages use (as a public capture of
+ * `https://astropilotmusic.bandcamp.com/music`, 2025-11-30, in Otiel/BandcampDownloader's test resources shows):
+ * `og:type` `band`, `data-band` on the head script but no `data-tralbum`, no `bc-page-properties`, no ld+json album,
+ * a band photo as `og:image` (no `a` prefix), and the releases in `ol#music-grid` (`li[data-item-id=album-<id>]`).
+ */
+export function bandMusicHtml(site: SiteUrls, bandSlug: string, albums: readonly SimAlbum[]): string {
+  const first = albums[0];
+  const name = escapeHtml(first?.bandName ?? bandSlug);
+  const dataBand = escapeHtml(JSON.stringify({ id: first?.bandId ?? 0, name: first?.bandName ?? bandSlug, subdomain: bandSlug }));
+  const items = albums
+    .filter((a) => a.resultType === 'a')
+    .map((a) => `
+    <li data-item-id="album-${a.itemId}" data-band-id="${a.bandId}" class="music-grid-item square">
+        <a href="${albumPath(a)}">
+            <div class="art">${a.artId !== null ? `<img src="${paddedImageUrl(site.imageOrigin, a.artId, 2)}" alt="">` : ''}</div>
+            <p class="title">${escapeHtml(a.title)}</p>
+        </a>
+    </li>`)
+    .join('');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+    <title>Music | ${name}</title>
+        <meta name="title" content="${name}">
+        <meta property="og:title" content="${name}">
+        <meta property="og:type" content="band">
+        <meta property="og:url" content="${bandUrl(site, first ?? ({ bandSlug } as SimAlbum))}">
+        <meta property="og:image" content="${site.imageOrigin}/img/${String((first?.bandId ?? 1) % 1e9).padStart(10, '0')}_23.jpg">
+    <meta name="generator" content="Bandcamp">
+    <script type="text/javascript" src="https://s4.bcbits.com/client-bundle/1/trackpipe/tralbum_head-sim.js" data-band-follow-info="{&quot;tralbum_id&quot;:null,&quot;tralbum_type&quot;:null}" data-band="${dataBand}"></script>
+</head>
+<body class="band-page">
+<div id="centerWrapper"><div id="pgBd">
+<ol id="music-grid" class="editable-grid music-grid columns-4 public">${items}
+</ol>
+</div></div>
+</body>
+</html>
+`;
+}
+
+/**
+ * `GET /api/mobile/22/tralbum_details` body (as `api_mobile_22_tralbum_details__track__2026-05-25.json`).
+ * Tag faults: `no-tags` shows only the location; `dup-location` repeats every tag, a lower-cased copy of the location
+ * (`isloc:false`) first.
+ */
+export function tralbumDetailsJson(site: SiteUrls, a: SimAlbum, tagFault: TagFault | null = null): Record<string, unknown> {
   const n = trackCount(a);
   const tag = (t: { name: string; normName: string }, isloc: boolean): Record<string, unknown> => ({
     name: t.name, norm_name: t.normName, url: `/discover/${t.normName}`, isloc, loc_id: null, geoname: null,
@@ -275,7 +365,12 @@ export function tralbumDetailsJson(site: SiteUrls, a: SimAlbum): Record<string, 
     is_purchasable: true,
     free_download: false,
     is_preorder: false,
-    tags: [...a.tags.map((t) => tag(t, false)), ...(a.location ? [tag(a.location.tag, true)] : [])],
+    tags: (() => {
+      const once = [...shownTags(a, tagFault).map((t) => tag(t, false)), ...(a.location ? [tag(a.location.tag, true)] : [])];
+      if (tagFault !== 'dup-location') return once;
+      const lead = a.location ? [tag({ name: a.location.tag.name.toLowerCase(), normName: a.location.tag.normName }, false)] : [];
+      return [...lead, ...once, ...once];
+    })(),
     label: null,
     label_id: null,
   };

@@ -3,10 +3,14 @@
  * (REFERENCE.md §2.4, §2.7, §3, §4, §5), with deterministic fault injection and a request log.
  *
  * Endpoints (all on both listeners; `origin` plays bandcamp.com, `imageOrigin` plays f4.bcbits.com):
- * - `POST /api/discover/1/discover_web` (body: `DiscoverWebRequestSchema`; `tag_norm_names` ANDed over an item's
- *   tags; `slice` top/new/rand orders deterministically; opaque base64 `cursor`, `"*"` first; `size`;
- *   `include_result_types`). `category_id`, `geoname_id` and `time_facet_id` are accepted and ignored.
- * - album pages at each result's `item_url` path (`/album/<band>-<slug>`), 404 pages elsewhere;
+ * - `POST /api/discover/1/discover_web` (body: the simulator's own `SimDiscoverWebRequestSchema`, written from the
+ *   real request bodies in REFERENCE.md §2.4: every key required, unknown keys rejected with 400; `tag_norm_names`
+ *   ANDed over an item's tags, matched exactly as norm names; `slice` top/new/rand orders deterministically; opaque
+ *   base64 `cursor`, `"*"` first; `size`; `include_result_types`). `category_id`, `geoname_id` and `time_facet_id`
+ *   are validated and otherwise ignored.
+ * - album pages at each result's `item_url` path (`/album/<band>-<slug>`), band pages at `/band/<band>/music`,
+ *   404 pages elsewhere; album faults redirect (`redirect` 301 to another album, `band-page` 302 to the band page)
+ *   or vary the template (`no-tralbum`, `ld-only`, `props-only`) and the tags (`dup-location`, `no-tags`);
  * - `GET /api/mobile/22/tralbum_details?band_id&tralbum_type=a&tralbum_id`;
  * - `GET|HEAD /img/a<art_id>_<format>.jpg` (zero-padded or not).
  */
@@ -14,11 +18,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DISCOVER_WEB_PATH, DiscoverWebRequestSchema, TRALBUM_DETAILS_PATH, type DiscoverWebRequest } from '../bandcamp/api.ts';
-import { Catalog, DEFAULT_SIM_GENRES, dirCatalog, syntheticCatalog, type SimAlbum } from './catalog.ts';
+import { albumPath, Catalog, DEFAULT_SIM_GENRES, dirCatalog, syntheticCatalog, type SimAlbum } from './catalog.ts';
 import { FaultPlan, parseFaultSpec, type FaultRates, type TransientFault } from './faults.ts';
 import { ImageService } from './images.ts';
-import { albumPageHtml, challengeHtml, discoverResult, notFoundHtml, tralbumDetailsJson, varnishErrorHtml, type SiteUrls } from './pages.ts';
+import { albumPageHtml, bandMusicHtml, bandMusicUrl, challengeHtml, discoverResult, notFoundHtml, tralbumDetailsJson, varnishErrorHtml, type SiteUrls } from './pages.ts';
+import { SIM_DISCOVER_WEB_PATH as DISCOVER_WEB_PATH, SIM_TRALBUM_DETAILS_PATH as TRALBUM_DETAILS_PATH, SimDiscoverWebRequestSchema, type SimDiscoverWebRequest } from './protocol.ts';
 import { hash32, unit } from './rng.ts';
 
 /** Options of {@link startSimulator}; every field has a default. */
@@ -185,7 +189,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const listings = new Map<string, Listing>();
   const site: SiteUrls = { origin: '', imageOrigin: '' };
 
-  const listingFor = (q: DiscoverWebRequest): Listing => {
+  const listingFor = (q: SimDiscoverWebRequest): Listing => {
     const tags = [...new Set(q.tag_norm_names)].sort();
     const types = [...new Set(q.include_result_types)].sort();
     const k = `${q.slice}|${tags.join(',')}|${types.join(',')}`;
@@ -241,7 +245,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       path === DISCOVER_WEB_PATH ? 'discover'
       : path === TRALBUM_DETAILS_PATH ? 'details'
       : /^\/img\//.test(path) ? 'image'
-      : /^\/(album|merch)\//.test(path) ? 'page'
+      : /^\/(album|merch|band)\//.test(path) ? 'page'
       : 'other';
     const key = `${method} ${req.url ?? '/'}${body ? ` ${body}` : ''}`;
     const attempt = attempts.get(key) ?? 0;
@@ -282,7 +286,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       } catch {
         return json(res, 400, { error: true, error_message: 'invalid JSON body' });
       }
-      const parsed = DiscoverWebRequestSchema.safeParse(raw);
+      const parsed = SimDiscoverWebRequestSchema.safeParse(raw);
       if (!parsed.success) return json(res, 400, { error: true, error_message: parsed.error.message });
       const q = parsed.data;
       const listing = listingFor(q);
@@ -317,21 +321,46 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       const a = catalog.byItemId.get(id);
       const bandId = url.searchParams.get('band_id');
       const type = url.searchParams.get('tralbum_type') ?? 'a';
-      if (!a || a.resultType !== 'a' || type !== 'a' || (bandId !== null && Number(bandId) !== a.bandId) || catalog.albumFaultsOf(a.itemId).includes('404')) {
-        if (a && catalog.albumFaultsOf(a.itemId).includes('404')) fault = '404';
+      // Removed albums (404, redirect, band-page) and the details-404 fault: the API has no such tralbum.
+      const gone = a ? [...catalog.albumFaultsOf(a.itemId), ...(catalog.detailsFaultOf(a.itemId) ? ['details-404'] : [])] : [];
+      if (!a || a.resultType !== 'a' || type !== 'a' || (bandId !== null && Number(bandId) !== a.bandId) || gone.length > 0) {
+        if (gone.length > 0) fault = gone[0]!;
         return json(res, 404, { error: true, error_message: `No such tralbum: tralbum_id=${url.searchParams.get('tralbum_id')} tralbum_type=${type}` });
       }
-      return json(res, 200, tralbumDetailsJson(site, a));
+      const tagFault = catalog.tagFaultOf(a.itemId);
+      if (tagFault) fault ??= tagFault;
+      return json(res, 200, tralbumDetailsJson(site, a, tagFault));
     }
 
     if (endpoint === 'page') {
+      const band = /^\/band\/([^/]+)\/music$/.exec(path);
+      if (band) {
+        const albums = catalog.albums.filter((x) => x.bandSlug === band[1]);
+        if (albums.length === 0) return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+        if (fault === 'stripped') fault = null; // band pages have no album data to strip
+        return html(res, 200, bandMusicHtml(site, band[1]!, albums));
+      }
       const a = catalog.albumAt(path);
       if (!a || a.resultType !== 'a') return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
-      if (catalog.albumFaultsOf(a.itemId).includes('404')) {
+      const albumFault = catalog.albumFaultsOf(a.itemId)[0];
+      if (albumFault === '404') {
         fault = '404';
         return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
       }
-      return html(res, 200, albumPageHtml(site, a, fault === 'stripped'));
+      if (albumFault === 'redirect') {
+        fault = 'redirect';
+        const to = catalog.redirectTarget(a.itemId)!;
+        return send(res, 301, 'text/html; charset=UTF-8', '', { location: `${site.origin}${albumPath(to)}` });
+      }
+      if (albumFault === 'band-page') {
+        fault = 'band-page';
+        return send(res, 302, 'text/html; charset=UTF-8', '', { location: bandMusicUrl(site, a.bandSlug) });
+      }
+      const markup = catalog.markupOf(a.itemId);
+      const tagFault = catalog.tagFaultOf(a.itemId);
+      const stripped = fault === 'stripped';
+      fault ??= markup ?? tagFault;
+      return html(res, 200, albumPageHtml(site, a, { stripped, markup, tags: tagFault }));
     }
 
     if (endpoint === 'image') {

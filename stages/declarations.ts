@@ -70,7 +70,7 @@ export const labelDeclaration: StageDeclaration = {
   inputs: ['candidates.arrow'],
   params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
   outputs: ['labels.arrow'],
-  version: 1,
+  version: 2,
   skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
 };
 
@@ -117,7 +117,7 @@ export const shardsDeclaration: StageDeclaration = {
   inputs: ['splits.arrow', 'images'],
   params: SHARDS_PARAMS,
   outputs: SHARDS_OUTPUTS,
-  version: 1,
+  version: 2, // 2: the fast resampler rounds halves up on every machine; the addon rejects malformed headers itself
 };
 
 /** The `mean` stage: training shards → `shards/mean.arrow`, `shards/mean.json`. */

@@ -23,6 +23,7 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { sha256, writeFileAtomic } from '../util/fsutil.ts';
+import { withOwnSharpErrors } from '../dataset/preprocess.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
@@ -52,10 +53,11 @@ export type Checked = { ok: true; sha256: string; bytes: number; width: number; 
 /**
  * Checks image bytes: fully decodes them with sharp within `maxPixels` (width × height) and hashes them.
  * Reasons: `too-large` (over the pixel limit), `undecodable` (anything sharp/libvips rejects, truncation included).
+ * A failed check is redone alone ({@link withOwnSharpErrors}), so its `detail` is the same on every run.
  */
 export async function checkImage(data: Buffer, maxPixels: number): Promise<Checked> {
   try {
-    const { info } = await sharp(data, { limitInputPixels: maxPixels, failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });
+    const { info } = await withOwnSharpErrors(() => sharp(data, { limitInputPixels: maxPixels, failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true }));
     return { ok: true, sha256: sha256(data), bytes: data.length, width: info.width, height: info.height };
   } catch (e) {
     const msg = (e as Error).message.replace(/\s+/g, ' ').slice(0, 200);

@@ -4,41 +4,79 @@
  *
  * `label.mode`:
  * - `tags` (default, exact): each album's tags from `GET {origin}/api/mobile/22/tralbum_details?band_id=…&
- *   tralbum_type=a&tralbum_id=<item_id>` (REFERENCE.md §2.7), falling back to the album page's `a.tag` links (§3.2)
- *   when the API answers 404 or something that is not tralbum details. Location tags are ignored (`isloc`, or the
- *   page's last tag when it is the band's location: `bandcamp/parse.ts`). An album tagged with two or more chosen
- *   genres is not exclusive. One request per album, through the same polite, resumable machinery as `discover`:
- *   progress in `.work/label/tags-<hash>.jsonl`, crawlee queue `label-<hash>` (uniqueKey `tralbum|<item_id>`).
+ *   tralbum_type=a&tralbum_id=<item_id>` (REFERENCE.md §2.7), falling back to the album page (§3.2) when the API
+ *   answers 404 or something that is not tralbum details. The page is read from whatever it still carries
+ *   (`data-tralbum`, else ld+json, else `bc-page-properties` + `og:image` + `a.tag`: `readAlbumPage`); it blocks the
+ *   crawl only when it is a challenge page or carries none of these. Location tags are ignored in every copy
+ *   (`isloc`, or the page's last tag group), and tags are counted once per norm name. An album tagged with two or
+ *   more chosen genres is not exclusive. One request per album, through the same polite, resumable machinery as
+ *   `discover`: progress in `.work/label/tags-<hash>.jsonl`, crawlee queue `label-<hash>` (uniqueKey
+ *   `tralbum|<item_id>`).
+ *   Rejections per item, never a stop: `not-found` (404), `not-an-album` (the URL serves a band or label page),
+ *   `redirected-to:<item_id>` (the answer is another album: its `item_id`, or with no `item_id` on the page its
+ *   `art_id`/URL disagree with the listing; then the page's URL is named), `no-tags` (no tags but the location).
+ *   A `bc-page-properties` `tralbum_page_version` other than the known ones is warned about once per run.
  * - `listing` (no requests): an album listed under two or more chosen genres is not exclusive.
  */
 import { join } from 'node:path';
 import { hashJson } from '../pipeline/config.ts';
 import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
-import { detectBlocked, parseAlbumPage, parseTralbumDetails } from '../bandcamp/parse.ts';
+import { comparableUrl, detectBlocked, KNOWN_TRALBUM_PAGE_VERSIONS, parseTralbumDetails, readAlbumPage, type AlbumPage, type AlbumSource } from '../bandcamp/parse.ts';
 import { chooseTransport, siteClient, type HttpResult } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../schemas/labels.ts';
 import { jsonBlockCheck } from '../bandcamp/block-checks.ts';
 
-/** One album's tags in the progress file. `source`: where they came from; `not-found` when both answered 404. */
+/** Where an album's label came from (the `source` column of `labels.arrow`). */
+export type LabelSource = 'tralbum_details' | AlbumSource | 'listing';
+
+/**
+ * One album's outcome in the progress file (format 2). `outcome`: `tags` (tags read; `tags` may be empty), `not-found`
+ * (API and page answered 404), `not-an-album` (the URL serves another kind of page: `detail` says which),
+ * `redirected` (the answer is another album: `redirected_to` is its `item_id`, or its URL when it names none).
+ */
 export interface TagRecord {
   item_id: number;
-  source: 'api' | 'page' | 'not-found';
-  /** Tag norm names without the location tag. */
+  outcome: 'tags' | 'not-found' | 'not-an-album' | 'redirected';
+  /** Where the answer came from; null for `not-found`. */
+  source: LabelSource | null;
+  /** Tag norm names, each once, without the location tag. */
   tags: string[];
+  redirected_to?: string;
+  detail?: string;
 }
+
+/** Version of {@link TagRecord}'s format, part of the progress file's name (older files are not read). */
+const TAG_RECORD_FORMAT = 2;
 
 /** The `tralbum_details` URL of an album (REFERENCE.md §2.7). */
 export function tralbumDetailsUrl(origin: string, bandId: number, itemId: number): string {
   return `${origin}${TRALBUM_DETAILS_PATH}?band_id=${bandId}&tralbum_type=a&tralbum_id=${itemId}`;
 }
 
-/** An album page is blocked when it is a challenge or stripped page (a 404 page is handled by status). */
+/**
+ * An album page is blocked when it is a challenge page, or carries none of the album sources and is no other kind of
+ * Bandcamp page ("stripped"): `detectBlocked`. A 404 page is handled by status.
+ */
 function pageBlockCheck(res: HttpResult): string | null {
   const kind = detectBlocked(res.status, res.body.toString('utf8'));
   return kind === 'challenge' || kind === 'stripped' ? kind : null;
+}
+
+/**
+ * Is the parsed page another album than the one requested? Returns what it is instead (its `item_id`, else its URL),
+ * or null when it is the requested one. Evidence, strongest first: the page's `item_id`; with none, its `art_id`
+ * against the listing's; with neither, its URL path against the listing's `item_url` (a custom domain keeps the
+ * path).
+ */
+export function redirectedTo(page: AlbumPage, want: { item_id: number; art_id: number | null; item_url: string }, finalUrl: string): string | null {
+  if (page.itemId !== null) return page.itemId === want.item_id ? null : String(page.itemId);
+  const there = page.url ?? finalUrl;
+  if (page.artId !== null && want.art_id !== null) return page.artId === want.art_id ? null : there;
+  const path = (u: string): string => comparableUrl(u).replace(/^[^/]*/, '');
+  return path(there) === path(want.item_url) ? null : there;
 }
 
 /**
@@ -51,10 +89,24 @@ export function labelFor(genre: string, matched: readonly string[]): { exclusive
   return { exclusive: false, reason: 'no-chosen-genre' };
 }
 
+/**
+ * The `labels.arrow` row of a candidate from its album's {@link TagRecord}: rejections (`not-found`, `not-an-album`,
+ * `redirected-to:<id>`, `no-tags`) keep no tags; otherwise {@link labelFor} over the chosen genres among its tags.
+ */
+export function labelRowOf(c: Pick<CandidateRow, 'item_id' | 'genre'>, rec: TagRecord, genres: readonly string[]): LabelRow {
+  const base = { item_id: c.item_id, genre: c.genre, source: rec.source };
+  if (rec.outcome === 'not-found') return { ...base, tags: [], exclusive: false, reason: 'not-found' };
+  if (rec.outcome === 'not-an-album') return { ...base, tags: [], exclusive: false, reason: 'not-an-album' };
+  if (rec.outcome === 'redirected') return { ...base, tags: [], exclusive: false, reason: `redirected-to:${rec.redirected_to}` };
+  if (rec.tags.length === 0) return { ...base, tags: [], exclusive: false, reason: 'no-tags' };
+  const matched = genres.filter((g) => rec.tags.includes(g));
+  return { ...base, tags: rec.tags, ...labelFor(c.genre!, matched) };
+}
+
 async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise<Map<number, TagRecord>> {
   const { config, log } = ctx;
   const origin = config.bandcamp.origin;
-  const stateKey = hashJson({ origin }).slice(0, 16);
+  const stateKey = hashJson({ origin, format: TAG_RECORD_FORMAT }).slice(0, 16);
   const progress = new ProgressLog<TagRecord>(join(ctx.workDir, `tags-${stateKey}.jsonl`));
   const done = new Map<number, TagRecord>();
   for (const r of progress.read()) done.set(r.item_id, r);
@@ -70,7 +122,9 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
   const bar = ctx.progress('tralbum_details', albums.size);
   bar.tick(doneHere);
   const client = siteClient(config, { log, signal: ctx.signal });
-  type Data = { item_id: number; band_id: number; item_url: string };
+  type Data = { item_id: number; band_id: number; item_url: string; art_id: number | null };
+  const warnedVersions = new Set<number>();
+  const pageSources = new Map<string, number>();
   await runQueue<Data>({
     name: `label-${stateKey}`,
     storageDir: crawleeStorageDir(ctx.workDir),
@@ -82,9 +136,9 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
         .filter((c) => !done.has(c.item_id!))
         .map((c) => {
           const url = tralbumDetailsUrl(origin, c.band_id!, c.item_id!);
-          return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url! } };
+          return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url!, art_id: c.art_id } };
         }),
-    async handle({ item_id, band_id, item_url }, _enqueue, signal) {
+    async handle({ item_id, band_id, item_url, art_id }, _enqueue, signal) {
       // A request a killed run recorded but crawlee never marked handled: our progress file is the truth.
       if (done.has(item_id)) return;
       let rec: TagRecord | null = null;
@@ -92,7 +146,10 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
       if (res.status === 200) {
         try {
           const d = parseTralbumDetails(JSON.parse(res.body.toString('utf8')));
-          rec = { item_id, source: 'api', tags: d.tags.map((t) => t.normName) };
+          rec =
+            d.itemId !== item_id
+              ? { item_id, outcome: 'redirected', source: 'tralbum_details', tags: [], redirected_to: String(d.itemId) }
+              : { item_id, outcome: 'tags', source: 'tralbum_details', tags: d.tags.map((t) => t.normName) };
         } catch (e) {
           log.debug(`tralbum_details of ${item_id}: ${(e as Error).message.slice(0, 200)}; falling back to the album page`);
         }
@@ -100,20 +157,36 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
       if (!rec) {
         const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal });
         const html = page.body.toString('utf8');
-        if (page.status === 200 && detectBlocked(page.status, html) !== 'not-found') {
-          const p = parseAlbumPage(html, item_url);
-          rec = { item_id, source: 'page', tags: p.tags.map((t) => t.normName) };
+        const read = page.status === 200 && detectBlocked(page.status, html) !== 'not-found' ? readAlbumPage(html) : null;
+        if (read === null) {
+          rec = { item_id, outcome: 'not-found', source: null, tags: [] };
+        } else if (read.kind === 'album') {
+          const p = read.page;
+          pageSources.set(p.source, (pageSources.get(p.source) ?? 0) + 1);
+          if (p.pageVersion !== null && !KNOWN_TRALBUM_PAGE_VERSIONS.includes(p.pageVersion) && !warnedVersions.has(p.pageVersion)) {
+            warnedVersions.add(p.pageVersion);
+            log.warn(`album pages carry an unknown tralbum_page_version ${p.pageVersion} (known: ${KNOWN_TRALBUM_PAGE_VERSIONS.join(', ')}; first at ${page.url}): Bandcamp may have changed its album template; read from ${p.source}`);
+          }
+          const other = redirectedTo(p, { item_id, art_id, item_url }, page.url);
+          rec = other !== null
+            ? { item_id, outcome: 'redirected', source: p.source, tags: [], redirected_to: other }
+            : { item_id, outcome: 'tags', source: p.source, tags: p.tags.map((t) => t.normName) };
         } else {
-          rec = { item_id, source: 'not-found', tags: [] };
+          // pageBlockCheck lets no 'none' page through; a page of another kind is this item's rejection.
+          const what = read.kind === 'not-an-album' ? read.what : 'no album data';
+          rec = { item_id, outcome: 'not-an-album', source: null, tags: [], detail: `${page.url}: ${what}` };
         }
       }
+      if (rec.outcome === 'redirected') log.debug(`${item_url} (item ${item_id}): answered by another album, ${rec.redirected_to}`);
+      if (rec.outcome === 'not-an-album') log.debug(`${item_url} (item ${item_id}): not an album page (${rec.detail})`);
       progress.append(rec);
       done.set(item_id, rec);
       bar.tick();
     },
   });
   bar.stop();
-  log.info(`tralbum_details: ${client.stats.requests} request(s), ${client.stats.status429} × 429, ${client.stats.retries} retries, ${client.stats.blocked} block page(s)`);
+  const sources = [...pageSources].map(([k, n]) => `${k} ${n}`).join(', ');
+  log.info(`tralbum_details: ${client.stats.requests} request(s), ${client.stats.status429} × 429, ${client.stats.retries} retries, ${client.stats.blocked} block page(s)${sources ? `; album pages read from ${sources}` : ''}`);
   return done;
 }
 
@@ -131,19 +204,11 @@ async function run(ctx: StageContext): Promise<void> {
     }
     for (const c of candidates) {
       const matched = config.genres.filter((g) => listedIn.get(c.item_id!)!.includes(g));
-      rows.push({ item_id: c.item_id, genre: c.genre, tags: matched, ...labelFor(c.genre!, matched) });
+      rows.push({ item_id: c.item_id, genre: c.genre, tags: matched, source: 'listing', ...labelFor(c.genre!, matched) });
     }
   } else {
     const tags = await fetchTags(ctx, candidates);
-    for (const c of candidates) {
-      const rec = tags.get(c.item_id!)!;
-      if (rec.source === 'not-found') {
-        rows.push({ item_id: c.item_id, genre: c.genre, tags: [], exclusive: false, reason: 'not-found' });
-        continue;
-      }
-      const matched = config.genres.filter((g) => rec.tags.includes(g));
-      rows.push({ item_id: c.item_id, genre: c.genre, tags: rec.tags, ...labelFor(c.genre!, matched) });
-    }
+    for (const c of candidates) rows.push(labelRowOf(c, tags.get(c.item_id!)!, config.genres));
   }
   labelsFormat.write(ctx.out('labels.arrow'), rows);
   const byReason = new Map<string, number>();

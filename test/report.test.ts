@@ -155,6 +155,10 @@ describe('report of a data directory', () => {
     assert.deepEqual(cells('jazz'), ['21', '17', '17', '14', '3', '0', '8', '2', '4']);
     assert.deepEqual(cells('metal'), ['23', '17', '17', '14', '3', '1', '8', '2', '4']);
     assert.match(fullPage, /<td>shards<\/td><td>truncated<\/td>/);
+    // label's rejections by reason: no-tags (no tags but the location) apart from multi-genre / no-chosen-genre.
+    assert.match(fullPage, /<tr><td>label<\/td><td>no-tags<\/td><td class="num">1<\/td><td class="num">1<\/td><td class="num">1<\/td><td class="num">3<\/td><\/tr>/);
+    assert.match(fullPage, /<tr><td>label<\/td><td>multi-genre<\/td>/);
+    assert.match(row('jazz'), /title="multi-genre: \d+, no-tags: 1"/);
   });
 
   it('shows a contact sheet per genre from the shards, the mean image, curves and the comparison', () => {

@@ -366,7 +366,7 @@ test('fast decoder: truncated, corrupt, bomb, empty and missing files get the sa
   assert.equal(await reason(join(tmpdir(), 'no-such-dir-xyz', 'a1.jpg')), 'missing');
 });
 
-test('fast decoder: bad files read by the addon itself (a path) get the same reason as with sharp, and the addon says why it declined', async (t) => {
+test('fast decoder: bad files read by the addon itself (a path) get the same reason as with sharp, and the addon says why it declined or rejected', async (t) => {
   const fj = fastJpeg();
   if (!fj) return t.skip('fastjpeg addon not built');
   const dir = mkdtempSync(join(tmpdir(), 'pp-fast-'));
@@ -388,9 +388,10 @@ test('fast decoder: bad files read by the addon itself (a path) get the same rea
       'missing.jpg': 'missing',
     };
     const why: Record<string, RegExp> = {
-      'truncated.jpg': /^libjpeg/,
-      'truncated-progressive.jpg': /^libjpeg/,
-      'bomb.jpg': /^over maxPixels$/,
+      // cut in the entropy-coded data: libjpeg warns; cut inside a header segment: the addon's marker walk rejects
+      'truncated.jpg': /^libjpeg|^rejected truncated: JPEG marker 0xFF[0-9A-F]{2} at byte \d+ declares \d+ bytes, the file has \d+ left$/,
+      'truncated-progressive.jpg': /^libjpeg|^rejected truncated: JPEG marker 0xFF[0-9A-F]{2} at byte \d+ declares \d+ bytes, the file has \d+ left$/,
+      'bomb.jpg': /^rejected too-many-pixels: 60000x60000 = 3600000000 pixels, over image\.maxPixels=/,
       'soi-only.jpg': /^too short/,
       'empty.jpg': /^too short/,
       'html.jpg': /^not a JPEG$/,
@@ -410,7 +411,9 @@ test('fast decoder: bad files read by the addon itself (a path) get the same rea
       const path = join(dir, name);
       if (content === 'dir') mkdirSync(path);
       else if (content !== 'missing') writeFileSync(path, content);
-      const declined = await new Promise<string>((resolve, reject) => fj.decode(path, Buffer.alloc(S * S * 3), S, 0, opts.maxPixels, (err, r) => (err ? reject(err) : resolve(r))));
+      const declined = await new Promise<string>((resolve, reject) =>
+        fj.decode(path, Buffer.alloc(S * S * 3), S, 0, opts.maxPixels, (err, r, rejectReason, detail) => (err ? reject(err) : resolve(rejectReason ? `rejected ${rejectReason}: ${detail}` : r))),
+      );
       assert.match(declined, why[name]!, `${name}: the addon's reason`);
       const { result, fast } = await paths(() => reasonOf(path, 'fast'));
       assert.equal(fast, 0, `${name}: not decoded natively`);
@@ -440,7 +443,7 @@ test('fast decoder: 300 corrupted variants of real covers (flipped bytes, cuts) 
   }
   const rss0 = process.memoryUsage().rss;
   const outcomes = { decoded: 0, declined: 0 };
-  for await (const r of orderedMap(variants, 4, (v) => new Promise<string>((resolve, reject) => fj.decode(v, Buffer.alloc(64 * 64 * 3), 64, 0, 50_000_000, (err, why) => (err ? reject(err) : resolve(why)))))) {
+  for await (const r of orderedMap(variants, 4, (v) => new Promise<string>((resolve, reject) => fj.decode(v, Buffer.alloc(64 * 64 * 3), 64, 0, 50_000_000, (err, why, rejected) => (err ? reject(err) : resolve(why || rejected)))))) {
     if (r === '') outcomes.decoded++;
     else outcomes.declined++;
   }

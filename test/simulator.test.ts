@@ -5,13 +5,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as cheerio from 'cheerio';
 import sharp from 'sharp';
 import { DISCOVER_WEB_PATH, TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
-import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, type ParsedDiscoverWebResponse } from '../bandcamp/parse.ts';
+import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, readAlbumPage, type ParsedDiscoverWebResponse } from '../bandcamp/parse.ts';
+import { resolveConfig } from '../pipeline/config.ts';
+import { discoverPayload } from '../stages/discover.ts';
+import { SIM_DISCOVER_WEB_PATH, SIM_TRALBUM_DETAILS_PATH } from '../simulator/protocol.ts';
 import { albumPath } from '../simulator/catalog.ts';
 import { IMAGE_FAULTS, parseFaultSpec } from '../simulator/faults.ts';
 import { BOMB_SIDE } from '../simulator/images.ts';
@@ -20,8 +23,11 @@ import { SHARED_DIR } from '../util/shared-data.ts';
 
 const GENRES = ['ambient', 'metal', 'pop'];
 
+/** The body real clients send (REFERENCE.md §2.4, bandcamp-fetch 3.2.1); tests override some keys. */
+const FULL_BODY = { category_id: 0, tag_norm_names: [] as string[], geoname_id: 0, slice: 'top', time_facet_id: null, cursor: '*', size: 60, include_result_types: ['a', 's'] };
+
 async function discover(sim: Simulator, body: Record<string, unknown>): Promise<ParsedDiscoverWebResponse> {
-  const r = await fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...FULL_BODY, ...body }) });
   assert.equal(r.status, 200);
   return parseDiscoverWebResponse(await r.json());
 }
@@ -317,7 +323,7 @@ test('covers simulate: first stdout line "listening on", --log writes JSON lines
     });
     const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(firstLine);
     assert.ok(m, firstLine);
-    const r = await fetch(`${m[1]}${DISCOVER_WEB_PATH}`, { method: 'POST', body: JSON.stringify({ tag_norm_names: ['jazz'], size: 60, include_result_types: ['a'] }) });
+    const r = await fetch(`${m[1]}${DISCOVER_WEB_PATH}`, { method: 'POST', body: JSON.stringify({ ...FULL_BODY, tag_norm_names: ['jazz'], size: 60, include_result_types: ['a'] }) });
     assert.equal(((await r.json()) as { results: unknown[] }).results.length, 5);
     const code = await new Promise<number | null>((resolve) => {
       child!.on('exit', (c) => resolve(c));
@@ -346,4 +352,118 @@ test('covers simulate --help documents the --faults syntax', async () => {
   assert.match(out, /429=0\.05/);
   assert.match(out, /png-alpha/);
   assert.equal(await runSimulateCommand(['--faults', 'teapot=1']), 2);
+});
+
+describe('an independent witness', () => {
+  test('the simulator imports nothing from the crawler (bandcamp/, stages/, schemas/, pipeline/ but its RNG)', () => {
+    const dir = join(import.meta.dirname, '..', 'simulator');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.ts'))) {
+      const src = readFileSync(join(dir, f), 'utf8');
+      for (const m of src.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
+        const spec = m[1]!;
+        // pipeline/rng.ts is the project's seeded generator (mulberry32), not code the simulator stands witness for.
+        const ok = spec.startsWith('node:') || spec.startsWith('./') || spec === '../pipeline/rng.ts' || !spec.startsWith('.');
+        assert.ok(ok, `simulator/${f} imports ${spec}`);
+      }
+    }
+  });
+
+  test('discover_web: the crawler\'s request is accepted; what the real site would reject is rejected with 400', async () => {
+    const sim = await startSimulator({ genres: GENRES, perGenre: 5, seed: 1 });
+    try {
+      const post = (body: unknown) => fetch(sim.origin + DISCOVER_WEB_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const config = resolveConfig({ genres: GENRES, perGenre: 5, bandcamp: { origin: sim.origin, imageOrigin: sim.imageOrigin } });
+      for (const slice of ['top', 'new', 'rand'] as const) {
+        const r = await post(discoverPayload({ ...config, crawl: { ...config.crawl, slice } }, 'metal', '*'));
+        assert.equal(r.status, 200, `the crawler's ${slice} payload`);
+      }
+      assert.equal((await post(FULL_BODY)).status, 200, 'bandcamp-fetch 3.2.1 payload');
+      assert.equal((await post({ ...FULL_BODY, followed_bands: false })).status, 200, 'the Ruby client adds followed_bands');
+      const bad: [string, unknown][] = [
+        ['no body keys', {}],
+        ['cursor missing', (({ cursor: _c, ...rest }) => rest)(FULL_BODY)],
+        ['tag_norm_names missing', (({ tag_norm_names: _t, ...rest }) => rest)(FULL_BODY)],
+        ['a misspelt key', { ...FULL_BODY, tag_norm_name: ['metal'] }],
+        ['slice rec (does not answer)', { ...FULL_BODY, slice: 'rec' }],
+        ['size over 500', { ...FULL_BODY, size: 501 }],
+        ['size as a string', { ...FULL_BODY, size: '60' }],
+        ['time_facet_id -1 (fresh is null)', { ...FULL_BODY, time_facet_id: -1 }],
+        ['category_id 9', { ...FULL_BODY, category_id: 9 }],
+        ['tag_norm_names a string', { ...FULL_BODY, tag_norm_names: 'metal' }],
+        ['an empty cursor', { ...FULL_BODY, cursor: '' }],
+      ];
+      for (const [what, body] of bad) assert.equal((await post(body)).status, 400, what);
+      // Tags are matched as norm names, not normalised: a display name lists nothing, as on the real site.
+      const display = (await (await post({ ...FULL_BODY, tag_norm_names: ['Hip-Hop/Rap'] })).json()) as { results: unknown[] };
+      assert.equal(display.results.length, 0);
+      assert.equal(DISCOVER_WEB_PATH, SIM_DISCOVER_WEB_PATH);
+      assert.equal(TRALBUM_DETAILS_PATH, SIM_TRALBUM_DETAILS_PATH);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test('markup, tag, redirect and band-page faults: what the crawler\'s parser reads from each', async () => {
+    const spec = 'no-tralbum=0.2,ld-only=0.2,props-only=0.2,dup-location=0.3,no-tags=0.1,redirect=0.1,band-page=0.1,details-404=0.2';
+    const sim = await startSimulator({ genres: GENRES, perGenre: 40, seed: 8, faults: spec, noArt: 0 });
+    try {
+      const albums = sim.catalog.albums.filter((a) => a.resultType === 'a');
+      const page = async (a: (typeof albums)[number]) => {
+        const r = await fetch(sim.origin + albumPath(a));
+        return { status: r.status, url: r.url, text: await r.text() };
+      };
+      const details = (a: (typeof albums)[number]) => fetch(`${sim.origin}${TRALBUM_DETAILS_PATH}?band_id=${a.bandId}&tralbum_type=a&tralbum_id=${a.itemId}`);
+      const plain = (a: (typeof albums)[number]) => sim.catalog.albumFaultsOf(a.itemId).length === 0;
+      for (const [markup, source] of [[null, 'data-tralbum'], ['no-tralbum', 'ld+json'], ['ld-only', 'ld+json'], ['props-only', 'bc-page-properties']] as const) {
+        const a = albums.find((x) => plain(x) && sim.catalog.markupOf(x.itemId) === markup && sim.catalog.tagFaultOf(x.itemId) === null && x.location)!;
+        const { text } = await page(a);
+        assert.equal(detectBlocked(200, text), null, `${markup}`);
+        const p = parseAlbumPage(text);
+        assert.equal(p.source, source, `${markup}`);
+        assert.equal(p.itemId, markup === 'ld-only' ? null : a.itemId, `${markup}: ids`);
+        assert.deepEqual([p.artId, p.tags, p.locationTag?.normName], [a.artId, a.tags, a.location!.tag.normName], `${markup}`);
+        assert.equal(p.pageVersion, markup === 'ld-only' ? null : markup === 'no-tralbum' ? 1 : 0);
+      }
+      // dup-location: the location twice on the page, every tag twice in the API; read once, location apart.
+      const dup = albums.find((x) => plain(x) && sim.catalog.markupOf(x.itemId) === null && sim.catalog.tagFaultOf(x.itemId) === 'dup-location' && x.location && sim.catalog.detailsFaultOf(x.itemId) === null)!;
+      const dupHtml = (await page(dup)).text;
+      assert.equal(dupHtml.split(`/discover/${encodeURIComponent(dup.location!.tag.normName)}?`).length - 1, 2);
+      assert.deepEqual(parseAlbumPage(dupHtml).tags, dup.tags);
+      const dd = (await (await details(dup)).json()) as { tags: unknown[] };
+      assert.equal(dd.tags.length, 2 * (dup.tags.length + 1) + 1);
+      assert.deepEqual(parseTralbumDetails(dd).tags, dup.tags);
+      // no-tags: listed under its genre, but page and API show only the location.
+      const bare = albums.find((x) => plain(x) && sim.catalog.tagFaultOf(x.itemId) === 'no-tags' && sim.catalog.detailsFaultOf(x.itemId) === null)!;
+      assert.ok((await allPages(sim, { tag_norm_names: [bare.genres[0]], size: 500, include_result_types: ['a'] })).ids.includes(bare.itemId));
+      assert.deepEqual(parseAlbumPage((await page(bare)).text).tags, []);
+      assert.deepEqual(parseTralbumDetails(await (await details(bare)).json()).tags, []);
+      // details-404: the API has no such tralbum, the page is up.
+      const noApi = albums.find((x) => plain(x) && sim.catalog.detailsFaultOf(x.itemId) === 'details-404')!;
+      assert.equal((await details(noApi)).status, 404);
+      assert.equal((await page(noApi)).status, 200);
+      // redirect: 301 to another album tagged with the first genre only; the API answers 404 for the removed one.
+      const moved = albums.find((x) => sim.catalog.albumFaultsOf(x.itemId)[0] === 'redirect')!;
+      const target = sim.catalog.redirectTarget(moved.itemId)!;
+      assert.notEqual(target.itemId, moved.itemId);
+      assert.deepEqual(target.genres, [moved.genres[0]]);
+      const raw = await fetch(sim.origin + albumPath(moved), { redirect: 'manual' });
+      assert.deepEqual([raw.status, raw.headers.get('location')], [301, sim.origin + albumPath(target)]);
+      const followed = await page(moved);
+      const tp = parseAlbumPage(followed.text);
+      // The page that answers is the target's (an ld-only target names no item_id: its art_id says who it is).
+      if (sim.catalog.markupOf(target.itemId) === 'ld-only') assert.equal(tp.artId, target.artId);
+      else assert.equal(tp.itemId, target.itemId);
+      assert.equal((await details(moved)).status, 404);
+      // band-page: 302 to the band's /music page, a discography and no album data: not an album, never blocked.
+      const deleted = albums.find((x) => sim.catalog.albumFaultsOf(x.itemId)[0] === 'band-page')!;
+      const bp = await page(deleted);
+      assert.match(bp.url, /\/band\/[^/]+\/music$/);
+      assert.equal(detectBlocked(200, bp.text), null);
+      assert.deepEqual(readAlbumPage(bp.text), { kind: 'not-an-album', what: 'og:type "band"' });
+      assert.equal((await details(deleted)).status, 404);
+      assert.ok(sim.catalog.contentFaults().some((c) => c.itemId === deleted.itemId && c.faults.includes('band-page')));
+    } finally {
+      await sim.close();
+    }
+  });
 });

@@ -198,7 +198,16 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
     all.forEach((a, rank) => {
       candidates.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, item_url: `https://artist${gi}.bandcamp.com/album/a${a.itemId}`, title: `Album ${a.itemId}`, band_name: `Band ${gi}`, band_id: 500 + gi });
       const exclusive = rank < all.length - extra;
-      labels.push({ item_id: a.itemId, genre, tags: exclusive ? [genre, 'experimental'] : [genre, genres[(gi + 1) % 3]!], exclusive, reason: exclusive ? 'exclusive' : `multi-genre:${genre},${genres[(gi + 1) % 3]}` });
+      // The last candidate has no tags (labels.arrow reason no-tags); the other non-exclusive ones are multi-genre.
+      const noTags = rank === all.length - 1;
+      labels.push({
+        item_id: a.itemId,
+        genre,
+        tags: exclusive ? [genre, 'experimental'] : noTags ? [] : [genre, genres[(gi + 1) % 3]!],
+        exclusive,
+        reason: exclusive ? 'exclusive' : noTags ? 'no-tags' : `multi-genre:${genre},${genres[(gi + 1) % 3]}`,
+        source: 'tralbum_details',
+      });
       if (exclusive) selection.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, url: null, sha256: null });
     });
     // The 3 exclusive extras were tried by download and rejected.
