@@ -11,6 +11,7 @@
  * `crawl.impersonate` is true; against a loopback origin (the simulator: `localhost`, `127.0.0.0/8`, `::1`) or with
  * `crawl.impersonate=false`, Node's built-in `fetch` (plain HTTP; impersonation means nothing to our own server).
  */
+import { subscribe } from 'node:diagnostics_channel';
 import { ImpitHttpClient } from '@crawlee/impit-client';
 import type { Config } from '../pipeline/config.ts';
 import type { Logger } from '../util/log.ts';
@@ -25,14 +26,85 @@ export interface HttpResult {
   url: string;
 }
 
-/** One request as the transport sees it. `timeoutMs` bounds the whole exchange, body included (ms). */
+/**
+ * One request as the transport sees it. `timeoutMs` bounds the whole exchange, body included (ms); `maxBytes` bounds
+ * the response body (bytes): a larger `Content-Length` is refused before the body is read, and a body that grows past
+ * it while streaming is cut off ({@link BodyTooLargeError} either way).
+ */
 export interface TransportRequest {
   method: 'GET' | 'POST' | 'HEAD';
   url: string;
   headers: Record<string, string>;
   body?: string;
   timeoutMs: number;
+  maxBytes: number;
   signal?: AbortSignal;
+  /**
+   * Called once when the request goes on the wire (its headers are written to the socket), which can be well after
+   * the transport was called (a new connection, a busy event loop). The budget spaces request starts from then.
+   */
+  onSent?: () => void;
+}
+
+/** A response body over the request's byte cap (declared by `Content-Length` or seen while streaming): permanent. */
+export class BodyTooLargeError extends UserError {
+  constructor(readonly url: string, readonly maxBytes: number, readonly declared: number | null) {
+    super(
+      declared !== null
+        ? `${url}: the response declares ${declared} bytes (Content-Length), more than the cap of ${maxBytes} bytes`
+        : `${url}: the response body passed the cap of ${maxBytes} bytes`,
+    );
+    this.name = 'BodyTooLargeError';
+  }
+}
+
+/** A URL whose scheme is not `http:` or `https:` (e.g. `file:`, `javascript:`): never fetched, a per-item rejection. */
+export class UnsupportedUrlError extends UserError {
+  constructor(readonly url: string) {
+    super(`${url.slice(0, 200)}: not an http(s) URL; only http:// and https:// URLs are fetched`);
+    this.name = 'UnsupportedUrlError';
+  }
+}
+
+/** True when `url` parses and its scheme is `http:` or `https:`. */
+export function isHttpUrl(url: string): boolean {
+  try {
+    const p = new URL(url).protocol;
+    return p === 'http:' || p === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads a body stream into one Buffer, at most `maxBytes`: refuses a larger declared length before reading, stops
+ * reading (and cancels the stream via `cancel`) as soon as the running total passes the cap, and stops when `signal`
+ * fires. Memory held is at most `maxBytes` plus one chunk.
+ * @throws {@link BodyTooLargeError}; the signal's reason when aborted.
+ */
+export async function readCapped(
+  chunks: AsyncIterable<Uint8Array>,
+  opts: { url: string; maxBytes: number; contentLength: string | null | undefined; signal?: AbortSignal; cancel: () => void },
+): Promise<Buffer> {
+  const declared = opts.contentLength != null && /^\d+$/.test(opts.contentLength.trim()) ? Number(opts.contentLength.trim()) : null;
+  if (declared !== null && declared > opts.maxBytes) {
+    opts.cancel();
+    throw new BodyTooLargeError(opts.url, opts.maxBytes, declared);
+  }
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for await (const c of chunks) {
+      n += c.byteLength;
+      if (n > opts.maxBytes) throw new BodyTooLargeError(opts.url, opts.maxBytes, null);
+      parts.push(c);
+      if (opts.signal?.aborted) throw abortError(opts.signal);
+    }
+  } catch (e) {
+    opts.cancel();
+    throw e;
+  }
+  return Buffer.concat(parts, n);
 }
 
 function isTimeout(e: unknown): boolean {
@@ -53,17 +125,69 @@ function timeoutSignal(timeoutMs: number, signal?: AbortSignal): AbortSignal {
   return signal ? AbortSignal.any([t, signal]) : t;
 }
 
+/** The chunks of a web `ReadableStream` as an async iterable (the reader's lock is released at the end). */
+async function* webChunks(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Callbacks waiting for their request's headers to be written, by `METHOD origin/path?query`. */
+const sentWaiters = new Map<string, (() => void)[]>();
+let sentChannel = false;
+
+/**
+ * Calls `onSent` when undici writes the headers of the request `method url` to its socket (Node's
+ * `undici:client:sendHeaders` diagnostics channel). @returns a function that drops the callback if it has not fired.
+ */
+function whenSent(method: string, url: string, onSent: () => void): () => void {
+  if (!sentChannel) {
+    sentChannel = true;
+    subscribe('undici:client:sendHeaders', (message) => {
+      const r = (message as { request?: { method?: string; origin?: string; path?: string } }).request;
+      if (!r) return;
+      const key = `${r.method} ${r.origin}${r.path}`;
+      const list = sentWaiters.get(key);
+      const fn = list?.shift();
+      if (list && list.length === 0) sentWaiters.delete(key);
+      fn?.();
+    });
+  }
+  const u = new URL(url);
+  const key = `${method} ${u.origin}${u.pathname}${u.search}`;
+  const list = sentWaiters.get(key) ?? [];
+  list.push(onSent);
+  sentWaiters.set(key, list);
+  return () => {
+    const l = sentWaiters.get(key);
+    const i = l?.indexOf(onSent) ?? -1;
+    if (l && i >= 0) l.splice(i, 1);
+    if (l && l.length === 0) sentWaiters.delete(key);
+  };
+}
+
 /** Plain HTTP through Node's built-in `fetch` (undici), redirects followed. */
 export function fetchTransport(): Transport {
   return async (req) => {
-    const res = await fetch(req.url, {
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      redirect: 'follow',
-      signal: timeoutSignal(req.timeoutMs, req.signal),
-    });
-    const body = Buffer.from(await res.arrayBuffer());
+    const signal = timeoutSignal(req.timeoutMs, req.signal);
+    const drop = req.onSent ? whenSent(req.method, req.url, req.onSent) : () => undefined;
+    let res: Response;
+    try {
+      res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, redirect: 'follow', signal });
+    } finally {
+      drop();
+    }
+    const stream = res.body;
+    const body = stream
+      ? await readCapped(webChunks(stream), { url: req.url, maxBytes: req.maxBytes, contentLength: res.headers.get('content-length'), signal, cancel: () => void stream.cancel().catch(() => undefined) })
+      : Buffer.alloc(0);
     const headers: Record<string, string> = {};
     res.headers.forEach((v, k) => { headers[k.toLowerCase()] = v; });
     return { status: res.status, headers, body, url: res.url || req.url };
@@ -74,20 +198,43 @@ export function fetchTransport(): Transport {
 export function impitTransport(browser: 'firefox' | 'chrome' = 'firefox'): Transport {
   const client = new ImpitHttpClient({ browser });
   return async (req) => {
-    const res = await client.sendRequest({
-      url: req.url,
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      responseType: 'buffer',
-      throwHttpErrors: false,
-      signal: timeoutSignal(req.timeoutMs, req.signal),
-      timeout: { request: req.timeoutMs },
-    });
+    const signal = timeoutSignal(req.timeoutMs, req.signal);
+    // impit takes no abort signal: race the response against the signal, and read the body as a capped stream.
+    req.onSent?.(); // impit publishes no send event: the nearest moment we know
+    const res = await raceSignal(
+      client.stream({ url: req.url, method: req.method, headers: req.headers, body: req.body, throwHttpErrors: false, timeout: { request: req.timeoutMs } }),
+      signal,
+    );
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    return { status: res.statusCode, headers, body: Buffer.from(res.body), url: res.url || req.url };
+    const onAbort = () => res.stream.destroy(signal.reason instanceof Error ? signal.reason : new AbortedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const body = await readCapped(res.stream, { url: req.url, maxBytes: req.maxBytes, contentLength: headers['content-length'], signal, cancel: () => res.stream.destroy() });
+      return { status: res.statusCode, headers, body, url: res.url || req.url };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   };
+}
+
+/** Resolves like `p`, or rejects with the signal's reason as soon as it fires. */
+function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** True for `localhost`, `127.0.0.0/8` and `::1` origins (the simulator). */
@@ -170,6 +317,15 @@ export class HostBudget {
     this.maxConcurrency = opts.maxConcurrency;
   }
 
+  /**
+   * A request of the group went on the wire now: the next start waits `intervalMs` from now too, so the spacing holds
+   * where the site sees it even when a request left later than its slot was granted (connection set-up, a busy
+   * event loop).
+   */
+  markSent(): void {
+    this.nextStartAt = Math.max(this.nextStartAt, Date.now() + this.intervalMs);
+  }
+
   /** Holds every request of the group back until `Date.now() >= untilMs` (a later pause wins). */
   pause(untilMs: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, untilMs);
@@ -223,16 +379,23 @@ export class HostBudget {
   }
 }
 
-/** A request that failed for good (retries spent, or a permanent status other than 404/410). */
-export class RequestFailedError extends Error {
-  constructor(readonly url: string, readonly reason: string, readonly attempts: number) {
-    super(`${url}: ${reason} (after ${attempts} attempt${attempts === 1 ? '' : 's'})`);
+/**
+ * A request that failed: `transient` when its retries were spent on transient failures (5xx, 429, resets, timeouts:
+ * progress is kept and a rerun later continues, {@link isTransientError}), else a permanent status other than 404/410.
+ */
+export class RequestFailedError extends UserError {
+  constructor(readonly url: string, readonly reason: string, readonly attempts: number, readonly transient = false) {
+    super(
+      `${url}: ${reason} (after ${attempts} attempt${attempts === 1 ? '' : 's'})` +
+        (transient ? '. The site or the network is failing for now; progress is kept: rerun the same command later to continue.' : ''),
+    );
     this.name = 'RequestFailedError';
   }
 }
 
 /** The site keeps answering with challenge/stripped/403 pages: the crawl stops; progress is kept. */
 export class BlockedError extends UserError {
+  readonly transient = true;
   constructor(readonly url: string, readonly kind: string, readonly tries: number, what = 'crawl') {
     super(
       `Bandcamp is blocking the ${what}: ${tries} ${kind} response${tries === 1 ? '' : 's'} in a row (last at ${url}). ` +
@@ -265,7 +428,12 @@ export interface PoliteClientOptions {
   random?: () => number;
   /** Name for messages (`crawl`, `download`). */
   what?: string;
+  /** Default byte cap of a response body ({@link PoliteRequest.maxBytes}); default {@link DEFAULT_MAX_BYTES}. */
+  maxBytes?: number;
 }
+
+/** Default byte cap of a response body when neither the client nor the request sets one: 64 MiB. */
+export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 /** A request to {@link PoliteClient.request}. */
 export interface PoliteRequest {
@@ -278,6 +446,8 @@ export interface PoliteRequest {
   blockCheck?: BlockCheck;
   /** Ends this request (and its retries and waits) with {@link AbortedError}, like the client's own signal. */
   signal?: AbortSignal;
+  /** Byte cap of the response body (default: the client's `maxBytes`); over it, {@link BodyTooLargeError}, not retried. */
+  maxBytes?: number;
 }
 
 /** Parses `Retry-After` (seconds or an HTTP date) into ms from now; null when absent or unreadable. */
@@ -291,7 +461,7 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 
 /** Errors from the transport that are worth retrying (resets, timeouts, refused connections). */
 function isTransientNetworkError(e: unknown): boolean {
-  return e instanceof Error && e.name !== 'AbortedError';
+  return e instanceof Error && e.name !== 'AbortedError' && !(e instanceof BodyTooLargeError) && !(e instanceof UnsupportedUrlError);
 }
 
 /** Counters of what a client met, for logs and tests. */
@@ -309,8 +479,9 @@ export interface ClientStats {
  *
  * Outcome of {@link PoliteClient.request}: resolves with the response for 2xx, 404 and 410 (permanent; the caller
  * records them, they are never retried); rejects with {@link RequestFailedError} when retries are spent or the
- * status is another 4xx, with {@link BlockedError} after `maxBlockedRetries` block pages in a row, and with
- * {@link AbortedError} when the client's or the request's signal fires.
+ * status is another 4xx, with {@link BlockedError} after `maxBlockedRetries` block pages in a row, with
+ * {@link UnsupportedUrlError} (before any request) for a URL that is not http(s), with {@link BodyTooLargeError} (not
+ * retried) for a body over the byte cap, and with {@link AbortedError} when the client's or the request's signal fires.
  */
 export class PoliteClient {
   readonly stats: ClientStats = { requests: 0, status429: 0, retries: 0, blocked: 0, pausedMs: 0 };
@@ -340,6 +511,8 @@ export class PoliteClient {
       ...req.headers,
     };
     const body = req.json !== undefined ? JSON.stringify(req.json) : undefined;
+    if (!isHttpUrl(req.url)) throw new UnsupportedUrlError(req.url);
+    const maxBytes = req.maxBytes ?? this.opts.maxBytes ?? DEFAULT_MAX_BYTES;
     let attempt = 0;
     let lastReason = '';
     for (;;) {
@@ -349,7 +522,7 @@ export class PoliteClient {
       let netError: unknown = null;
       try {
         this.stats.requests++;
-        res = await transport({ method, url: req.url, headers, body, timeoutMs: this.opts.timeoutMs, signal });
+        res = await transport({ method, url: req.url, headers, body, timeoutMs: this.opts.timeoutMs, maxBytes, signal, onSent: () => budget.markSent() });
       } catch (e) {
         netError = e;
       } finally {
@@ -406,7 +579,7 @@ export class PoliteClient {
       } else {
         throw new RequestFailedError(req.url, `HTTP ${res.status}`, attempt + 1);
       }
-      if (attempt >= this.opts.maxRetries) throw new RequestFailedError(req.url, lastReason, attempt + 1);
+      if (attempt >= this.opts.maxRetries) throw new RequestFailedError(req.url, lastReason, attempt + 1, true);
       attempt++;
       this.stats.retries++;
       this.opts.log?.debug(`${req.url}: ${lastReason}; retry ${attempt}/${this.opts.maxRetries} in ${waitMs} ms`);
@@ -432,5 +605,6 @@ export function siteClient(config: Config, opts: { log?: Logger; signal?: AbortS
     backoff: config.crawl.backoff,
     log: opts.log,
     signal: opts.signal,
+    maxBytes: config.crawl.maxPageBytes,
   });
 }

@@ -8,6 +8,7 @@
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BasicCrawler, Configuration, Log, LogLevel, RequestQueueV1, log as crawleeLog } from '@crawlee/basic';
+import { withPath } from '../util/fsutil.ts';
 import type { Logger } from '../util/log.ts';
 import { AbortedError, sleep } from './client.ts';
 
@@ -37,12 +38,16 @@ export class ProgressLog<T> {
 
   /** Appends one record durably. */
   append(record: T): void {
-    const fd = openSync(this.path, 'a');
     try {
-      appendFileSync(fd, `\n${JSON.stringify(record)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const fd = openSync(this.path, 'a');
+      try {
+        appendFileSync(fd, `\n${JSON.stringify(record)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      throw withPath(e, this.path);
     }
   }
 }

@@ -226,7 +226,7 @@ const bench: BenchModule = {
         unit: 'images/s',
         ...vs(poolIps),
         target: '≥ 1.5× Pillow',
-        notes: `dataset/decode-pool.ts: ${workers} worker processes, ${concurrency} images in flight over them, images decoded straight into shared memory and read in place; ${m(pooled, 'cpuMs')} CPU ms/image (parent + workers), ${m(pooled, 'cores')} cores${pillowCpu}; ${(poolIps / fastIps).toFixed(2)}× the in-process figure below (the cost of isolation); median of ${rounds} interleaved rounds${perRound(pooled)}; ${machine}`,
+        notes: `dataset/decode-pool.ts: ${workers} worker processes, ${concurrency} images in flight over them, images decoded straight into shared memory and read in place; ${m(pooled, 'cpuMs')} CPU ms/image (parent + workers), ${m(pooled, 'cores')} cores${pillowCpu}; isolation: ${(poolIps / fastIps).toFixed(2)}× the in-process images/s below (wall clock: on a loaded machine more processes also get more CPU) and ${(median(pooled.map((x) => x.cpuMs)) / median(fast.map((x) => x.cpuMs))).toFixed(2)}× its CPU per image (the cost); median of ${rounds} interleaved rounds${perRound(pooled)}; ${machine}`,
       },
       {
         name: 'start-up of the decode pool (once per shards run)',

@@ -1,16 +1,23 @@
 /**
+/**
  * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`; the only place that hands the stages
- * (the registry, stages/index.ts) to the runner. Exit codes: 0 success, 1 a stage failed, 2 a usage error (unknown
- * target, option or config value), 130 interrupted.
+ * (the registry, stages/index.ts) to the runner. Exit codes: 0 success, 1 a stage failed (bad input, a full disk, …),
+ * 2 a usage error (unknown target, option or config value), 75 rerun later (the site or the network failed for now:
+ * retries spent, block pages, covers not fetched yet; progress is kept), 130 interrupted.
+ *
+ * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
+ * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../pipeline/config.ts';
+import { loadConfig, type Config } from '../pipeline/config.ts';
 import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
-import { clean, closure, describeState, plan, TARGET_ALIASES, UnknownTargetError } from '../pipeline/runner.ts';
+import { describeFailure } from '../pipeline/errors.ts';
+import { clean, closure, describeState, plan, TARGET_ALIASES } from '../pipeline/runner.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import { STAGES } from '../stages/index.ts';
-import { InterruptedError, UserError } from '../util/errors.ts';
+
+export { describeFailure } from '../pipeline/errors.ts';
 import { makeWithSignals } from '../pipeline/summary.ts';
 
 /** Options every pipeline command shares. */
@@ -140,20 +147,9 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof UnknownTargetError) {
-      process.stderr.write(`covers: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof InterruptedError) {
-      process.stderr.write('covers: interrupted; finished work is kept, and the same command resumes where it stopped\n');
-      return 130;
-    }
-    if (e instanceof UserError) {
-      process.stderr.write(`covers: ${e.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`covers: ${(e as Error).stack ?? String(e)}\n`);
-    return 1;
+    const { code, message } = describeFailure(e, argv.includes('-v') || argv.includes('--verbose'));
+    process.stderr.write(`covers: ${message}\n`);
+    return code;
   }
 }
 

@@ -6,8 +6,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type ConfigInput } from '../pipeline/config.ts';
+import { describeFailure } from '../pipeline/errors.ts';
 import { createLogger, type LogLevel } from '../util/log.ts';
-import { InterruptedError, UserError } from '../util/errors.ts';
+import { InterruptedError } from '../util/errors.ts';
 import { makeWithSignals } from '../pipeline/summary.ts';
 import { STAGES } from '../stages/index.ts';
 
@@ -80,8 +81,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       process.stderr.write('covers demo: interrupted; finished work is kept, and `npm run demo` resumes where it stopped\n');
       return 130;
     }
-    process.stderr.write(`covers demo: ${e instanceof UserError ? e.message : ((e as Error).stack ?? String(e))}\n`);
-    return 1;
+    const { code, message } = describeFailure(e, opts.level === 'verbose');
+    process.stderr.write(`covers demo: ${message}\n`);
+    return code;
   } finally {
     await sim.close();
   }

@@ -119,6 +119,19 @@ export const ConfigSchema = z
         timeoutMs: z.number().int().positive().default(30_000),
         /** Use a browser-TLS-impersonating client (crawlee's ImpitHttpClient, Firefox) for the real site. */
         impersonate: z.boolean().default(true),
+        /** Largest `discover_web` answer read, in bytes (a page of 60 results is about 60 KB). */
+        maxListingBytes: z.number().int().min(1024).default(8 * MiB),
+        /** Largest album page or `tralbum_details` answer read, in bytes (a real album page is 100–400 KB). */
+        maxPageBytes: z.number().int().min(1024).default(8 * MiB),
+        /** `discover_web` pages in a row that bring no new album before a genre's listing counts as ended. */
+        maxEmptyPages: z.number().int().min(1).default(3),
+        /** Most `discover_web` pages requested per genre, all rounds together. */
+        maxPagesPerGenre: z.number().int().min(1).default(500),
+        /**
+         * Rounds of "list further, label, download" before `download` gives up on a genre that is short of
+         * `perGenre` kept images while its listing goes on (round 1 lists `perGenre × oversample` albums).
+         */
+        maxRounds: z.number().int().min(1).max(100).default(8),
       })
       .strict()
       .prefault({}),
@@ -146,6 +159,13 @@ export const ConfigSchema = z
         timeoutMs: z.number().int().positive().default(30_000),
         /** Retries of one download after a transient failure. */
         retries: z.number().int().nonnegative().default(3),
+        /** Largest cover read, in bytes (checked against Content-Length, then while streaming); larger: `too-large`. */
+        maxBytes: z.number().int().min(1024).default(32 * MiB),
+        /**
+         * Runs in which a truncated cover (the body ends before the image does) is fetched again before it counts as
+         * permanently `truncated`; the next attempt waits `crawl.backoff` × the attempts so far.
+         */
+        truncatedRuns: z.number().int().min(1).default(3),
       })
       .strict()
       .prefault({}),
@@ -285,7 +305,7 @@ export function getPath(obj: unknown, path: readonly (string | number)[]): unkno
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let cur = obj;
   for (const key of path.slice(0, -1)) {
-    const next = cur[key];
+    const next = Object.hasOwn(cur, key) ? cur[key] : undefined;
     if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
     cur = cur[key] as Record<string, unknown>;
   }
@@ -338,10 +358,38 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
   return parseSetValue(raw);
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Checks a dotted `--set` key against the configuration schema's own keys (the resolved defaults hold every key, each
+ * section an object): every segment must be an own key of its section, never a prototype key (`__proto__`,
+ * `constructor`, `toString`), and the last must name a setting, not a whole section.
+ * @throws ConfigError naming the key and listing the keys that exist where it went wrong.
+ */
+export function checkSetKey(path: readonly string[]): void {
+  let cur: unknown = defaultConfig();
+  const key = path.join('.');
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]!;
+    const here = path.slice(0, i).join('.');
+    if (!isPlainObject(cur) || !Object.hasOwn(cur, seg) || seg === '__proto__') {
+      const known = isPlainObject(cur) ? Object.keys(cur).join(', ') : '';
+      throw new ConfigError(
+        isPlainObject(cur)
+          ? `--set ${key}: unknown key "${seg}"${here ? ` in section ${here}` : ''}; known: ${known} (see README "Configuration")`
+          : `--set ${key}: ${here} is a setting, not a section`,
+      );
+    }
+    cur = cur[seg];
+  }
+  if (isPlainObject(cur)) throw new ConfigError(`--set ${key}: ${key} is a section; set one of its keys: ${Object.keys(cur).map((k) => `${key}.${k}`).join(', ')}`);
+}
+
 /**
  * Applies `--set key=value` overrides (dotted keys) to a raw configuration object and returns a new object. Values
  * are parsed by the type of the key's default (see {@link typedSetValue}).
- * @throws ConfigError when an override is not of the form `key=value`.
+ * @throws ConfigError when an override is not of the form `key=value`, or its key is not a setting of the schema
+ * ({@link checkSetKey}).
  */
 export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
   const out = structuredClone(raw);
@@ -349,6 +397,7 @@ export function applyOverrides(raw: Record<string, unknown>, sets: readonly stri
     const eq = s.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--set ${JSON.stringify(s)}: expected key=value, e.g. --set perGenre=100`);
     const path = s.slice(0, eq).trim().split('.');
+    checkSetKey(path);
     setPath(out, path, typedSetValue(path, s.slice(eq + 1)));
   }
   return out;

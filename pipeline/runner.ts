@@ -12,7 +12,18 @@ import { combineOutputHashes, Hasher, LOCK_FILE, readLock, updateLockEntry, type
 import { createLogger, type Logger } from '../util/log.ts';
 import { acquireRunLock } from './run-lock.ts';
 import { InterruptedError, UserError } from '../util/errors.ts';
-import { resolveList, type Stage } from './stage.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
+import { DEMAND_FILE, MoreInputNeeded, resolveList, type Stage } from './stage.ts';
+
+/** Most rounds ({@link MoreInputNeeded}) in one `make`; the stages bound their own rounds well below this. */
+const MAX_MAKE_ROUNDS = 100;
+
+const failedIn = new WeakMap<object, string>();
+
+/** The stage whose `run` threw `e` in {@link make}, for messages; undefined for errors outside a stage. */
+export function stageOfError(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null ? failedIn.get(e) : undefined;
+}
 
 /** Targets that name other targets. */
 export const TARGET_ALIASES: Record<string, string> = { all: 'report' };
@@ -35,7 +46,8 @@ export interface PlanStep {
 /** What happened to one stage in `make`. */
 export interface StageOutcome {
   name: string;
-  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'interrupted' | 'not-run';
+  /** `round`: the stage ran but asked an upstream stage for more input ({@link MoreInputNeeded}); the runner went back. */
+  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'interrupted' | 'not-run' | 'round';
   /** Why it ran or was skipped. */
   reason: string;
   durationMs: number;
@@ -275,6 +287,9 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
     const targets = new Set(opts.targets.map((t) => TARGET_ALIASES[t] ?? t));
     const byName = new Map(stages.map((s) => [s.name, s]));
     const hasher = new Hasher(dataDir);
+    let round = 1;
+    /** A stage to rerun once (an upstream stage a downstream one asked for more input), with the reason. */
+    let rerunOnce = null as { name: string; reason: string } | null;
     for (let i = 0; i < needed.length; i++) {
       const stage = needed[i]!;
       const lock = readLock(dataDir);
@@ -282,6 +297,10 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       const depHashes = depHashesFor(stage, opts.config, byName, current);
       let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashes, hasher, lock);
       if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
+      if (rerunOnce?.name === stage.name) {
+        if (state.kind === 'fresh') state = { kind: 'stale', reasons: [rerunOnce.reason] };
+        rerunOnce = null;
+      }
       const outputs = allOutputs(stage, opts.config).map((o) => join(dataDir, o));
       if (state.kind === 'skipped' || state.kind === 'fresh') {
         report({ name: stage.name, action: state.kind === 'fresh' ? 'fresh' : 'skipped', reason: describeState(state), durationMs: 0, outputs });
@@ -320,6 +339,17 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
         report({ name: stage.name, action: 'ran', reason, durationMs, outputs });
       } catch (e) {
         rmSync(stageTmpDir(dataDir, stage.name), { recursive: true, force: true });
+        const back = e instanceof MoreInputNeeded && !opts.signal?.aborted ? needed.findIndex((s) => s.name === e.stage) : -1;
+        if (e instanceof MoreInputNeeded && back >= 0 && back < i && round < MAX_MAKE_ROUNDS) {
+          writeFileAtomic(join(stageWorkDir(dataDir, e.stage), DEMAND_FILE), `${JSON.stringify(e.demand)}\n`);
+          round++;
+          log.info(`${stage.name}: ${e.message}; round ${round} reruns ${e.stage} and what follows it`);
+          report({ name: stage.name, action: 'round', reason: `${e.message} (round ${round} follows)`, durationMs: performance.now() - t0, outputs: [] });
+          rerunOnce = { name: e.stage, reason: `round ${round}: ${stage.name} asked for more (${e.message})` };
+          i = back - 1;
+          continue;
+        }
+        if (typeof e === 'object' && e !== null && !failedIn.has(e)) failedIn.set(e, stage.name);
         const stopped = e instanceof InterruptedError || opts.signal?.aborted === true;
         report({ name: stage.name, action: stopped ? 'interrupted' : 'failed', reason: stopped ? 'rerun to resume' : (e as Error).message, durationMs: performance.now() - t0, outputs });
         for (const rest of needed.slice(i + 1)) {

@@ -15,7 +15,7 @@ import type { Config } from './config.ts';
 import type { Logger } from '../util/log.ts';
 import type { Progress } from '../util/progress.ts';
 
-export { InterruptedError, UserError } from '../util/errors.ts';
+export { EXIT_RERUN_LATER, InterruptedError, isTransientError, RerunLaterError, UserError } from '../util/errors.ts';
 
 /** What a stage's `run` receives. */
 export interface StageContext {
@@ -126,4 +126,20 @@ export function lazyStage(declaration: StageDeclaration, load: () => Promise<Sta
 export function resolveList(list: readonly string[] | ((config: Config) => readonly string[]) | undefined, config: Config): readonly string[] {
   if (!list) return [];
   return typeof list === 'function' ? list(config) : list;
+}
+
+/** The file, in an upstream stage's work directory, where the runner records what a downstream stage asked of it. */
+export const DEMAND_FILE = 'demand.json';
+
+/**
+ * Thrown by a stage that needs more input from an upstream stage before it can finish (e.g. `download` short of
+ * `perGenre` images while the listing goes on). The runner ({@link make}) writes `demand` as JSON to
+ * `DATA_DIR/.work/<stage>/demand.json`, reruns `stage` and everything after it, and counts a round. The upstream
+ * stage reads the file from its `ctx.workDir`; its outputs must be a function of its params and that demand only.
+ */
+export class MoreInputNeeded extends Error {
+  constructor(readonly stage: string, readonly demand: unknown, message: string) {
+    super(message);
+    this.name = 'MoreInputNeeded';
+  }
 }

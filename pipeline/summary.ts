@@ -9,7 +9,7 @@ export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string
   const w = Math.max(5, ...outcomes.map((o) => o.name.length));
   const lines = ['', 'summary:'];
   for (const o of outcomes) {
-    const t = o.action === 'ran' || o.action === 'failed' || o.action === 'interrupted' ? ` in ${fmtDuration(o.durationMs)}` : '';
+    const t = o.action === 'ran' || o.action === 'failed' || o.action === 'interrupted' || o.action === 'round' ? ` in ${fmtDuration(o.durationMs)}` : '';
     lines.push(`  ${o.name.padEnd(w)}  ${o.action}${t}  ${o.action === 'fresh' ? '' : o.reason}`.trimEnd());
   }
   const total = outcomes.reduce((s, o) => s + o.durationMs, 0);

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
 import { sha256File } from '../util/fsutil.ts';
-import { candidatesFormat } from '../schemas/candidates.ts';
+import { candidatesFormat, readListingInfo, type ListingInfo } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
 import { manifestFormat, reasonKey, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
@@ -81,6 +81,8 @@ export interface ReportInputs {
   manifestSha256: Part<string>;
   /** Rows of `manifest.tsv` (images in the dataset). */
   manifestRows: number | null;
+  /** How far each genre's listing went (`candidates.arrow` metadata): extra rounds, pages; null when unknown. */
+  listing: Record<string, ListingInfo> | null;
   /** Test images per `splits.arrow` (null when unknown). */
   testSplitSize: number | null;
   /** `models/<train.run>/metrics.jsonl`, one entry per epoch; `warnings` lists lines that were skipped. */
@@ -258,6 +260,13 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
     funnelParts,
     manifestSha256,
     manifestRows,
+    listing: (() => {
+      try {
+        return existsSync(p('candidates.arrow')) ? readListingInfo(p('candidates.arrow')) : null;
+      } catch {
+        return null;
+      }
+    })(),
     testSplitSize,
     training,
     evaluation: readEval(p, 'eval/metrics.json', 'evaluate'),

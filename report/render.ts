@@ -184,6 +184,22 @@ const FUNNEL_COLUMNS: { key: keyof FunnelCounts; name: string; part: keyof Repor
   { key: 'shardRejected', name: 'Rejected by shards', part: 'shardRejected', stage: 'shards' },
 ];
 
+/**
+ * How many extra rounds (list further, label, download) each genre needed to reach `perGenre`, and the extra
+ * requests: `discover_web` pages and albums labelled (one `tralbum_details` request each) beyond round 1.
+ */
+function roundsNote(inputs: ReportInputs): SafeHtml {
+  const l = inputs.listing;
+  if (!l) return html``;
+  const extra = inputs.genres.filter((g) => (l[g]?.extraRounds ?? 0) > 0);
+  if (extra.length === 0) return html`<p class="note" data-rounds="0">Every genre was filled from the first round's listing.</p>`;
+  const items = extra.map((g) => {
+    const x = l[g]!;
+    return html`<li data-genre="${g}"><strong>${g}</strong>: ${fmtInt(x.extraRounds)} extra round${x.extraRounds === 1 ? '' : 's'}, ${fmtInt(x.pages - x.firstRoundPages)} extra discover_web page${x.pages - x.firstRoundPages === 1 ? '' : 's'} and ${fmtInt(x.albums - x.firstRoundAlbums)} extra album${x.albums - x.firstRoundAlbums === 1 ? '' : 's'} to label (about ${fmtInt(x.pages - x.firstRoundPages + x.albums - x.firstRoundAlbums)} extra requests)</li>`;
+  });
+  return html`<p class="note" data-rounds="${String(extra.length)}">Genres that needed more than the first round's listing to reach their number of images:</p><ul class="rounds">${items}</ul>`;
+}
+
 function funnelSection(m: ReportModel): Section {
   const { inputs } = m;
   const parts = inputs.funnelParts;
@@ -257,7 +273,7 @@ function funnelSection(m: ReportModel): Section {
     });
   const splitNote = parts.splits.ok ? '' : absent(parts.splits, 'the split columns');
   const lead = html`<p class="lead">Albums per genre at each step: listed by <code>discover_web</code> under the genre's tag (candidates), matching exactly one chosen genre (exclusive), eligible and ranked by the seeded selection (selected; download walks that order until the genre has <code>perGenre</code> images), downloaded and kept (the manifest), rejected with a reason, and assigned to each split. Hover an exclusive or rejection count for the reasons the others were dropped; the table below the funnel lists them by stage (label: <code>no-tags</code> albums without any tag but the location, <code>no-chosen-genre</code> tagged but with none of the chosen genres, <code>multi-genre</code>, <code>not-found</code>, <code>not-an-album</code>, <code>redirected-to</code>).</p>`;
-  return section('funnel', 'Dataset funnel', true, [lead, chart, table, notes, splitNote, reasonTable]);
+  return section('funnel', 'Dataset funnel', true, [lead, chart, table, notes, splitNote, roundsNote(inputs), reasonTable]);
 }
 
 function sheetsSection(m: ReportModel): Section {

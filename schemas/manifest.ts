@@ -23,8 +23,9 @@ export function imageRelPath(genre: string, artId: number): string {
 }
 
 /**
- * Rejected items with their reason: `DATA_DIR/rejected.tsv` (written by `download`: failed fetches, undecodable
- * images, duplicates as `duplicate-of:<item_id>`) and `DATA_DIR/shards/rejected.tsv` (written by `shards`:
+ * Rejected items with their reason: `DATA_DIR/rejected.tsv` (written by `download`: permanent reasons only —
+ * `not-found`, `corrupt`, `truncated`, `too-large`, `unsupported-url`, `http-error`, `sha256-mismatch`, duplicates as
+ * `duplicate-of:<item_id>`) and `DATA_DIR/shards/rejected.tsv` (written by `shards`:
  * images that failed preprocessing). `stage` names the stage that rejected the item.
  */
 export const rejectedFormat = defineTsv('rejected', {

@@ -2,6 +2,7 @@
  * `DATA_DIR/selection.arrow`: each genre's eligible albums in a seeded random order (written by `select`), which
  * `download` walks until the genre has `perGenre` images.
  */
+import type { ListingInfo } from './candidates.ts';
 import { defineTable, type RowOf } from './table.ts';
 
 /**
@@ -27,9 +28,14 @@ export interface SelectCounts {
   candidates: number;
   exclusive: number;
   withArt: number;
-  /** Dropped because another exclusive album has the same `art_id`. */
+  /** Dropped because an earlier album of the same genre's listing has the same `art_id`. */
   sharedArt: number;
+  /** Eligible albums in the ranking (complete blocks only, see `selectFromCandidates` in stages/select.ts). */
   eligible: number;
+  /** Candidates left out of the ranking because their block of the listing is not complete yet. */
+  pendingBlock?: number;
+  /** How far the listing went (from `candidates.arrow`), for `download`'s rounds and the report. */
+  listing?: ListingInfo;
 }
 
 /**

@@ -71,6 +71,8 @@ export interface TableFormat<C extends Record<string, ColumnKind>> {
   readMetadata(path: string): Map<string, string>;
   /** Converts an Arrow table (e.g. from `tableFromIPC`) to rows. */
   fromTable(table: arrow.Table, source?: string): RowOf<C>[];
+  /** The schema metadata (key → value) of a file written with {@link TableFormat.write}. */
+  readMetadata(path: string): Map<string, string>;
 }
 
 /** Declares a table format from its columns. */

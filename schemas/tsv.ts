@@ -21,13 +21,42 @@ export interface TsvFormat<C extends Record<string, TsvKind>> {
   format(rows: readonly TsvRow<C>[]): string;
   /** Writes rows atomically. */
   write(path: string, rows: readonly TsvRow<C>[]): void;
-  /** Parses text. @throws Error naming the source and line for a wrong header or a bad cell. */
+  /**
+   * Parses text, as people save it too: a UTF-8 byte order mark (Excel, Notepad) is skipped and CRLF line ends are
+   * accepted. @throws Error naming the source and line for a wrong header or a bad cell (an id beyond 2^53 − 1 is
+   * named with its digits as written).
+   */
   parse(text: string, source?: string): TsvRow<C>[];
   /** Reads and parses a file. */
   read(path: string): TsvRow<C>[];
 }
 
 const clean = (v: string) => v.replace(/[\t\r\n]+/g, ' ');
+
+/** `text` without a leading UTF-8 byte order mark (U+FEFF). */
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** A header line for messages: tabs as `<TAB>`, other control and invisible characters as `\u{…}`. */
+function visible(line: string): string {
+  return line.slice(0, 200).replace(/\t/g, '<TAB>').replace(/[\u0000-\u001f\u007f\u00a0\u200b-\u200f\ufeff]/g, (ch) => `\\u{${ch.codePointAt(0)!.toString(16)}}`);
+}
+
+/**
+ * Parses a decimal integer cell (an id, a size) exactly.
+ * @param where `file: line N: column C`, for the message.
+ * @throws Error for anything but optional `-` and digits, and for a value beyond ±(2^53 − 1), which a JavaScript
+ * number cannot hold exactly (the message shows the digits as written, never a rounded value).
+ */
+export function parseIntCell(cell: string, where: string): number {
+  if (!/^-?\d+$/.test(cell)) throw new Error(`${where}: expected an integer, found "${cell.slice(0, 60)}"`);
+  const n = Number(cell);
+  if (!Number.isSafeInteger(n)) {
+    throw new Error(`${where}: ${cell.replace(/^-?0+(?=\d)/, '')} (${cell.replace(/^-/, '').replace(/^0+(?=\d)/, '').length} digits) is beyond 2^53 − 1 = 9007199254740991, the largest id this tool holds exactly; is the column right?`);
+  }
+  return n;
+}
 
 /** Declares a TSV format from its columns (in file order). */
 export function defineTsv<C extends Record<string, TsvKind>>(name: string, columns: C): TsvFormat<C> {
@@ -46,8 +75,10 @@ export function defineTsv<C extends Record<string, TsvKind>>(name: string, colum
       writeFileAtomic(path, fmt.format(rows));
     },
     parse(text, source = name) {
-      const lines = text.split(/\r?\n/);
-      if (lines[0] !== header) throw new Error(`${source}: line 1: expected the ${name} header "${header.replace(/\t/g, '<TAB>')}"`);
+      const lines = stripBom(text).split(/\r?\n/);
+      if (lines[0] !== header) {
+        throw new Error(`${source}: line 1: expected the ${name} header "${header.replace(/\t/g, '<TAB>')}", found "${visible(lines[0] ?? '')}"`);
+      }
       const rows: TsvRow<C>[] = [];
       for (let i = 1; i < lines.length; i++) {
         const line = lines[i]!;
@@ -58,11 +89,8 @@ export function defineTsv<C extends Record<string, TsvKind>>(name: string, colum
         cols.forEach(([c, kind], j) => {
           const cell = cells[j]!;
           if (cell === '') row[c] = null;
-          else if (kind === 'int') {
-            const n = Number(cell);
-            if (!Number.isSafeInteger(n)) throw new Error(`${source}: line ${i + 1}: column ${c}: expected an integer, found "${cell}"`);
-            row[c] = n;
-          } else row[c] = cell;
+          else if (kind === 'int') row[c] = parseIntCell(cell, `${source}: line ${i + 1}: column ${c}`);
+          else row[c] = cell;
         });
         rows.push(row as TsvRow<C>);
       }

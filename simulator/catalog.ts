@@ -303,7 +303,7 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
   } catch (e) {
     throw new Error(`catalogue ${dir}: cannot read labels.tsv (${(e as Error).message})`);
   }
-  const lines = text.split(/\r?\n/);
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/); // a byte order mark (Excel, Notepad) is not part of the header
   const header = lines[0]?.split('\t') ?? [];
   const pathCol = header.indexOf('path');
   const genreCol = header.indexOf('genre');

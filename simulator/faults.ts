@@ -35,8 +35,22 @@ export type TagFault = (typeof TAG_FAULTS)[number];
 export const DETAILS_FAULTS = ['details-404'] as const;
 export type DetailsFault = (typeof DETAILS_FAULTS)[number];
 
-export type FaultName = TransientFault | ImageFault | AlbumFault | MarkupFault | TagFault | DetailsFault;
-export const ALL_FAULTS: readonly FaultName[] = [...TRANSIENT_FAULTS, ...IMAGE_FAULTS, ...ALBUM_FAULTS, ...MARKUP_FAULTS, ...TAG_FAULTS, ...DETAILS_FAULTS];
+/** Misbehaving listings, fixed per listing (slice, tags, result types): cursors that cycle or never end. */
+export const LISTING_FAULTS = ['cursor-cycle', 'cursor-endless'] as const;
+export type ListingFault = (typeof LISTING_FAULTS)[number];
+
+/** Misbehaving cover bodies, fixed per `art_id`: a 2 GiB `Content-Length` (and body), or a body without end. */
+export const BODY_FAULTS = ['huge-body', 'endless-body'] as const;
+export type BodyFault = (typeof BODY_FAULTS)[number];
+
+/** Items whose `item_url` has another scheme (`file:`, `javascript:`), fixed per `item_id`. */
+export const SCHEME_FAULTS = ['bad-scheme'] as const;
+export type SchemeFault = (typeof SCHEME_FAULTS)[number];
+
+export type FaultName = TransientFault | ImageFault | AlbumFault | MarkupFault | TagFault | DetailsFault | ListingFault | BodyFault | SchemeFault;
+export const ALL_FAULTS: readonly FaultName[] = [
+  ...TRANSIENT_FAULTS, ...IMAGE_FAULTS, ...ALBUM_FAULTS, ...MARKUP_FAULTS, ...TAG_FAULTS, ...DETAILS_FAULTS, ...LISTING_FAULTS, ...BODY_FAULTS, ...SCHEME_FAULTS,
+];
 
 /** Rates (0..1) per fault name; absent = 0. */
 export type FaultRates = Partial<Record<FaultName, number>>;
@@ -78,8 +92,14 @@ Tags (fixed per item_id; exclusive):
   no-tags    the page and tralbum_details show no tags but the location      per item_id
              (discover_web still lists the album under its genres)
   details-404 tralbum_details answers 404 while the page is up               per item_id
+Misbehaving site (fixed per listing or item):
+  cursor-cycle   discover_web's third page points back to the second (A -> B -> A)   per listing
+  cursor-endless discover_web never ends: past the end, the last page again with a new cursor   per listing
+  huge-body      the cover declares (and streams) 2 GiB                           per art_id
+  endless-body   the cover body never ends (chunked, no Content-Length)            per art_id
+  bad-scheme     the album's item_url is file:/javascript: and tralbum_details 404s   per item_id
 The image faults of one art_id are exclusive (their rates add up, at most 1), and so are the faults of each
-per-item_id group above.`;
+per-item_id group above, of each listing and of each cover body.`;
 
 /**
  * Parses a `--faults` spec (`429=0.05,reset=0.01`).
@@ -102,7 +122,7 @@ export function parseFaultSpec(spec: string | undefined): FaultRates {
   const sum = (names: readonly FaultName[]): number => names.reduce((s, n) => s + (rates[n] ?? 0), 0);
   if (sum(TRANSIENT_FAULTS) > 1 + 1e-9) throw new Error(`--faults: the transient fault rates add up to more than 1`);
   if (sum(IMAGE_FAULTS) > 1 + 1e-9) throw new Error(`--faults: the image fault rates add up to more than 1`);
-  for (const [group, names] of [['album', ALBUM_FAULTS], ['markup', MARKUP_FAULTS], ['tag', TAG_FAULTS]] as const) {
+  for (const [group, names] of [['album', ALBUM_FAULTS], ['markup', MARKUP_FAULTS], ['tag', TAG_FAULTS], ['listing', LISTING_FAULTS], ['body', BODY_FAULTS]] as const) {
     if (sum(names) > 1 + 1e-9) throw new Error(`--faults: the ${group} fault rates (${names.join(', ')}) add up to more than 1`);
   }
   return rates;
@@ -139,6 +159,21 @@ export class FaultPlan {
   /** The content fault of an image (`art_id`), or null. */
   image(artId: number): ImageFault | null {
     return drawFrom(IMAGE_FAULTS, this.rates, unit('image', this.seed, artId));
+  }
+
+  /** The listing fault of a listing (`slice|tags|types` key), or null. */
+  listing(key: string): ListingFault | null {
+    return drawFrom(LISTING_FAULTS, this.rates, unit('listing', this.seed, key));
+  }
+
+  /** The body fault of a cover (`art_id`), or null. */
+  body(artId: number): BodyFault | null {
+    return drawFrom(BODY_FAULTS, this.rates, unit('body', this.seed, artId));
+  }
+
+  /** The scheme fault of an album (`item_id`), or null. */
+  scheme(itemId: number): SchemeFault | null {
+    return drawFrom(SCHEME_FAULTS, this.rates, unit('scheme', this.seed, itemId));
   }
 
   /** The content fault of an album (`item_id`), or null. */

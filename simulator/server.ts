@@ -139,6 +139,51 @@ export function decodeCursor(cursor: string): { key: number; itemId: number } | 
   return { key: b.readDoubleBE(3), itemId: Number(id) };
 }
 
+/** The key of a listing (slice, tags, result types), for its cache and its listing fault. */
+function listingKey(q: SimDiscoverWebRequest): string {
+  const tags = [...new Set(q.tag_norm_names)].sort();
+  const types = [...new Set(q.include_result_types)].sort();
+  return `${q.slice}|${tags.join(',')}|${types.join(',')}`;
+}
+
+/** The `item_url` of a `bad-scheme` album: `file:` or `javascript:` (by `item_id`). */
+function badSchemeUrl(itemId: number): string {
+  return itemId % 2 === 0 ? `file:///etc/passwd#${itemId}` : `javascript:alert(${itemId})`;
+}
+
+/** The size a `huge-body` cover declares and streams: 2 GiB. */
+export const HUGE_BODY_BYTES = 2 * 1024 ** 3;
+
+/**
+ * Answers 200 `image/jpeg` with zeros: `total` bytes under a matching Content-Length, or (null) chunked without
+ * end. Honours backpressure and stops when the client goes away, so the simulator itself stays small.
+ */
+function streamZeros(res: ServerResponse, total: number | null, head: boolean): void {
+  res.writeHead(200, { 'content-type': 'image/jpeg', ...(total !== null ? { 'content-length': String(total) } : {}), server: 'nginx' });
+  if (head) {
+    res.end();
+    return;
+  }
+  const chunk = Buffer.alloc(64 * 1024);
+  let sent = 0;
+  const pump = (): void => {
+    while (!res.destroyed) {
+      if (total !== null && sent >= total) {
+        res.end();
+        return;
+      }
+      const c = total !== null && total - sent < chunk.length ? chunk.subarray(0, total - sent) : chunk;
+      sent += c.length;
+      if (!res.write(c)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+  };
+  res.on('close', () => res.off('drain', pump));
+  pump();
+}
+
 function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -192,7 +237,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const listingFor = (q: SimDiscoverWebRequest): Listing => {
     const tags = [...new Set(q.tag_norm_names)].sort();
     const types = [...new Set(q.include_result_types)].sort();
-    const k = `${q.slice}|${tags.join(',')}|${types.join(',')}`;
+    const k = listingKey(q);
     const cached = listings.get(k);
     if (cached) return cached;
     const sortKey = (a: SimAlbum): number =>
@@ -305,14 +350,40 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         }
         start = lo;
       }
-      const page = listing.items.slice(start, start + q.size);
-      const end = start + page.length;
-      const last = page.at(-1);
+      const n = listing.items.length;
+      const listingFault = plan.listing(listingKey(q));
+      let page = listing.items.slice(start, start + q.size);
+      let end = start + page.length;
+      let last = page.at(-1);
+      let cursor = last && end < n ? encodeCursor(listing.keys[end - 1]!, last.itemId) : null;
+      if (listingFault === 'cursor-cycle' && n >= 2 * q.size && start >= 2 * q.size) {
+        // A -> B -> A: the third page's cursor is the one the first page gave (pointing at the second page).
+        fault = listingFault;
+        cursor = encodeCursor(listing.keys[q.size - 1]!, listing.items[q.size - 1]!.itemId);
+      } else if (listingFault === 'cursor-endless' && n > 0 && end >= n) {
+        // Past the end: the last page again, under a cursor never sent before ("after" an item_id counting up).
+        fault = listingFault;
+        const tail = listing.items.at(-1)!;
+        const c = q.cursor === '*' ? null : decodeCursor(q.cursor);
+        const k = c && c.key === listing.keys.at(-1) ? Math.max(1, c.itemId - tail.itemId + 1) : 1;
+        page = listing.items.slice(Math.max(0, n - q.size));
+        end = n;
+        last = tail;
+        cursor = encodeCursor(listing.keys.at(-1)!, tail.itemId + k);
+      }
+      const results = page.map((a) => {
+        const r = discoverResult(site, a);
+        if (plan.scheme(a.itemId)) {
+          fault ??= 'bad-scheme';
+          r.item_url = badSchemeUrl(a.itemId);
+        }
+        return r;
+      });
       return json(res, 200, {
-        results: page.map((a) => discoverResult(site, a)),
-        result_count: listing.items.length,
+        results,
+        result_count: n,
         batch_result_count: page.length,
-        cursor: last && end < listing.items.length ? encodeCursor(listing.keys[end - 1]!, last.itemId) : null,
+        cursor,
       });
     }
 
@@ -321,6 +392,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       const a = catalog.byItemId.get(id);
       const bandId = url.searchParams.get('band_id');
       const type = url.searchParams.get('tralbum_type') ?? 'a';
+      if (a && plan.scheme(a.itemId)) {
+        fault = 'bad-scheme'; // the label stage then falls back to the (bad) item_url
+        return json(res, 404, { error: true, error_message: `No such tralbum: tralbum_id=${url.searchParams.get('tralbum_id')} tralbum_type=${type}` });
+      }
       // Removed albums (404, redirect, band-page) and the details-404 fault: the API has no such tralbum.
       const gone = a ? [...catalog.albumFaultsOf(a.itemId), ...(catalog.detailsFaultOf(a.itemId) ? ['details-404'] : [])] : [];
       if (!a || a.resultType !== 'a' || type !== 'a' || (bandId !== null && Number(bandId) !== a.bandId) || gone.length > 0) {
@@ -367,6 +442,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       const m = /^\/img\/a(\d{1,12})_(\d+)\.(?:jpg|jpeg|png|webp)$/.exec(path);
       if (!m || (method !== 'GET' && method !== 'HEAD')) return send(res, 404, 'text/plain', 'Not Found');
       const artId = Number(m[1]);
+      const bodyFault = catalog.byArtId.has(artId) ? plan.body(artId) : null;
+      if (bodyFault) {
+        fault = bodyFault;
+        streamZeros(res, bodyFault === 'huge-body' ? HUGE_BODY_BYTES : null, method === 'HEAD');
+        return;
+      }
       const img = await images.get(artId, Number(m[2]));
       if (!img) {
         const album = catalog.byArtId.get(artId);

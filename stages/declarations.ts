@@ -56,9 +56,9 @@ export const discoverDeclaration: StageDeclaration = {
   description: 'list albums per genre tag via Bandcamp discover_web (resumable)',
   deps: [],
   inputs: [],
-  params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample'],
+  params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample', 'crawl.maxEmptyPages', 'crawl.maxPagesPerGenre'],
   outputs: ['candidates.arrow'],
-  version: 1,
+  version: 2,
   skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
 };
 
@@ -80,10 +80,10 @@ export const selectDeclaration: StageDeclaration = {
   description: 'rank each genre’s eligible albums in a seeded order (or take a manifest to rebuild)',
   deps: ['discover', 'label'],
   inputs: (config) => (config.select.fromManifest ? [] : ['candidates.arrow', 'labels.arrow']),
-  params: ['genres', 'seed', 'select.fromManifest'],
+  params: ['genres', 'seed', 'select.fromManifest', 'crawl.pageSize'],
   extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
   outputs: ['selection.arrow'],
-  version: 1,
+  version: 2,
 };
 
 /** The `download` stage: `selection.arrow` → `images/`, `manifest.tsv`, `rejected.tsv`. */
@@ -92,10 +92,10 @@ export const downloadDeclaration: StageDeclaration = {
   description: 'download each genre’s covers until it has perGenre valid, distinct images',
   deps: ['select'],
   inputs: ['selection.arrow'],
-  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest'],
+  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds'],
   outputs: ['manifest.tsv', 'rejected.tsv'],
   inPlaceOutputs: ['images'],
-  version: 1,
+  version: 2,
 };
 
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */

@@ -4,18 +4,31 @@
  * `perGenre` valid, distinct images; writes `DATA_DIR/images/<genre>/a<art_id>.jpg` (each file atomically, in place),
  * `DATA_DIR/manifest.tsv` and `DATA_DIR/rejected.tsv`.
  *
- * - Valid: decodes fully with sharp within `image.maxPixels` (`limitInputPixels`, `failOn: 'warning'`, so a
- *   truncated file fails). Distinct: a new sha256; the same bytes under another album (even of another genre) are
+ * - Valid: at most `download.maxBytes` (a larger `Content-Length` is refused unread, a longer body is cut off:
+ *   `too-large`), decodes fully with sharp within `image.maxPixels` (`limitInputPixels`, `failOn: 'warning'`).
+ *   A file that ends before the image does (JPEG without EOI, PNG without IEND, "premature end") is `truncated`:
+ *   a CDN object can be short for a while, so it is fetched again on the next `download.truncatedRuns − 1` runs
+ *   (each after a backoff) before it counts as permanent; anything else undecodable is `corrupt` (permanent).
+ *   Distinct: a new sha256; the same bytes under another album (even of another genre) are
  *   rejected as `duplicate-of:<item_id>` of the album kept first, and the next album of the ranking replaces it.
+ * - Transient never substitutes: a cover that fails for a transient reason (timeouts, resets, 429/5xx after the
+ *   retries, truncation still to retry) keeps its place; the stage ends with "N covers could not be fetched yet"
+ *   ({@link RerunLaterError}, exit code 75) and the next run tries them again. Only permanent reasons (404, corrupt,
+ *   too large, duplicate, truncated for good) let the next album of the ranking in, so the manifest does not depend
+ *   on what the network did.
+ * - N per genre without guessing: when a genre ends short of `perGenre` while its listing goes on, the stage asks
+ *   `discover` to list further ({@link MoreInputNeeded}; the runner reruns discover, label, select and download),
+ *   up to `crawl.maxRounds` rounds; only a listing that ended gives the "not enough images" error.
  * - Deterministic: work goes in rounds; each round fetches every genre's shortfall concurrently, then accepts the
  *   results in genre order and rank order. The outcome depends only on what each URL serves, never on timing.
  * - The image CDN is another host than the site: its own budget (`download.concurrency` in flight, no per-minute
  *   limit), still with 429/Retry-After pauses, backoff and retries (`download.retries`, `download.timeoutMs`).
- * - Resumable: each fetch outcome (sha256, size, or a permanent rejection such as HTTP 404 or undecodable) is
- *   appended to `.work/download/images-<hash>.jsonl` BEFORE the image file is written; a valid file on disk whose
- *   sha256 matches its record is not fetched again. Transient failures (retries spent) are retried on the next run.
+ * - Resumable: each fetch outcome (sha256, size, or a rejection such as HTTP 404, corrupt, or truncated with its
+ *   tries) is appended to `.work/download/images-<hash>.jsonl` BEFORE the image file is written; a valid file on disk
+ *   whose sha256 matches its record is not fetched again. Transient failures (retries spent) are not recorded, so the
+ *   next run fetches them again.
  * - Rebuild (`select.fromManifest`): exactly the listed images; a download must match the listed sha256 (else the
- *   item fails naming both hashes); any failed item fails the stage unless `select.allowShort`.
+ *   item fails naming both hashes); any permanently failed item fails the stage unless `select.allowShort`.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -24,13 +37,14 @@ import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { sha256, writeFileAtomic } from '../util/fsutil.ts';
 import { withOwnSharpErrors } from '../dataset/preprocess.ts';
-import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
+import { MoreInputNeeded, RerunLaterError, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
-import { AbortedError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, type HttpResult } from '../bandcamp/client.ts';
+import { AbortedError, BodyTooLargeError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, UnsupportedUrlError, type HttpResult } from '../bandcamp/client.ts';
 import { ProgressLog } from '../bandcamp/crawl.ts';
 import { imageRelPath, manifestFormat, reasonKey, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
-import { readSelectionCounts, selectionFormat, type SelectionRow } from '../schemas/selection.ts';
+import { readSelectionCounts, selectionFormat, type SelectCounts, type SelectionRow } from '../schemas/selection.ts';
+import type { ListingDemand } from '../schemas/demand.ts';
 
 /** One fetch outcome in the progress file, keyed by the URL's path (`/img/a<art_id>_<format>.jpg`). */
 export interface FetchRecord {
@@ -42,18 +56,41 @@ export interface FetchRecord {
   /** Pixels. */
   width?: number;
   height?: number;
-  /** For a rejection: `not-found`, `undecodable`, `too-large`, `sha256-mismatch`. */
+  /** For a rejection: `not-found`, `corrupt`, `truncated`, `too-large`, `sha256-mismatch` (`undecodable`: older runs). */
   reason?: string;
   detail?: string;
+  /** For `truncated`: the runs that found it truncated so far. */
+  tries?: number;
+  /** For `truncated`: when it was last fetched, ms since the epoch. */
+  at?: number;
 }
 
 /** What a downloaded image is, once checked. */
 export type Checked = { ok: true; sha256: string; bytes: number; width: number; height: number } | { ok: false; reason: string; detail: string };
 
 /**
+ * True when image bytes end before the image does: a JPEG (`FF D8`) whose last marker is not EOI (`FF D9`, trailing
+ * zero padding allowed), a PNG without its `IEND` chunk at the end; for other formats, a decoder message about a
+ * premature end. A JPEG or PNG that ends properly is never truncated, whatever the decoder says (a garbled header
+ * makes libjpeg report a "premature end" too: that file is corrupt).
+ */
+export function looksTruncated(data: Buffer, decoderMessage = ''): boolean {
+  if (data.length >= 2 && data[0] === 0xff && data[1] === 0xd8) {
+    let end = data.length;
+    while (end > 2 && data[end - 1] === 0) end--;
+    return !(data[end - 2] === 0xff && data[end - 1] === 0xd9);
+  }
+  if (data.length >= 8 && data.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
+    return data.length < 12 || data.subarray(data.length - 8, data.length - 4).toString('latin1') !== 'IEND';
+  }
+  return /premature end|unexpected end|truncated|end of (file|stream|data)|not enough (image )?data/i.test(decoderMessage);
+}
+
+/**
  * Checks image bytes: fully decodes them with sharp within `maxPixels` (width × height) and hashes them.
- * Reasons: `too-large` (over the pixel limit), `undecodable` (anything sharp/libvips rejects, truncation included).
- * A failed check is redone alone ({@link withOwnSharpErrors}), so its `detail` is the same on every run.
+ * Reasons: `too-large` (over the pixel limit), `truncated` ({@link looksTruncated}), `corrupt` (anything else
+ * sharp/libvips rejects). A failed check is redone alone ({@link withOwnSharpErrors}), so its `detail` is the same on
+ * every run.
  */
 export async function checkImage(data: Buffer, maxPixels: number): Promise<Checked> {
   try {
@@ -61,7 +98,9 @@ export async function checkImage(data: Buffer, maxPixels: number): Promise<Check
     return { ok: true, sha256: sha256(data), bytes: data.length, width: info.width, height: info.height };
   } catch (e) {
     const msg = (e as Error).message.replace(/\s+/g, ' ').slice(0, 200);
-    return /pixel limit/i.test(msg) ? { ok: false, reason: 'too-large', detail: `more than image.maxPixels=${maxPixels} pixels (${msg})` } : { ok: false, reason: 'undecodable', detail: msg };
+    if (/pixel limit/i.test(msg)) return { ok: false, reason: 'too-large', detail: `more than image.maxPixels=${maxPixels} pixels (${msg})` };
+    if (looksTruncated(data, msg)) return { ok: false, reason: 'truncated', detail: `${data.length} bytes end before the image does (${msg})` };
+    return { ok: false, reason: 'corrupt', detail: msg };
   }
 }
 
@@ -82,7 +121,14 @@ function imageBlockCheck(res: HttpResult): string | null {
   return detectBlocked(res.status, res.body.toString('utf8')) === 'challenge' ? 'challenge' : null;
 }
 
+/** One fetch's outcome; `transient`: not fetched yet (the slot is held, the next run tries again). */
 type Outcome = { row: SelectionRow; url: string; checked: Checked; transient?: boolean };
+
+/** Backoff before the next try of a truncated cover, after `tries` runs found it truncated: `crawl.backoff`, ms. */
+function truncatedBackoffMs(config: Config, tries: number): number {
+  const { initialMs, maxMs, factor } = config.crawl.backoff;
+  return Math.min(maxMs, initialMs * factor ** Math.max(0, tries - 1));
+}
 
 async function run(ctx: StageContext): Promise<void> {
   const { config, log } = ctx;
@@ -110,6 +156,7 @@ async function run(ctx: StageContext): Promise<void> {
     log,
     signal: ctx.signal,
     what: 'image download',
+    maxBytes: config.download.maxBytes,
   });
   const limit = pLimit(config.download.concurrency);
   let reused = 0;
@@ -129,21 +176,46 @@ async function run(ctx: StageContext): Promise<void> {
         return { row, url, checked: expect({ ok: true, sha256: rec.sha256!, bytes: rec.bytes!, width: rec.width!, height: rec.height! }) };
       }
     }
-    if (rec && !rec.ok) return { row, url, checked: expect({ ok: false, reason: rec.reason!, detail: rec.detail ?? '' }) };
+    const truncatedTries = rec && !rec.ok && rec.reason === 'truncated' ? (rec.tries ?? 1) : 0;
+    if (rec && !rec.ok && !(truncatedTries > 0 && truncatedTries < config.download.truncatedRuns)) {
+      const detail = truncatedTries > 0 ? `${rec.detail ?? ''} (truncated in ${truncatedTries} runs)` : (rec.detail ?? '');
+      return { row, url, checked: expect({ ok: false, reason: rec.reason!, detail }) };
+    }
+    if (truncatedTries > 0) {
+      const due = (rec!.at ?? 0) + truncatedBackoffMs(config, truncatedTries);
+      if (Date.now() < due) {
+        return { row, url, checked: { ok: false, reason: 'truncated', detail: `truncated in ${truncatedTries} run(s); next try after ${new Date(due).toISOString()}` }, transient: true };
+      }
+    }
     let res: HttpResult;
     try {
       res = await client.request({ url, headers: { accept: 'image/avif,image/webp,image/*,*/*;q=0.8' }, blockCheck: imageBlockCheck });
     } catch (e) {
-      if (e instanceof RequestFailedError) return { row, url, checked: { ok: false, reason: 'failed', detail: e.reason }, transient: true };
-      throw e;
+      if (e instanceof RequestFailedError && e.transient) return { row, url, checked: { ok: false, reason: 'failed', detail: e.reason }, transient: true };
+      let permanent: Checked | null = null;
+      if (e instanceof RequestFailedError) permanent = { ok: false, reason: 'http-error', detail: e.reason };
+      else if (e instanceof BodyTooLargeError) permanent = { ok: false, reason: 'too-large', detail: `${e.declared !== null ? `Content-Length ${e.declared}` : 'body'} over download.maxBytes=${config.download.maxBytes} bytes` };
+      else if (e instanceof UnsupportedUrlError) permanent = { ok: false, reason: 'unsupported-url', detail: 'not an http(s) URL' };
+      if (!permanent) throw e;
+      fetched++;
+      const r: FetchRecord = { key, ok: false, reason: permanent.ok ? '' : permanent.reason, detail: permanent.ok ? '' : permanent.detail };
+      progress.append(r);
+      records.set(key, r);
+      return { row, url, checked: permanent };
     }
     fetched++;
     let checked: Checked;
     if (res.status === 404 || res.status === 410) checked = { ok: false, reason: 'not-found', detail: `HTTP ${res.status}` };
     else checked = await checkImage(res.body, config.image.maxPixels);
-    const newRec: FetchRecord = checked.ok ? { key, ok: true, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height } : { key, ok: false, reason: checked.reason, detail: checked.detail };
+    let newRec: FetchRecord;
+    if (checked.ok) newRec = { key, ok: true, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height };
+    else if (checked.reason === 'truncated') newRec = { key, ok: false, reason: 'truncated', detail: checked.detail, tries: truncatedTries + 1, at: Date.now() };
+    else newRec = { key, ok: false, reason: checked.reason, detail: checked.detail };
     progress.append(newRec);
     records.set(key, newRec);
+    if (!checked.ok && checked.reason === 'truncated' && truncatedTries + 1 < config.download.truncatedRuns) {
+      return { row, url, checked: { ok: false, reason: 'truncated', detail: `${checked.detail}; try ${truncatedTries + 1} of ${config.download.truncatedRuns}` }, transient: true };
+    }
     const final = expect(checked);
     if (checked.ok && final.ok) writeFileAtomic(file, res.body);
     return { row, url, checked: final };
@@ -155,13 +227,16 @@ async function run(ctx: StageContext): Promise<void> {
   const next = new Map(config.genres.map((g) => [g, 0]));
   const kept = new Map<string, ManifestRow[]>(config.genres.map((g) => [g, []]));
   const rejected: RejectedRow[] = [];
+  /** Covers not fetched yet (transient): each holds its genre's slot; the stage ends asking for a rerun. */
+  const held: Outcome[] = [];
+  const heldOf = new Map<string, number>(config.genres.map((g) => [g, 0]));
   const shaOwner = new Map<string, number>();
   let failuresBeforeFirst = 0;
   const unreachableAfter = Math.max(8, 2 * config.download.concurrency);
   for (;;) {
     const batch: SelectionRow[] = [];
     for (const g of config.genres) {
-      const deficit = need.get(g)! - kept.get(g)!.length;
+      const deficit = need.get(g)! - kept.get(g)!.length - heldOf.get(g)!;
       const rows = ranking.get(g)!;
       let i = next.get(g)!;
       for (let k = 0; k < deficit && i < rows.length; k++) batch.push(rows[i++]!);
@@ -200,6 +275,12 @@ async function run(ctx: StageContext): Promise<void> {
     for (const o of outcomes) {
       const { row, url, checked } = o;
       const rel = imageRelPath(row.genre!, row.art_id!);
+      if (o.transient) {
+        held.push(o);
+        heldOf.set(row.genre!, heldOf.get(row.genre!)! + 1);
+        log.warn(`${rel}: not fetched yet (${checked.ok ? '' : `${checked.reason}: ${checked.detail}`}); it keeps its place, the next run tries again`);
+        continue;
+      }
       if (checked.ok) {
         const owner = shaOwner.get(checked.sha256);
         if (owner === undefined) {
@@ -211,14 +292,32 @@ async function run(ctx: StageContext): Promise<void> {
         rejected.push({ stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: `duplicate-of:${owner}`, detail: `sha256 ${checked.sha256}` });
       } else {
         rejected.push({ stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: checked.reason, detail: checked.detail });
-        if (checked.reason === 'sha256-mismatch' || o.transient) log.warn(`${rel}: ${checked.reason} (${checked.detail})`);
+        if (checked.reason === 'sha256-mismatch') log.warn(`${rel}: ${checked.reason} (${checked.detail})`);
       }
     }
   }
   bar.stop();
   log.info(`images: ${fetched} fetched, ${reused} already on disk; ${client.stats.requests} request(s), ${client.stats.status429} × 429, ${client.stats.retries} retries`);
 
+  if (held.length) {
+    const eg = held.slice(0, 3).map((o) => `${o.url} (${o.checked.ok ? '' : `${o.checked.reason}: ${o.checked.detail}`})`);
+    throw new RerunLaterError(
+      `download: ${held.length} cover${held.length === 1 ? '' : 's'} could not be fetched yet (e.g. ${eg.join('; ')}). ` +
+        'They keep their places (no other album replaces them), and everything fetched is kept: rerun the same command later to continue.',
+    );
+  }
+
   const counts = manifestMode ? null : readSelectionCounts(selPath);
+  if (counts) {
+    const more = moreListingDemand(config, counts, kept, ranking, next);
+    if (more) throw more;
+    for (const g of config.genres) {
+      const l = counts[g]?.listing;
+      if (l && l.extraRounds > 0) {
+        log.info(`genre "${g}": ${l.extraRounds} extra round(s); ${l.pages - l.firstRoundPages} extra discover_web page(s), ${l.albums - l.firstRoundAlbums} extra album(s) to label`);
+      }
+    }
+  }
   const short: string[] = [];
   for (const g of config.genres) {
     const have = kept.get(g)!.length;
@@ -235,7 +334,8 @@ async function run(ctx: StageContext): Promise<void> {
       short.push(`genre "${g}": ${have} of ${want} listed images downloaded; rejected: ${rej}; e.g. ${failed.join('; ')}`);
     } else {
       const k = counts?.[g];
-      const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible` : `${ranking.get(g)!.length} eligible`;
+      const listed = k?.listing ? `; listing ${k.listing.ended ? `ended (${k.listing.ended})` : 'not ended'} after ${k.listing.pages} page(s), ${k.listing.extraRounds} extra round(s)` : '';
+      const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible${listed}` : `${ranking.get(g)!.length} eligible`;
       const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
       short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})${eg.length ? `; e.g. ${eg.join('; ')}` : ''}`);
     }
@@ -243,7 +343,7 @@ async function run(ctx: StageContext): Promise<void> {
   if (short.length) {
     const hint = manifestMode
       ? 'Rerun later if the failures are transient, or set select.allowShort=true to build what could be downloaded.'
-      : 'List more albums (raise crawl.oversample), lower perGenre, or set select.allowShort=true to accept fewer.';
+      : 'Every short genre\'s listing ended or crawl.maxRounds was reached: lower perGenre, raise crawl.maxRounds, or set select.allowShort=true to accept fewer.';
     if (!config.select.allowShort) throw new UserError(`download: not enough images.\n  ${short.join('\n  ')}\n${hint} Downloaded images are kept.`);
     for (const s of short) log.warn(`short (select.allowShort): ${s}`);
   }
@@ -262,6 +362,41 @@ async function run(ctx: StageContext): Promise<void> {
     }
   }
   log.info(`manifest: ${manifest.length} image(s); rejected: ${rejected.length}`);
+}
+
+/**
+ * When a genre is short of `perGenre` kept images, its ranking is used up, and its listing goes on (not ended, fewer
+ * than `crawl.maxRounds` rounds so far), the request to list further ({@link MoreInputNeeded} for `discover`): that
+ * genre's albums grow by its shortfall over the yield so far (kept per listed album, at least 1 in 50) plus a
+ * quarter, and at least one page; every other genre keeps at least what it has listed (a listing never shrinks).
+ * Null when no genre can get more.
+ */
+export function moreListingDemand(
+  config: Config,
+  counts: Record<string, SelectCounts>,
+  kept: Map<string, readonly unknown[]>,
+  ranking: Map<string, readonly unknown[]>,
+  next: Map<string, number>,
+): MoreInputNeeded | null {
+  const demand: ListingDemand = { albums: {}, rounds: {} };
+  const asks: string[] = [];
+  for (const g of config.genres) {
+    const l = counts[g]?.listing;
+    if (!l) return null;
+    demand.albums[g] = l.albums;
+    demand.rounds[g] = l.extraRounds;
+    const have = kept.get(g)!.length;
+    const shortBy = config.perGenre - have;
+    if (shortBy <= 0 || next.get(g)! < ranking.get(g)!.length) continue;
+    const listingGoesOn = l.ended === null || (counts[g]!.pendingBlock ?? 0) > 0;
+    if (!listingGoesOn || l.extraRounds + 1 >= config.crawl.maxRounds) continue;
+    const yieldRate = Math.max(have / Math.max(1, l.albums), 1 / 50);
+    const extra = Math.max(config.crawl.pageSize, Math.ceil((shortBy / yieldRate) * 1.25));
+    demand.albums[g] = l.albums + extra;
+    demand.rounds[g] = l.extraRounds + 1;
+    asks.push(`${g} short by ${shortBy}: list ${extra} more`);
+  }
+  return asks.length ? new MoreInputNeeded('discover', demand, `not enough images yet (${asks.join('; ')})`) : null;
 }
 
 /** The `download` stage. */

@@ -23,7 +23,7 @@ import { hashJson } from '../pipeline/config.ts';
 import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
 import { comparableUrl, detectBlocked, KNOWN_TRALBUM_PAGE_VERSIONS, parseTralbumDetails, readAlbumPage, type AlbumPage, type AlbumSource } from '../bandcamp/parse.ts';
-import { chooseTransport, siteClient, type HttpResult } from '../bandcamp/client.ts';
+import { BodyTooLargeError, chooseTransport, isHttpUrl, siteClient, type HttpResult } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../schemas/labels.ts';
@@ -39,13 +39,18 @@ export type LabelSource = 'tralbum_details' | AlbumSource | 'listing';
  */
 export interface TagRecord {
   item_id: number;
-  outcome: 'tags' | 'not-found' | 'not-an-album' | 'redirected';
+  outcome: 'tags' | 'not-found' | 'not-an-album' | 'redirected' | 'rejected';
   /** Where the answer came from; null for `not-found`. */
   source: LabelSource | null;
   /** Tag norm names, each once, without the location tag. */
   tags: string[];
   redirected_to?: string;
   detail?: string;
+  /**
+   * For `rejected`, the per-item reason: `unsupported-url` (the item_url is not http(s), never fetched) or `too-large`
+   * (the album page is over `crawl.maxPageBytes`).
+   */
+  rejected?: 'unsupported-url' | 'too-large';
 }
 
 /** Version of {@link TagRecord}'s format, part of the progress file's name (older files are not read). */
@@ -98,6 +103,7 @@ export function labelRowOf(c: Pick<CandidateRow, 'item_id' | 'genre'>, rec: TagR
   if (rec.outcome === 'not-found') return { ...base, tags: [], exclusive: false, reason: 'not-found' };
   if (rec.outcome === 'not-an-album') return { ...base, tags: [], exclusive: false, reason: 'not-an-album' };
   if (rec.outcome === 'redirected') return { ...base, tags: [], exclusive: false, reason: `redirected-to:${rec.redirected_to}` };
+  if (rec.outcome === 'rejected') return { ...base, tags: [], exclusive: false, reason: rec.rejected ?? 'rejected' };
   if (rec.tags.length === 0) return { ...base, tags: [], exclusive: false, reason: 'no-tags' };
   const matched = genres.filter((g) => rec.tags.includes(g));
   return { ...base, tags: rec.tags, ...labelFor(c.genre!, matched) };
@@ -142,8 +148,12 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
       // A request a killed run recorded but crawlee never marked handled: our progress file is the truth.
       if (done.has(item_id)) return;
       let rec: TagRecord | null = null;
-      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal });
-      if (res.status === 200) {
+      // An answer over crawl.maxPageBytes is not tralbum details: fall back to the album page, like a 404.
+      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal }).catch((e: unknown) => {
+        if (e instanceof BodyTooLargeError) return null;
+        throw e;
+      });
+      if (res?.status === 200) {
         try {
           const d = parseTralbumDetails(JSON.parse(res.body.toString('utf8')));
           rec =
@@ -154,11 +164,18 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
           log.debug(`tralbum_details of ${item_id}: ${(e as Error).message.slice(0, 200)}; falling back to the album page`);
         }
       }
+      // Only http(s) URLs are fetched: another scheme (file:, javascript:) is this item's rejection.
+      if (!rec && !isHttpUrl(item_url)) rec = { item_id, outcome: 'rejected', source: null, tags: [], rejected: 'unsupported-url' };
       if (!rec) {
-        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal });
-        const html = page.body.toString('utf8');
-        const read = page.status === 200 && detectBlocked(page.status, html) !== 'not-found' ? readAlbumPage(html) : null;
-        if (read === null) {
+        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal }).catch((e: unknown) => {
+          if (e instanceof BodyTooLargeError) return null;
+          throw e;
+        });
+        const html = page?.body.toString('utf8') ?? '';
+        const read = page && page.status === 200 && detectBlocked(page.status, html) !== 'not-found' ? readAlbumPage(html) : null;
+        if (page === null) {
+          rec = { item_id, outcome: 'rejected', source: null, tags: [], rejected: 'too-large' };
+        } else if (read === null) {
           rec = { item_id, outcome: 'not-found', source: null, tags: [] };
         } else if (read.kind === 'album') {
           const p = read.page;

@@ -1,10 +1,12 @@
 /**
- * Stage `select`: ranks each genre's eligible albums in a seeded random order and writes `DATA_DIR/selection.arrow`;
- * `download` walks that order until each genre has `perGenre` images.
+ * Stage `select`: ranks each genre's eligible albums and writes `DATA_DIR/selection.arrow`; `download` walks that
+ * order until each genre has `perGenre` images.
  *
- * Eligible = labelled exclusive, has art, `item_id` unique, `art_id` unique (albums sharing an `art_id` would share a
- * cover: all of them are dropped). The order of a genre is by `sha256("<seed>:<genre>:<item_id>")`: the same on any
- * machine, and adding or removing one album does not reshuffle the others.
+ * Eligible = labelled exclusive, has art, and the first album of its genre's listing with that `art_id` (a later one
+ * would share its cover; across genres, `download` keeps the first image with a given sha256). The order of a genre
+ * is by listing block (`crawl.pageSize` ranks), then by `sha256("<seed>:<genre>:<item_id>")` within the block: the
+ * same on any machine, and listing further only appends blocks (an incomplete last block waits until it is complete
+ * or the listing ended), so the order of what was listed before never changes ({@link selectFromCandidates}).
  *
  * Rebuild mode (`select.fromManifest=PATH`; `discover` and `label` are skipped): the selection is exactly the images
  * listed in PATH, in file order, either
@@ -26,7 +28,16 @@ import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
+import { parseIntCell, stripBom } from '../schemas/tsv.ts';
+
+/** True when `text` parses as a URL with the `http:` or `https:` scheme. */
+function isHttpUrlText(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const p = new URL(text).protocol;
+  return p === 'http:' || p === 'https:';
+}
 import { selectionFormat, type SelectCounts, type SelectionRow } from '../schemas/selection.ts';
+import { readListingInfo, type ListingInfo } from '../schemas/candidates.ts';
 
 /** The seeded sort key of an album within its genre (hex sha256). */
 export function rankKey(seed: number, genre: string, itemId: number): string {
@@ -41,7 +52,7 @@ export function rankKey(seed: number, genre: string, itemId: number): string {
 export function readManifestInput(path: string, config: Config): SelectionRow[] {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new UserError(`select.fromManifest: ${abs} not found`);
-  const text = readFileSync(abs, 'utf8');
+  const text = stripBom(readFileSync(abs, 'utf8'));
   const rows: SelectionRow[] = [];
   const rankOf = new Map<string, number>();
   const next = (g: string) => {
@@ -60,6 +71,9 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       if (m.item_id === null || m.genre === null || m.art_id === null || m.sha256 === null) {
         throw new UserError(`select.fromManifest: ${abs}: line ${i + 2}: item_id, genre, art_id and sha256 are required`);
       }
+      if (m.url !== null && !isHttpUrlText(m.url)) {
+        throw new UserError(`select.fromManifest: ${abs}: line ${i + 2}: column url: "${m.url.slice(0, 100)}" is not an http(s) URL; fix the line or leave the cell empty (the URL is then built from art_id)`);
+      }
       rows.push({ genre: m.genre, rank: next(m.genre), item_id: m.item_id, art_id: m.art_id, url: m.url, sha256: m.sha256 });
     });
   } else {
@@ -70,11 +84,22 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       if (cells.length !== 2) throw new UserError(`${where}: expected "url<TAB>genre/a<N>.jpg" (the study's dataset-links.tsv) or our manifest.tsv header "${manifestFormat.header.replace(/\t/g, '<TAB>')}"`);
       const [url, file] = cells as [string, string];
       const img = parseImageUrl(url);
-      if (!img) throw new UserError(`${where}: "${url}" is not a Bandcamp image URL (…/img/a<art_id>_<format>.jpg)`);
-      const m = /^([^/]+)\/a?(\d+)\.[a-z]+$/i.exec(file.trim());
-      if (!m) throw new UserError(`${where}: "${file}" is not of the form genre/a<N>.jpg`);
-      const genre = toNormName(m[1]!);
-      rows.push({ genre, rank: next(genre), item_id: Number(m[2]), art_id: img.artId, url, sha256: null });
+      if (!img || !isHttpUrlText(url)) throw new UserError(`${where}: "${url.slice(0, 100)}" is not a Bandcamp image URL (http(s)://…/img/a<art_id>_<format>.jpg)`);
+      const artDigits = /\/img\/a(\d+)_/.exec(url)![1]!;
+      const m = /^([A-Za-z0-9][A-Za-z0-9_-]*)\/a?(\d+)\.[a-z]+$/i.exec(file.trim());
+      const genre = m ? toNormName(m[1]!) : '';
+      if (!m || !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(genre)) {
+        throw new UserError(`${where}: "${file.slice(0, 100)}" is not of the form genre/a<N>.jpg (a genre folder name of letters, digits, "_" or "-", then the file); fix or remove the line`);
+      }
+      let itemId: number;
+      let artId: number;
+      try {
+        itemId = parseIntCell(m[2]!, `${where}: N of ${file.trim()}`);
+        artId = parseIntCell(artDigits, `${where}: art_id in the URL`);
+      } catch (e) {
+        throw new UserError((e as Error).message);
+      }
+      rows.push({ genre, rank: next(genre), item_id: itemId, art_id: artId, url, sha256: null });
     });
   }
   if (rows.length === 0) throw new UserError(`select.fromManifest: ${abs} lists no images`);
@@ -98,39 +123,59 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
   return rows;
 }
 
-/** Ranks the eligible candidates of each genre; returns the rows and the per-genre counts. */
-export function selectFromCandidates(config: Config, candidates: ReturnType<typeof candidatesFormat.read>, labels: ReturnType<typeof labelsFormat.read>): { rows: SelectionRow[]; counts: Record<string, SelectCounts> } {
+/**
+ * Ranks the eligible candidates of each genre; returns the rows and the per-genre counts.
+ *
+ * The order is by block, then by {@link rankKey}: block `k` holds the candidates of listing ranks
+ * `k·B + 1 … (k+1)·B` (`B` = `crawl.pageSize`), and only complete blocks are ranked (all of them once the listing
+ * ended). So listing further (another round) appends blocks after the ranked ones and never reorders them: the same
+ * seed and listing give the same ranking prefix, whether the listing was fetched in one round or in several.
+ * Eligible = labelled exclusive, with art, the first of its genre's listing with that `art_id` (a later album with
+ * the same cover is dropped; across genres, `download` keeps the first image with a given sha256).
+ */
+export function selectFromCandidates(
+  config: Config,
+  candidates: ReturnType<typeof candidatesFormat.read>,
+  labels: ReturnType<typeof labelsFormat.read>,
+  listing: Record<string, ListingInfo> | null = null,
+): { rows: SelectionRow[]; counts: Record<string, SelectCounts> } {
   const label = new Map<string, boolean>();
   for (const l of labels) label.set(`${l.genre}|${l.item_id}`, l.exclusive === true);
+  const B = config.crawl.pageSize;
   const counts: Record<string, SelectCounts> = {};
-  for (const g of config.genres) counts[g] = { candidates: 0, exclusive: 0, withArt: 0, sharedArt: 0, eligible: 0 };
-  const exclusive = [];
-  const itemGenres = new Map<number, number>();
-  for (const c of candidates) {
-    const k = counts[c.genre!];
-    if (!k) continue;
-    k.candidates++;
-    if (!label.get(`${c.genre}|${c.item_id}`)) continue;
-    k.exclusive++;
-    if (c.art_id === null) continue;
-    k.withArt++;
-    exclusive.push(c);
-    itemGenres.set(c.item_id!, (itemGenres.get(c.item_id!) ?? 0) + 1);
+  for (const g of config.genres) {
+    counts[g] = { candidates: 0, exclusive: 0, withArt: 0, sharedArt: 0, eligible: 0, pendingBlock: 0 };
+    if (listing?.[g]) counts[g].listing = listing[g];
   }
-  const artUses = new Map<number, number>();
-  for (const c of exclusive) artUses.set(c.art_id!, (artUses.get(c.art_id!) ?? 0) + 1);
   const rows: SelectionRow[] = [];
   for (const genre of config.genres) {
-    const mine = exclusive.filter((c) => {
-      if (c.genre !== genre) return false;
-      if (artUses.get(c.art_id!)! > 1 || itemGenres.get(c.item_id!)! > 1) {
-        counts[genre]!.sharedArt++;
-        return false;
+    const k = counts[genre]!;
+    const mine = candidates.filter((c) => c.genre === genre).sort((a, b) => a.rank! - b.rank!);
+    k.candidates = mine.length;
+    // Without listing info (an older candidates.arrow) every block counts as complete.
+    const ended = !listing?.[genre] || listing[genre].ended !== null;
+    const complete = ended ? Infinity : Math.floor(mine.length / B);
+    const seenArt = new Set<number>();
+    const keyed: { c: (typeof mine)[number]; block: number; key: string }[] = [];
+    for (const c of mine) {
+      if (!label.get(`${c.genre}|${c.item_id}`)) continue;
+      k.exclusive++;
+      if (c.art_id === null) continue;
+      k.withArt++;
+      if (seenArt.has(c.art_id)) {
+        k.sharedArt++;
+        continue;
       }
-      return true;
-    });
-    const keyed = mine.map((c) => ({ c, key: rankKey(config.seed, genre, c.item_id!) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    counts[genre]!.eligible = keyed.length;
+      seenArt.add(c.art_id);
+      const block = Math.floor((c.rank! - 1) / B);
+      if (block >= complete) {
+        k.pendingBlock!++;
+        continue;
+      }
+      keyed.push({ c, block, key: rankKey(config.seed, genre, c.item_id!) });
+    }
+    keyed.sort((a, b) => a.block - b.block || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    k.eligible = keyed.length;
     keyed.forEach(({ c }, i) => rows.push({ genre, rank: i + 1, item_id: c.item_id, art_id: c.art_id, url: null, sha256: null }));
   }
   return { rows, counts };
@@ -146,7 +191,7 @@ async function run(ctx: StageContext): Promise<void> {
   }
   const candidates = candidatesFormat.read(ctx.path('candidates.arrow'));
   const labels = labelsFormat.read(ctx.path('labels.arrow'));
-  const { rows, counts } = selectFromCandidates(config, candidates, labels);
+  const { rows, counts } = selectFromCandidates(config, candidates, labels, readListingInfo(ctx.path('candidates.arrow')));
   selectionFormat.write(ctx.out('selection.arrow'), rows, { mode: 'crawl', counts: JSON.stringify(counts) });
   for (const g of config.genres) {
     const k = counts[g]!;

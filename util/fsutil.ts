@@ -31,8 +31,17 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw withPath(e, path);
   }
+}
+
+/**
+ * Names the file in a file-system error that lacks it (`ENOSPC … write` carries no path): sets `path` on the error
+ * when absent. @returns the same error.
+ */
+export function withPath(e: unknown, path: string): unknown {
+  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && !(e as NodeJS.ErrnoException).path) (e as NodeJS.ErrnoException).path = path;
+  return e;
 }
 
 /** sha256 (hex) of a file's content, streamed (memory stays bounded for large files). */

@@ -1,0 +1,323 @@
+/**
+ * Issue 16 (and issue 12's "transient damage" and "N per genre"), end to end against the simulator with its
+ * misbehaving-site faults: cursors that cycle or never end, 2 GiB and endless cover bodies (peak RSS measured in a
+ * child process), `file:`/`javascript:` item URLs, Ctrl-C within a second, heavy transient faults that never change
+ * the manifest, truncated covers retried on later runs, and "N per genre" built in rounds. Each stage ends or goes on
+ * within the time (and memory) bound asserted, and a rerun after the fault is gone gives what a clean run gives.
+ * About 60–90 s on 2 cores.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, test } from 'node:test';
+import { resolveConfig, type Config, type ConfigInput } from '../pipeline/config.ts';
+import { memoryLogger } from '../util/log.ts';
+import { make } from '../pipeline/runner.ts';
+import { isTransientError, RerunLaterError } from '../pipeline/stage.ts';
+import { candidatesFormat } from '../schemas/candidates.ts';
+import { labelsFormat } from '../schemas/labels.ts';
+import { rejectedFormat } from '../schemas/manifest.ts';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../simulator/server.ts';
+import { readInputs } from '../report/inputs.ts';
+import { discoverStage } from '../stages/index.ts';
+import { downloadStage } from '../stages/index.ts';
+import { labelStage } from '../stages/index.ts';
+import { selectStage } from '../stages/index.ts';
+
+const STAGES = [discoverStage, labelStage, selectStage, downloadStage];
+const GENRES = ['ambient', 'jazz', 'metal'];
+const REPO = resolve(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'net-faults-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function configFor(sim: Simulator, over: ConfigInput = {}): Config {
+  const base: ConfigInput = {
+    genres: GENRES,
+    perGenre: 10,
+    seed: 5,
+    bandcamp: { origin: sim.origin, imageOrigin: sim.imageOrigin },
+    crawl: { maxRequestsPerMinute: 60_000, maxConcurrency: 2, pageSize: 5, oversample: 2, maxRetries: 4, backoff: { initialMs: 5, maxMs: 50, factor: 2 } },
+    download: { concurrency: 4, retries: 2 },
+  };
+  return resolveConfig({ ...base, ...over, crawl: { ...base.crawl, ...over.crawl }, download: { ...base.download, ...over.download }, bandcamp: base.bandcamp }, 'test');
+}
+
+/** A simulator on the given ports (so URLs, and so manifests, are byte-comparable across simulators). */
+async function simOn(opts: SimulatorOptions, ports?: { port: number; imagePort: number }): Promise<Simulator> {
+  return startSimulator({ genres: GENRES, perGenre: 40, overlap: 0.2, seed: 4, retryAfterSeconds: 0.05, ...opts, ...ports });
+}
+const portsOf = (s: Simulator) => ({ port: Number(new URL(s.origin).port), imagePort: Number(new URL(s.imageOrigin).port) });
+const readManifest = (dir: string) => readFileSync(join(dir, 'manifest.tsv'), 'utf8');
+
+test('discover_web cursors that cycle or never end: the listing ends with a warning, bounded; after the fault, a rerun lists like a clean run', async () => {
+  const clean = await simOn({});
+  const ports = portsOf(clean);
+  const cleanDir = join(tmp, 'cursor-clean');
+  // 40 per genre (+ overlap) at 5 per page, wanting 100: the clean listing ends on its own.
+  const want = { perGenre: 50 } as const;
+  await make({ targets: ['discover'], config: configFor(clean, want), dataDir: cleanDir, stages: STAGES, log: memoryLogger() });
+  await clean.close();
+  const cleanCands = candidatesFormat.read(join(cleanDir, 'candidates.arrow'));
+
+  for (const fault of ['cursor-cycle', 'cursor-endless'] as const) {
+    const sim = await simOn({ faults: `${fault}=1` }, ports);
+    const dir = join(tmp, fault);
+    const log = memoryLogger();
+    const t0 = Date.now();
+    await make({ targets: ['discover'], config: configFor(sim, want), dataDir: dir, stages: STAGES, log });
+    assert.ok(Date.now() - t0 < 20_000, `${fault}: discover took ${Date.now() - t0} ms`);
+    const posts = sim.log.filter((e) => e.path.startsWith('/api/discover'));
+    const pagesClean = Math.max(...GENRES.map((g) => cleanCands.filter((c) => c.genre === g).length)) / 5 + 1;
+    assert.ok(posts.length <= GENRES.length * (pagesClean + 4), `${fault}: ${posts.length} requests`);
+    if (fault === 'cursor-cycle') {
+      assert.ok(log.lines.some((l) => /discover_web sent a cursor it had sent before/.test(l)), log.lines.join('\n'));
+      for (const g of GENRES) assert.equal(candidatesFormat.read(join(dir, 'candidates.arrow')).filter((c) => c.genre === g).length, 15, 'three pages, then the cycle');
+    } else {
+      assert.ok(log.lines.some((l) => /3 discover_web page\(s\) in a row brought no new album/.test(l)), log.lines.join('\n'));
+    }
+    // A rerun starts at once (no hang on the recorded cycle) and, while the fault lasts, ends the same way.
+    const t1 = Date.now();
+    await make({ targets: ['discover'], config: configFor(sim, want), dataDir: dir, stages: STAGES, log: memoryLogger(), force: true });
+    assert.ok(Date.now() - t1 < 10_000);
+    await sim.close();
+    // The fault is gone: the misbehaving page is asked again, and the listing is the clean one.
+    const fixed = await simOn({}, ports);
+    await make({ targets: ['discover'], config: configFor(fixed, want), dataDir: dir, stages: STAGES, log: memoryLogger(), force: true });
+    await fixed.close();
+    assert.deepEqual(candidatesFormat.read(join(dir, 'candidates.arrow')), cleanCands, `${fault}: listing after the fault`);
+  }
+});
+
+test('file: and javascript: item URLs are per-item rejections (unsupported-url), never fetched; the stage goes on', async () => {
+  const sim = await simOn({ faults: 'bad-scheme=0.2' });
+  try {
+    const dir = join(tmp, 'bad-scheme');
+    await make({ targets: ['label'], config: configFor(sim), dataDir: dir, stages: STAGES, log: memoryLogger() });
+    const labels = labelsFormat.read(join(dir, 'labels.arrow'));
+    const bad = labels.filter((l) => l.reason === 'unsupported-url');
+    assert.ok(bad.length > 0, 'some albums have a bad scheme');
+    const cands = candidatesFormat.read(join(dir, 'candidates.arrow'));
+    for (const l of bad) assert.match(cands.find((c) => c.item_id === l.item_id)!.item_url!, /^(file|javascript):/);
+    assert.ok(labels.some((l) => l.exclusive), 'the other albums are labelled');
+  } finally {
+    await sim.close();
+  }
+});
+
+test('2 GiB and endless cover bodies: rejected as too-large within bounds (peak RSS < 500 MB in a child process)', async (t) => {
+  const sim = await simOn({ faults: 'huge-body=0.15,endless-body=0.15' });
+  try {
+    const dir = join(tmp, 'bodies');
+    const config = configFor(sim, { download: { maxBytes: 8 * 1024 * 1024 } });
+    const child = join(tmp, 'bodies-child.mts');
+    writeFileSync(child, `
+import { readFileSync } from 'node:fs';
+import { make } from ${JSON.stringify(join(REPO, 'pipeline/runner.ts'))};
+import { memoryLogger } from ${JSON.stringify(join(REPO, 'util/log.ts'))};
+import { STAGES } from ${JSON.stringify(join(REPO, 'stages/index.ts'))};
+await make({ targets: ['download'], config: JSON.parse(process.argv[2]), dataDir: process.argv[3], stages: STAGES, log: memoryLogger() });
+process.stdout.write(/^VmHWM:\\s+(\\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!);
+`);
+    const t0 = Date.now();
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, JSON.stringify(config), dir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (c) => (out += c));
+    proc.stderr.on('data', (c) => (err += c));
+    const code = await new Promise<number | null>((r) => proc.on('exit', r));
+    const ms = Date.now() - t0;
+    assert.equal(code, 0, err);
+    const peakMB = Number(out) / 1024;
+    assert.ok(peakMB < 500, `peak RSS ${peakMB.toFixed(0)} MB`);
+    t.diagnostic(`download with 2 GiB / endless bodies on offer: peak RSS ${peakMB.toFixed(0)} MB, ${ms} ms`);
+    assert.ok(ms < 120_000, `download took ${ms} ms`);
+    const rejected = rejectedFormat.read(join(dir, 'rejected.tsv'));
+    const faulted = new Set(sim.log.filter((e) => e.fault === 'huge-body' || e.fault === 'endless-body').map((e) => e.path));
+    assert.ok(faulted.size > 0);
+    const tooLarge = rejected.filter((r) => r.reason === 'too-large');
+    assert.equal(tooLarge.length, faulted.size, 'each misbehaving cover is rejected once as too-large');
+    assert.ok(tooLarge.some((r) => /Content-Length 2147483648 over download\.maxBytes/.test(r.detail!)));
+    assert.ok(tooLarge.some((r) => /body over download\.maxBytes/.test(r.detail!)));
+  } finally {
+    await sim.close();
+  }
+});
+
+test('Ctrl-C within a second: an abort ends a stage waiting on a slow site at once', async () => {
+  const sim = await simOn({ faults: 'slow=1', slowMs: 20_000 });
+  try {
+    for (const target of ['discover', 'download'] as const) {
+      const ac = new AbortController();
+      const dir = join(tmp, `abort-${target}`);
+      let config = configFor(sim, { crawl: { timeoutMs: 60_000 }, download: { timeoutMs: 60_000 } });
+      if (target === 'download') {
+        // List, label and select against a prompt simulator; only the covers come from the slow one.
+        const quick = await simOn({});
+        try {
+          const q = configFor(quick, { crawl: { timeoutMs: 60_000 }, download: { timeoutMs: 60_000 } });
+          await make({ targets: ['select'], config: q, dataDir: dir, stages: STAGES, log: memoryLogger() });
+          config = resolveConfig({ ...q, bandcamp: { ...q.bandcamp, imageOrigin: sim.imageOrigin } }, 'test');
+        } finally {
+          await quick.close();
+        }
+      }
+      const run = make({ targets: [target], config, dataDir: dir, stages: STAGES, log: memoryLogger(), signal: ac.signal });
+      // Every answer takes 20 s (and is logged only when it ends): give the stage time to send its first request.
+      await new Promise((r) => setTimeout(r, 2000));
+      const aborted = Date.now();
+      ac.abort();
+      await assert.rejects(run, /interrupted/);
+      assert.ok(Date.now() - aborted < 1000, `${target}: ${Date.now() - aborted} ms from abort to the stage's end`);
+      await new Promise((r) => setTimeout(r, 200));
+      const where = target === 'download' ? '/img/' : '/api/discover';
+      assert.ok(sim.log.some((e) => e.path.startsWith(where)), `${target}: the abort ended a request in flight to ${where}`);
+    }
+  } finally {
+    await sim.close();
+  }
+});
+
+test('transient never substitutes: under heavy 429/503/reset faults every run ends "rerun later" or finishes, and the manifest is the clean one', async () => {
+  const clean = await simOn({ faults: 'corrupt=0.05,404=0.05' });
+  const ports = portsOf(clean);
+  const cleanDir = join(tmp, 'transient-clean');
+  await make({ targets: ['download'], config: configFor(clean), dataDir: cleanDir, stages: STAGES, log: memoryLogger() });
+  await clean.close();
+
+  const sim = await simOn({ faults: '429=0.2,503=0.2,reset=0.15,corrupt=0.05,404=0.05' }, ports);
+  try {
+    const dir = join(tmp, 'transient');
+    const config = configFor(sim, { crawl: { maxRetries: 1 }, download: { retries: 0 } });
+    let rerunLater = 0;
+    let coversHeld = 0;
+    for (let run = 0; ; run++) {
+      assert.ok(run < 60, 'did not finish within 60 runs');
+      try {
+        await make({ targets: ['download'], config, dataDir: dir, stages: STAGES, log: memoryLogger() });
+        break;
+      } catch (e) {
+        assert.ok(isTransientError(e), `run ${run} failed with a non-transient error: ${String(e)}`);
+        rerunLater++;
+        if (e instanceof RerunLaterError && /covers? could not be fetched yet/.test(e.message)) coversHeld++;
+      }
+    }
+    assert.ok(rerunLater > 0 && coversHeld > 0, `runs ending "rerun later": ${rerunLater}, of them with covers held: ${coversHeld}`);
+    assert.equal(readManifest(dir), readManifest(cleanDir), 'the manifest does not depend on what the network did');
+    assert.equal(readFileSync(join(dir, 'rejected.tsv'), 'utf8'), readFileSync(join(cleanDir, 'rejected.tsv'), 'utf8'));
+  } finally {
+    await sim.close();
+  }
+});
+
+test('truncated covers are retried on later runs (bounded, with backoff) then rejected; a CDN that recovers gives the clean manifest', async () => {
+  // (Corrupt covers are rejected at once: the N-per-genre test below finishes in one make with corrupt=0.06.)
+  const clean = await simOn({});
+  const ports = portsOf(clean);
+  const cleanDir = join(tmp, 'trunc-clean');
+  await make({ targets: ['download'], config: configFor(clean), dataDir: cleanDir, stages: STAGES, log: memoryLogger() });
+  await clean.close();
+
+  const sim = await simOn({ faults: 'truncated=0.1' }, ports);
+  const dir = join(tmp, 'trunc');
+  const recovered = join(tmp, 'trunc-recovered');
+  try {
+    const config = configFor(sim, { download: { truncatedRuns: 3 }, crawl: { backoff: { initialMs: 1, maxMs: 5, factor: 2 } } });
+    // Each run ends "rerun later" while a truncated cover has tries left; a cover truncated for good lets the next
+    // album in, which may be truncated too: so at least three runs, and a bounded number.
+    let runs = 0;
+    for (;;) {
+      runs++;
+      assert.ok(runs <= 10, 'did not finish within 10 runs');
+      try {
+        await make({ targets: ['download'], config, dataDir: dir, stages: STAGES, log: memoryLogger() });
+        break;
+      } catch (e) {
+        assert.ok(e instanceof RerunLaterError, String(e));
+        assert.match(e.message, /could not be fetched yet .*truncated/);
+      }
+      if (runs === 1) {
+        // Keep a copy of the state after one truncated run, to rerun it against a recovered CDN below.
+        (await import('node:fs')).cpSync(dir, recovered, { recursive: true });
+      }
+    }
+    assert.ok(runs >= 3, `${runs} runs`);
+    const rejected = rejectedFormat.read(join(dir, 'rejected.tsv'));
+    const truncated = rejected.filter((r) => r.reason === 'truncated');
+    assert.ok(truncated.length > 0);
+    for (const r of truncated) {
+      const path = new URL(r.url!).pathname;
+      assert.equal(sim.log.filter((e) => e.host === 'img' && e.path === path && e.status === 200).length, 3, `${path}: fetched in each of the 3 runs`);
+    }
+  } finally {
+    await sim.close();
+  }
+  // The CDN recovers after the first run: the truncated covers are fetched again and kept.
+  const fixed = await simOn({}, ports);
+  try {
+    await make({ targets: ['download'], config: configFor(fixed, { download: { truncatedRuns: 3 }, crawl: { backoff: { initialMs: 1, maxMs: 5, factor: 2 } } }), dataDir: recovered, stages: STAGES, log: memoryLogger() });
+    assert.equal(readManifest(recovered), readManifest(cleanDir));
+  } finally {
+    await fixed.close();
+  }
+});
+
+test('N per genre without guessing: short genres list further in rounds; one round or several give the same manifest.tsv', async () => {
+  // About 48 exclusive albums per genre (60, overlap 0.2), 6% corrupt covers; 25 wanted per genre.
+  const sim = await startSimulator({ genres: GENRES, perGenre: 60, overlap: 0.2, seed: 8, faults: 'corrupt=0.06' });
+  try {
+    const over = { perGenre: 25, crawl: { pageSize: 10, oversample: 1.5 } } as const;
+    const rounds = join(tmp, 'rounds');
+    const log = memoryLogger();
+    const outcomes = await make({ targets: ['download'], config: configFor(sim, over), dataDir: rounds, stages: STAGES, log });
+    const extra = outcomes.filter((o) => o.action === 'round');
+    assert.ok(extra.length >= 1, `rounds: ${outcomes.map((o) => `${o.name}:${o.action}`).join(' ')}`);
+    assert.ok(log.lines.some((l) => /extra round\(s\); \d+ extra discover_web page\(s\), \d+ extra album\(s\) to label/.test(l)), 'rounds reported per genre');
+    // The report's funnel reads the same figures (candidates.arrow's listing metadata).
+    const inputs = await readInputs(rounds, configFor(sim, over));
+    assert.ok(GENRES.some((g) => inputs.listing![g]!.extraRounds > 0 && inputs.listing![g]!.pages > inputs.listing![g]!.firstRoundPages));
+    const manifest = readManifest(rounds);
+    for (const g of GENRES) assert.equal(manifest.split('\n').filter((l) => l.split('\t')[1] === g).length, 25, g);
+    // Nothing requested twice across rounds: one POST per page, one tralbum_details per album.
+    const posts = sim.log.filter((e) => e.path.startsWith('/api/discover') && e.status === 200).map((e) => e.path + e.attempt);
+    assert.equal(sim.log.filter((e) => e.path.startsWith('/api/discover') && e.attempt > 0).length, 0, `${posts.length} pages, some asked twice`);
+    assert.equal(sim.log.filter((e) => e.path.startsWith('/api/mobile') && e.attempt > 0).length, 0, 'an album labelled twice');
+
+    const oneRound = join(tmp, 'one-round');
+    const one = await make({ targets: ['download'], config: configFor(sim, { ...over, crawl: { ...over.crawl, oversample: 5 } }), dataDir: oneRound, stages: STAGES, log: memoryLogger() });
+    assert.equal(one.filter((o) => o.action === 'round').length, 0);
+    assert.equal(readManifest(oneRound), manifest, 'byte-identical manifest.tsv, one round or several');
+  } finally {
+    await sim.close();
+  }
+});
+
+test('a request that spends its retries ends like the challenge case: exit 75, "rerun later", no stack trace; progress kept', async () => {
+  const sim = await simOn({ faults: '503=1' });
+  try {
+    const dir = join(tmp, 'exhausted');
+    await assert.rejects(make({ targets: ['discover'], config: configFor(sim, { crawl: { maxRetries: 1 } }), dataDir: dir, stages: STAGES, log: memoryLogger() }), (e: unknown) => {
+      assert.ok(isTransientError(e), String(e));
+      assert.match((e as Error).message, /HTTP 503 \(after 2 attempts\)\. .*progress is kept: rerun the same command later to continue/);
+      return true;
+    });
+  } finally {
+    await sim.close();
+  }
+  // Through the CLI: an origin that refuses connections.
+  const { createServer } = await import('node:net');
+  const port = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+  const cli = spawn(process.execPath, ['bin/covers.js', 'make', 'discover', '--data-dir', join(tmp, 'refused'), '--set', 'genres=metal,jazz', '--set', `bandcamp.origin=http://127.0.0.1:${port}`, '--set', 'crawl.maxRetries=0', '-q'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  cli.stderr.on('data', (c) => (stderr += c));
+  const code = await new Promise<number | null>((r) => cli.on('exit', r));
+  assert.equal(code, 75, stderr);
+  assert.match(stderr, /covers: stage discover: http:\/\/127\.0\.0\.1:\d+\/api\/discover\/1\/discover_web: network error ECONNREFUSED \(after 1 attempt\)\. .*rerun the same command later/);
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+});
