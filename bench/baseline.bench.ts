@@ -67,11 +67,37 @@ export function runSklearn(dir: string, o: { trees: number; seed: number; jobs: 
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as SklearnResult;
 }
 
+/** What bench/sklearn_linear_svc.py prints. */
+export interface SklearnSvcResult {
+  fit_seconds: number;
+  predict_seconds: number;
+  accuracy: number;
+  n_iter: number;
+  converged: boolean;
+  /** Test labels predicted. */
+  predicted: number[];
+  sklearn: string;
+}
+
+/**
+ * Runs scikit-learn's LinearSVC (MinMaxScaler first) on a data set written by {@link writeForestDataset}.
+ * @returns the result, or `{ missing }` naming why python3/numpy/scikit-learn could not run it.
+ * @throws Error when the script fails for another reason.
+ */
+export function runSklearnSvc(dir: string, o: { seed: number; C?: number; maxIter?: number }): SklearnSvcResult | { missing: string } {
+  const args = [join(here, 'sklearn_linear_svc.py'), dir, '--seed', String(o.seed), '--C', String(o.C ?? 1), '--max-iter', String(o.maxIter ?? 1000)];
+  const run = spawnSync('python3', args, { encoding: 'utf8', timeout: 1_800_000, maxBuffer: 64 * 1024 * 1024 });
+  if (run.error) return { missing: `python3 could not run: ${run.error.message}` };
+  if (run.status === 3) return { missing: run.stderr.trim() };
+  if (run.status !== 0) throw new Error(`sklearn_linear_svc.py failed (${run.status}): ${run.stderr}`);
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as SklearnSvcResult;
+}
+
 const SIDE = 256;
 const PIXELS = 50;
 
 /** The real covers decoded to `[256, 256]` grayscale (cover fit), with genre labels. */
-async function decodeCovers(sharedDir: string): Promise<{ images: Uint8Array[]; labels: number[]; genres: string[] }> {
+export async function decodeCovers(sharedDir: string): Promise<{ images: Uint8Array[]; labels: number[]; genres: string[] }> {
   const dir = join(sharedDir, 'covers');
   const rows = readFileSync(join(dir, 'labels.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t') as [string, string]);
   const genres = [...new Set(rows.map((r) => r[1]))].sort();
@@ -109,7 +135,7 @@ function cropTo(img: Uint8Array, rng: Rng, out: Uint8Array, o: number): void {
 }
 
 /** `count` crops of the covers `which`, cycling through them in a seeded order. */
-function makeSet(images: Uint8Array[], labels: number[], which: number[], count: number, rng: Rng): LabelledSet {
+export function makeSet(images: Uint8Array[], labels: number[], which: number[], count: number, rng: Rng): LabelledSet {
   const d = PIXELS * PIXELS;
   const x = new Uint8Array(count * d);
   const y = new Uint8Array(count);

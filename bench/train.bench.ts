@@ -1,10 +1,20 @@
 /**
- * Benchmarks of training (issue 6):
+ * Benchmarks of training (issues 6 and 14):
  * - the loader alone: shards' uint8 records → augmented float32 batches (224 random crops from 256, mirrored,
  *   mean-subtracted) on one core (main thread), images/s; target ≥ 3,000;
  * - training throughput (forward + backward + Nesterov update), images/s, for a reference small convnet at 64×64 and
- *   for AlexNet at 224, on each backend available here; wasm against cpu as a ratio in the same run (target ≥ 20×).
+ *   for AlexNet at 224, on each backend available here; wasm against cpu as a ratio in the same run (target ≥ 20×);
+ * - issue 14: AlexNet-224 training (batch 32, Nesterov) on wasm in rounds, each round interleaving today's kernels
+ *   (`setFastWasmGradients(false)`, 1 thread), ours on 1 thread, PyTorch on 1 thread (bench/torch_train.py, same
+ *   network and batch), ours data-parallel on all threads, PyTorch on as many threads; medians over the rounds;
+ * (The demo end to end, issue 14's third target, is bench/demo.bench.ts.)
  */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { defaultThreads, ReplicaPool } from '../train/data-parallel.ts';
+import { setFastWasmGradients } from '../train/wasm-kernels.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
 import { fillBatch, planEpoch } from '../train/augment.ts';
@@ -39,10 +49,121 @@ async function trainThroughput(spec: ModelSpec, size: number, batch: number, ste
   return (batch * steps) / s;
 }
 
+const here = fileURLToPath(new URL('.', import.meta.url));
+const REPO = join(here, '..');
+
+/** Median of a non-empty list. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Load averages (1, 5, 15 min) as text, for the notes. */
+function load(): string {
+  return loadavg().map((l) => l.toFixed(1)).join(' / ');
+}
+
+/** One AlexNet-224 measurement on wasm: `threads` 1 (this thread) or more (a {@link ReplicaPool}), `steps` timed steps after one warm-up. */
+async function alexWasm(spec: ModelSpec, batch: number, steps: number, threads: number, fast: boolean): Promise<number> {
+  setFastWasmGradients(fast);
+  const classes = 10;
+  const { model, logits } = buildModel(spec, 224, classes, 1);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const opt = tf.train.momentum(0.001, 0.9, true);
+  const xData = new Float32Array(batch * 224 * 224 * 3).map((_, i) => Math.sin(i) * 0.5);
+  const labels = Int32Array.from({ length: batch }, (_, i) => i % classes);
+  let pool: ReplicaPool | null = null;
+  try {
+    let step: () => Promise<void>;
+    if (threads > 1) {
+      pool = await ReplicaPool.start({ threads, backend: 'wasm', vars, crop: 224, classes, maxRows: batch, model: { kind: 'build', spec, crop: 224, classes, seed: 1 } });
+      await pool.sync(vars, opt, { kind: 'nesterov', learningRate: 0.001, momentum: 0.9 });
+      let k = 0;
+      step = async () => {
+        await pool!.step(logits, vars, opt, xData, labels, k++);
+      };
+    } else {
+      const x = tf.tensor4d(xData, [batch, 224, 224, 3]);
+      const y = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
+      step = async () => {
+        const cost = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, logits.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true, vars)!;
+        await cost.data();
+        cost.dispose();
+      };
+    }
+    await step();
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await step();
+    return (batch * steps) / ((performance.now() - t0) / 1000);
+  } finally {
+    await pool?.close();
+    opt.dispose();
+    model.dispose();
+    setFastWasmGradients(true);
+  }
+}
+
+/** One PyTorch measurement (bench/torch_train.py), or null with the reason logged when torch is missing. */
+function alexTorch(specFile: string, batch: number, steps: number, threads: number, log: (m: string) => void): number | null {
+  const r = spawnSync('python3', [join(here, 'torch_train.py'), '--spec', specFile, '--size', '224', '--batch', String(batch), '--steps', String(steps), '--threads', String(threads)], { encoding: 'utf8', timeout: 900_000 });
+  if (r.status !== 0) {
+    log(`PyTorch did not run: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-1)[0]}`);
+    return null;
+  }
+  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { imagesPerSecond: number }).imagesPerSecond;
+}
+
+/** Issue 14's figures (see the module comment). */
+async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
+  await selectBackend('wasm');
+  const spec = resolveModelSpec('AlexNet', '');
+  const specFile = join(ctx.tmpDir, 'alexnet-spec.json');
+  writeFileSync(specFile, JSON.stringify(spec));
+  const batch = 32;
+  const steps = ctx.quick ? 1 : 2;
+  const rounds = ctx.quick ? 1 : Number(process.env.BENCH_TRAIN_ROUNDS ?? 3);
+  const threads = defaultThreads();
+  const m = { today: [] as number[], ours1: [] as number[], torch1: [] as number[], oursN: [] as number[], torchN: [] as number[] };
+  const loads: string[] = [];
+  for (let r = 0; r < rounds; r++) {
+    loads.push(load());
+    m.today.push(await alexWasm(spec, batch, steps, 1, false));
+    m.ours1.push(await alexWasm(spec, batch, steps, 1, true));
+    const t1 = alexTorch(specFile, batch, steps * 2, 1, ctx.log);
+    if (t1 !== null) m.torch1.push(t1);
+    if (threads > 1) {
+      m.oursN.push(await alexWasm(spec, batch, steps, threads, true));
+      const tn = alexTorch(specFile, batch, steps * 2, threads, ctx.log);
+      if (tn !== null) m.torchN.push(tn);
+    }
+    ctx.log(`round ${r + 1}: today ${m.today.at(-1)!.toFixed(2)}, ours 1 thread ${m.ours1.at(-1)!.toFixed(2)}, PyTorch 1 thread ${m.torch1.at(-1)?.toFixed(2)}, ours ${threads} threads ${m.oursN.at(-1)?.toFixed(2)}, PyTorch ${threads} threads ${m.torchN.at(-1)?.toFixed(2)} images/s (load ${loads.at(-1)})`);
+  }
+  loads.push(load());
+  const notes = `batch ${batch}, Nesterov; median of ${rounds} interleaved round(s) of ${steps} step(s) after a warm-up; load averages (1/5/15 min) during the rounds: ${loads.join('; ')}`;
+  const out: BenchResult[] = [];
+  const today = median(m.today);
+  const ours1 = median(m.ours1);
+  out.push({ name: 'AlexNet-224 training, wasm 1 thread: our gradient kernels vs today\'s (tfjs-backend-wasm 4.22\'s Conv2DBackpropInput, transposed matMul)', value: ours1, unit: 'images/s', baseline: { name: 'today\'s kernels, same run', value: today }, target: '≥ 2× today', met: ours1 / today >= 2, notes });
+  if (m.torch1.length) {
+    const t = median(m.torch1);
+    out.push({ name: 'AlexNet-224 training, wasm 1 thread vs PyTorch CPU 1 thread', value: ours1, unit: 'images/s', baseline: { name: 'PyTorch 1 thread, same run', value: t }, target: '≥ 0.3× PyTorch', met: ours1 / t >= 0.3, notes });
+  }
+  if (m.oursN.length) {
+    const oursN = median(m.oursN);
+    out.push({ name: `AlexNet-224 training, wasm data-parallel on ${threads} threads vs 1 thread`, value: oursN, unit: 'images/s', baseline: { name: 'ours, 1 thread, same run', value: ours1 }, target: '≥ 1.7× 1 thread (2 cores)', met: oursN / ours1 >= 1.7, notes });
+    if (m.torchN.length) {
+      const t = median(m.torchN);
+      out.push({ name: `AlexNet-224 training, wasm ${threads} threads vs PyTorch CPU ${threads} threads`, value: oursN, unit: 'images/s', baseline: { name: `PyTorch ${threads} threads, same run`, value: t }, target: '≥ 0.3× PyTorch', met: oursN / t >= 0.3, notes });
+    }
+  }
+  return out;
+}
+
 const bench: BenchModule = {
   title: 'Training (TensorFlow.js): loader and backends',
   async run(ctx: BenchContext): Promise<BenchResult[]> {
-    const results: BenchResult[] = [];
+    const results: BenchResult[] = await issue14(ctx);
     // Loader: synthetic 256×256 shards.
     const n = ctx.quick ? 64 : 512;
     writeTestShards(ctx.tmpDir, { size: 256, perClass: { train: Math.ceil(n / 3), validation: 1, test: 1 }, shardsPerSplit: 2, batchRows: 64 });

@@ -11,6 +11,8 @@ import { sha256 } from '../util/fsutil.ts';
 // Pure (no TensorFlow.js): validates train.modelParams at config time.
 import { ARCHITECTURES, modelParamsProblem } from '../train/model-params.ts';
 import { BACKEND_CHOICES } from '../train/backend-names.ts';
+// Pure (no TensorFlow.js): the schedules and their defaults.
+import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../train/schedule.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 export const STUDY_GENRES = [
@@ -199,6 +201,11 @@ export const ConfigSchema = z
       .object({
         /** TensorFlow.js backend; `auto` picks the fastest that loads. */
         backend: z.enum(BACKEND_CHOICES).default('auto'),
+        /**
+         * Threads for data-parallel training, validation and evaluation on the CPU backends (wasm, cpu); null: all
+         * the machine offers (`os.availableParallelism()`). Results differ only by float summation order.
+         */
+        threads: z.number().int().min(1).max(256).nullable().default(null),
         /** Model family of the study's experiment runner. */
         architecture: z.enum(ARCHITECTURES).default('AlexNet'),
         /** The study's model parameter string, e.g. `num_conv_layers=2:lc0_num_filters=32`; overrides the architecture's defaults. */
@@ -220,8 +227,49 @@ export const ConfigSchema = z
           .prefault({}),
         batchSize: z.number().int().min(1).default(128),
         epochs: z.number().int().min(1).default(30),
-        /** Epochs without a better validation accuracy before the learning rate is divided by 10 (the study: 3). */
+        /**
+         * Learning-rate schedule (train/schedule.ts): `plateau` (multiply by `plateau.factor` when the validation loss
+         * stalls; never rolls weights back), `cosine` (linear warm-up, then a half cosine), `study` (the 2015 study:
+         * ÷10 and best weights restored after `patience` epochs without a better validation accuracy), `constant`.
+         */
+        schedule: z.enum(SCHEDULES).default('plateau'),
+        /** `study` schedule: epochs without a better validation accuracy before the learning rate is divided by 10 (the study: 3). */
         patience: z.number().int().min(1).default(3),
+        /** `plateau` schedule (Keras' ReduceLROnPlateau on the validation loss). */
+        plateau: z
+          .object({
+            /** Multiplier of the learning rate at each drop. */
+            factor: z.number().gt(0).lt(1).default(DEFAULT_PLATEAU.factor),
+            /** Epochs in a row without an improvement of the validation loss before a drop. */
+            patience: z.number().int().min(1).default(DEFAULT_PLATEAU.patience),
+            /** Smallest decrease of the validation loss that counts as an improvement, in nats. */
+            minDelta: z.number().min(0).default(DEFAULT_PLATEAU.minDelta),
+            /** Epochs after a drop that do not count towards `patience`. */
+            cooldown: z.number().int().min(0).default(DEFAULT_PLATEAU.cooldown),
+            /** Lowest learning rate. */
+            minLearningRate: z.number().min(0).default(DEFAULT_PLATEAU.minLearningRate),
+          })
+          .strict()
+          .prefault({}),
+        /** `cosine` schedule. */
+        cosine: z
+          .object({
+            /** Epochs of linear warm-up from learningRate / warmupEpochs to learningRate. */
+            warmupEpochs: z.number().int().min(0).default(DEFAULT_COSINE.warmupEpochs),
+            /** Learning rate at the end of the cosine. */
+            minLearningRate: z.number().min(0).default(DEFAULT_COSINE.minLearningRate),
+          })
+          .strict()
+          .prefault({}),
+        /** L2 weight decay λ on conv and dense kernels (penalty λ/2·Σ‖W‖²; the study: 0). */
+        weightDecay: z.number().min(0).default(0),
+        /**
+         * Seed of training (initial weights, shuffles, crops, mirrors, dropout masks); null = `seed`. Lets runs on one
+         * split (`seed`) use other training seeds, e.g. one process per seed.
+         */
+        seed: z.number().int().nonnegative().nullable().default(null),
+        /** Models trained, with training seeds s … s + repeats − 1 on the same split (`evaluate` and `baseline` report each and mean ± std). */
+        repeats: z.number().int().min(1).max(100).default(1),
         /** Write a snapshot every k epochs (and always at the end). */
         snapshotEvery: z.number().int().min(1).default(5),
         /** Continue from this snapshot directory instead of starting fresh. */
@@ -240,6 +288,15 @@ export const ConfigSchema = z
       .prefault({}),
     baseline: z
       .object({
+        /**
+         * Which baseline(s): `forest` (the study's random forest → eval/baseline.json), `linear-svm` (the study's
+         * linear SVM on pixels scaled to [0, 1] → eval/baseline-linear-svm.json), or `both`.
+         */
+        model: z.enum(['forest', 'linear-svm', 'both']).default('forest'),
+        /** Linear SVM: inverse regularisation strength C (scikit-learn's LinearSVC default 1). */
+        svmC: z.number().positive().default(1),
+        /** Linear SVM: most passes of the dual coordinate descent per class (LinearSVC's max_iter, 1,000). */
+        svmMaxIter: z.number().int().min(1).default(1000),
         /** Trees of the random forest (the study: 100). */
         trees: z.number().int().min(1).default(100),
         /** Side of the downsampled image fed to the forest, in pixels (the study: 50). */
@@ -353,7 +410,17 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
     }
     return raw;
   }
-  if (def === null) return raw === 'null' ? null : raw;
+  if (def === null) {
+    if (raw === 'null') return null;
+    // A number where the key takes one (`train.seed=1`), else the text (`select.fromManifest=2` is a file name).
+    if (isNumeric(raw)) {
+      const probe: Record<string, unknown> = {};
+      setPath(probe, path, Number(raw));
+      const ok = ConfigSchema.safeParse(probe);
+      if (ok.success || !ok.error.issues.some((i) => i.path.join('.') === path.join('.'))) return Number(raw);
+    }
+    return raw;
+  }
   if (typeof def === 'number' || typeof def === 'boolean') return parseScalar(raw);
   return parseSetValue(raw);
 }

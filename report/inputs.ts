@@ -11,7 +11,7 @@ import { candidatesFormat, readListingInfo, type ListingInfo } from '../schemas/
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
 import { manifestFormat, reasonKey, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { metricsPath, readEpochMetrics } from '../schemas/model.ts';
 import { LOCK_FILE, readLockFile } from '../pipeline/lock.ts';
 import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
@@ -91,12 +91,19 @@ export interface ReportInputs {
   evaluation: Part<EvalMetrics>;
   /** `eval/baseline.json`: the random forest on the test split. */
   baseline: Part<EvalMetrics>;
+  /** `eval/baseline-linear-svm.json`: the linear SVM on the test split (`baseline.model` = `linear-svm` or `both`). */
+  linearSvm: Part<EvalMetrics>;
   /** `pipeline.lock.json` stage entries, in pipeline order where known. */
   timings: Part<StageTiming[]>;
 }
 
 function missing<T>(stage: string, file: string): Part<T> {
   return { ok: false, kind: 'missing', stage, message: `${file} not found` };
+}
+
+/** A baseline that `baseline.model` leaves out: absent, and not read (it is not among the report's inputs). */
+function notConfigured<T>(file: string, config: Config): Part<T> {
+  return { ok: false, kind: 'missing', stage: 'baseline', message: `${file} not configured (baseline.model = ${config.baseline.model})` };
 }
 
 function failed<T>(stage: string, file: string, e: unknown): Part<T> {
@@ -270,7 +277,9 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
     testSplitSize,
     training,
     evaluation: readEval(p, 'eval/metrics.json', 'evaluate'),
-    baseline: readEval(p, 'eval/baseline.json', 'baseline'),
+    // Only the baselines `baseline.model` configures are declared inputs of the report (stages/declarations.ts).
+    baseline: config.baseline.model === 'linear-svm' ? notConfigured(FOREST_OUTPUT, config) : readEval(p, FOREST_OUTPUT, 'baseline'),
+    linearSvm: config.baseline.model === 'forest' ? notConfigured(LINEAR_SVM_OUTPUT, config) : readEval(p, LINEAR_SVM_OUTPUT, 'baseline'),
     timings,
   };
 }

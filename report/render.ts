@@ -162,11 +162,13 @@ function summarySection(m: ReportModel): Section {
   card('genres', String(inputs.genres.length));
   if (inputs.manifestRows !== null) card('images in the dataset', fmtInt(inputs.manifestRows));
   if (inputs.testSplitSize !== null) card('test images', fmtInt(inputs.testSplitSize));
-  for (const [label, part] of [['convnet test accuracy', inputs.evaluation], ['random forest test accuracy', inputs.baseline]] as const) {
+  for (const [label, part] of [['convnet test accuracy', inputs.evaluation], ['random forest test accuracy', inputs.baseline], ['linear SVM test accuracy', inputs.linearSvm]] as const) {
     if (part.ok) {
       const { correct, n } = confusionTotals(part.data.confusionMatrix);
       const [lo, hi] = wilsonInterval(correct, n);
-      card(label, n ? fmtPct(correct / n) : '—', `95% interval ${fmtPct(lo)}–${fmtPct(hi)}, n = ${n}`);
+      const r = part.data.repeats;
+      if (r) card(`${label}, mean ± std over ${r.seeds.length} seeds`, `${fmtPct(r.mean)} ± ${fmtPct(r.std)}`, `seeds ${r.seeds.map((s) => `${s.seed}: ${fmtPct(s.accuracy)}`).join(', ')}`);
+      else card(label, n ? fmtPct(correct / n) : '—', `95% interval ${fmtPct(lo)}–${fmtPct(hi)}, n = ${n}`);
     }
   }
   const k = inputs.evaluation.ok ? inputs.evaluation.data.labels.length : inputs.genres.length;
@@ -306,7 +308,12 @@ function trainingSection(m: ReportModel): Section {
   const { epochs, warnings, path } = p.data;
   if (!epochs.length) return section('training', 'Training curves', false, html`<p class="error">${path} holds no epoch. Rerun <code>covers make train</code>.</p>`);
   const pts = (f: (e: EpochMetrics) => number | null) => epochs.map((e) => [e.epoch, f(e)] as const);
-  const lrDrops = epochs.filter((e, i) => i > 0 && e.learningRate !== epochs[i - 1]!.learningRate).map((e) => ({ x: e.epoch - 0.5, label: `learning rate ${fmtLearningRate(epochs[epochs.indexOf(e) - 1]!.learningRate)} → ${fmtLearningRate(e.learningRate)} from epoch ${e.epoch}` }));
+  // A schedule's event (plateau, study) is recorded on the epoch after which the rate changed; cosine changes every
+  // epoch by its formula and is shown by the learning-rate chart alone.
+  const lrDrops = m.config.train.schedule === 'cosine' ? [] : epochs.filter((e, i) => i > 0 && e.learningRate !== epochs[i - 1]!.learningRate).map((e) => {
+    const prev = epochs[epochs.indexOf(e) - 1]!;
+    return { x: e.epoch - 0.5, label: `learning rate ${fmtLearningRate(prev.learningRate)} → ${fmtLearningRate(e.learningRate)} from epoch ${e.epoch}${prev.scheduleEvent ? ` (${prev.scheduleEvent})` : ''}` };
+  });
   const k = m.inputs.evaluation.ok ? m.inputs.evaluation.data.labels.length : m.inputs.genres.length;
   const loss = lineChart({
     title: 'Loss per epoch',
@@ -332,14 +339,21 @@ function trainingSection(m: ReportModel): Section {
     hLines: k > 0 ? [{ y: 1 / k, label: `chance ${fmtPct(1 / k)}`, color: COLORS.vermillion }] : [],
     vLines: lrDrops,
   });
+  const lr = lineChart({
+    title: 'Learning rate per epoch',
+    xLabel: 'epoch',
+    yLabel: 'log₁₀ learning rate',
+    series: [{ name: `learning rate (${m.config.train.schedule})`, color: COLORS.green, points: pts((e) => (e.learningRate > 0 ? Math.log10(e.learningRate) : null)) }],
+    vLines: lrDrops,
+  });
   const withVal = epochs.filter((e) => e.validationAccuracy !== null);
   const best = withVal.reduce<EpochMetrics | null>((b, e) => (b === null || e.validationAccuracy! > b.validationAccuracy! ? e : b), null);
   const seconds = epochs.reduce((a, e) => a + e.seconds, 0);
   const ips = epochs.reduce((a, e) => a + e.imagesPerSecond, 0) / epochs.length;
   const facts = html`<dl class="kv"><dt>run</dt><dd><code>${m.config.train.run}</code> (${path})</dd><dt>epochs</dt><dd>${epochs.length}</dd><dt>best validation accuracy</dt><dd>${best ? `${fmtPct(best.validationAccuracy!)} at epoch ${best.epoch}` : '—'}</dd><dt>final learning rate</dt><dd>${fmtLearningRate(epochs[epochs.length - 1]!.learningRate)}</dd><dt>training time</dt><dd>${fmtDuration(seconds * 1000)} (mean ${ips.toFixed(1)} images/s)</dd></dl>`;
   const warn = warnings.length ? html`<p class="error">Skipped ${warnings.length} malformed line${warnings.length === 1 ? '' : 's'} of ${path}: ${warnings.slice(0, 5).join(' · ')}</p>` : '';
-  const lead = html`<p class="lead">Mean cross-entropy and accuracy per epoch on the training and validation splits. Dotted vertical lines mark learning-rate drops (the rate is divided by 10 after <code>train.patience</code> epochs without a better validation accuracy).</p>`;
-  return section('training', 'Training curves', true, [lead, html`<div class="charts">${loss}${acc}</div>`, facts, warn]);
+  const lead = html`<p class="lead">Mean cross-entropy and accuracy per epoch on the training and validation splits, and the learning rate each epoch trained with (schedule <code>${m.config.train.schedule}</code>). Dotted vertical lines mark learning-rate changes; hover them for the schedule's reason.${m.config.train.repeats > 1 ? ` The curves are those of the first training seed (${m.config.train.repeats} were trained; see the evaluation for each).` : ''}</p>`;
+  return section('training', 'Training curves', true, [lead, html`<div class="charts">${loss}${acc}${lr}</div>`, facts, warn]);
 }
 
 function evalRow(name: string, m: EvalMetrics, chance: number): SafeHtml {
@@ -351,11 +365,18 @@ function evalRow(name: string, m: EvalMetrics, chance: number): SafeHtml {
 }
 
 function evaluationSection(m: ReportModel): Section {
-  const { evaluation, baseline, testSplitSize } = m.inputs;
+  const { evaluation, baseline, linearSvm, testSplitSize } = m.inputs;
   const models: { name: string; data: EvalMetrics; color: string }[] = [];
   if (evaluation.ok) models.push({ name: `convnet (${m.config.train.architecture}${evaluation.data.crops ? `, ${evaluation.data.crops} crop${evaluation.data.crops === 1 ? '' : 's'}` : ''})`, data: evaluation.data, color: COLORS.blue });
   if (baseline.ok) models.push({ name: 'random forest (baseline)', data: baseline.data, color: COLORS.green });
-  const notes = [evaluation.ok ? '' : absent(evaluation, 'the convnet evaluation'), baseline.ok ? '' : absent(baseline, 'the random-forest baseline')];
+  if (linearSvm.ok) models.push({ name: 'linear SVM (baseline)', data: linearSvm.data, color: COLORS.orange });
+  const wantForest = m.config.baseline.model !== 'linear-svm';
+  const wantSvm = m.config.baseline.model !== 'forest';
+  const notes = [
+    evaluation.ok ? '' : absent(evaluation, 'the convnet evaluation'),
+    baseline.ok || !wantForest ? '' : absent(baseline, 'the random-forest baseline'),
+    linearSvm.ok || !wantSvm ? '' : absent(linearSvm, 'the linear-SVM baseline'),
+  ];
   const k = models[0]?.data.labels.length ?? m.inputs.genres.length;
   const chance = k > 0 ? 1 / k : 0;
   const rows = models.map((x) => evalRow(x.name, x.data, chance));
@@ -373,6 +394,13 @@ function evaluationSection(m: ReportModel): Section {
     chance,
     'Test accuracy with 95% intervals; dashed line: chance of this run',
   );
+  const withRepeats = models.filter((x) => x.data.repeats);
+  const repeatsTable = withRepeats.length
+    ? html`<div class="subsection" id="repeats"><h3>Repeats over training seeds</h3><p class="lead">Each model trained again with other seeds on the same split (<code>train.repeats</code>); the table above and the charts below show the first seed's. Mean ± sample standard deviation, as the study reported its results.</p><div class="table-wrap"><table class="repeats"><thead><tr><th>Model</th><th class="num">seeds</th><th>accuracy per seed (95% interval)</th><th class="num">mean ± std</th></tr></thead><tbody>${withRepeats.map((x) => {
+      const r = x.data.repeats!;
+      return html`<tr><th scope="row">${x.name}</th><td class="num">${r.seeds.map((s) => s.seed).join(', ')}</td><td>${join(r.seeds.map((s) => html`${fmtPct(s.accuracy)} <small>(${fmtPct(s.accuracyInterval95[0], 0)}–${fmtPct(s.accuracyInterval95[1], 0)})</small>`), ' · ')}</td><td class="num"><strong>${fmtPct(r.mean)} ± ${fmtPct(r.std)}</strong></td></tr>`;
+    })}</tbody></table></div></div>`
+    : '';
   const lead = html`<p class="lead">Test-split accuracy with 95% Wilson score intervals, against chance (1/${k}) and, for context, the 2015 study's figures on 10 genres × 1,000 covers (hollow markers; its chance was 10%). A model is “above chance” when its whole interval lies above chance.</p>`;
 
   // Confusion matrix.
@@ -403,7 +431,7 @@ function evaluationSection(m: ReportModel): Section {
     })}</tr>`);
     perClass = html`<div id="per-class" class="subsection"><h3>Per-class accuracy against chance</h3><p class="lead">Accuracy (recall) per true genre with 95% intervals; the dashed line is chance (${fmtPct(chance)}).</p>${classBars(labels, series, chance, 'Per-class test accuracy')}<div class="table-wrap"><table class="per-class"><thead><tr><th>Genre</th><th class="num">test images</th>${stats.map((x) => html`<th class="num">${x.name}</th>`)}</tr></thead><tbody>${rowsPc}</tbody></table></div></div>`;
   }
-  return section('evaluation', 'Evaluation', models.length > 0, [lead, notes, models.length ? [table, plot] : '', confusion, perClass]);
+  return section('evaluation', 'Evaluation', models.length > 0, [lead, notes, models.length ? [table, plot] : '', repeatsTable, confusion, perClass]);
 }
 
 function reproSection(m: ReportModel): Section {
@@ -412,6 +440,7 @@ function reproSection(m: ReportModel): Section {
     `requested: ${config.train.backend}`,
     inputs.evaluation.ok ? `evaluate: ${inputs.evaluation.data.backend}` : '',
     inputs.baseline.ok ? `baseline: ${inputs.baseline.data.backend}` : '',
+    inputs.linearSvm.ok ? `linear SVM: ${inputs.linearSvm.data.backend}` : '',
   ].filter(Boolean).join(' · ');
   const manifest = inputs.manifestSha256.ok ? html`<code>${inputs.manifestSha256.data}</code>` : html`<span class="na">not built yet (run <code>covers make download</code>)</span>`;
   const facts = html`<dl class="kv"><dt>manifest.tsv sha256</dt><dd>${manifest}</dd><dt>resolved config sha256</dt><dd><code>${hashJson(config)}</code></dd><dt>bandcamp-covers</dt><dd>${versions.package}</dd><dt>Node.js</dt><dd>${versions.node}</dd><dt>sharp / libvips</dt><dd>${versions.sharp} / ${versions.libvips}</dd><dt>TensorFlow.js</dt><dd>${versions.tfjs}</dd><dt>backend</dt><dd>${backends}</dd><dt>generated</dt><dd>${m.generatedAt.toISOString()}</dd></dl>`;

@@ -21,6 +21,11 @@ export const EpochMetricsSchema = z.object({
   seconds: z.number().min(0),
   /** Training throughput, images per second. */
   imagesPerSecond: z.number().min(0),
+  /**
+   * Why the schedule changed the learning rate after this epoch (train/schedule.ts), when it did; absent in files
+   * written before schedules existed and for `cosine`, whose rate follows its formula every epoch.
+   */
+  scheduleEvent: z.string().nullable().optional(),
 });
 export type EpochMetrics = z.infer<typeof EpochMetricsSchema>;
 
@@ -49,8 +54,41 @@ export const EvalMetricsSchema = z.object({
   seconds: z.number().min(0),
   /** Free-form details (model run, parameters). */
   details: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * With `train.repeats` > 1: every seed's accuracy and their mean ± sample standard deviation. The other fields
+   * describe the first seed's model (`seed`). Absent for a single model.
+   */
+  repeats: z.lazy(() => RepeatsSchema).optional(),
 });
 export type EvalMetrics = z.infer<typeof EvalMetricsSchema>;
+
+/** One seed's test accuracy (see {@link RepeatsSchema}). */
+export const SeedAccuracySchema = z.object({
+  seed: z.number().int(),
+  n: z.number().int().min(0),
+  accuracy: z.number().min(0).max(1),
+  /** 95% Wilson score interval, [low, high]. */
+  accuracyInterval95: z.tuple([z.number(), z.number()]),
+});
+export type SeedAccuracy = z.infer<typeof SeedAccuracySchema>;
+
+/** Accuracies of N models trained with seeds seed … seed + N − 1 on the same split. */
+export const RepeatsSchema = z.object({
+  seeds: z.array(SeedAccuracySchema).min(1),
+  /** Mean accuracy over the seeds. */
+  mean: z.number().min(0).max(1),
+  /** Sample standard deviation (n − 1 in the denominator) of the accuracies; 0 for one seed. */
+  std: z.number().min(0),
+});
+export type Repeats = z.infer<typeof RepeatsSchema>;
+
+/** The mean and sample standard deviation (n − 1) of per-seed accuracies. */
+export function summariseRepeats(seeds: readonly SeedAccuracy[]): Repeats {
+  const n = seeds.length;
+  const mean = seeds.reduce((a, s) => a + s.accuracy, 0) / n;
+  const variance = n > 1 ? seeds.reduce((a, s) => a + (s.accuracy - mean) ** 2, 0) / (n - 1) : 0;
+  return { seeds: [...seeds], mean, std: Math.sqrt(variance) };
+}
 
 /**
  * The 95% Wilson score interval of a binomial proportion.
@@ -65,6 +103,11 @@ export function wilsonInterval(successes: number, n: number, z95 = 1.95996398454
   const half = (z95 * Math.sqrt((p * (1 - p)) / n + (z95 * z95) / (4 * n * n))) / denom;
   return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
+
+/** `eval/baseline.json`, relative to the data directory: the random forest's {@link EvalMetrics} (the study's baseline). */
+export const FOREST_OUTPUT = 'eval/baseline.json';
+/** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's {@link EvalMetrics}. */
+export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
 
 /**
  * Writes `eval/metrics.json` or `eval/baseline.json`: the metrics, validated, pretty-printed.

@@ -15,6 +15,35 @@ export function modelDir(run: string): string {
   return `models/${run}`;
 }
 
+/** The configuration keys that decide a run's training seeds (a structural subset of the resolved config). */
+export interface RepeatConfig {
+  seed: number;
+  train: { seed: number | null; repeats: number };
+}
+
+/** One trained model of a run, as listed under `repeats` in `models/<run>/config.json`. */
+export type RepeatRecord = {
+  seed: number;
+  /** Directory of the model, relative to `models/<run>/` (`.` for the first). */
+  dir: string;
+  stopReason: string;
+  bestEpoch: number;
+  bestValidationAccuracy: number | null;
+  /** Mean training cross-entropy of the last epoch, in nats. */
+  finalTrainLoss: number | null;
+};
+
+/** The training seeds of a run: `s … s + train.repeats − 1`, s = `train.seed` (or `seed` when null). */
+export function repeatSeeds(config: RepeatConfig): number[] {
+  const first = config.train.seed ?? config.seed;
+  return Array.from({ length: config.train.repeats }, (_, k) => first + k);
+}
+
+/** Where the model of training seed `seed` lives, relative to `models/<run>/`: `.` for the first, else `seed-<seed>`. */
+export function repeatDir(config: RepeatConfig, seed: number): string {
+  return seed === repeatSeeds(config)[0] ? '.' : `seed-${seed}`;
+}
+
 /** `models/<run>/metrics.jsonl`, relative to the data directory. */
 export function metricsPath(run: string): string {
   return `${modelDir(run)}/metrics.jsonl`;
@@ -23,7 +52,7 @@ export function metricsPath(run: string): string {
 /** `config.json` of a run: what `evaluate` needs to score the model (other fields are kept as written). */
 export const TrainRecordSchema = z.looseObject({
   /** The resolved configuration the model was trained with. */
-  config: z.looseObject({ train: z.looseObject({ batchSize: z.number().int().min(1) }) }),
+  config: z.looseObject({ seed: z.number().int().optional(), train: z.looseObject({ batchSize: z.number().int().min(1) }) }),
   /** The resolved architecture: its name, parameters and layer lists (train/model-params.ts). */
   architecture: z.looseObject({ name: z.string() }),
   /** The TensorFlow.js backend that trained it. */
@@ -36,6 +65,8 @@ export const TrainRecordSchema = z.looseObject({
   crop: z.number().int().min(1),
   /** Whether the per-pixel mean is subtracted from the input. */
   subtractMean: z.boolean(),
+  /** Every seed's model, {@link RepeatRecord} (absent in runs trained before `train.repeats`). */
+  repeats: z.array(z.looseObject({ seed: z.number().int(), dir: z.string() })).optional(),
 });
 export type TrainRecord = z.infer<typeof TrainRecordSchema>;
 

@@ -12,6 +12,7 @@ import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
 import { metricsPath, modelDir } from '../schemas/model.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT } from '../schemas/metrics.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -29,9 +30,15 @@ export function shardsConfigHash(config: Config): string {
 export const TRAIN_PARAMS = [
   'seed', 'image.size',
   'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
-  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.patience',
-  'train.snapshotEvery', 'train.run',
+  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.schedule', 'train.patience',
+  'train.plateau', 'train.cosine', 'train.weightDecay', 'train.seed', 'train.repeats', 'train.snapshotEvery', 'train.run',
 ] as const;
+
+/** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
+export function baselineOutputs(c: Config): string[] {
+  const m = c.baseline.model;
+  return [...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT])];
+}
 
 /** The report's declared output (a directory), relative to the data directory. */
 export const REPORT_DIR = 'report';
@@ -40,13 +47,14 @@ export const REPORT_PAGE = 'report/index.html';
 
 /**
  * Everything the report reads: the funnel's files, the shards (contact sheets) and the mean, the training curves,
- * both evaluations, and the lock file (stage timings).
+ * the evaluations (the convnet's, with its repeats over training seeds, and the baselines `baseline.model` configures:
+ * the forest's and/or the linear SVM's), and the lock file (stage timings).
  */
 export function reportInputs(config: Config): string[] {
   return [
     'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
-    metricsPath(config.train.run), 'eval/metrics.json', 'eval/baseline.json', LOCK_FILE,
+    metricsPath(config.train.run), 'eval/metrics.json', ...baselineOutputs(config), LOCK_FILE,
   ];
 }
 
@@ -139,7 +147,7 @@ export const trainDeclaration: StageDeclaration = {
   inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
   params: TRAIN_PARAMS,
   outputs: (c) => [modelDir(c.train.run)],
-  version: 1,
+  version: 2,
 };
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
@@ -150,19 +158,22 @@ export const evaluateDeclaration: StageDeclaration = {
   inputs: (c) => [modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow'],
   params: ['eval', 'train.run'],
   outputs: ['eval/metrics.json'],
-  version: 1,
+  version: 2,
 };
 
-/** The `baseline` stage: `shards` → `eval/baseline.json`. */
+/** The `baseline` stage: `shards` → `eval/baseline.json` and/or `eval/baseline-linear-svm.json`. */
 export const baselineDeclaration: StageDeclaration = {
   name: 'baseline',
-  description: 'random forest on downsampled pixels (the study baseline) → eval/baseline.json',
+  description: 'the study baselines on downsampled pixels: random forest and/or linear SVM → eval/baseline*.json',
   deps: ['shards'],
   inputs: [splitDir('train'), splitDir('test')],
   // baseline.threads is left out: the forest is the same for any thread count.
-  params: ['seed', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples', 'baseline.minSamplesSplit'],
-  outputs: ['eval/baseline.json'],
-  version: 2,
+  params: [
+    'seed', 'train.repeats', 'baseline.model', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
+    'baseline.minSamplesSplit', 'baseline.svmC', 'baseline.svmMaxIter',
+  ],
+  outputs: baselineOutputs,
+  version: 3,
 };
 
 /**

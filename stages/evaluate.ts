@@ -1,18 +1,21 @@
 /**
  * Stage `evaluate`: scores the trained model (`models/<train.run>/`) on the test split with deterministic crops
  * (`eval.crops`: centre only, or ten: centre + four corners, each mirrored; softmax averaged) and writes
- * `DATA_DIR/eval/metrics.json` (`EvalMetrics`, schemas/metrics.ts).
+ * `DATA_DIR/eval/metrics.json` (`EvalMetrics`, schemas/metrics.ts). With `train.repeats` > 1 it scores every seed's
+ * model (`repeats` in `models/<run>/config.json`) and adds each accuracy and their mean ± standard deviation
+ * (`repeats`); the other fields stay the first seed's.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
-import { EvalMetricsSchema, writeEvalMetrics } from '../schemas/metrics.ts';
+import { EvalMetricsSchema, summariseRepeats, writeEvalMetrics, type SeedAccuracy } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
 import { predictSplit } from '../train/predict.ts';
+import { defaultThreads, startInferencePool } from '../train/data-parallel.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
@@ -28,7 +31,6 @@ export const evaluateStage: StageImplementation = {
     if (!existsSync(recPath)) throw new UserError(`evaluate: ${recPath} not found (run \`covers make train\`)`);
     const rec = readTrainRecord(dir);
     const backend = await selectBackend(ctx.config.train.backend, (l) => ctx.log.info(l));
-    const model = await tfl.loadLayersModel(fileLoader(dir));
     const test = await readSplit(ctx.path(splitDir('test')));
     if (test.labelNames.join('\n') !== rec.labelNames.join('\n')) {
       throw new UserError(`evaluate: the test shards' genres (${test.labelNames.join(', ')}) differ from the model's (${rec.labelNames.join(', ')}); retrain`);
@@ -37,17 +39,34 @@ export const evaluateStage: StageImplementation = {
     const mean = rec.subtractMean ? readMean(ctx.path('shards/mean.arrow'), test.size) : null;
     const crops = ctx.config.eval.crops;
     const perBatch = Math.max(1, Math.floor(rec.config.train.batchSize / crops));
-    const progress = ctx.progress('test images', test.n);
-    const { predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n));
+    const repeats = rec.repeats ?? [{ seed: rec.config.seed ?? 0, dir: '.' }];
+    const progress = ctx.progress(repeats.length > 1 ? `test images × ${repeats.length} seeds` : 'test images', test.n * repeats.length);
+    const perSeed: (SeedAccuracy & { predicted: Int32Array })[] = [];
+    for (const r of repeats) {
+      const model = await tfl.loadLayersModel(fileLoader(join(dir, r.dir)));
+      const pool = await startInferencePool(join(dir, r.dir), rec.crop, test.labelNames.length, perBatch * crops, ctx.config.train.threads ?? defaultThreads(), (l) => ctx.log.info(l));
+      let predicted: Int32Array;
+      try {
+        ({ predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n), pool));
+      } finally {
+        await pool?.close();
+      }
+      model.dispose();
+      const m = classificationMetrics(predicted, test.labels, test.labelNames, { model: 'convnet', split: 'test', crops, backend: backend.name, seconds: 0, details: {} });
+      perSeed.push({ seed: r.seed, n: m.n, accuracy: m.accuracy, accuracyInterval95: m.accuracyInterval95, predicted });
+      if (repeats.length > 1) ctx.log.info(`seed ${r.seed}: test accuracy ${(m.accuracy * 100).toFixed(1)}%`);
+    }
     progress.stop();
-    model.dispose();
+    const { predicted } = perSeed[0]!;
     const metrics = EvalMetricsSchema.parse(
       classificationMetrics(predicted, test.labels, test.labelNames, {
         model: 'convnet', split: 'test', crops, backend: backend.name, seconds: (performance.now() - t0) / 1000,
-        details: { run: ctx.config.train.run, architecture: rec.architecture.name, crop: rec.crop },
+        details: { run: ctx.config.train.run, architecture: rec.architecture.name, crop: rec.crop, seed: perSeed[0]!.seed },
       }),
     );
+    if (perSeed.length > 1) metrics.repeats = summariseRepeats(perSeed.map(({ predicted: _p, ...s }) => s));
     ctx.log.info(`test accuracy ${(metrics.accuracy * 100).toFixed(1)}% (95% CI ${metrics.accuracyInterval95.map((v) => (v * 100).toFixed(1)).join('–')}%) on ${metrics.n} images, ${crops} crop(s)`);
+    if (metrics.repeats) ctx.log.info(`over ${perSeed.length} seeds: ${(metrics.repeats.mean * 100).toFixed(1)}% ± ${(metrics.repeats.std * 100).toFixed(1)}% (mean ± standard deviation)`);
     writeEvalMetrics(ctx.out('eval/metrics.json'), metrics);
   },
 };

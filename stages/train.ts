@@ -6,7 +6,11 @@
  *   the `SeededDropout` layer class);
  * - `config.json`: the resolved configuration, the resolved architecture, backend, label names, input size;
  * - `metrics.jsonl`: one `EpochMetrics` (schemas/metrics.ts) per epoch.
- * Snapshots go to `DATA_DIR/.work/train/<run>/<params hash>/` every `train.snapshotEvery` epochs, so a killed run
+ * With `train.repeats` = N > 1 it trains N models with training seeds `s … s + N − 1` (s = `train.seed`, or `seed`
+ * when null) on the same split (the training seed sets the initial weights, the shuffles, crops, mirrors and dropout
+ * masks): the first at `models/<run>/`, each other in `models/<run>/seed-<seed>/` (the same files); `config.json` of
+ * the first lists them all under `repeats`.
+ * Snapshots go to `DATA_DIR/.work/train/<run>/<hash of the params and the training seed>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
  */
 import { mkdirSync } from 'node:fs';
@@ -20,7 +24,8 @@ import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
-import { modelDir, writeEpochMetrics, writeTrainRecord } from '../schemas/model.ts';
+import { defaultThreads } from '../train/data-parallel.ts';
+import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
 import { TRAIN_PARAMS } from './declarations.ts';
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
@@ -45,55 +50,79 @@ export const trainStage: StageImplementation = {
     }
     if (t.crop > train.size) throw new UserError(`train.crop = ${t.crop} is larger than the shard images (${train.size}×${train.size})`);
     const mean = t.subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
-    const params = pickParams(ctx.config, TRAIN_PARAMS);
-    const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
-    ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops; snapshots in ${snapshotDir}`);
+    const seeds = repeatSeeds(ctx.config);
+    const total = t.epochs * seeds.length;
     // The epoch progress covers only the epochs this run trains (none when a finished run is resumed) and stops
     // with the last epoch, before the final snapshot is written.
     let progress: ReturnType<StageContext['progress']> | null = null;
+    let doneBefore = 0;
     let firstEpoch = 0;
     const stopProgress = () => {
       progress?.stop();
       progress = null;
     };
-    let result;
+    const out = ctx.out(modelDir(t.run));
+    const repeats: RepeatRecord[] = [];
+    let firstRecord: TrainRecord | null = null;
     try {
-      result = await trainModel({
-        train, validation, mean, spec,
-        crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
-        batchSize: t.batchSize, epochs: t.epochs, patience: t.patience, snapshotEvery: t.snapshotEvery, seed: ctx.config.seed,
-        snapshotDir, resumeFrom: t.resumeFrom, log: (l) => ctx.log.info(l), signal: ctx.signal,
-        onStart: (s) => {
-          if (s.done) return;
-          firstEpoch = s.epoch;
-          progress = ctx.progress(s.epoch > 0 ? `epochs ${s.epoch + 1}–${t.epochs}` : 'epochs', t.epochs - s.epoch);
-        },
-        onEpoch: (m, last) => {
-          progress?.update(m.epoch - firstEpoch);
-          if (last) stopProgress();
-        },
-      });
+      for (const [k, seed] of seeds.entries()) {
+        // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
+        // resumes) the same whatever the repeat count; `seed` (the split's) stays in.
+        const params = { ...pickParams(ctx.config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
+        const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
+        const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
+        ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
+        const result = await trainModel({
+          train, validation, mean, spec,
+          crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
+          batchSize: t.batchSize, epochs: t.epochs, schedule: t.schedule, patience: t.patience, plateau: t.plateau, cosine: t.cosine,
+          weightDecay: t.weightDecay, snapshotEvery: t.snapshotEvery, seed,
+          snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
+          threads: t.threads ?? defaultThreads(),
+          onStart: (s) => {
+            firstEpoch = s.epoch;
+            if (s.done) return;
+            const label = seeds.length > 1 ? 'epochs (all seeds)' : s.epoch > 0 ? `epochs ${s.epoch + 1}–${t.epochs}` : 'epochs';
+            progress ??= ctx.progress(label, total - doneBefore - s.epoch);
+          },
+          onEpoch: (m, last) => {
+            progress?.update(doneBefore + m.epoch - firstEpoch);
+            if (last && k === seeds.length - 1) stopProgress();
+          },
+        });
+        doneBefore += result.state.epoch - firstEpoch;
+        const bestAcc = result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null;
+        ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; best checkpoint: epoch ${result.state.bestEpoch}, validation accuracy ${bestAcc !== null ? bestAcc.toFixed(3) : 'n/a'}${result.state.bestLoss !== null ? `, loss ${result.state.bestLoss.toFixed(4)}` : ''}`);
+        const dir = repeatDir(ctx.config, seed);
+        const target = join(out, dir);
+        mkdirSync(target, { recursive: true });
+        await result.model.save(fileSaver(target));
+        const last = result.metrics[result.metrics.length - 1];
+        repeats.push({ seed, dir, stopReason: result.stopReason, bestEpoch: result.state.bestEpoch, bestValidationAccuracy: bestAcc, finalTrainLoss: last?.trainLoss ?? null });
+        const record: TrainRecord = {
+          config: ctx.config,
+          architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
+          backend: backend.name,
+          labelNames: train.labelNames,
+          imageSize: train.size,
+          crop: t.crop,
+          subtractMean: t.subtractMean,
+          seed,
+          stopReason: result.stopReason,
+          bestEpoch: result.state.bestEpoch,
+          bestValidationAccuracy: bestAcc,
+          bestValidationLoss: result.state.bestLoss,
+        };
+        if (k === 0) firstRecord = record;
+        else writeTrainRecord(target, record);
+        writeEpochMetrics(target, result.metrics);
+        result.model.dispose();
+      }
     } finally {
       stopProgress();
     }
-    ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs; best validation accuracy ${result.state.bestAccuracy >= 0 ? result.state.bestAccuracy.toFixed(3) : 'n/a'} at epoch ${result.state.bestEpoch}`);
-    const out = ctx.out(modelDir(ctx.config.train.run));
-    mkdirSync(out, { recursive: true });
-    await result.model.save(fileSaver(out));
-    const record = {
-      config: ctx.config,
-      architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
-      backend: backend.name,
-      labelNames: train.labelNames,
-      imageSize: train.size,
-      crop: t.crop,
-      subtractMean: t.subtractMean,
-      stopReason: result.stopReason,
-      bestEpoch: result.state.bestEpoch,
-      bestValidationAccuracy: result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null,
-    };
-    writeTrainRecord(out, record);
-    writeEpochMetrics(out, result.metrics);
-    result.model.dispose();
+    // The first model's config.json is written last, listing every repeat, so it is complete once it exists.
+    if (!firstRecord) throw new Error(`train.repeats = ${t.repeats}: no model was trained`);
+    writeTrainRecord(out, { ...firstRecord, repeats });
   },
 };

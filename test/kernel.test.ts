@@ -1,9 +1,9 @@
-/** The wasm Conv2DBackpropFilter kernel (train/wasm-kernels.ts) against the cpu backend's gradients. */
+/** The wasm gradient kernels (train/wasm-kernels.ts: Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul with a transposed `a`) against the cpu backend's. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
-import { missingWasmKernels } from '../train/wasm-kernels.ts';
+import { fastWasmGradients, missingWasmKernels } from '../train/wasm-kernels.ts';
 
 /** Deterministic pseudo-random values in [-1, 1). */
 function values(n: number, seed: number): Float32Array {
@@ -44,6 +44,21 @@ const CASES: Case[] = [];
     }
   }
   CASES.push({ b: 2, h: 27, w: 27, c: 3, fh: 11, fw: 11, o: 8, stride: 4, pad: 'same' }); // AlexNet-like first layer
+  CASES.push({ b: 3, h: 13, w: 13, c: 16, fh: 3, fw: 3, o: 24, stride: 1, pad: 'same' }); // AlexNet-like later layers
+  CASES.push({ b: 2, h: 12, w: 9, c: 5, fh: 5, fw: 3, o: 7, stride: 3, pad: 'valid' }); // stride not dividing the size
+  CASES.push({ b: 1, h: 10, w: 11, c: 2, fh: 4, fw: 2, o: 3, stride: 2, pad: 'same' }); // even filters: asymmetric padding
+}
+
+/** Largest absolute difference and largest expected magnitude. */
+function compare(got: Float32Array, exp: Float32Array): { err: number; scale: number } {
+  assert.equal(got.length, exp.length);
+  let err = 0;
+  let scale = 1e-6;
+  for (let j = 0; j < exp.length; j++) {
+    err = Math.max(err, Math.abs(got[j]! - exp[j]!));
+    scale = Math.max(scale, Math.abs(exp[j]!));
+  }
+  return { err, scale };
 }
 
 test('wasm has every kernel a convnet needs to train (with ours registered)', async () => {
@@ -51,26 +66,42 @@ test('wasm has every kernel a convnet needs to train (with ours registered)', as
   assert.deepEqual(missingWasmKernels(), []);
 });
 
-test('wasm Conv2DBackpropFilter matches the cpu backend on random shapes, strides 1/2/4, same/valid padding', async () => {
+test('wasm Conv2DBackpropFilter and our Conv2DBackpropInput match the cpu backend on random shapes, strides 1–4, same/valid padding', async () => {
   const expected: { dw: Float32Array; dx: Float32Array }[] = [];
   await selectBackend('cpu');
   CASES.forEach((k, i) => expected.push(grads(k, 100 + i)));
   await selectBackend('wasm');
+  assert.ok(fastWasmGradients(), 'the fast kernels are registered by default');
   const before = tf.memory().numTensors;
   CASES.forEach((k, i) => {
     const got = grads(k, 100 + i);
     const exp = expected[i]!;
-    assert.equal(got.dw.length, exp.dw.length, `case ${JSON.stringify(k)}`);
-    let maxErr = 0;
-    let scale = 1e-6;
-    for (let j = 0; j < exp.dw.length; j++) {
-      maxErr = Math.max(maxErr, Math.abs(got.dw[j]! - exp.dw[j]!));
-      scale = Math.max(scale, Math.abs(exp.dw[j]!));
-    }
-    assert.ok(maxErr <= 1e-4 * scale + 1e-5, `dw differs by ${maxErr} (scale ${scale}) for ${JSON.stringify(k)}`);
-    let dxErr = 0;
-    for (let j = 0; j < exp.dx.length; j++) dxErr = Math.max(dxErr, Math.abs(got.dx[j]! - exp.dx[j]!));
-    assert.ok(dxErr < 1e-3, `dx differs by ${dxErr} for ${JSON.stringify(k)}`);
+    const w = compare(got.dw, exp.dw);
+    assert.ok(w.err <= 1e-4 * w.scale + 1e-5, `dw differs by ${w.err} (scale ${w.scale}) for ${JSON.stringify(k)}`);
+    const x = compare(got.dx, exp.dx);
+    assert.ok(x.err <= 1e-4 * x.scale + 1e-5, `dx differs by ${x.err} (scale ${x.scale}) for ${JSON.stringify(k)}`);
   });
-  assert.equal(tf.memory().numTensors, before, 'the kernel leaks no tensors');
+  assert.equal(tf.memory().numTensors, before, 'the kernels leak no tensors');
+});
+
+test('wasm matMul with a transposed operand (a dense layer weight gradient) matches the cpu backend', async () => {
+  const shapes: [number[], number[], boolean, boolean][] = [
+    [[7, 5], [7, 3], true, false], [[32, 300], [32, 17], true, false], [[2, 6, 4], [2, 6, 5], true, false],
+    [[5, 7], [3, 7], false, true], [[6, 4], [5, 6], true, true], [[4, 6], [6, 5], false, false],
+  ];
+  const run = () => shapes.map(([sa, sb, ta, tb], i) => tf.tidy(() => {
+    const a = tf.tensor(values(sa.reduce((x, y) => x * y), 40 + i), sa);
+    const b = tf.tensor(values(sb.reduce((x, y) => x * y), 80 + i), sb);
+    return tf.matMul(a, b, ta, tb).dataSync() as Float32Array;
+  }));
+  await selectBackend('cpu');
+  const exp = run();
+  await selectBackend('wasm');
+  const before = tf.memory().numTensors;
+  const got = run();
+  got.forEach((g, i) => {
+    const c = compare(g, exp[i]!);
+    assert.ok(c.err <= 1e-5 * c.scale + 1e-6, `matMul ${JSON.stringify(shapes[i])} differs by ${c.err}`);
+  });
+  assert.equal(tf.memory().numTensors, before, 'no tensors leak');
 });

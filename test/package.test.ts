@@ -29,7 +29,7 @@ describe('npm package', () => {
     const dist = files.filter((f) => f.startsWith('dist/'));
     for (const f of dist) assert.match(f, /\.(js|d\.ts)$/, `unexpected file in the package: ${f}`);
     for (const f of dist.filter((x) => x.endsWith('.js'))) assert.ok(files.includes(f.replace(/\.js$/, '.d.ts')), `${f} has no declaration file`);
-    for (const f of ['dist/cli/covers.js', 'dist/stages/index.js', 'dist/stages/train.js', 'dist/schemas/shards/read.js', 'dist/train/forest-worker.js', 'dist/train/batch-worker.js']) {
+    for (const f of ['dist/cli/covers.js', 'dist/stages/index.js', 'dist/stages/train.js', 'dist/schemas/shards/read.js', 'dist/train/forest-worker.js', 'dist/train/batch-worker.js', 'dist/train/replica-worker.js']) {
       assert.ok(files.includes(f), `${f} missing`);
     }
     assert.deepEqual(files.filter((f) => /(^|\/)(test|bench)\//.test(f) || /synthetic-shards|shared-data/.test(f)), []);
@@ -68,6 +68,29 @@ describe('npm package', () => {
       const forest = spawnSync(process.execPath, [script], { cwd: REPO, encoding: 'utf8' });
       assert.equal(forest.status, 0, forest.stderr);
       assert.deepEqual(JSON.parse(forest.stdout), { threads: 2, fallback: null, correct: 40 });
+      // Data-parallel replicas (train.threads) start from dist/train/replica-worker.js: two threads load a saved model
+      // and predict a batch as the calling thread does.
+      const replicas = join(dataDir, 'replicas.mjs');
+      const dist = (rel: string) => JSON.stringify(join(REPO, 'dist', 'train', rel));
+      writeFileSync(replicas, `
+        const { selectBackend } = await import(${dist('backends.js')});
+        const { startInferencePool } = await import(${dist('data-parallel.js')});
+        const { fileSaver } = await import(${dist('model-io.js')});
+        const { resolveModelSpec } = await import(${dist('model-params.js')});
+        const { buildModel } = await import(${dist('models.js')});
+        await selectBackend('wasm');
+        const spec = resolveModelSpec('ConvNet', 'num_conv_layers=1:lc0_num_filters=4:lc0_filter_size=3:ld0_num_units=8');
+        const { model } = buildModel(spec, 8, 3, 1);
+        await model.save(fileSaver(${JSON.stringify(join(dataDir, 'model'))}));
+        const logs = [];
+        const pool = await startInferencePool(${JSON.stringify(join(dataDir, 'model'))}, 8, 3, 4, 2, (l) => logs.push(l));
+        if (pool) await pool.close();
+        console.log(JSON.stringify({ pool: pool !== null, logs }));
+      `);
+      const dp = spawnSync(process.execPath, [replicas], { cwd: REPO, encoding: 'utf8' });
+      assert.equal(dp.status, 0, dp.stderr);
+      const started = JSON.parse(dp.stdout.trim().split('\n').pop() ?? '{}') as { pool: boolean; logs: string[] };
+      assert.ok(started.pool, started.logs.join('\n'));
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { autoSkipReason, selectBackend, vulkanLoaderPresent, type BackendName } from '../train/backends.ts';
+import { autoSkipReason, describeAdapter, selectBackend, vulkanLoaderPresent, type BackendName } from '../train/backends.ts';
 
 test('auto falls back past the missing optional backends to wasm and says why', async () => {
   const lines: string[] = [];
@@ -60,4 +60,15 @@ test('the Vulkan loader check is a boolean, cached', () => {
   const a = vulkanLoaderPresent();
   assert.equal(typeof a, 'boolean');
   assert.equal(vulkanLoaderPresent(), a);
+});
+
+test('describeAdapter: Dawn\'s fallback flag or a software driver\'s name marks a software adapter', () => {
+  assert.deepEqual(describeAdapter({ info: { vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader driver 5.0.0', isFallbackAdapter: true } }), {
+    text: 'google / swiftshader / SwiftShader driver 5.0.0', software: true,
+  });
+  assert.equal(describeAdapter({ info: { vendor: 'mesa', description: 'llvmpipe (LLVM 19.1.7, 256 bits)' } }).software, true);
+  assert.equal(describeAdapter({ info: { vendor: 'x', description: 'something' }, isFallbackAdapter: true }).software, true);
+  const nv = describeAdapter({ info: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200', isFallbackAdapter: false } });
+  assert.deepEqual(nv, { text: 'nvidia / hopper / NVIDIA H200', software: false });
+  assert.equal(describeAdapter({}).text, 'unnamed adapter');
 });

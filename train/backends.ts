@@ -11,6 +11,9 @@
  * - `cpu`: `@tensorflow/tfjs-backend-cpu` (plain JavaScript; always available, slow).
  *
  * `auto` tries them in that order (fastest first) and reports which one it chose and why the faster ones failed.
+ * It never picks a software WebGPU adapter (SwiftShader, llvmpipe: Dawn reports them as CPU/fallback adapters),
+ * which is slower than wasm; `train.backend=webgpu` uses one when it is all there is (CI exercises the webgpu path
+ * that way).
  * The optional packages are imported dynamically, so their absence is no error. On Linux, `auto` does not probe
  * webgpu when no Vulkan loader (`libvulkan.so.1`) is installed: Dawn would only print a native warning and find no
  * adapter ({@link vulkanLoaderPresent}).
@@ -75,7 +78,7 @@ function errText(e: unknown): string {
  * @returns details on success.
  * @throws Error saying why it could not load (package missing, native library or driver missing, …).
  */
-async function activate(name: BackendName): Promise<{ tfName: string; details: string }> {
+async function activate(name: BackendName, auto = false): Promise<{ tfName: string; details: string }> {
   switch (name) {
     case 'tensorflow-gpu':
     case 'tensorflow': {
@@ -106,14 +109,18 @@ async function activate(name: BackendName): Promise<{ tfName: string; details: s
         const gpu = mod.create([]);
         Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu }, configurable: true, writable: true });
       }
-      const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
-      let adapter: unknown = null;
+      const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } } }).navigator?.gpu;
+      let adapter: GpuAdapterLike | null | undefined = null;
       try {
         adapter = await gpu?.requestAdapter();
       } catch (e) {
         throw new Error(`WebGPU requestAdapter failed: ${errText(e)}`);
       }
       if (!adapter) throw new Error('no WebGPU adapter (Dawn found no usable GPU: Vulkan, Metal or D3D12 driver missing?)');
+      const info = describeAdapter(adapter);
+      if (info.software && auto) {
+        throw new Error(`only a software adapter (${info.text}), which Dawn reports as a CPU/fallback adapter: slower than wasm, so auto does not use it`);
+      }
       try {
         await importOptional('@tensorflow/tfjs-backend-webgpu');
       } catch (e) {
@@ -126,7 +133,7 @@ async function activate(name: BackendName): Promise<{ tfName: string; details: s
         throw new Error(`webgpu backend did not initialise: ${errText(e)}`);
       }
       if (!ok) throw new Error('webgpu backend did not initialise (no WebGPU adapter)');
-      return { tfName: 'webgpu', details: 'Dawn via the webgpu package' };
+      return { tfName: 'webgpu', details: `Dawn via the webgpu package, adapter ${info.text}${info.software ? ' (software, on the CPU)' : ''}` };
     }
     case 'wasm': {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -143,6 +150,27 @@ async function activate(name: BackendName): Promise<{ tfName: string; details: s
       return { tfName: 'cpu', details: 'plain JavaScript' };
     }
   }
+}
+
+/** What we read of a WebGPU adapter (the `webgpu` package's GPUAdapter). */
+export interface GpuAdapterLike {
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+}
+
+/** Drivers that run on the CPU (Dawn reports SwiftShader as a fallback adapter; the names catch the others). */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i;
+
+/**
+ * Names an adapter and says whether it is a software (CPU) one: Dawn's `isFallbackAdapter` (its adapter type
+ * CPU) or a known software driver's name (SwiftShader, llvmpipe/lavapipe, WARP).
+ */
+export function describeAdapter(adapter: GpuAdapterLike): { text: string; software: boolean } {
+  const i = adapter.info ?? {};
+  const parts = [i.vendor, i.architecture, i.device, i.description].filter((x): x is string => !!x);
+  const text = [...new Set(parts)].join(' / ') || 'unnamed adapter';
+  const software = i.isFallbackAdapter === true || adapter.isFallbackAdapter === true || SOFTWARE_ADAPTER.test(text);
+  return { text, software };
 }
 
 /** The Vulkan loader's soname: what Dawn's Vulkan backend dlopens on Linux (BackendVk.cpp). */
@@ -184,7 +212,7 @@ export interface SelectBackendOptions {
   /** Platform (default `process.platform`); injectable for tests. */
   platform?: NodeJS.Platform;
   /** Activates one backend (default: the real loader); injectable for tests. */
-  activate?: (name: BackendName) => Promise<{ tfName: string; details: string }>;
+  activate?: (name: BackendName, auto: boolean) => Promise<{ tfName: string; details: string }>;
 }
 
 /**
@@ -217,7 +245,7 @@ export async function selectBackend(choice: BackendChoice, log: (line: string) =
       continue;
     }
     try {
-      const { tfName, details } = await tryActivate(name);
+      const { tfName, details } = await tryActivate(name, choice === 'auto');
       await tf.ready();
       const why = skipped.length ? `; skipped ${skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : '';
       log(`backend ${name} (${details})${choice === 'auto' ? ' chosen by auto' : ''}${why}`);

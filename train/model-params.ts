@@ -6,12 +6,18 @@
  * Keys of the ConvNet family (ConvNet, AlexNet, VggNet, LasagneMnistConvExample):
  * - `num_conv_layers`, `num_dense_layers`;
  * - `lcI_num_filters`, `lcI_filter_size`, `lcI_stride` (default 1), `lcI_mp` (max-pool after conv I, default False),
- *   `lcI_border_mode` (`same`, the default, or `valid`);
+ *   `lcI_border_mode` (`same`, the default, or `valid`), `lcI_bn` (batch normalisation, default False: see below);
  * - `lmI_pool_size` (default 2), `lmI_stride` (default: the pool size, as Lasagne's MaxPool2DLayer);
- * - `ldI_num_units`, `ldI_dropout` (dropout rate after dense layer I, default 0.5), `ldI_hd` (has dropout, default True);
+ * - `ldI_num_units`, `ldI_dropout` (dropout rate after dense layer I, default 0.5), `ldI_hd` (has dropout, default True),
+ *   `ldI_bn` (batch normalisation, default False);
  * - VggNet only: `reduction_factor` (divides every filter and unit count, default 1).
  * SingleLayerMlp: `num_units` (hidden units, default 512).
  * Values: integers, decimals, `True`/`False`, words; sizes as `5`, `5x5` or `(5,5)`.
+ *
+ * `lcI_bn` and `ldI_bn` are ours, not the study's (it had no batch normalisation): `True` puts batch normalisation
+ * (Ioffe & Szegedy 2015) between the layer's linear part and its ReLU, and drops the layer's bias (the normalisation's
+ * offset replaces it), as Lasagne's `batch_norm()` helper does. Its moving mean and variance (momentum 0.99,
+ * epsilon 0.001: tfjs-layers' defaults) are updated by training steps and saved with the weights.
  */
 
 /** The architectures of `train.architecture`. */
@@ -28,6 +34,8 @@ export interface ConvSpec {
   kernelSize: [number, number];
   strides: [number, number];
   padding: 'same' | 'valid';
+  /** Batch normalisation between the conv and its ReLU (the conv then has no bias); absent = false. */
+  batchNorm?: boolean;
   /** Max-pool after the conv, or null. */
   pool: { poolSize: [number, number]; strides: [number, number] } | null;
 }
@@ -36,6 +44,8 @@ export interface ConvSpec {
 export interface DenseSpec {
   units: number;
   dropout: number;
+  /** Batch normalisation between the dense layer and its ReLU (the layer then has no bias); absent = false. */
+  batchNorm?: boolean;
 }
 
 /** A resolved architecture: what `buildModel` builds (input → convs → flatten → denses → softmax). */
@@ -132,9 +142,9 @@ export function architectureDefaults(arch: Architecture): Record<string, ParamVa
   }
 }
 
-const CONV_KEYS = ['num_filters', 'filter_size', 'stride', 'mp', 'border_mode'] as const;
+const CONV_KEYS = ['num_filters', 'filter_size', 'stride', 'mp', 'border_mode', 'bn'] as const;
 const POOL_KEYS = ['pool_size', 'stride'] as const;
-const DENSE_KEYS = ['num_units', 'dropout', 'hd'] as const;
+const DENSE_KEYS = ['num_units', 'dropout', 'hd', 'bn'] as const;
 
 /** The keys valid for an architecture with the given layer counts, as a readable list. */
 export function validKeys(arch: Architecture, numConv: number, numDense: number): string[] {
@@ -230,7 +240,9 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
       const ps = params[`lm${i}_stride`] === undefined ? poolSize : size2(`lm${i}_stride`, params[`lm${i}_stride`], 2);
       pool = { poolSize, strides: ps };
     }
-    convs.push({ filters, kernelSize, strides, padding: border, pool });
+    // batchNorm only when on, so specs without it read as before batch norm existed.
+    const bn = bool(k('bn'), params[k('bn')], false);
+    convs.push({ filters, kernelSize, strides, padding: border, ...(bn ? { batchNorm: true } : {}), pool });
   }
   const denses: DenseSpec[] = [];
   for (let i = 0; i < numDense; i++) {
@@ -239,7 +251,8 @@ export function resolveModelSpec(arch: Architecture, paramText: string): ModelSp
     const units = reduce(k('num_units'), positiveInt(k('num_units'), params[k('num_units')]));
     const rate = params[k('dropout')] ?? 0.5;
     if (typeof rate !== 'number' || rate < 0 || rate >= 1) throw new ModelParamsError(`train.modelParams: ${k('dropout')} = ${JSON.stringify(rate)}: expected a rate in [0, 1)`, `${k('dropout')} to be a rate in [0, 1), not ${JSON.stringify(rate)}`);
-    denses.push({ units, dropout: bool(k('hd'), params[k('hd')], true) ? rate : 0 });
+    const bn = bool(k('bn'), params[k('bn')], false);
+    denses.push({ units, dropout: bool(k('hd'), params[k('hd')], true) ? rate : 0, ...(bn ? { batchNorm: true } : {}) });
   }
   return { architecture: arch, convs, denses, params };
 }

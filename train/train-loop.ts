@@ -1,11 +1,11 @@
 /**
  * The training loop: seeded epochs of shuffled, randomly cropped and mirrored batches, Nesterov momentum or Adam,
- * the study's adaptive learning rate, snapshots and exact resumption.
+ * optional L2 weight decay (train/regularization.ts), a learning-rate schedule, snapshots and exact resumption.
  *
- * Adaptive learning rate (the study's experiment runner): after each epoch the validation accuracy (centre crops)
- * is compared with the best so far; after `patience` epochs without improvement the learning rate is divided by 10,
- * the best weights are restored and the optimizer starts afresh (its slots belonged to the abandoned trajectory);
- * training stops when the learning rate falls below 1e-10. At the end the best weights are kept.
+ * The schedule (train/schedule.ts: `plateau`, `cosine`, `study`, `constant`) decides from the validation loss and
+ * accuracy (centre crops) after each epoch; every learning-rate change is logged with its reason. A `plateau` or
+ * `cosine` change keeps the weights and the optimizer's state; a `study` drop restores the best weights and starts the
+ * optimizer afresh (its slots belonged to the abandoned trajectory). When training ends the best checkpoint is kept.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -18,10 +18,16 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from './model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
+import { disposeOptimizer, makeOptimizer as makeOptimizerOf, ReplicaPool, type OptimizerConfig } from './data-parallel.ts';
+import { decayedWeights, l2Penalty } from './regularization.ts';
+import {
+  afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState, STUDY_MIN_LEARNING_RATE,
+  type CosineOptions, type PlateauOptions, type ScheduleName, type ScheduleOptions, type ScheduleState,
+} from './schedule.ts';
 import type { SplitData } from '../schemas/shards/read.ts';
 
-/** Learning rate below which training stops (the study). */
-export const MIN_LEARNING_RATE = 1e-10;
+/** Learning rate below which the `study` schedule stops training (the study). */
+export const MIN_LEARNING_RATE = STUDY_MIN_LEARNING_RATE;
 
 /** Options of {@link trainModel}. */
 export interface TrainOptions {
@@ -39,7 +45,16 @@ export interface TrainOptions {
   adam: { beta1: number; beta2: number; epsilon: number };
   batchSize: number;
   epochs: number;
+  /** Learning-rate schedule (train/schedule.ts); default `study`, the loop's behaviour before schedules existed. */
+  schedule?: ScheduleName;
+  /** `study`: epochs without a better validation accuracy before the learning rate is divided by 10. */
   patience: number;
+  /** `plateau` options (default {@link DEFAULT_PLATEAU}). */
+  plateau?: PlateauOptions;
+  /** `cosine` options (default {@link DEFAULT_COSINE}). */
+  cosine?: CosineOptions;
+  /** L2 weight decay λ on conv and dense kernels (train/regularization.ts); default 0. */
+  weightDecay?: number;
   snapshotEvery: number;
   seed: number;
   /** Where snapshots are written (and resumed from when one exists). */
@@ -48,6 +63,11 @@ export interface TrainOptions {
   resumeFrom?: string | null;
   log: (line: string) => void;
   signal?: AbortSignal;
+  /**
+   * Threads for data-parallel training and validation (train/data-parallel.ts; default 1). Used on the CPU
+   * backends (wasm, cpu); GPU backends train on one thread.
+   */
+  threads?: number;
   /**
    * Called once before the first epoch (after resuming from a snapshot, if any) with the epochs already completed
    * and whether training is already finished (a resumed finished run trains no further epochs).
@@ -62,13 +82,9 @@ export interface TrainOptions {
 }
 
 /** Schedule and PRNG state saved in snapshots. */
-export interface TrainState {
+export interface TrainState extends ScheduleState {
   /** Epochs completed. */
   epoch: number;
-  learningRate: number;
-  bestAccuracy: number;
-  bestEpoch: number;
-  sinceBest: number;
   rngState: number;
   /** Training steps done (dropout masks are drawn per step). */
   step: number;
@@ -82,25 +98,37 @@ export interface TrainResult {
   model: tfl.LayersModel;
   metrics: EpochMetrics[];
   state: TrainState;
-  /** Why training ended: `epochs`, `learning rate below 1e-10`, or `stopAfter`. */
+  /** Why training ended: `epochs`, `learning rate below 1e-10` (`study`), or `stopAfter`. */
   stopReason: string;
   loaderMode: string;
 }
 
 function makeOptimizer(o: TrainOptions, lr: number): tf.Optimizer {
-  return o.optimizer === 'adam' ? tf.train.adam(lr, o.adam.beta1, o.adam.beta2, o.adam.epsilon) : tf.train.momentum(lr, o.momentum, true);
+  return makeOptimizerOf(optimizerConfig(o, lr));
+}
+
+/** The optimizer of `o` at learning rate `lr`, as data-parallel replicas build it too. */
+function optimizerConfig(o: TrainOptions, lr: number): OptimizerConfig {
+  return o.optimizer === 'adam'
+    ? { kind: 'adam', learningRate: lr, beta1: o.adam.beta1, beta2: o.adam.beta2, epsilon: o.adam.epsilon }
+    : { kind: 'nesterov', learningRate: lr, momentum: o.momentum };
 }
 
 /** Mean cross-entropy and accuracy of `logits` on a split (centre crops), in batches. */
-export async function evaluateLoss(logits: tfl.LayersModel, data: SplitData, crop: number, mean: Float32Array | null, batchSize: number, loader?: BatchLoader): Promise<{ loss: number; accuracy: number }> {
+export async function evaluateLoss(
+  logits: tfl.LayersModel, data: SplitData, crop: number, mean: Float32Array | null, batchSize: number, loader?: BatchLoader, pool?: ReplicaPool | null,
+): Promise<{ loss: number; accuracy: number }> {
   const l = loader ?? new BatchLoader(data, { crop, mean, worker: false });
   let lossSum = 0;
   let correct = 0;
   for await (const b of l.batches(planEval(data.n, batchSize, data.size, crop, 1))) {
+    const n = b.labels.length;
+    const logitsOut = pool ? await pool.forward(logits, b.x, n, 'logits') : null;
     const [ls, c] = tf.tidy(() => {
-      const x = tf.tensor4d(b.x, [b.labels.length, crop, crop, 3]);
       const y = tf.tensor1d(b.labels, 'int32');
-      const out = logits.apply(x, { training: false }) as tf.Tensor2D;
+      const out = logitsOut
+        ? tf.tensor2d(logitsOut, [n, logitsOut.length / n])
+        : (logits.apply(tf.tensor4d(b.x, [n, crop, crop, 3]), { training: false }) as tf.Tensor2D);
       const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(y, out.shape[1]), out, undefined, undefined, tf.Reduction.SUM);
       return [loss, tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))];
     });
@@ -113,11 +141,54 @@ export async function evaluateLoss(logits: tfl.LayersModel, data: SplitData, cro
   return { loss: lossSum / data.n, accuracy: correct / data.n };
 }
 
-/** Disposes an optimizer, including the learning-rate scalar that MomentumOptimizer.dispose() leaves (tfjs-core 4.22). */
-function disposeOptimizer(opt: tf.Optimizer): void {
-  opt.dispose();
-  const c = (opt as unknown as { c?: tf.Tensor }).c;
-  if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
+/**
+ * Sets the learning rate of an optimizer made by {@link makeOptimizer}, keeping its slots: MomentumOptimizer keeps
+ * −rate in a scalar (`setLearningRate`), AdamOptimizer reads its `learningRate` field at every step (tfjs-core 4.22).
+ * (`instanceof` cannot tell them apart: tfjs optimizers answer it by duck typing.)
+ */
+function setLearningRate(opt: tf.Optimizer, lr: number): void {
+  const o = opt as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
+function diverged(loss: number, epoch: number, batchNo: number, lr: number): UserError {
+  return new UserError(
+    `training diverged: loss ${loss} at epoch ${epoch}, batch ${batchNo} (learning rate ${fmtLearningRate(lr)}); lower train.learningRate or check the inputs`,
+  );
+}
+
+/**
+ * Starts the data-parallel replicas for `o.threads` > 1 on a CPU backend, or returns null (and says why): also for
+ * models with batch normalisation or a weight decay, which the replicas do not support yet.
+ */
+async function startPool(o: TrainOptions, vars: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
+  const threads = o.threads ?? 1;
+  if (threads <= 1) return null;
+  // The replicas compute the plain cross-entropy gradient of every variable: batch-norm statistics (per slice, and
+  // non-trainable moving averages) and the weight-decay penalty are not all-reduced yet, so those runs use one thread.
+  if (model.nonTrainableWeights.length > 0 || (o.weightDecay ?? 0) > 0) {
+    const why = model.nonTrainableWeights.length > 0 ? 'batch normalisation' : 'train.weightDecay';
+    o.log(`threads: 1 (train.threads = ${threads}; data-parallel training does not support ${why} yet)`);
+    return null;
+  }
+  const backend = tf.getBackend();
+  if (backend !== 'wasm' && backend !== 'cpu') {
+    o.log(`threads: 1 (train.threads = ${threads} applies to the CPU backends; ${backend} trains on one thread)`);
+    return null;
+  }
+  let pool: ReplicaPool;
+  try {
+    pool = await ReplicaPool.start({
+      threads, backend, vars, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
+      model: { kind: 'build', spec: o.spec, crop: o.crop, classes, seed: o.seed },
+    });
+  } catch (e) {
+    o.log(`threads: 1 (the ${threads - 1} worker thread(s) did not start: ${(e as Error).message})`);
+    return null;
+  }
+  o.log(`threads: ${threads} (data-parallel, ${backend} on each)`);
+  return pool;
 }
 
 function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
@@ -133,10 +204,18 @@ function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const classes = o.train.labelNames.length;
   const { model, logits } = buildModel(o.spec, o.crop, classes, o.seed);
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  // Trained by the optimizer; `vars` adds the non-trainable state (batch-norm moving statistics), which snapshots
+  // and the best checkpoint keep too. Without batch norm both lists are the same.
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const vars = [...trainable, ...model.nonTrainableWeights.map((w) => w.read() as tf.Variable)];
+  const decayed = decayedWeights(model);
+  const sched: ScheduleOptions = {
+    name: o.schedule ?? 'study', learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
+    plateau: o.plateau ?? DEFAULT_PLATEAU, cosine: o.cosine ?? DEFAULT_COSINE,
+  };
   const rng = new Rng(o.seed ^ 0x5eed);
   let state: TrainState = {
-    epoch: 0, learningRate: o.learningRate, bestAccuracy: -1, bestEpoch: 0, sinceBest: 0, rngState: rng.state, step: 0, metrics: [], done: false, stopReason: null,
+    ...initialScheduleState(sched), epoch: 0, rngState: rng.state, step: 0, metrics: [], done: false, stopReason: null,
   };
   let best: tf.Tensor[] | null = null;
   let optimizer = makeOptimizer(o, state.learningRate);
@@ -151,7 +230,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       Object.values(g).flat().forEach((t) => t.tensor.dispose());
       throw new UserError(`snapshot in ${resumeDir} does not fit this model (${o.spec.architecture} ${JSON.stringify(o.spec.params)}); remove it or change train.run`);
     }
-    state = snap.state;
+    state = { ...initialScheduleState(sched), ...snap.state };
     w.forEach((t, i) => vars[i]!.assign(t.tensor));
     best = g.best ? g.best.map((t) => tf.keep(t.tensor)) : null;
     disposeOptimizer(optimizer);
@@ -165,6 +244,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });
   const valLoader = o.validation ? new BatchLoader(o.validation, { crop: o.crop, mean: o.mean, worker: false }) : null;
   o.log(`loader: ${loader.mode}`);
+  const pool = await startPool(o, vars, classes, model);
 
   const snapshot = async () => {
     state.rngState = rng.state;
@@ -191,7 +271,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         break;
       }
       const epoch = state.epoch + 1;
+      const change = beforeEpoch(sched, state, epoch);
+      if (change) {
+        setLearningRate(optimizer, change.learningRate);
+        o.log(`learning rate → ${fmtLearningRate(change.learningRate)} (${change.reason})`);
+      }
       const t0 = performance.now();
+      // Weights, optimizer or learning rate may have changed since the last epoch (resume, restore, new rate).
+      await pool?.sync(vars, optimizer, optimizerConfig(o, state.learningRate));
       const plans = planEpoch(rng, o.train.n, o.batchSize, o.train.size, o.crop, o.mirror);
       let lossSum = 0;
       let correct = 0;
@@ -199,34 +286,44 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       for await (const b of loader.batches(plans)) {
         if (o.signal?.aborted) throw new InterruptedError();
         batchNo++;
-        setDropoutStep(logits, state.step++);
         const n = b.labels.length;
+        if (pool) {
+          const r = await pool.step(logits, vars, optimizer, b.x, b.labels, state.step++);
+          if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, state.learningRate);
+          lossSum += r.loss * n;
+          correct += r.correct;
+          continue;
+        }
+        setDropoutStep(logits, state.step++);
         let hits: tf.Scalar | null = null;
+        let dataLoss: tf.Scalar | null = null;
         const cost = tf.tidy(() => {
           const x = tf.tensor4d(b.x, [n, o.crop, o.crop, 3]);
           const y = tf.tensor1d(b.labels, 'int32');
           return optimizer.minimize(() => {
             const out = logits.apply(x, { training: true }) as tf.Tensor2D;
             hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))) as tf.Scalar;
-            return tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
-          }, true, vars) as tf.Scalar;
+            const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
+            const penalty = l2Penalty(decayed, o.weightDecay ?? 0);
+            if (!penalty) return ce;
+            dataLoss = tf.keep(ce);
+            return tf.add(ce, penalty) as tf.Scalar;
+          }, true, trainable) as tf.Scalar;
         });
-        const loss = (await cost.data())[0]!;
+        // The logged training loss is the cross-entropy alone (without the weight-decay penalty).
+        const loss = (await (dataLoss ?? cost).data())[0]!;
         cost.dispose();
+        (dataLoss as tf.Scalar | null)?.dispose();
         correct += (await hits!.data())[0]!;
         (hits as tf.Scalar | null)?.dispose();
-        if (!Number.isFinite(loss)) {
-          throw new UserError(
-            `training diverged: loss ${loss} at epoch ${epoch}, batch ${batchNo} (learning rate ${fmtLearningRate(state.learningRate)}); lower train.learningRate or check the inputs`,
-          );
-        }
+        if (!Number.isFinite(loss)) throw diverged(loss, epoch, batchNo, state.learningRate);
         lossSum += loss * n;
       }
       const trainSeconds = (performance.now() - t0) / 1000;
       let valLoss: number | null = null;
       let valAcc: number | null = null;
       if (o.validation) {
-        const v = await evaluateLoss(logits, o.validation, o.crop, o.mean, o.batchSize, valLoader!);
+        const v = await evaluateLoss(logits, o.validation, o.crop, o.mean, o.batchSize, valLoader!, pool);
         valLoss = v.loss;
         valAcc = v.accuracy;
       }
@@ -247,25 +344,23 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
           (valAcc !== null ? `, validation loss ${valLoss!.toFixed(4)} acc ${valAcc.toFixed(3)}` : '') +
           `, lr ${fmtLearningRate(state.learningRate)}, ${m.imagesPerSecond.toFixed(0)} images/s`,
       );
-      if (valAcc !== null) {
-        if (valAcc > state.bestAccuracy) {
-          state.bestAccuracy = valAcc;
-          state.bestEpoch = epoch;
-          state.sinceBest = 0;
-          best?.forEach((t) => t.dispose());
-          best = cloneAll(vars);
-        } else if (++state.sinceBest >= o.patience) {
-          state.learningRate = Number((state.learningRate / 10).toPrecision(12)); // 1e-6, not 1.0000000000000002e-6
-          state.sinceBest = 0;
+      const d = afterEpoch(sched, state, epoch, valAcc !== null ? { loss: valLoss!, accuracy: valAcc } : null);
+      if (d.newBest) {
+        best?.forEach((t) => t.dispose());
+        best = cloneAll(vars);
+      }
+      if (d.learningRate !== null) {
+        if (d.restoreBest) {
           if (best) vars.forEach((v, i) => v.assign(best![i]!));
           disposeOptimizer(optimizer);
           optimizer = makeOptimizer(o, state.learningRate);
-          o.log(`no better validation accuracy for ${o.patience} epochs: learning rate → ${fmtLearningRate(state.learningRate)}, weights of epoch ${state.bestEpoch} restored`);
-          if (state.learningRate < MIN_LEARNING_RATE) {
-            state.done = true;
-            state.stopReason = `learning rate below ${MIN_LEARNING_RATE}`;
-          }
-        }
+        } else setLearningRate(optimizer, state.learningRate);
+        m.scheduleEvent = d.reason;
+        o.log(d.reason!);
+      }
+      if (d.stop) {
+        state.done = true;
+        state.stopReason = d.stop;
       }
       if (state.epoch >= o.epochs && !state.done) {
         state.done = true;
@@ -278,6 +373,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   } finally {
     await loader.close();
     await valLoader?.close();
+    await pool?.close();
   }
   if (state.done) stopReason = state.stopReason ?? 'epochs';
   if (state.done && best) vars.forEach((v, i) => v.assign(best![i]!));

@@ -97,6 +97,122 @@ export const conv2DBackpropFilterWasmConfig: KernelConfig = {
   kernelFunc: conv2DBackpropFilterWasm,
 };
 
+/** Attributes of tfjs-core's `Conv2DBackpropInput` kernel (see `conv2DBackpropInput` in tfjs-core). */
+interface BackpropInputAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape: [number, number, number, number];
+}
+
+/**
+ * The wasm `Conv2DBackpropInput` kernel function, from XNNPACK's forward convolution instead of tfjs-backend-wasm
+ * 4.22's scalar loop (2.5–3.7 GFLOP/s against 27–30 for the forward convolution of the same size).
+ *
+ * From the forward identity above, dx[b, y, x, c] = Σ_{p,q,o} dy[b, i, j, o] · w[p, q, c, o] over y = i·s_h − t + p,
+ * x = j·s_w − l + q. With dy' the output gradient dilated by the stride (s − 1 zeros between rows and columns) and
+ * p' = fh − 1 − p, that is a stride-1 correlation of dy' padded by fh − 1 − t on top (fw − 1 − l on the left) with
+ * the spatially flipped filter transposed to `[fh, fw, O, C]`, cut to `[B, H, W, C]`. The dilation is a reshape of
+ * dy to `[B, outH, 1, outW, 1, O]`, zero-padded to `[B, outH, s_h, outW, s_w, O]` (so it also has s − 1 zero rows at
+ * the end, which the bottom padding accounts for); negative paddings become slices of the result.
+ *
+ * Inputs: `dy` `[B, outH, outW, O]` float32 NHWC, `filter` `[fh, fw, C, O]`. Output: `[B, H, W, C]` (`inputShape`).
+ * @throws Error for `dataFormat` NCHW (the wasm backend's convolutions are NHWC only).
+ */
+export const conv2DBackpropInputWasm: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs as unknown as BackpropInputAttrs;
+  if (a.dataFormat === 'NCHW') throw new Error('wasm Conv2DBackpropInput: dataFormat NCHW is not supported; use NHWC (channelsLast)');
+  const info = tf.backend_util.computeConv2DInfo(
+    a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = info;
+  const be = backend as unknown as DisposingBackend;
+  const temps: TensorInfo[] = [];
+  const run = (name: string, ins: Record<string, TensorInfo>, at: NamedAttrMap): TensorInfo => {
+    const out = kernel(name)({ inputs: ins, backend, attrs: at }) as TensorInfo;
+    temps.push(out);
+    return out;
+  };
+  try {
+    let d = dy;
+    if (strideHeight > 1 || strideWidth > 1) {
+      const r = run('Reshape', { x: dy }, { shape: [batchSize, outHeight, 1, outWidth, 1, outChannels] });
+      const p = run('PadV2', { x: r }, {
+        paddings: [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0], [0, strideWidth - 1], [0, 0]], constantValue: 0,
+      } as unknown as NamedAttrMap);
+      d = run('Reshape', { x: p }, { shape: [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels] });
+    }
+    const dh = d.shape[1]!;
+    const dw = d.shape[2]!;
+    // Padding of the dilated gradient; where negative, padding 0 and skipping the first rows of the result.
+    const top = filterHeight - 1 - info.padInfo.top;
+    const left = filterWidth - 1 - info.padInfo.left;
+    const skipH = Math.max(-top, 0);
+    const skipW = Math.max(-left, 0);
+    const padTop = Math.max(top, 0);
+    const padLeft = Math.max(left, 0);
+    const padBottom = Math.max(skipH + inHeight + filterHeight - 1 - dh - padTop, 0);
+    const padRight = Math.max(skipW + inWidth + filterWidth - 1 - dw - padLeft, 0);
+    const flipped = run('Reverse', { x: filter }, { dims: [0, 1] });
+    const wt = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }); // [fh, fw, O, C]
+    const conv = run('Conv2D', { x: d, filter: wt }, {
+      strides: [1, 1],
+      pad: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]],
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      dimRoundingMode: undefined as unknown as string,
+    } as unknown as NamedAttrMap);
+    if (conv.shape[1]! < skipH + inHeight || conv.shape[2]! < skipW + inWidth || conv.shape[3] !== inChannels) {
+      throw new Error(`wasm Conv2DBackpropInput: internal shape ${conv.shape} for input ${a.inputShape}`);
+    }
+    if (skipH === 0 && skipW === 0 && conv.shape[1] === inHeight && conv.shape[2] === inWidth) {
+      temps.pop(); // the result itself
+      return conv;
+    }
+    return kernel('Slice')({ inputs: { x: conv }, backend, attrs: { begin: [0, skipH, skipW, 0], size: [batchSize, inHeight, inWidth, inChannels] } }) as TensorInfo;
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+};
+
+/** The kernel registration of {@link conv2DBackpropInputWasm}. */
+export const conv2DBackpropInputWasmConfig: KernelConfig = {
+  kernelName: 'Conv2DBackpropInput',
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropInputWasm,
+};
+
+/** Attributes of tfjs-core's `BatchMatMul` kernel. */
+interface BatchMatMulAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/**
+ * Wraps tfjs-backend-wasm's `BatchMatMul` so that `transposeA` becomes an explicit `Transpose` of `a` followed by
+ * the untransposed product, which XNNPACK computes (tfjs-backend-wasm 4.22 computes a transposed `a` with a scalar
+ * loop: 0.8 GFLOP/s for a dense layer's weight gradient, dW = xᵀ·dy). Other products go to `original` unchanged.
+ */
+export function fastBatchMatMul(original: KernelFunc): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const at = attrs as unknown as BatchMatMulAttrs;
+    if (!at.transposeA) return original({ inputs, backend, attrs });
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    const rank = a.shape.length;
+    const perm = [...Array(rank).keys()];
+    perm[rank - 2] = rank - 1;
+    perm[rank - 1] = rank - 2;
+    const at2 = kernel('Transpose')({ inputs: { x: a }, backend, attrs: { perm } }) as TensorInfo;
+    try {
+      return original({ inputs: { a: at2, b }, backend, attrs: { ...attrs, transposeA: false } as unknown as NamedAttrMap });
+    } finally {
+      (backend as unknown as DisposingBackend).disposeData(at2.dataId);
+    }
+  };
+}
+
 /**
  * Gradient kernels a convnet of this project needs on wasm (conv, ReLU, max-pool, average pool, dense, dropout,
  * softmax cross-entropy). All but `Conv2DBackpropFilter` ship with tfjs-backend-wasm 4.22 (checked by
@@ -107,6 +223,7 @@ export const WASM_TRAINING_KERNELS = [
   'Relu', 'Step', 'BatchMatMul', '_FusedMatMul', 'FusedConv2D', 'Softmax', 'Sum', 'Reshape', 'Transpose', 'Slice', 'Select',
   'LogicalAnd', 'GreaterEqual', 'LessEqual', 'ClipByValue', 'Log', 'Exp', 'Max', 'Sub', 'Multiply', 'RealDiv',
   'Add', 'AddN', 'Sqrt', 'Square', 'Neg', 'Cast', 'ZerosLike', 'OnesLike', 'Fill', 'Mean', 'ArgMax', 'Equal',
+  'Reverse', 'PadV2',
 ] as const;
 
 /** Kernels of {@link WASM_TRAINING_KERNELS} not registered for the wasm backend. */
@@ -114,7 +231,50 @@ export function missingWasmKernels(): string[] {
   return WASM_TRAINING_KERNELS.filter((k) => !tf.getKernel(k, 'wasm'));
 }
 
-/** Registers the missing wasm gradient kernels (idempotent). Call after importing `@tensorflow/tfjs-backend-wasm`. */
+/** tfjs-backend-wasm's own kernels that {@link setFastWasmGradients} replaces, kept to switch back. */
+const shipped: { backpropInput?: KernelConfig; batchMatMul?: KernelConfig } = {};
+let fastOn = false;
+
+function replace(config: KernelConfig): void {
+  if (tf.getKernel(config.kernelName, config.backendName)) tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel(config);
+}
+
+/**
+ * Switches between our fast wasm gradient kernels ({@link conv2DBackpropInputWasm}, {@link fastBatchMatMul}) and
+ * the ones tfjs-backend-wasm 4.22 ships (the benchmarks' "today" baseline in the same process). Takes effect for
+ * the next kernel call (tfjs looks kernels up per call). Call after {@link registerWasmGradientKernels}.
+ */
+export function setFastWasmGradients(on: boolean): void {
+  if (on === fastOn) return;
+  const bpi = shipped.backpropInput ??= tf.getKernel('Conv2DBackpropInput', 'wasm');
+  const bmm = shipped.batchMatMul ??= tf.getKernel('BatchMatMul', 'wasm');
+  if (!bpi || !bmm) throw new Error('setFastWasmGradients: import @tensorflow/tfjs-backend-wasm first');
+  if (on) {
+    // Keep the shipped kernels' setup functions (they bind the wasm exports at backend initialisation), so that
+    // switching back works after the backend initialised with ours registered.
+    replace({ ...conv2DBackpropInputWasmConfig, setupFunc: bpi.setupFunc });
+    replace({ ...bmm, kernelFunc: fastBatchMatMul(bmm.kernelFunc) });
+  } else {
+    replace(bpi);
+    replace(bmm);
+  }
+  fastOn = on;
+}
+
+/** Whether {@link setFastWasmGradients} is on. */
+export function fastWasmGradients(): boolean {
+  return fastOn;
+}
+
+/**
+ * Registers the missing wasm gradient kernel and our fast ones (idempotent). Call after importing
+ * `@tensorflow/tfjs-backend-wasm` and before the wasm backend initialises (so that the `BatchMatMul` wrapper's
+ * setup function runs with it). `COVERS_WASM_FAST_GRADIENTS=0` keeps the shipped kernels (for comparisons).
+ */
 export function registerWasmGradientKernels(): void {
-  if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) tf.registerKernel(conv2DBackpropFilterWasmConfig);
+  if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
+    tf.registerKernel(conv2DBackpropFilterWasmConfig);
+    setFastWasmGradients(process.env.COVERS_WASM_FAST_GRADIENTS !== '0');
+  }
 }

@@ -1,0 +1,76 @@
+/** Batch normalisation as a model parameter (`lcI_bn`, `ldI_bn`): parsing, the built layers, training and snapshots. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { selectBackend } from '../train/backends.ts';
+import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
+import { buildModel } from '../train/models.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
+import { trainModel, type TrainOptions } from '../train/train-loop.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
+
+const PARAMS = 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc0_bn=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16:ld0_bn=True';
+
+let dir: string;
+let train: SplitData;
+let validation: SplitData;
+let mean: Float32Array;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bn-test-'));
+  writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
+  mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
+  await selectBackend('wasm');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('lcI_bn / ldI_bn parse to batchNorm (default False) and reject non-booleans', () => {
+  const spec = resolveModelSpec('ConvNet', PARAMS);
+  assert.deepEqual(spec.convs.map((c) => c.batchNorm === true), [true, false]);
+  assert.deepEqual(spec.denses.map((d) => d.batchNorm === true), [true]);
+  assert.ok(!('batchNorm' in spec.convs[1]!), 'absent when off: specs without batch norm are unchanged');
+  assert.throws(() => resolveModelSpec('ConvNet', 'num_conv_layers=1:lc0_num_filters=8:lc0_bn=yes:ld0_num_units=4'), (e: Error) => e instanceof ModelParamsError && /lc0_bn = "yes": expected True or False/.test(e.message));
+});
+
+test('a batch-normalised layer has no bias, a BatchNormalization layer and then a ReLU', () => {
+  const { model } = buildModel(resolveModelSpec('ConvNet', PARAMS), 12, 3, 1);
+  const names = model.layers.map((l) => l.name);
+  assert.deepEqual(names.filter((n) => /conv0|dense0/.test(n)), ['conv0', 'conv0_bn', 'conv0_relu', 'dense0', 'dense0_bn', 'dense0_relu']);
+  assert.equal(model.getLayer('conv0').weights.length, 1, 'conv0: kernel only');
+  assert.equal(model.getLayer('conv1').weights.length, 2, 'conv1 (no bn): kernel and bias');
+  // gamma and beta are trained; the moving mean and variance are not.
+  assert.deepEqual(model.getLayer('conv0_bn').trainableWeights.map((w) => w.originalName.split('/').pop()), ['gamma', 'beta']);
+  assert.deepEqual(model.getLayer('conv0_bn').nonTrainableWeights.map((w) => w.originalName.split('/').pop()), ['moving_mean', 'moving_variance']);
+  model.dispose();
+});
+
+function options(over: Partial<TrainOptions>): TrainOptions {
+  return {
+    train, validation, mean, spec: resolveModelSpec('ConvNet', PARAMS),
+    crop: 12, mirror: true, optimizer: 'adam', learningRate: 0.01, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+    batchSize: 8, epochs: 3, schedule: 'plateau', patience: 3, snapshotEvery: 1, seed: 4, snapshotDir: join(dir, 'snap'), log: () => {}, workerLoader: false,
+    ...over,
+  };
+}
+
+test('training updates the moving statistics, learns, and a resumed run equals an uninterrupted one (statistics included)', async () => {
+  const full = await trainModel(options({ snapshotDir: join(dir, 'full') }));
+  const stats = (m: typeof full.model) => m.getLayer('conv0_bn').nonTrainableWeights.map((w) => Array.from(w.read().dataSync()));
+  const [movingMean, movingVar] = stats(full.model);
+  assert.ok(movingMean!.some((v) => v !== 0), 'moving mean left zero');
+  assert.ok(movingVar!.some((v) => v !== 1), 'moving variance left one');
+  assert.ok(full.metrics[full.metrics.length - 1]!.validationAccuracy! > 0.6, `validation accuracy ${full.metrics.map((m) => m.validationAccuracy).join(', ')}`);
+  const part = await trainModel(options({ snapshotDir: join(dir, 'part'), stopAfter: 1 }));
+  part.model.dispose();
+  const resumed = await trainModel(options({ snapshotDir: join(dir, 'part') }));
+  assert.deepEqual(stats(resumed.model), stats(full.model));
+  assert.deepEqual(resumed.model.getWeights().map((w) => Array.from(w.dataSync())), full.model.getWeights().map((w) => Array.from(w.dataSync())));
+  full.model.dispose();
+  resumed.model.dispose();
+});

@@ -1,0 +1,165 @@
+/** Data-parallel training across worker threads (train/data-parallel.ts) on tiny synthetic shards, wasm backend. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../train/backends.ts';
+import { chunkRange, disposeOptimizer, makeOptimizer, ReplicaPool, sliceRows, startInferencePool, type OptimizerConfig } from '../train/data-parallel.ts';
+import { fileSaver } from '../train/model-io.ts';
+import { predictSplit } from '../train/predict.ts';
+import { resolveModelSpec } from '../train/model-params.ts';
+import { buildModel } from '../train/models.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
+import { trainModel, type TrainOptions } from '../train/train-loop.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
+
+let dir: string;
+let train: SplitData;
+let validation: SplitData;
+let mean: Float32Array;
+// Dense layer with dropout 0.5 (the default): masks must not depend on how the batch is split.
+const SPEC = resolveModelSpec('ConvNet', 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16');
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dp-test-'));
+  writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
+  mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
+  await selectBackend('wasm');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function options(over: Partial<TrainOptions>): TrainOptions {
+  return {
+    train, validation, mean, spec: SPEC,
+    crop: 12, mirror: true, optimizer: 'nesterov', learningRate: 0.01, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+    batchSize: 10, epochs: 4, patience: 1, snapshotEvery: 1, seed: 3, snapshotDir: join(dir, 'snap-default'), log: () => {},
+    ...over,
+  };
+}
+
+test('sliceRows splits a batch into contiguous slices covering every row once; chunkRange likewise', () => {
+  for (const n of [0, 1, 5, 10, 33]) {
+    for (const t of [1, 2, 3, 7]) {
+      let next = 0;
+      for (let r = 0; r < t; r++) {
+        const [off, count] = sliceRows(n, t, r);
+        assert.equal(off, next, `n=${n} t=${t} rank ${r}`);
+        assert.ok(count === Math.floor(n / t) || count === Math.ceil(n / t));
+        next += count;
+        assert.deepEqual(chunkRange(n, t, r), [off, off + count]);
+      }
+      assert.equal(next, n);
+    }
+  }
+});
+
+function weightsOf(m: { getWeights(): tf.Tensor[] }): Float32Array[] {
+  return m.getWeights().map((w) => w.dataSync() as Float32Array);
+}
+
+function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
+  let d = 0;
+  a.forEach((x, i) => {
+    let scale = 1e-6;
+    let err = 0;
+    for (let j = 0; j < x.length; j++) {
+      scale = Math.max(scale, Math.abs(b[i]![j]!));
+      err = Math.max(err, Math.abs(x[j]! - b[i]![j]!));
+    }
+    d = Math.max(d, err / scale);
+  });
+  return d;
+}
+
+test('training on 2 and 3 threads equals 1 thread up to float summation order (dropout, learning-rate drop, validation)', async () => {
+  const logs: string[] = [];
+  // Learning rate 0.03, patience 1: the rate drops after epoch 3 (weights restored, fresh optimizer, replicas re-synced).
+  const one = await trainModel(options({ snapshotDir: join(dir, 's1'), threads: 1, learningRate: 0.03 }));
+  const two = await trainModel(options({ snapshotDir: join(dir, 's2'), threads: 2, learningRate: 0.03, log: (l) => logs.push(l) }));
+  const three = await trainModel(options({ snapshotDir: join(dir, 's3'), threads: 3, learningRate: 0.03 }));
+  assert.ok(logs.some((l) => /threads: 2 \(data-parallel/.test(l)), logs.join('\n'));
+  for (const [name, r] of [['2', two], ['3', three]] as const) {
+    assert.equal(r.metrics.length, one.metrics.length);
+    r.metrics.forEach((m, i) => {
+      const e = one.metrics[i]!;
+      assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `${name} threads, epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
+      assert.ok(Math.abs(m.validationLoss! - e.validationLoss!) < 1e-4 * Math.max(1, e.validationLoss!), `validation loss ${m.validationLoss} vs ${e.validationLoss}`);
+      assert.equal(m.trainAccuracy, e.trainAccuracy);
+      assert.equal(m.validationAccuracy, e.validationAccuracy);
+      assert.equal(m.learningRate, e.learningRate);
+    });
+    const d = maxRelDiff(weightsOf(r.model), weightsOf(one.model));
+    assert.ok(d < 1e-4, `${name} threads: weights differ from 1 thread by ${d} (relative to each tensor's largest)`);
+  }
+  assert.ok(one.metrics.some((m) => m.learningRate < 0.03), `a learning-rate drop: ${one.metrics.map((m) => m.learningRate)}`);
+  for (const r of [one, two, three]) r.model.dispose();
+});
+
+test('a 2-thread run stopped after 2 epochs and resumed equals an uninterrupted 2-thread run exactly', async () => {
+  const full = await trainModel(options({ snapshotDir: join(dir, 'r-full'), threads: 2, epochs: 4, patience: 3 }));
+  const part = await trainModel(options({ snapshotDir: join(dir, 'r-part'), threads: 2, epochs: 4, patience: 3, stopAfter: 2 }));
+  part.model.dispose();
+  const resumed = await trainModel(options({ snapshotDir: join(dir, 'r-part'), threads: 2, epochs: 4, patience: 3 }));
+  const strip = (ms: typeof full.metrics) => ms.map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
+  assert.deepEqual(strip(resumed.metrics), strip(full.metrics));
+  assert.deepEqual(weightsOf(resumed.model).map((w) => Array.from(w)), weightsOf(full.model).map((w) => Array.from(w)));
+  full.model.dispose();
+  resumed.model.dispose();
+});
+
+for (const kind of ['nesterov', 'adam'] as const) {
+  test(`replicas stay equal to the calling thread across steps and a re-sync (${kind}): their forward passes match it bit for bit`, async () => {
+    const classes = 3;
+    const { model, logits } = buildModel(SPEC, 12, classes, 5);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const config: OptimizerConfig = kind === 'adam'
+      ? { kind, learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }
+      : { kind, learningRate: 0.05, momentum: 0.9 };
+    const optimizer = makeOptimizer(config);
+    const pool = await ReplicaPool.start({ threads: 2, backend: 'wasm', vars, crop: 12, classes, maxRows: 9, model: { kind: 'build', spec: SPEC, crop: 12, classes, seed: 99 } });
+    try {
+      await pool.sync(vars, optimizer, config);
+      const x = new Float32Array(9 * 12 * 12 * 3).map((_, i) => Math.sin(i * 0.37));
+      const labels = Int32Array.from({ length: 9 }, (_, i) => i % classes);
+      const before = tf.memory().numTensors;
+      for (let s = 0; s < 3; s++) await pool.step(logits, vars, optimizer, x, labels, s);
+      assert.ok(tf.memory().numTensors - before <= 2 * vars.length, 'no tensors leak per step (beyond the optimizer slots made by the first)');
+      await pool.sync(vars, optimizer, config); // as at an epoch boundary: optimizer state mid-run
+      for (let s = 3; s < 6; s++) await pool.step(logits, vars, optimizer, x, labels, s);
+      const got = Float32Array.from(await pool.forward(logits, x, 9, 'logits'));
+      const own = logits.predict(tf.tensor4d(x, [9, 12, 12, 3])) as tf.Tensor;
+      assert.deepEqual(Array.from(got), Array.from(own.dataSync()), 'rows computed by the worker equal this thread\'s');
+      own.dispose();
+    } finally {
+      await pool.close();
+      model.dispose();
+      disposeOptimizer(optimizer);
+    }
+  });
+}
+
+test('evaluation on 2 threads (workers load the saved model) predicts what 1 thread predicts', async () => {
+  const { model } = buildModel(SPEC, 12, 3, 8);
+  const saved = join(dir, 'saved-model');
+  await model.save(fileSaver(saved));
+  const test = await readSplit(join(dir, splitDir('test')));
+  const one = await predictSplit(model, test, 12, mean, 10, 2);
+  const logs: string[] = [];
+  const pool = await startInferencePool(saved, 12, 3, 2 * 10, 2, (l) => logs.push(l));
+  assert.ok(pool, logs.join('\n'));
+  try {
+    const two = await predictSplit(model, test, 12, mean, 10, 2, undefined, pool);
+    assert.deepEqual(Array.from(two.predicted), Array.from(one.predicted));
+    const c = maxRelDiff([two.probabilities], [one.probabilities]);
+    assert.ok(c < 1e-5, `probabilities differ by ${c}`);
+  } finally {
+    await pool.close();
+    model.dispose();
+  }
+});

@@ -1,0 +1,434 @@
+/**
+ * Data-parallel training and inference across worker threads (`train.threads`).
+ *
+ * Each thread (rank) holds a replica of the model on its own CPU backend (wasm or cpu): rank 0 is the calling
+ * thread, ranks 1…T−1 are workers (train/replica-worker.ts). A training step:
+ * 1. the batch `[N, crop, crop, 3]` and its labels go to shared memory; rank r takes rows {@link sliceRows}`(N, T, r)`;
+ * 2. every rank computes the gradient of its rows' share of the batch's mean cross-entropy
+ *    (Σ over its rows / N) and writes it, all variables flattened in order, to its own region of a shared buffer;
+ * 3. all-reduce in shared memory: rank r sums chunk r of the T gradient regions (in rank order, in float64, one
+ *    rounding to float32) into the reduced buffer;
+ * 4. every rank applies the reduced gradient with its own optimizer. Replicas start from the same weights and
+ *    optimizer state ({@link ReplicaPool.sync}) and apply the same update with the same kernels, so they stay equal
+ *    without copying weights each step.
+ *
+ * So the update is that of the whole batch; the thread count changes only the order of float additions (the
+ * per-row losses summed per slice, then the slices). Dropout masks are drawn for the whole batch and cut per slice
+ * ({@link setDropoutStep} `rows`). Coordination is by `postMessage`, one round trip per phase.
+ */
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { ModelSpec } from './model-params.ts';
+import { setDropoutStep } from './models.ts';
+import { startTsWorker } from './ts-worker.ts';
+
+/** The optimizer each replica runs (the train loop's choice and learning rate). */
+export type OptimizerConfig =
+  | { kind: 'nesterov'; learningRate: number; momentum: number }
+  | { kind: 'adam'; learningRate: number; beta1: number; beta2: number; epsilon: number };
+
+/** Builds the optimizer of an {@link OptimizerConfig} (Nesterov momentum or Adam, tfjs-core's). */
+export function makeOptimizer(c: OptimizerConfig): tf.Optimizer {
+  return c.kind === 'adam' ? tf.train.adam(c.learningRate, c.beta1, c.beta2, c.epsilon) : tf.train.momentum(c.learningRate, c.momentum, true);
+}
+
+/** Disposes an optimizer, including the learning-rate scalar that MomentumOptimizer.dispose() leaves (tfjs-core 4.22). */
+export function disposeOptimizer(opt: tf.Optimizer): void {
+  opt.dispose();
+  const c = (opt as unknown as { c?: tf.Tensor }).c;
+  if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
+}
+
+/** tfjs-core 4.22 AdamOptimizer's private running powers of β1 and β2. */
+interface AdamPowers {
+  accBeta1?: tf.Variable;
+  accBeta2?: tf.Variable;
+}
+
+/** Adam's running β1ᵗ and β2ᵗ, or null for other optimizers. */
+export function adamPowers(opt: tf.Optimizer): [number, number] | null {
+  const a = opt as unknown as AdamPowers;
+  if (!(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return null;
+  return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
+}
+
+/** Sets Adam's running powers (see {@link adamPowers}); no-op for other optimizers. */
+export function setAdamPowers(opt: tf.Optimizer, p: [number, number] | null): void {
+  const a = opt as unknown as AdamPowers;
+  if (!p || !(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return;
+  tf.tidy(() => {
+    a.accBeta1!.assign(tf.scalar(p[0]));
+    a.accBeta2!.assign(tf.scalar(p[1]));
+  });
+}
+
+/** How a replica gets its model: built from a spec (training; weights come with {@link ReplicaPool.sync}) or loaded. */
+export type ReplicaModel =
+  | { kind: 'build'; spec: ModelSpec; crop: number; classes: number; seed: number }
+  | { kind: 'load'; dir: string };
+
+/** Shared buffers of a pool. */
+export interface ReplicaBuffers {
+  /** Batch images, `[maxRows, crop, crop, 3]` float32. */
+  x: SharedArrayBuffer;
+  /** Batch labels, `[maxRows]` int32. */
+  labels: SharedArrayBuffer;
+  /** Per-rank gradients, `[T, P]` float32 (P: trainable parameters). Empty for inference pools. */
+  grads: SharedArrayBuffer;
+  /** The reduced gradient, `[P]` float32. */
+  reduced: SharedArrayBuffer;
+  /** Model outputs of a forward pass, `[maxRows, classes]` float32. */
+  out: SharedArrayBuffer;
+}
+
+/** What a worker receives as `workerData`. */
+export interface ReplicaInit {
+  rank: number;
+  threads: number;
+  backend: 'wasm' | 'cpu';
+  model: ReplicaModel;
+  crop: number;
+  classes: number;
+  buffers: ReplicaBuffers;
+}
+
+/** Messages to a worker. */
+export type ReplicaRequest =
+  | {
+    op: 'sync'; weights: Float32Array[]; optimizer: OptimizerConfig; optimizerWeights: { name: string; shape: number[]; values: Float32Array }[];
+    /** Adam's running β1ᵗ, β2ᵗ as this thread has them (setWeights recomputes them with pow, which may differ in the last bit). */
+    adamPowers: [number, number] | null;
+  }
+  | { op: 'step'; rows: number; step: number }
+  | { op: 'reduce' }
+  | { op: 'apply' }
+  | { op: 'forward'; rows: number; output: 'model' | 'logits' };
+
+/** Replies of a worker. */
+export type ReplicaReply =
+  | { op: 'ready'; params: number }
+  | { op: 'synced' }
+  | { op: 'grads'; loss: number; correct: number }
+  | { op: 'reduced' }
+  | { op: 'forward' }
+  | { op: 'error'; message: string };
+
+/**
+ * `train.threads` when unset: `COVERS_THREADS` when set to a positive integer (e.g. to leave cores to other work
+ * in `covers demo`, which takes no config), else the threads Node reports available (`os.availableParallelism()`).
+ */
+export function defaultThreads(): number {
+  const env = Number(process.env.COVERS_THREADS);
+  if (Number.isInteger(env) && env >= 1) return env;
+  return Math.max(1, availableParallelism());
+}
+
+/**
+ * Rows of a batch of `n` that rank `rank` of `threads` takes: contiguous, sizes differing by at most one, the
+ * larger first. Ranks may get 0 rows (a batch smaller than the thread count).
+ * @returns `[offset, count]`.
+ */
+export function sliceRows(n: number, threads: number, rank: number): [number, number] {
+  const base = Math.floor(n / threads);
+  const extra = n % threads;
+  const offset = rank * base + Math.min(rank, extra);
+  return [offset, base + (rank < extra ? 1 : 0)];
+}
+
+/** Element range `[from, to)` of chunk `rank` of `p` elements split `threads` ways (the all-reduce's chunks). */
+export function chunkRange(p: number, threads: number, rank: number): [number, number] {
+  const [from, count] = sliceRows(p, threads, rank);
+  return [from, from + count];
+}
+
+/** Total number of elements of `vars`. */
+export function paramCount(vars: readonly tf.Tensor[]): number {
+  return vars.reduce((s, v) => s + v.size, 0);
+}
+
+/**
+ * One rank's part of a training step: the gradient of Σ (cross-entropy of its rows) / `total` with respect to
+ * `vars`, written flattened (variables in order) to `out`.
+ * @param x the whole batch `[total, crop, crop, 3]` float32; this rank's rows are `offset … offset+count`.
+ * @returns the rank's share of the batch's mean loss and its correct predictions.
+ */
+export function sliceGradients(
+  logits: tfl.LayersModel, vars: readonly tf.Variable[], x: Float32Array, labels: Int32Array, offset: number, count: number, total: number,
+  crop: number, classes: number, step: number, out: Float32Array,
+): { loss: number; correct: number } {
+  setDropoutStep(logits, step, { offset, total });
+  if (count === 0) {
+    out.fill(0);
+    return { loss: 0, correct: 0 };
+  }
+  const px = crop * crop * 3;
+  let hits: tf.Scalar | null = null;
+  const { value, grads } = tf.tidy(() => {
+    const xs = tf.tensor4d(x.subarray(offset * px, (offset + count) * px), [count, crop, crop, 3]);
+    const y = tf.tensor1d(labels.subarray(offset, offset + count), 'int32');
+    return tf.variableGrads(() => {
+      const o = logits.apply(xs, { training: true }) as tf.Tensor2D;
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o, 1), y), 'int32'))) as tf.Scalar;
+      const sum = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), o, undefined, undefined, tf.Reduction.SUM);
+      return tf.div(sum, total) as tf.Scalar;
+    }, vars as tf.Variable[]);
+  });
+  let at = 0;
+  for (const v of vars) {
+    const g = grads[v.name]!;
+    out.set(g.dataSync() as Float32Array, at);
+    at += v.size;
+    g.dispose();
+  }
+  const loss = value.dataSync()[0]!;
+  value.dispose();
+  const correct = (hits as tf.Scalar | null)!.dataSync()[0]!;
+  (hits as tf.Scalar | null)!.dispose();
+  return { loss, correct };
+}
+
+/** Sums chunk `rank` of the `threads` gradient regions of `grads` into `reduced` (rank order, float64 sums). */
+export function reduceChunk(grads: Float32Array, reduced: Float32Array, threads: number, rank: number): void {
+  const p = reduced.length;
+  const [from, to] = chunkRange(p, threads, rank);
+  for (let i = from; i < to; i++) {
+    let s = grads[i]!;
+    for (let r = 1; r < threads; r++) s += grads[r * p + i]!;
+    reduced[i] = s;
+  }
+}
+
+/** Applies the reduced gradient `[P]` to `vars` (in order) with `optimizer`. */
+export function applyReduced(optimizer: tf.Optimizer, vars: readonly tf.Variable[], reduced: Float32Array): void {
+  tf.tidy(() => {
+    let at = 0;
+    const named = vars.map((v) => {
+      const t = tf.tensor(reduced.subarray(at, at + v.size), v.shape, 'float32');
+      at += v.size;
+      return { name: v.name, tensor: t };
+    });
+    optimizer.applyGradients(named);
+  });
+}
+
+/** Forward pass of rows `offset … offset+count` of `x`, outputs written to `out` at the same rows. */
+export function sliceForward(model: tfl.LayersModel, x: Float32Array, offset: number, count: number, crop: number, classes: number, out: Float32Array): void {
+  if (count === 0) return;
+  const px = crop * crop * 3;
+  const values = tf.tidy(() => {
+    const xs = tf.tensor4d(x.subarray(offset * px, (offset + count) * px), [count, crop, crop, 3]);
+    return (model.predict(xs) as tf.Tensor2D).dataSync() as Float32Array;
+  });
+  out.set(values, offset * classes);
+}
+
+/** Options of {@link ReplicaPool.start}. */
+export interface ReplicaPoolOptions {
+  /** Threads in all, including the calling one (≥ 2 to start workers). */
+  threads: number;
+  /** The CPU backend every replica uses (the calling thread's). */
+  backend: 'wasm' | 'cpu';
+  model: ReplicaModel;
+  crop: number;
+  classes: number;
+  /** Largest batch, in rows (images × crops for inference). */
+  maxRows: number;
+  /** Trainable variables of the calling thread's model (empty for inference): sizes the gradient buffers. */
+  vars: readonly tf.Variable[];
+}
+
+interface Pending {
+  resolve: (r: ReplicaReply) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Worker replicas of a model plus the calling thread as rank 0 (see the module comment). `close()` when done.
+ * Not reentrant: one operation at a time.
+ */
+export class ReplicaPool {
+  private readonly workers: Worker[] = [];
+  private readonly queues: Pending[][] = [];
+  private failure: Error | null = null;
+  readonly x: Float32Array;
+  readonly labels: Int32Array;
+  readonly grads: Float32Array;
+  readonly reduced: Float32Array;
+  readonly out: Float32Array;
+  readonly params: number;
+
+  private constructor(readonly opts: ReplicaPoolOptions, readonly buffers: ReplicaBuffers) {
+    this.params = paramCount(opts.vars);
+    this.x = new Float32Array(buffers.x);
+    this.labels = new Int32Array(buffers.labels);
+    this.grads = new Float32Array(buffers.grads);
+    this.reduced = new Float32Array(buffers.reduced);
+    this.out = new Float32Array(buffers.out);
+  }
+
+  /** Threads in all (workers + the calling thread). */
+  get threads(): number {
+    return this.opts.threads;
+  }
+
+  /**
+   * Starts `threads − 1` workers and waits until each has its backend and model.
+   * @throws Error when a worker cannot start or its model does not match (the message names the rank and why);
+   *   workers already started are stopped.
+   */
+  static async start(opts: ReplicaPoolOptions): Promise<ReplicaPool> {
+    const p = paramCount(opts.vars);
+    const px = opts.crop * opts.crop * 3;
+    const buffers: ReplicaBuffers = {
+      x: new SharedArrayBuffer(opts.maxRows * px * 4),
+      labels: new SharedArrayBuffer(opts.maxRows * 4),
+      grads: new SharedArrayBuffer(opts.threads * p * 4),
+      reduced: new SharedArrayBuffer(p * 4),
+      out: new SharedArrayBuffer(opts.maxRows * opts.classes * 4),
+    };
+    const pool = new ReplicaPool(opts, buffers);
+    try {
+      const ready: Promise<ReplicaReply>[] = [];
+      for (let rank = 1; rank < opts.threads; rank++) {
+        const init: ReplicaInit = { rank, threads: opts.threads, backend: opts.backend, model: opts.model, crop: opts.crop, classes: opts.classes, buffers };
+        const w = startTsWorker(new URL('./replica-worker.ts', import.meta.url), init);
+        const q: Pending[] = [];
+        pool.workers.push(w);
+        pool.queues.push(q);
+        ready.push(new Promise((resolve, reject) => q.push({ resolve, reject })));
+        w.on('message', (m: ReplicaReply) => {
+          const next = q.shift();
+          if (!next) return;
+          if (m.op === 'error') next.reject(new Error(`training thread ${rank}: ${m.message}`));
+          else next.resolve(m);
+        });
+        w.on('error', (e) => pool.fail(new Error(`training thread ${rank} failed: ${e.message}`)));
+        w.on('exit', (code) => { if (q.length) pool.fail(new Error(`training thread ${rank} exited (code ${code})`)); });
+      }
+      const replies = await Promise.all(ready);
+      for (const [i, r] of replies.entries()) {
+        if (r.op === 'ready' && opts.vars.length && r.params !== p) {
+          throw new Error(`training thread ${i + 1}: its model has ${r.params} parameters, this thread's ${p}`);
+        }
+      }
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const q of this.queues) for (const p of q.splice(0)) p.reject(e);
+  }
+
+  /** Sends one request to every worker and waits for all replies (while `local` runs on this thread). */
+  private async all<T>(req: ReplicaRequest, local: () => T): Promise<[T, ReplicaReply[]]> {
+    if (this.failure) throw this.failure;
+    const replies = this.workers.map((w, i) => {
+      const p = new Promise<ReplicaReply>((resolve, reject) => this.queues[i]!.push({ resolve, reject }));
+      w.postMessage(req);
+      return p;
+    });
+    let mine: { value: T } | { error: unknown };
+    try {
+      mine = { value: local() };
+    } catch (e) {
+      mine = { error: e };
+    }
+    // Always wait for the workers, so that no reply is left to a later request.
+    const settled = await Promise.allSettled(replies);
+    if ('error' in mine) throw mine.error;
+    const bad = settled.find((s) => s.status === 'rejected');
+    if (bad) throw (bad as PromiseRejectedResult).reason;
+    return [mine.value, settled.map((s) => (s as PromiseFulfilledResult<ReplicaReply>).value)];
+  }
+
+  /**
+   * Gives every replica this thread's weights and optimizer state (after a resume, a restore of the best weights,
+   * a new optimizer or learning rate). Call before the first step and whenever they change outside {@link step}.
+   */
+  async sync(vars: readonly tf.Variable[], optimizer: tf.Optimizer, config: OptimizerConfig): Promise<void> {
+    const weights = vars.map((v) => v.dataSync() as Float32Array);
+    const ow = await optimizer.getWeights();
+    const optimizerWeights = ow.map((t) => ({ name: t.name, shape: t.tensor.shape, values: t.tensor.dataSync() as Float32Array }));
+    for (const t of ow) if (!(t.tensor instanceof tf.Variable)) t.tensor.dispose();
+    await this.all({ op: 'sync', weights, optimizer: config, optimizerWeights, adamPowers: adamPowers(optimizer) }, () => undefined); // structured clones
+  }
+
+  /**
+   * One training step on the whole batch (see the module comment): this thread's replica (`logits`, `vars`,
+   * `optimizer`) computes rank 0's slice and applies the update like every worker.
+   * @param x `[n, crop, crop, 3]` float32; `labels` `[n]`.
+   * @returns the batch's mean loss and its correct predictions.
+   */
+  async step(logits: tfl.LayersModel, vars: readonly tf.Variable[], optimizer: tf.Optimizer, x: Float32Array, labels: Int32Array, step: number): Promise<{ loss: number; correct: number }> {
+    const n = labels.length;
+    const o = this.opts;
+    this.x.set(x);
+    this.labels.set(labels);
+    const [offset, count] = sliceRows(n, o.threads, 0);
+    const [mine, replies] = await this.all({ op: 'step', rows: n, step }, () =>
+      sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params)));
+    let loss = mine.loss;
+    let correct = mine.correct;
+    for (const r of replies) {
+      if (r.op !== 'grads') throw new Error(`training thread: unexpected reply ${r.op}`);
+      loss += r.loss;
+      correct += r.correct;
+    }
+    await this.all({ op: 'reduce' }, () => reduceChunk(this.grads, this.reduced, o.threads, 0));
+    // No reply: a worker handles its messages in order, so it applies before its next step or forward pass.
+    if (this.failure) throw this.failure;
+    for (const w of this.workers) w.postMessage({ op: 'apply' } satisfies ReplicaRequest);
+    applyReduced(optimizer, vars, this.reduced);
+    return { loss, correct };
+  }
+
+  /**
+   * Forward pass of `n` rows of `x` split across the threads; `model` is this thread's replica.
+   * @param output `model` (the replica's model outputs, e.g. softmax probabilities) or `logits` (training pools).
+   * @returns outputs `[n, classes]` (a view of shared memory, valid until the next call).
+   */
+  async forward(model: tfl.LayersModel, x: Float32Array, n: number, output: 'model' | 'logits'): Promise<Float32Array> {
+    const o = this.opts;
+    this.x.set(x.subarray(0, n * o.crop * o.crop * 3));
+    const [offset, count] = sliceRows(n, o.threads, 0);
+    await this.all({ op: 'forward', rows: n, output }, () => sliceForward(model, this.x, offset, count, o.crop, o.classes, this.out));
+    return this.out.subarray(0, n * o.classes);
+  }
+
+  /** Stops the workers. */
+  async close(): Promise<void> {
+    const ws = this.workers.splice(0);
+    this.fail(new Error('replica pool closed'));
+    await Promise.all(ws.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * A pool for inference with a saved model (the evaluate stage): `threads − 1` workers load the model from `dir`
+ * (train/model-io.ts layout). Returns null, saying why in `log`, for one thread, a GPU backend, or workers that
+ * do not start (inference then runs on the calling thread alone).
+ */
+export async function startInferencePool(
+  dir: string, crop: number, classes: number, maxRows: number, threads: number, log: (line: string) => void,
+): Promise<ReplicaPool | null> {
+  if (threads <= 1) return null;
+  const backend = tf.getBackend();
+  if (backend !== 'wasm' && backend !== 'cpu') {
+    log(`threads: 1 (train.threads applies to the CPU backends; ${backend} runs on one thread)`);
+    return null;
+  }
+  try {
+    const pool = await ReplicaPool.start({ threads, backend, vars: [], crop, classes, maxRows, model: { kind: 'load', dir } });
+    log(`threads: ${threads} (data-parallel inference, ${backend} on each)`);
+    return pool;
+  } catch (e) {
+    log(`threads: 1 (the worker threads did not start: ${(e as Error).message})`);
+    return null;
+  }
+}
