@@ -14,8 +14,8 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { ImpitHttpClient } from '@crawlee/impit-client';
 import type { Config } from '../pipeline/config.ts';
-import type { Logger } from '../pipeline/log.ts';
-import { InterruptedError, UserError } from '../pipeline/stage.ts';
+import type { Logger } from '../util/log.ts';
+import { InterruptedError, UserError } from '../util/errors.ts';
 
 /** A complete HTTP response. `headers` have lower-case names; `body` is the raw bytes. */
 export interface HttpResult {

@@ -8,8 +8,8 @@
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BasicCrawler, Configuration, Log, LogLevel, RequestQueueV1, log as crawleeLog } from '@crawlee/basic';
-import { withPath } from '../pipeline/fsutil.ts';
-import type { Logger } from '../pipeline/log.ts';
+import { withPath } from '../util/fsutil.ts';
+import type { Logger } from '../util/log.ts';
 import { AbortedError, sleep } from './client.ts';
 
 /**

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { fitForest, predict, type Forest } from '../train/random-forest.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -9,15 +9,12 @@ import { join } from 'node:path';
 import * as cheerio from 'cheerio';
 import pLimit from 'p-limit';
 import { resolveConfig } from '../pipeline/config.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import { parseAlbumPage } from '../bandcamp/parse.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
 import { startSimulator } from '../simulator/server.ts';
-import { discoverStage } from '../stages/discover.ts';
-import { downloadStage } from '../stages/download.ts';
-import { labelStage } from '../stages/label.ts';
-import { selectStage } from '../stages/select.ts';
+import { discoverStage, downloadStage, labelStage, selectStage } from '../stages/index.ts';
 import type { BenchModule, BenchResult } from './lib.ts';
 
 const GENRES = ['ambient', 'jazz', 'metal'];

@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
 import { decodeCovers, makeSet, runSklearnSvc, writeForestDataset, type LabelledSet } from './baseline.bench.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { fitLinearSvm, minMaxScale, predictLinearSvm } from '../train/linear-svm.ts';
 
 function ours(train: LabelledSet, test: LabelledSet, classes: number): { seconds: number; accuracy: number; iterations: number; converged: boolean } {

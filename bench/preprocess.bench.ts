@@ -121,8 +121,8 @@ function pillowPass(listFile: string): (Pass & { cpuTotalMs: number }) | null {
 async function rssChild(dataDir: string, n: number, sharedDir: string, decoder: Decoder): Promise<void> {
   const { resolveConfig } = await import('../pipeline/config.ts');
   const { runStageOnce } = await import('../pipeline/context.ts');
-  const { createLogger } = await import('../pipeline/log.ts');
-  const { shardsStage } = await import('../stages/shards.ts');
+  const { createLogger } = await import('../util/log.ts');
+  const { shardsStage } = await import('../stages/index.ts');
   const { splitsFormat } = await import('../schemas/splits.ts');
   const covers = coverPaths(sharedDir);
   const genres = ['rock', 'jazz', 'metal', 'pop'];

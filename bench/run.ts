@@ -8,7 +8,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchModule, BenchResult } from './lib.ts';
-import { SHARED_DIR } from '../test/helpers/shared.ts';
+import { SHARED_DIR } from '../util/shared-data.ts';
 
 const here = import.meta.dirname;
 const RESULTS = join(here, 'RESULTS.md');

@@ -18,13 +18,14 @@ import { setFastWasmGradients } from '../train/wasm-kernels.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
 import { fillBatch, planEpoch } from '../train/augment.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { BACKEND_ORDER, selectBackend, type BackendName } from '../train/backends.ts';
 import { resolveModelSpec, type ModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
-import { readMean, readSplit } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { readSplit } from '../schemas/shards/read.ts';
 import { join } from 'node:path';
-import { writeTestShards } from '../test/helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 /** Images per second of training steps of `spec` at `size`, after one warm-up step. */
 async function trainThroughput(spec: ModelSpec, size: number, batch: number, steps: number): Promise<number> {
@@ -166,7 +167,7 @@ const bench: BenchModule = {
     // Loader: synthetic 256×256 shards.
     const n = ctx.quick ? 64 : 512;
     writeTestShards(ctx.tmpDir, { size: 256, perClass: { train: Math.ceil(n / 3), validation: 1, test: 1 }, shardsPerSplit: 2, batchRows: 64 });
-    const data = await readSplit(join(ctx.tmpDir, 'shards'), 'train');
+    const data = await readSplit(join(ctx.tmpDir, 'shards', 'train'));
     const mean = readMean(join(ctx.tmpDir, 'shards', 'mean.arrow'), 256);
     const plans = planEpoch(new Rng(1), data.n, 32, 256, 224, true);
     const out = new Float32Array(32 * 224 * 224 * 3);

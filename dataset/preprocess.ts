@@ -35,6 +35,7 @@
  * module loads: to use more than 4 cores, set UV_THREADPOOL_SIZE in the environment that starts Node. The operation
  * cache is disabled ({@link configureSharp}): every image is seen once, so caching only costs memory.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import sharp, { type OutputInfo } from 'sharp';
@@ -260,7 +261,10 @@ let addonError = '';
  * Where the addon is loaded from: `$COVERS_FASTJPEG_ADDON` when set (another build of dataset/native, e.g. the
  * sanitizer or no-SIMD builds of .ci/run and the tests), else dataset/native/build/Release/fastjpeg.node.
  */
-export const FASTJPEG_ADDON_PATH = process.env.COVERS_FASTJPEG_ADDON || fileURLToPath(new URL('./native/build/Release/fastjpeg.node', import.meta.url));
+export const FASTJPEG_ADDON_PATH =
+  process.env.COVERS_FASTJPEG_ADDON ||
+  // dataset/preprocess.ts in a checkout; dist/dataset/preprocess.js in the npm package, whose addon is built in dataset/native/.
+  fileURLToPath(['./native/build/Release/fastjpeg.node', '../../dataset/native/build/Release/fastjpeg.node'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u)) ?? new URL('./native/build/Release/fastjpeg.node', import.meta.url));
 
 /**
  * The fast JPEG path, or `null` where the addon was not built (no compiler or no libjpeg headers when `npm install`

@@ -4,7 +4,7 @@
  * machine and in any Node.js version.
  */
 import { createHash } from 'node:crypto';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
 
 /** Split ratios (config `splits`); they add up to 1. */
 export type SplitRatios = Record<SplitName, number>;

@@ -7,9 +7,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { sha256 } from './fsutil.ts';
+import { sha256 } from '../util/fsutil.ts';
 // Pure (no TensorFlow.js): validates train.modelParams at config time.
-import { modelParamsProblem } from '../train/model-params.ts';
+import { ARCHITECTURES, modelParamsProblem } from '../train/model-params.ts';
+import { BACKEND_CHOICES } from '../train/backend-names.ts';
 // Pure (no TensorFlow.js): the schedules and their defaults.
 import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../train/schedule.ts';
 
@@ -199,14 +200,14 @@ export const ConfigSchema = z
     train: z
       .object({
         /** TensorFlow.js backend; `auto` picks the fastest that loads. */
-        backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
+        backend: z.enum(BACKEND_CHOICES).default('auto'),
         /**
          * Threads for data-parallel training, validation and evaluation on the CPU backends (wasm, cpu); null: all
          * the machine offers (`os.availableParallelism()`). Results differ only by float summation order.
          */
         threads: z.number().int().min(1).max(256).nullable().default(null),
         /** Model family of the study's experiment runner. */
-        architecture: z.enum(['ConvNet', 'AlexNet', 'VggNet', 'SingleLayerMlp', 'LasagneMnistConvExample']).default('AlexNet'),
+        architecture: z.enum(ARCHITECTURES).default('AlexNet'),
         /** The study's model parameter string, e.g. `num_conv_layers=2:lc0_num_filters=32`; overrides the architecture's defaults. */
         modelParams: z.string().default(''),
         /** Side of the random training crop, in pixels (the study: 224 from 256). */

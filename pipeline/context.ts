@@ -3,10 +3,10 @@
  * of a single stage can too (`runStageOnce`).
  */
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import type { Config } from './config.ts';
-import { createLogger, type Logger } from './log.ts';
-import { createProgress } from './progress.ts';
+import { createLogger, type Logger } from '../util/log.ts';
+import { createProgress } from '../util/progress.ts';
 import { resolveList, type Stage, type StageContext } from './stage.ts';
 
 /** Where a stage's temporary outputs go before they are committed: `DATA_DIR/.tmp/<stage>/`. */
@@ -25,6 +25,8 @@ export interface ContextOptions {
   dataDir: string;
   log?: Logger;
   signal?: AbortSignal;
+  /** Names of the pipeline's stages in order (default: just this stage). */
+  stageNames?: readonly string[];
 }
 
 /**
@@ -39,6 +41,7 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
   const workDir = stageWorkDir(dataDir, stage.name);
   mkdirSync(workDir, { recursive: true });
   const outputs = new Set(resolveList(stage.outputs, opts.config));
+  const readable = [...resolveList(stage.inputs, opts.config), ...outputs, ...resolveList(stage.inPlaceOutputs, opts.config)];
   const log = (opts.log ?? createLogger()).child(stage.name);
   return {
     config: opts.config,
@@ -46,15 +49,32 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
     workDir,
     log,
     signal: opts.signal ?? new AbortController().signal,
+    stageNames: opts.stageNames ?? [stage.name],
     out(rel: string) {
       if (!outputs.has(rel)) throw new Error(`stage ${stage.name}: "${rel}" is not a declared output (${[...outputs].join(', ')})`);
       const p = join(tmp, rel);
       mkdirSync(dirname(p), { recursive: true });
       return p;
     },
-    path: (rel: string) => join(dataDir, rel),
+    path(rel: string) {
+      if (!isInside(rel, readable)) throw new Error(`stage ${stage.name}: "${rel}" is not a declared input (inputs and outputs: ${readable.join(', ') || 'none'})`);
+      return join(dataDir, rel);
+    },
     progress: (label: string, total: number) => createProgress(label, total, log),
   };
+}
+
+/**
+ * Whether a data-directory-relative path is one of `declared` or lies inside one of them (`images/jazz/a1.jpg`
+ * inside `images`). Paths are compared in normalised POSIX form; one that leaves the data directory (`..`) never is.
+ */
+export function isInside(rel: string, declared: readonly string[]): boolean {
+  const p = posix.normalize(rel.split('\\').join('/'));
+  if (p.startsWith('../') || p === '..' || posix.isAbsolute(p)) return false;
+  return declared.some((d) => {
+    const n = posix.normalize(d).replace(/\/$/, '');
+    return p === n || p.startsWith(`${n}/`);
+  });
 }
 
 /**

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { z } from 'zod';
-import { sha256, sha256File, writeFileAtomic } from './fsutil.ts';
+import { sha256, sha256File, writeFileAtomic } from '../util/fsutil.ts';
 
 /** The lock file's name under the data directory. */
 export const LOCK_FILE = 'pipeline.lock.json';
@@ -34,6 +34,12 @@ export const LockEntrySchema = z.object({
   deps: z.record(z.string(), z.string()),
   /** Content hashes of files outside the pipeline that the stage read (absolute path → sha256). */
   extraInputs: z.record(z.string(), z.string()),
+  /**
+   * Content hash of each declared input (path relative to the data directory → {@link OutputHash}`.hash`, null when
+   * it was absent) when this stage ran. Absent in entries written before stages declared their inputs: those are
+   * judged by `deps` alone.
+   */
+  inputs: z.record(z.string(), z.string().nullable()).optional(),
   /** Hashes of the stage's outputs (relative path → hash). */
   outputs: z.record(z.string(), OutputHashSchema),
   /** Combined hash of all outputs; dependents record it. */
@@ -59,6 +65,14 @@ export type LockFile = z.infer<typeof LockFileSchema>;
 export function readLock(dataDir: string): LockFile {
   const path = join(dataDir, LOCK_FILE);
   if (!existsSync(path)) return { lockVersion: 1, stages: {} };
+  return readLockFile(path);
+}
+
+/**
+ * Reads a lock file at `path`.
+ * @throws Error naming the file when it is absent, not JSON or not a valid lock file.
+ */
+export function readLockFile(path: string): LockFile {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));

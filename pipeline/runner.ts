@@ -7,12 +7,13 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from './config.ts';
 import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './context.ts';
-import { sha256File } from './fsutil.ts';
-import { combineOutputHashes, Hasher, readLock, updateLockEntry, type LockEntry, type OutputHash } from './lock.ts';
-import { createLogger, type Logger } from './log.ts';
+import { sha256File } from '../util/fsutil.ts';
+import { combineOutputHashes, Hasher, LOCK_FILE, readLock, updateLockEntry, type LockEntry, type LockFile, type OutputHash } from './lock.ts';
+import { createLogger, type Logger } from '../util/log.ts';
 import { acquireRunLock } from './run-lock.ts';
-import { DEMAND_FILE, InterruptedError, MoreInputNeeded, resolveList, UserError, type Stage } from './stage.ts';
-import { writeFileAtomic } from './fsutil.ts';
+import { InterruptedError, UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
+import { DEMAND_FILE, MoreInputNeeded, resolveList, type Stage } from './stage.ts';
 
 /** Most rounds ({@link MoreInputNeeded}) in one `make`; the stages bound their own rounds well below this. */
 const MAX_MAKE_ROUNDS = 100;
@@ -60,8 +61,8 @@ export interface MakeOptions {
   targets: readonly string[];
   config: Config;
   dataDir: string;
-  /** The registry (default: `stages/index.ts`). */
-  stages?: readonly Stage[];
+  /** The stages, in pipeline order (the CLI passes the registry, `stages/index.ts`). */
+  stages: readonly Stage[];
   log?: Logger;
   /** Rerun the named targets even when fresh. */
   force?: boolean;
@@ -76,10 +77,6 @@ export class UnknownTargetError extends UserError {
     super(`unknown target "${name}"; targets: ${known.join(', ')}, all`);
     this.name = 'UnknownTargetError';
   }
-}
-
-async function defaultStages(): Promise<readonly Stage[]> {
-  return (await import('../stages/index.ts')).STAGES;
 }
 
 /** The stages needed for `targets` (their transitive dependencies included), in registry order. */
@@ -126,6 +123,21 @@ async function hashExtraInputs(stage: Stage, config: Config): Promise<Record<str
   return out;
 }
 
+/**
+ * The content hash of each declared input of `stage` (null when absent). `pipeline.lock.json` is hashed over the
+ * other stages' entries only, so a stage that reads the lock is not made stale by its own entry.
+ */
+export async function hashInputs(stage: Stage, config: Config, lock: LockFile, hasher: Hasher): Promise<Record<string, string | null>> {
+  const out: Record<string, string | null> = {};
+  for (const rel of resolveList(stage.inputs, config)) {
+    if (rel === LOCK_FILE) {
+      const others = Object.fromEntries(Object.entries(lock.stages).filter(([name]) => name !== stage.name).sort(([a], [b]) => a.localeCompare(b)));
+      out[rel] = hashJson(others);
+    } else out[rel] = (await hasher.output(rel))?.hash ?? null;
+  }
+  return out;
+}
+
 function describeChange(key: string, before: unknown, after: unknown): string {
   const fmt = (v: unknown) => {
     const s = JSON.stringify(v);
@@ -144,6 +156,7 @@ async function stageState(
   entry: LockEntry | undefined,
   depHashes: Map<string, string | null>,
   hasher: Hasher,
+  lock: LockFile,
 ): Promise<StageState> {
   const skip = stage.skipWhen?.(config);
   if (skip) return { kind: 'skipped', reason: skip };
@@ -161,6 +174,14 @@ async function stageState(
     else if (entry.deps[dep] !== h) reasons.push(`input ${dep} changed`);
   }
   for (const dep of Object.keys(entry.deps)) if (!depHashes.has(dep)) reasons.push(`input ${dep} no longer used`);
+  if (entry.inputs) {
+    const inputs = await hashInputs(stage, config, lock, hasher);
+    for (const [rel, h] of Object.entries(inputs)) {
+      if (!(rel in entry.inputs)) reasons.push(`input file ${rel} not in the lock`);
+      else if (entry.inputs[rel] !== h) reasons.push(h === null ? `input file ${rel} missing` : `input file ${rel} changed`);
+    }
+    for (const rel of Object.keys(entry.inputs)) if (!(rel in inputs)) reasons.push(`input file ${rel} no longer used`);
+  }
   try {
     const extra = await hashExtraInputs(stage, config);
     for (const [p, h] of Object.entries(extra)) if (entry.extraInputs[p] !== h) reasons.push(`input file ${p} changed`);
@@ -194,7 +215,7 @@ function depHashesFor(stage: Stage, config: Config, byName: Map<string, Stage>, 
  * @throws UnknownTargetError for an unknown target.
  */
 export async function plan(opts: MakeOptions): Promise<PlanStep[]> {
-  const stages = opts.stages ?? (await defaultStages());
+  const stages = opts.stages;
   const dataDir = resolve(opts.dataDir);
   const needed = closure(stages, opts.targets);
   const targets = new Set(opts.targets.map((t) => TARGET_ALIASES[t] ?? t));
@@ -205,7 +226,7 @@ export async function plan(opts: MakeOptions): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const rerun = new Set<string>();
   for (const stage of needed) {
-    let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashesFor(stage, opts.config, byName, current), hasher);
+    let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashesFor(stage, opts.config, byName, current), hasher, lock);
     const upstream = stage.deps.filter((d) => rerun.has(d));
     if (state.kind === 'fresh' && upstream.length) state = { kind: 'stale', reasons: [`upstream ${upstream.join(', ')} will rerun`] };
     if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
@@ -237,7 +258,7 @@ export function describeState(state: StageState): string {
  *   UserError when the data directory is a file or another covers process holds it.
  */
 export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) => void }): Promise<StageOutcome[]> {
-  const stages = opts.stages ?? (await defaultStages());
+  const stages = opts.stages;
   const log = opts.log ?? createLogger();
   const dataDir = resolve(opts.dataDir);
   if (opts.dryRun) {
@@ -274,7 +295,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       const lock = readLock(dataDir);
       const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
       const depHashes = depHashesFor(stage, opts.config, byName, current);
-      let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashes, hasher);
+      let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashes, hasher, lock);
       if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
       if (rerunOnce?.name === stage.name) {
         if (state.kind === 'fresh') state = { kind: 'stale', reasons: [rerunOnce.reason] };
@@ -292,7 +313,8 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       const t0 = performance.now();
       try {
         const extraInputs = await hashExtraInputs(stage, opts.config);
-        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal });
+        const inputs = await hashInputs(stage, opts.config, lock, hasher);
+        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal, stageNames: stages.map((s) => s.name) });
         await stage.run(ctx);
         if (opts.signal?.aborted) throw new InterruptedError();
         commitOutputs(stage, opts.config, dataDir);
@@ -306,6 +328,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
           paramsHash: hashJson(params),
           deps: Object.fromEntries([...depHashes].filter((e): e is [string, string] => e[1] !== null)),
           extraInputs,
+          inputs,
           outputs: hashes,
           outputsHash: combineOutputHashes(hashes),
           startedAt: started.toISOString(),

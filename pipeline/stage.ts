@@ -1,6 +1,10 @@
 /**
- * The stage contract. Every module in `stages/` exports one {@link Stage}; the runner (`pipeline/runner.ts`) decides
- * from `DATA_DIR/pipeline.lock.json` which stages are stale and runs them in dependency order.
+ * The stage contract. A stage is a declaration ({@link StageDeclaration}: name, dependencies, the files it reads,
+ * parameters, outputs) plus an implementation ({@link StageImplementation}: `run`). The declarations of all stages
+ * live in `stages/declarations.ts`; the registry (`stages/index.ts`) imports each implementation module only when
+ * its stage runs, so `covers --help` and `covers status` load no stage code. The runner (`pipeline/runner.ts`) is handed the stage
+ * list by the CLI, decides from `DATA_DIR/pipeline.lock.json` which stages are stale and runs them in dependency
+ * order.
  *
  * Atomicity: a stage writes each declared output to the temporary path that `ctx.out(rel)` returns; only after
  * `run` resolves does the runner move them into place (rename) and record the lock entry. A stage that throws or is
@@ -8,8 +12,10 @@
  * `ctx.workDir`, which survives failures and is removed only by `covers clean`.
  */
 import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
-import type { Progress } from './progress.ts';
+import type { Logger } from '../util/log.ts';
+import type { Progress } from '../util/progress.ts';
+
+export { EXIT_RERUN_LATER, InterruptedError, isTransientError, RerunLaterError, UserError } from '../util/errors.ts';
 
 /** What a stage's `run` receives. */
 export interface StageContext {
@@ -28,30 +34,43 @@ export interface StageContext {
    * @throws Error when `rel` is not one of the stage's declared outputs.
    */
   out(rel: string): string;
-  /** Absolute path of a file under the data directory: for reading inputs (other stages' outputs). */
+  /**
+   * Absolute path of a file under the data directory, for reading: `rel` must be one of the stage's declared
+   * `inputs` or outputs, or lie inside one of them (`images/jazz/a1.jpg` inside `images`).
+   * @throws Error naming the stage and the path when `rel` is not declared.
+   */
   path(rel: string): string;
   /** Logging (respects `--quiet` / `--verbose`). */
   readonly log: Logger;
   /** Starts a progress display for `total` items (a bar on a terminal, periodic log lines otherwise). */
   progress(label: string, total: number): Progress;
+  /** Names of the pipeline's stages, in pipeline order (the runner's stage list), e.g. for ordering a table. */
+  readonly stageNames: readonly string[];
   /** Aborted on SIGINT/SIGTERM; long loops should check it and stop. */
   readonly signal: AbortSignal;
 }
 
 /**
- * A pipeline stage: a make-style target.
+ * What a stage is, without its code: a make-style target.
  *
  * Staleness (like `dvc.lock`): a stage is stale when it was never built, its `version` changed, the values of its
- * `params` changed, the content of an input changed (its dependencies' outputs and `extraInputs`), or one of its
- * outputs is missing or was modified.
+ * `params` changed, the content of an input changed (its dependencies' outputs, its declared `inputs` and
+ * `extraInputs`), or one of its outputs is missing or was modified.
  */
-export interface Stage {
+export interface StageDeclaration {
   /** Target name. */
   readonly name: string;
   /** One line for `covers --help` and `covers status`. */
   readonly description: string;
   /** Stages whose outputs this stage reads. */
   readonly deps: readonly string[];
+  /**
+   * Paths (files or directories) under the data directory that this stage reads: other stages' outputs, e.g.
+   * `splits.arrow`, `images`, `shards/train`. `ctx.path()` refuses any other path, and the lock records each one's
+   * content hash (an absent one as null). Each must lie inside an output of a stage this one depends on
+   * (directly or not), or be `pipeline.lock.json` (hashed without the reading stage's own entry).
+   */
+  readonly inputs: readonly string[] | ((config: Config) => readonly string[]);
   /** Dotted config keys this stage reads (`seed`, `image.size`, or a whole section such as `crawl`). */
   readonly params: readonly string[] | ((config: Config) => readonly string[]);
   /** Paths (files or directories) this stage writes, relative to the data directory. */
@@ -71,54 +90,42 @@ export interface Stage {
    * when `select.fromManifest` is set. The dependents then ignore this stage's outputs.
    */
   readonly skipWhen?: (config: Config) => string | null;
+}
+
+/** What a stage's implementation module exports (as `<name>Stage`): the work of one declared stage. */
+export interface StageImplementation {
+  /** The declared stage's name (the registry checks it). */
+  readonly name: string;
   /** Does the work. Throws to fail the stage (its outputs and lock entry are then left as they were). */
   run(ctx: StageContext): Promise<void>;
+}
+
+/** A declared stage with its work: what the runner runs. */
+export interface Stage extends StageDeclaration {
+  /** Does the work. Throws to fail the stage (its outputs and lock entry are then left as they were). */
+  run(ctx: StageContext): Promise<void>;
+}
+
+/**
+ * A {@link Stage} whose implementation module is imported on its first run.
+ * @param load imports the implementation, e.g. `() => import('./train.ts').then((m) => m.trainStage)`.
+ * @throws Error (from `run`) when the module's stage has another name than the declaration.
+ */
+export function lazyStage(declaration: StageDeclaration, load: () => Promise<StageImplementation>): Stage {
+  return {
+    ...declaration,
+    async run(ctx: StageContext) {
+      const impl = await load();
+      if (impl.name !== declaration.name) throw new Error(`stage ${declaration.name}: its implementation module exports stage "${impl.name}"`);
+      await impl.run(ctx);
+    },
+  };
 }
 
 /** Resolves a stage's possibly config-dependent list (`params`, `outputs`). */
 export function resolveList(list: readonly string[] | ((config: Config) => readonly string[]) | undefined, config: Config): readonly string[] {
   if (!list) return [];
   return typeof list === 'function' ? list(config) : list;
-}
-
-/** An error the user caused or can fix (bad input, blocked by the site, not enough albums): printed without a stack trace. */
-export class UserError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
-
-/** A run stopped by SIGINT/SIGTERM (its abort signal): finished work is kept and a rerun resumes. */
-export class InterruptedError extends UserError {
-  constructor() {
-    super('interrupted');
-    this.name = 'InterruptedError';
-  }
-}
-
-/**
- * True for an error that says "nothing is wrong with your input; the network (or the site) failed for now": requests
- * that spent their retries, block pages, covers not fetched yet. Such errors carry `transient: true`; progress is kept
- * and the same command, rerun later, continues. The CLI exits with {@link EXIT_RERUN_LATER} for them.
- */
-export function isTransientError(e: unknown): boolean {
-  return e instanceof Error && (e as Error & { transient?: unknown }).transient === true;
-}
-
-/** Exit code for "rerun later to continue" (BSD sysexits' EX_TEMPFAIL): distinct from a failure (1). */
-export const EXIT_RERUN_LATER = 75;
-
-/**
- * A stage stopped for a transient reason with its progress kept (e.g. "3 covers could not be fetched yet"):
- * rerunning the same command later continues. `transient` is always true ({@link isTransientError}).
- */
-export class RerunLaterError extends UserError {
-  readonly transient = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'RerunLaterError';
-  }
 }
 
 /** The file, in an upstream stage's work directory, where the runner records what a downstream stage asked of it. */

@@ -60,21 +60,6 @@ export function fmtPct(p: number, digits = 1): string {
   return `${(p * 100).toFixed(digits)}%`;
 }
 
-/**
- * Formats a duration in ms: `850 ms`, `12.3 s`, `4 min 05 s`, `1 h 02 min`. The duration is rounded to the shown
- * unit first, so the parts never overflow (`119.7 s` → `2 min 00 s`, not `1 min 60 s`; `999.6 ms` → `1.0 s`).
- */
-export function fmtDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '—';
-  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
-  const tenths = Math.round(ms / 100);
-  if (tenths < 600) return `${(tenths / 10).toFixed(1)} s`;
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
-  const minutes = Math.round(ms / 60_000);
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
-}
-
 /** Formats a byte count: `512 B`, `3.4 KiB`, `12.0 MiB`. */
 export function fmtBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;

@@ -3,16 +3,15 @@
  * covers per genre (small JPEG thumbnails encoded with sharp from the raw `[S, S, 3]` uint8 HWC pixels) and the
  * per-pixel training mean as a PNG. Images become `data:` URIs, so the page needs no other file.
  *
- * Formats: `schemas/shards.ts` (Arrow IPC stream files `shards/<split>/data-*.arrow`, column `image`
+ * Formats: `schemas/shards/layout.ts` (Arrow IPC stream files `shards/<split>/data-*.arrow`, column `image`
  * FixedSizeList<uint8>[S·S·3]) and `schemas/mean.ts` (`shards/mean.arrow`, column `mean` FixedSizeList<float32>).
  */
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import * as arrow from 'apache-arrow';
+import { existsSync } from 'node:fs';
 import sharp from 'sharp';
-import { readLayoutMeta, SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
-import { fromInt64 } from '../schemas/table.ts';
-import { shardFiles, type Part } from './inputs.ts';
+import { MEAN_ARROW, readMeanRow } from '../schemas/mean.ts';
+import { splitDir, SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
+import { listShardFiles, streamShardBatches } from '../schemas/shards/read.ts';
+import { dataPath, type DataPath, type Part } from './inputs.ts';
 
 /** One cover of a contact sheet. */
 export interface Thumbnail {
@@ -60,15 +59,6 @@ export async function thumbnailDataUri(pixels: Uint8Array, size: number, side: n
   return `data:image/jpeg;base64,${jpeg.toString('base64')}`;
 }
 
-/** The bytes of row `i` of a FixedSizeList<uint8> column of a record batch (a view, no copy). */
-function imageBytes(vec: arrow.Vector, i: number, length: number): Uint8Array {
-  // A record batch's column has one Data chunk; its child holds the flat uint8 values.
-  const data = vec.data[0]!;
-  const child = data.children[0]!;
-  const start = (child.offset + (data.offset + i) * length);
-  return (child.values as Uint8Array).subarray(start, start + length);
-}
-
 /**
  * Reads shards (train split first, then validation and test) record batch by record batch until every genre has
  * `perGenre` images or the shards are exhausted, and encodes the thumbnails. Stops reading as soon as it has enough.
@@ -76,8 +66,14 @@ function imageBytes(vec: arrow.Vector, i: number, length: number): Uint8Array {
  * @param perGenre covers per genre (0 = none).
  * @returns missing when no shard file exists; error when a shard cannot be read.
  */
-export async function readContactSheets(dataDir: string, genres: readonly string[], perGenre: number): Promise<Part<ContactSheets>> {
-  const files = SPLIT_NAMES.flatMap((split) => shardFiles(dataDir, split).map((path) => ({ split, path })));
+export async function readContactSheets(dataDir: string | DataPath, genres: readonly string[], perGenre: number): Promise<Part<ContactSheets>> {
+  const p = dataPath(dataDir);
+  let files: { split: SplitName; path: string }[];
+  try {
+    files = SPLIT_NAMES.flatMap((split) => listShardFiles(p(splitDir(split)), { allowMissing: true }).map((path) => ({ split, path })));
+  } catch (e) {
+    return { ok: false, kind: 'error', stage: 'shards', message: (e as Error).message };
+  }
   if (!files.length) return { ok: false, kind: 'missing', stage: 'shards', message: 'shards/<split>/data-*.arrow not found' };
   const byGenre: Record<string, { pixels: Uint8Array; itemId: number | null; artId: number | null; split: SplitName }[]> = Object.fromEntries(genres.map((g) => [g, []]));
   const want = new Set(genres);
@@ -87,34 +83,19 @@ export async function readContactSheets(dataDir: string, genres: readonly string
   try {
     for (const { split, path } of files) {
       if (full()) break;
-      const stream = createReadStream(path);
-      try {
-        const reader = await arrow.RecordBatchReader.from(stream);
-        filesRead++;
-        for await (const batch of reader) {
-          const meta = readLayoutMeta(batch.schema, path);
-          const size = meta.shape[0];
-          imageSize = size;
-          const length = size * size * 3;
-          const image = batch.getChild('image');
-          const genre = batch.getChild('genre');
-          if (!image || !genre) throw new Error(`${path}: expected columns "image" and "genre"`);
-          const item = batch.getChild('item_id');
-          const art = batch.getChild('art_id');
-          for (let i = 0; i < batch.numRows; i++) {
-            const g = genre.get(i) as string | null;
-            if (g === null || !want.has(g) || byGenre[g]!.length >= perGenre || !image.isValid(i)) continue;
-            const id = (v: arrow.Vector | null, what: string) => {
-              const x = v?.get(i) as bigint | number | null | undefined;
-              return x === null || x === undefined ? null : fromInt64(x, `${path}: ${what}`);
-            };
-            // Copy: the batch's buffer is released when the reader moves on.
-            byGenre[g]!.push({ pixels: imageBytes(image, i, length).slice(), itemId: id(item, 'item_id'), artId: id(art, 'art_id'), split });
-          }
-          if (full()) break;
+      filesRead++;
+      for await (const batch of streamShardBatches([path], { ids: true })) {
+        const size = batch.meta.shape[0];
+        imageSize = size;
+        const length = size * size * 3;
+        const ids = batch.ids!;
+        for (let i = 0; i < batch.rows; i++) {
+          const g = ids.genres[i]!;
+          if (g === null || !want.has(g) || byGenre[g]!.length >= perGenre) continue;
+          // Copy: the batch's buffer is released when the reader moves on.
+          byGenre[g]!.push({ pixels: batch.images.slice(i * length, (i + 1) * length), itemId: ids.itemIds[i]!, artId: ids.artIds[i]!, split });
         }
-      } finally {
-        stream.destroy();
+        if (full()) break;
       }
     }
   } catch (e) {
@@ -135,36 +116,20 @@ export async function readContactSheets(dataDir: string, genres: readonly string
  * Reads `shards/mean.arrow` and renders the per-pixel mean as a PNG (values rounded and clamped to 0–255).
  * @returns missing when the file does not exist; error when it is not a mean table.
  */
-export async function readMeanImage(dataDir: string): Promise<Part<MeanImage>> {
-  const path = join(dataDir, 'shards', 'mean.arrow');
-  if (!existsSync(path)) return { ok: false, kind: 'missing', stage: 'mean', message: 'shards/mean.arrow not found' };
+export async function readMeanImage(dataDir: string | DataPath): Promise<Part<MeanImage>> {
+  const p = dataPath(dataDir);
+  const path = p(MEAN_ARROW);
+  if (!existsSync(path)) return { ok: false, kind: 'missing', stage: 'mean', message: `${MEAN_ARROW} not found` };
   try {
-    const table = arrow.tableFromIPC(readFileSync(path));
-    const meanCol = table.getChild('mean');
-    if (!meanCol || table.numRows < 1) throw new Error('no "mean" row');
-    const values = (meanCol.get(0) as arrow.Vector).toArray() as Float32Array;
-    const sizeCol = table.getChild('size')?.get(0) as number | null | undefined;
-    const size = sizeCol ?? Math.round(Math.sqrt(values.length / 3));
-    if (size * size * 3 !== values.length) throw new Error(`mean has ${values.length} values, expected ${size}·${size}·3`);
-    const pixels = new Uint8Array(values.length);
-    for (let i = 0; i < values.length; i++) pixels[i] = Math.max(0, Math.min(255, Math.round(values[i]!)));
-    const png = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 9 }).toBuffer();
-    const vec3 = (name: string) => {
-      const v = table.getChild(name)?.get(0) as arrow.Vector | null | undefined;
-      return v ? Array.from(v.toArray() as Float64Array) : null;
-    };
-    const count = table.getChild('count')?.get(0) as bigint | number | null | undefined;
+    const row = readMeanRow(path);
+    const pixels = new Uint8Array(row.mean.length);
+    for (let i = 0; i < row.mean.length; i++) pixels[i] = Math.max(0, Math.min(255, Math.round(row.mean[i]!)));
+    const png = await sharp(pixels, { raw: { width: row.size, height: row.size, channels: 3 } }).png({ compressionLevel: 9 }).toBuffer();
     return {
       ok: true,
-      data: {
-        src: `data:image/png;base64,${png.toString('base64')}`,
-        size,
-        count: count === null || count === undefined ? null : fromInt64(count, `${path}: count`),
-        channelMean: vec3('channel_mean'),
-        channelStd: vec3('channel_std'),
-      },
+      data: { src: `data:image/png;base64,${png.toString('base64')}`, size: row.size, count: row.count, channelMean: [...row.channelMean], channelStd: [...row.channelStd] },
     };
   } catch (e) {
-    return { ok: false, kind: 'error', stage: 'mean', message: `shards/mean.arrow: ${(e as Error).message}` };
+    return { ok: false, kind: 'error', stage: 'mean', message: `${MEAN_ARROW}: ${(e as Error).message}` };
   }
 }

@@ -3,17 +3,27 @@
  * it is absent (the stage that writes it has not run, or its file could not be read), so a partially built data
  * directory still gives a report. Nothing here throws for a missing or malformed input.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
-import { sha256File } from '../pipeline/fsutil.ts';
+import { sha256File } from '../util/fsutil.ts';
 import { candidatesFormat, readListingInfo, type ListingInfo } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
-import { manifestFormat, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { EpochMetricsSchema, EvalMetricsSchema, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { manifestFormat, reasonKey, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { metricsPath, readEpochMetrics } from '../schemas/model.ts';
+import { LOCK_FILE, readLockFile } from '../pipeline/lock.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
+
+/** Resolves a path relative to the data directory to an absolute one (the report stage passes `ctx.path`). */
+export type DataPath = (rel: string) => string;
+
+/** A {@link DataPath} from a data directory, or the resolver itself. */
+export function dataPath(dataDir: string | DataPath): DataPath {
+  return typeof dataDir === 'string' ? (rel) => join(dataDir, rel) : dataDir;
+}
 
 /** A part of the report: its data, or why it is absent. */
 export type Part<T> =
@@ -91,6 +101,11 @@ function missing<T>(stage: string, file: string): Part<T> {
   return { ok: false, kind: 'missing', stage, message: `${file} not found` };
 }
 
+/** A baseline that `baseline.model` leaves out: absent, and not read (it is not among the report's inputs). */
+function notConfigured<T>(file: string, config: Config): Part<T> {
+  return { ok: false, kind: 'missing', stage: 'baseline', message: `${file} not configured (baseline.model = ${config.baseline.model})` };
+}
+
 function failed<T>(stage: string, file: string, e: unknown): Part<T> {
   return { ok: false, kind: 'error', stage, message: `${file}: ${(e as Error).message ?? String(e)}` };
 }
@@ -113,14 +128,6 @@ export function countSplits(rows: readonly SplitRow[]): Record<string, Record<Sp
   return out;
 }
 
-/** Groups rejection reasons: `duplicate-of:123` → `duplicate-of`; empty → `unknown`. */
-export function reasonKey(reason: string | null): string {
-  const r = (reason ?? '').trim();
-  if (!r) return 'unknown';
-  const colon = r.indexOf(':');
-  return colon > 0 ? r.slice(0, colon) : r;
-}
-
 function countRejected(rows: readonly Pick<RejectedRow, 'genre' | 'reason'>[]): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};
   for (const row of rows) {
@@ -133,74 +140,37 @@ function countRejected(rows: readonly Pick<RejectedRow, 'genre' | 'reason'>[]): 
 }
 
 /**
- * Reads a data directory's pipeline lock file defensively: `{stages: {name: entry}}` (the runner's format) or a
- * flat `{name: entry}` object; fields that are absent or of the wrong type become null.
- * @throws Error when the file is not JSON.
+ * The stage timings of a lock file (read by its owner, pipeline/lock.ts), in `order` (stages not in it last, by
+ * name; with no order, by start time).
+ * @throws Error naming the file when it is not a valid lock file.
  */
 export function readTimings(path: string, order: readonly string[]): StageTiming[] {
-  const raw: unknown = JSON.parse(readFileSync(path, 'utf8'));
-  if (raw === null || typeof raw !== 'object') return [];
-  const obj = raw as Record<string, unknown>;
-  const stages = obj.stages && typeof obj.stages === 'object' ? (obj.stages as Record<string, unknown>) : obj;
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const str = (v: unknown) => (typeof v === 'string' ? v : null);
-  const out: StageTiming[] = [];
-  for (const [stage, e] of Object.entries(stages)) {
-    if (e === null || typeof e !== 'object' || Array.isArray(e)) continue;
-    const entry = e as Record<string, unknown>;
-    out.push({ stage, version: num(entry.version), durationMs: num(entry.durationMs), startedAt: str(entry.startedAt), finishedAt: str(entry.finishedAt) });
-  }
+  const out: StageTiming[] = Object.entries(readLockFile(path).stages).map(([stage, e]) => ({
+    stage, version: e.version, durationMs: e.durationMs, startedAt: e.startedAt, finishedAt: e.finishedAt,
+  }));
   const rank = (s: string) => (order.includes(s) ? order.indexOf(s) : order.length);
-  return out.sort((a, b) => rank(a.stage) - rank(b.stage) || a.stage.localeCompare(b.stage));
+  return out.sort((a, b) => rank(a.stage) - rank(b.stage) || (order.length ? 0 : (a.startedAt ?? '').localeCompare(b.startedAt ?? '')) || a.stage.localeCompare(b.stage));
 }
 
-/** Reads `metrics.jsonl`: one {@link EpochMetrics} per line; bad lines are skipped with a warning naming the line. */
-export function readEpochMetrics(path: string): { epochs: EpochMetrics[]; warnings: string[] } {
-  const epochs: EpochMetrics[] = [];
-  const warnings: string[] = [];
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (!line.trim()) return;
-      try {
-        const parsed = EpochMetricsSchema.safeParse(JSON.parse(line));
-        if (parsed.success) epochs.push(parsed.data);
-        else warnings.push(`line ${i + 1}: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
-      } catch (e) {
-        warnings.push(`line ${i + 1}: not JSON (${(e as Error).message})`);
-      }
-    });
-  // A resumed run may append an epoch again: the last record of an epoch wins.
-  const byEpoch = new Map(epochs.map((e) => [e.epoch, e]));
-  return { epochs: [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch), warnings };
-}
-
-function readEval(dataDir: string, rel: string, stage: string): Part<EvalMetrics> {
-  const path = join(dataDir, rel);
+function readEval(p: DataPath, rel: string, stage: string): Part<EvalMetrics> {
+  const path = p(rel);
   if (!existsSync(path)) return missing(stage, rel);
   try {
-    const parsed = EvalMetricsSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-    if (!parsed.success) throw new Error(parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
-    const m = parsed.data;
-    const k = m.labels.length;
-    if (m.confusionMatrix.length !== k || m.confusionMatrix.some((r) => r.length !== k)) {
-      throw new Error(`confusionMatrix is not ${k}×${k} for ${k} labels`);
-    }
-    return { ok: true, data: m };
+    return { ok: true, data: readEvalMetrics(path) };
   } catch (e) {
     return failed(stage, rel, e);
   }
 }
 
-/** Pipeline order of the stages, for sorting timings. */
-export const STAGE_ORDER = ['discover', 'label', 'select', 'download', 'split', 'shards', 'mean', 'train', 'evaluate', 'baseline', 'report'] as const;
-
 /**
- * Reads the report's inputs (all but images) from `dataDir`.
+ * Reads the report's inputs (all but images).
+ * @param dataDir the data directory, or a resolver of paths in it (the report stage's `ctx.path`, which refuses
+ *   undeclared ones).
  * @param config the resolved configuration (genres, `train.run`).
+ * @param stageOrder stage names in pipeline order, for the timings table.
  */
-export async function readInputs(dataDir: string, config: Config): Promise<ReportInputs> {
-  const p = (rel: string) => join(dataDir, rel);
+export async function readInputs(dataDir: string | DataPath, config: Config, stageOrder: readonly string[] = []): Promise<ReportInputs> {
+  const p = dataPath(dataDir);
   const genreSet = new Set<string>(config.genres);
   const per: Record<string, Partial<FunnelCounts>> = {};
   const put = <K extends keyof FunnelCounts>(key: K, counts: Record<string, FunnelCounts[K]>) => {
@@ -272,7 +242,7 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     }
   }
 
-  const metricsRel = `models/${config.train.run}/metrics.jsonl`;
+  const metricsRel = metricsPath(config.train.run);
   let training: ReportInputs['training'] = missing('train', metricsRel);
   if (existsSync(p(metricsRel))) {
     try {
@@ -282,12 +252,12 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     }
   }
 
-  let timings: Part<StageTiming[]> = missing('report', 'pipeline.lock.json');
-  if (existsSync(p('pipeline.lock.json'))) {
+  let timings: Part<StageTiming[]> = missing('report', LOCK_FILE);
+  if (existsSync(p(LOCK_FILE))) {
     try {
-      timings = { ok: true, data: readTimings(p('pipeline.lock.json'), STAGE_ORDER) };
+      timings = { ok: true, data: readTimings(p(LOCK_FILE), stageOrder) };
     } catch (e) {
-      timings = failed('report', 'pipeline.lock.json', e);
+      timings = failed('report', LOCK_FILE, e);
     }
   }
 
@@ -306,19 +276,10 @@ export async function readInputs(dataDir: string, config: Config): Promise<Repor
     })(),
     testSplitSize,
     training,
-    evaluation: readEval(dataDir, 'eval/metrics.json', 'evaluate'),
-    baseline: readEval(dataDir, 'eval/baseline.json', 'baseline'),
-    linearSvm: readEval(dataDir, 'eval/baseline-linear-svm.json', 'baseline'),
+    evaluation: readEval(p, 'eval/metrics.json', 'evaluate'),
+    // Only the baselines `baseline.model` configures are declared inputs of the report (stages/declarations.ts).
+    baseline: config.baseline.model === 'linear-svm' ? notConfigured(FOREST_OUTPUT, config) : readEval(p, FOREST_OUTPUT, 'baseline'),
+    linearSvm: config.baseline.model === 'forest' ? notConfigured(LINEAR_SVM_OUTPUT, config) : readEval(p, LINEAR_SVM_OUTPUT, 'baseline'),
     timings,
   };
-}
-
-/** Lists a split's shard files (`shards/<split>/data-*.arrow`), sorted; empty when the split has none. */
-export function shardFiles(dataDir: string, split: string): string[] {
-  const dir = join(dataDir, 'shards', split);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /^data-.*\.arrow$/.test(f))
-    .sort()
-    .map((f) => join(dir, f));
 }

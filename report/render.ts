@@ -3,15 +3,16 @@
  * Content-Security-Policy that forbids loading anything else). Sections whose stage has not run say so instead of
  * failing. {@link buildReport} reads a data directory; {@link renderHtml} is the pure rendering step.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
-import { SPLIT_NAMES } from '../schemas/shards.ts';
-import { fmtLearningRate } from '../train/format.ts';
-import { fmtDuration, fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
+import { fmtDuration, fmtLearningRate } from '../util/format.ts';
+import { join as joinPath } from 'node:path';
+import { fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
-import { readInputs, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
+import { readInputs, type DataPath, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
 import { REPORT_CSS } from './style.ts';
 import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, type BarSeries } from './svg.ts';
 
@@ -52,6 +53,10 @@ export interface ReportModel {
 export interface BuildReportOptions {
   dataDir: string;
   config: Config;
+  /** Resolves data-directory paths (default: under `dataDir`); the report stage passes `ctx.path`. */
+  path?: DataPath;
+  /** Stage names in pipeline order, for the timings table (default: by start time). */
+  stageOrder?: readonly string[];
   /** Time stamp shown in the header (default: now). */
   now?: Date;
 }
@@ -60,7 +65,9 @@ export interface BuildReportOptions {
 export async function readVersions(): Promise<Versions> {
   let pkg = 'unknown';
   try {
-    pkg = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    // report/render.ts in a checkout, dist/report/render.js in the package: package.json is one or two levels up.
+    const at = ['../package.json', '../../package.json'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u))!;
+    pkg = (JSON.parse(readFileSync(at, 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {
     /* keep "unknown" */
   }
@@ -80,10 +87,11 @@ export async function readVersions(): Promise<Versions> {
  * @returns the HTML text of the page.
  */
 export async function buildReport(opts: BuildReportOptions): Promise<string> {
-  const inputs = await readInputs(opts.dataDir, opts.config);
+  const path = opts.path ?? ((rel: string) => joinPath(opts.dataDir, rel));
+  const inputs = await readInputs(path, opts.config, opts.stageOrder);
   const [sheets, mean, versions] = await Promise.all([
-    readContactSheets(opts.dataDir, inputs.genres, opts.config.report.contactSheet),
-    readMeanImage(opts.dataDir),
+    readContactSheets(path, inputs.genres, opts.config.report.contactSheet),
+    readMeanImage(path),
     readVersions(),
   ]);
   return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions });

@@ -38,3 +38,11 @@ export const rejectedFormat = defineTsv('rejected', {
   detail: 'string',
 });
 export type RejectedRow = TsvRow<typeof rejectedFormat.columns>;
+
+/** The kind of a rejection reason, for grouping: `duplicate-of:123` → `duplicate-of`; empty → `unknown`. */
+export function reasonKey(reason: string | null): string {
+  const r = (reason ?? '').trim();
+  if (!r) return 'unknown';
+  const colon = r.indexOf(':');
+  return colon > 0 ? r.slice(0, colon) : r;
+}

@@ -1,6 +1,7 @@
 /**
  * The per-pixel training mean: `DATA_DIR/shards/mean.arrow` (one row, Arrow IPC stream) and `mean.json` (summary).
- * Written by `mean`, read by `train` (mean subtraction) and `report` (the mean image).
+ * Written by `mean` (dataset/mean.ts accumulates it), read here only: by `train` and `evaluate` (mean subtraction)
+ * and the report (the mean image).
  *
  * `mean.arrow` columns:
  * - `mean`: FixedSizeList<float32>[S·S·3], the mean over the training split of each pixel and channel, `[S, S, 3]`
@@ -10,7 +11,15 @@
  * - `count`: int64, the number of training images;
  * - `size`: int32, S.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import * as arrow from 'apache-arrow';
+import { UserError } from '../util/errors.ts';
+import { fromInt64 } from './table.ts';
+
+/** `mean.arrow`, relative to the data directory. */
+export const MEAN_ARROW = 'shards/mean.arrow';
+/** `mean.json`, relative to the data directory. */
+export const MEAN_JSON = 'shards/mean.json';
 
 /** `mean.json`: the summary of `mean.arrow`. */
 export interface MeanSummary {
@@ -77,4 +86,40 @@ export function meanToIPC(row: MeanRow): Uint8Array {
     }),
   );
   return arrow.RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true);
+}
+
+/**
+ * Reads the one row of `mean.arrow`.
+ * @throws UserError naming the file when it is missing, has no `mean` row, or its `size` disagrees with the mean's length.
+ */
+export function readMeanRow(path: string): MeanRow {
+  if (!existsSync(path)) throw new UserError(`mean: ${path} not found (run \`covers make mean\`, or set train.subtractMean=false)`);
+  const table = arrow.tableFromIPC(readFileSync(path));
+  const data = table.getChild('mean')?.data[0];
+  if (!data || table.numRows < 1) throw new UserError(`mean: ${path} has no "mean" column`);
+  const len = (data.type as arrow.FixedSizeList).listSize;
+  const child = data.children[0]!;
+  const start = data.offset * len + child.offset;
+  const mean = Float32Array.from((child.values as Float32Array).subarray(start, start + len));
+  const stored = table.getChild('size')?.get(0) as number | null | undefined;
+  const size = stored ?? Math.round(Math.sqrt(len / 3));
+  if (size * size * 3 !== len) throw new UserError(`mean: ${path} has ${len} values, expected ${size}·${size}·3`);
+  const vec3 = (name: string): [number, number, number] => {
+    const v = table.getChild(name)?.get(0) as arrow.Vector | null | undefined;
+    const a = v ? Array.from(v.toArray() as Float64Array) : [NaN, NaN, NaN];
+    return [a[0]!, a[1]!, a[2]!];
+  };
+  const count = table.getChild('count')?.get(0) as bigint | number | null | undefined;
+  return { size, mean, channelMean: vec3('channel_mean'), channelStd: vec3('channel_std'), count: count === null || count === undefined ? 0 : fromInt64(count, `${path}: count`) };
+}
+
+/**
+ * Reads the per-pixel training mean for S×S images.
+ * @returns `[S, S, 3]` float32 HWC, uint8 units.
+ * @throws UserError when the file is missing or its size differs from `size`.
+ */
+export function readMean(path: string, size: number): Float32Array {
+  const row = readMeanRow(path);
+  if (row.mean.length !== size * size * 3) throw new UserError(`mean: ${path} holds ${row.mean.length} values, expected ${size}×${size}×3 = ${size * size * 3}`);
+  return row.mean;
 }

@@ -5,7 +5,9 @@
  * - `DATA_DIR/eval/metrics.json` (the convnet on the test split) and `DATA_DIR/eval/baseline.json` (the random
  *   forest): {@link EvalMetrics}.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { writeFileAtomic } from '../util/fsutil.ts';
 
 /** One epoch of training. Losses are mean cross-entropy (nats); accuracies in [0, 1]. */
 export const EpochMetricsSchema = z.object({
@@ -100,4 +102,32 @@ export function wilsonInterval(successes: number, n: number, z95 = 1.95996398454
   const centre = (p + (z95 * z95) / (2 * n)) / denom;
   const half = (z95 * Math.sqrt((p * (1 - p)) / n + (z95 * z95) / (4 * n * n))) / denom;
   return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
+/** `eval/baseline.json`, relative to the data directory: the random forest's {@link EvalMetrics} (the study's baseline). */
+export const FOREST_OUTPUT = 'eval/baseline.json';
+/** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's {@link EvalMetrics}. */
+export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
+
+/**
+ * Writes `eval/metrics.json` or `eval/baseline.json`: the metrics, validated, pretty-printed.
+ * @throws ZodError when `metrics` is not {@link EvalMetrics}.
+ */
+export function writeEvalMetrics(path: string, metrics: EvalMetrics): void {
+  writeFileAtomic(path, JSON.stringify(EvalMetricsSchema.parse(metrics), null, 2) + '\n');
+}
+
+/**
+ * Reads `eval/metrics.json` or `eval/baseline.json`.
+ * @throws Error when the file is not JSON, not {@link EvalMetrics}, or its confusion matrix is not k×k for k labels.
+ */
+export function readEvalMetrics(path: string): EvalMetrics {
+  const parsed = EvalMetricsSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  if (!parsed.success) throw new Error(parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
+  const m = parsed.data;
+  const k = m.labels.length;
+  if (m.confusionMatrix.length !== k || m.confusionMatrix.some((r) => r.length !== k)) {
+    throw new Error(`confusionMatrix is not ${k}×${k} for ${k} labels`);
+  }
+  return m;
 }

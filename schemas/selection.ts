@@ -2,6 +2,7 @@
  * `DATA_DIR/selection.arrow`: each genre's eligible albums in a seeded random order (written by `select`), which
  * `download` walks until the genre has `perGenre` images.
  */
+import type { ListingInfo } from './candidates.ts';
 import { defineTable, type RowOf } from './table.ts';
 
 /**
@@ -21,3 +22,31 @@ export const selectionFormat = defineTable('selection', {
   sha256: 'utf8',
 });
 export type SelectionRow = RowOf<typeof selectionFormat.columns>;
+
+/** Per-genre counts at each step of `select`, stored as JSON under the metadata key `counts` (in `crawl` mode). */
+export interface SelectCounts {
+  candidates: number;
+  exclusive: number;
+  withArt: number;
+  /** Dropped because an earlier album of the same genre's listing has the same `art_id`. */
+  sharedArt: number;
+  /** Eligible albums in the ranking (complete blocks only, see `selectFromCandidates` in stages/select.ts). */
+  eligible: number;
+  /** Candidates left out of the ranking because their block of the listing is not complete yet. */
+  pendingBlock?: number;
+  /** How far the listing went (from `candidates.arrow`), for `download`'s rounds and the report. */
+  listing?: ListingInfo;
+}
+
+/**
+ * Reads the per-genre counts (metadata key `counts`) of a selection file.
+ * @returns null when the file has none (`manifest` mode) or cannot be read: the counts only enrich messages.
+ */
+export function readSelectionCounts(path: string): Record<string, SelectCounts> | null {
+  try {
+    const c = selectionFormat.readMetadata(path).get('counts');
+    return c ? (JSON.parse(c) as Record<string, SelectCounts>) : null;
+  } catch {
+    return null;
+  }
+}

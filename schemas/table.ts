@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as arrow from 'apache-arrow';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 
 /** Column kinds: `utf8` string, `int64` safe integer (stored Int64), `int32`, `float64`, `bool`, `utf8list` string[]. */
 export type ColumnKind = 'utf8' | 'int64' | 'int32' | 'float64' | 'bool' | 'utf8list';
@@ -67,6 +67,8 @@ export interface TableFormat<C extends Record<string, ColumnKind>> {
   write(path: string, rows: readonly RowOf<C>[], metadata?: Record<string, string>): void;
   /** Reads rows back (ids as numbers, lists as arrays). @throws Error naming the file when a column is missing. */
   read(path: string): RowOf<C>[];
+  /** Reads the file's schema metadata (key → value). @throws the fs or Arrow error for an unreadable file. */
+  readMetadata(path: string): Map<string, string>;
   /** Converts an Arrow table (e.g. from `tableFromIPC`) to rows. */
   fromTable(table: arrow.Table, source?: string): RowOf<C>[];
   /** The schema metadata (key → value) of a file written with {@link TableFormat.write}. */

@@ -3,7 +3,7 @@
  * readers alike. Values must not contain tabs or newlines (they are replaced by spaces on write).
  */
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
 
 /** Column kinds of a TSV format: `string` or `int` (a safe integer). Empty cells read as null. */
 export type TsvKind = 'string' | 'int';

@@ -2,7 +2,7 @@
  * Deterministic hashing and random numbers for the simulator: every catalogue choice, cover pixel and fault decision
  * is a pure function of the seed and a key, so two simulators with the same options serve the same bytes.
  */
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 
 /** 32-bit FNV-1a hash of a string, then avalanched (murmur3 finalizer). */
 export function hash32(s: string): number {
@@ -24,7 +24,7 @@ export function unit(...parts: (string | number)[]): number {
   return hash32(parts.join('|')) / 4294967296;
 }
 
-/** A seeded generator of numbers in [0, 1): the project's mulberry32 ({@link Rng}, pipeline/rng.ts). */
+/** A seeded generator of numbers in [0, 1): the project's mulberry32 ({@link Rng}, util/rng.ts). */
 export function mulberry32(seed: number): () => number {
   const rng = new Rng(seed);
   return () => rng.next();

@@ -11,56 +11,37 @@
  * seeds `seed … seed + N − 1` (the forest's bootstrap and feature draws, the SVM's coordinate order) and `repeats`
  * holds every accuracy and their mean ± standard deviation; the other fields are the first seed's.
  */
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import type { Config } from '../pipeline/config.ts';
-import { InterruptedError, UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
-import { EvalMetricsSchema, summariseRepeats, type EvalMetrics } from '../schemas/metrics.ts';
+import { InterruptedError, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
+import { EvalMetricsSchema, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, summariseRepeats, writeEvalMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { repeatSeeds } from '../schemas/model.ts';
+import { splitDir } from '../schemas/shards/names.ts';
 import { forestParams, forestThreads, pixelFeatures, type PixelFeatures } from '../train/baseline.ts';
 import { fitLinearSvm, minMaxScale, predictLinearSvm } from '../train/linear-svm.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fitForest, predict } from '../train/random-forest.ts';
-import { repeatSeeds } from './train.ts';
 
-/** The forest's output (the study's baseline, as before `baseline.model`). */
-export const FOREST_OUTPUT = 'eval/baseline.json';
-/** The linear SVM's output. */
-export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
-
-/** The outputs of the configured `baseline.model`. */
-export function baselineOutputs(c: Config): string[] {
-  const m = c.baseline.model;
-  return [...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT])];
-}
 
 /** The `baseline` stage: `shards` → `eval/baseline.json` and/or `eval/baseline-linear-svm.json`. */
-export const baselineStage: Stage = {
+export const baselineStage: StageImplementation = {
   name: 'baseline',
-  description: 'the study baselines on downsampled pixels: random forest and/or linear SVM → eval/baseline*.json',
-  deps: ['shards'],
-  // baseline.threads is left out: the forest is the same for any thread count.
-  params: [
-    'seed', 'train.repeats', 'baseline.model', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
-    'baseline.minSamplesSplit', 'baseline.svmC', 'baseline.svmMaxIter',
-  ],
-  outputs: baselineOutputs,
-  version: 3,
   async run(ctx: StageContext) {
     const b = ctx.config.baseline;
-    const shards = ctx.path('shards');
+    const trainDir = ctx.path(splitDir('train'));
+    const testDir = ctx.path(splitDir('test'));
     const t0 = performance.now();
-    const train = await pixelFeatures(shards, 'train', b.pixels, b.grayscale);
-    const test = await pixelFeatures(shards, 'test', b.pixels, b.grayscale);
-    if (train.n === 0) throw new UserError(`baseline: the training split in ${shards} has no images`);
-    if (test.n === 0) throw new UserError(`baseline: the test split in ${shards} has no images`);
+    const train = await pixelFeatures(trainDir, b.pixels, b.grayscale);
+    const test = await pixelFeatures(testDir, b.pixels, b.grayscale);
+    if (train.n === 0) throw new UserError(`baseline: the training split in ${trainDir} has no images`);
+    if (test.n === 0) throw new UserError(`baseline: the test split in ${testDir} has no images`);
     const featureSeconds = (performance.now() - t0) / 1000;
     const seeds = repeatSeeds(ctx.config);
     if (b.model !== 'linear-svm') {
       const m = await repeated(ctx, seeds, (seed) => forest(ctx, train, test, seed, featureSeconds));
-      writeFileAtomic(ctx.out(FOREST_OUTPUT), JSON.stringify(m, null, 2) + '\n');
+      writeEvalMetrics(ctx.out(FOREST_OUTPUT), m);
     }
     if (b.model !== 'forest') {
       const m = await repeated(ctx, seeds, async (seed) => linearSvm(ctx, train, test, seed, featureSeconds));
-      writeFileAtomic(ctx.out(LINEAR_SVM_OUTPUT), JSON.stringify(m, null, 2) + '\n');
+      writeEvalMetrics(ctx.out(LINEAR_SVM_OUTPUT), m);
     }
   },
 };

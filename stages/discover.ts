@@ -16,11 +16,13 @@
  * never requested again. Every POST has the `uniqueKey` `<genre>|<slice>|<cursor>` (PITFALLS.md #1).
  */
 import { hashJson, type Config } from '../pipeline/config.ts';
-import { DEMAND_FILE, UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { DEMAND_FILE, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { DISCOVER_WEB_PATH } from '../bandcamp/api.ts';
-import { detectBlocked, parseDiscoverWebResponse } from '../bandcamp/parse.ts';
-import { BodyTooLargeError, chooseTransport, RequestFailedError, siteClient, type HttpResult } from '../bandcamp/client.ts';
+import { parseDiscoverWebResponse } from '../bandcamp/parse.ts';
+import { jsonBlockCheck } from '../bandcamp/block-checks.ts';
+import { BodyTooLargeError, chooseTransport, RequestFailedError, siteClient } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
+import { readDemand } from '../schemas/demand.ts';
 import { candidatesFormat, type CandidateRow, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
 
 export { readListingInfo, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
@@ -69,18 +71,6 @@ export function discoverPayload(config: Config, genre: string, cursor: string): 
 /** The stable crawlee `uniqueKey` of a page: `<genre>|<slice>|<cursor>`. */
 export function pageKey(genre: string, slice: string, cursor: string): string {
   return `${genre}|${slice}|${cursor}`;
-}
-
-/** What a JSON API answer looks like when it is a block page instead (HTML challenge, stripped page). */
-export function jsonBlockCheck(res: HttpResult): string | null {
-  const text = res.body.toString('utf8');
-  try {
-    JSON.parse(text);
-    return null;
-  } catch {
-    const kind = detectBlocked(res.status, text);
-    return kind === 'challenge' ? 'challenge' : 'non-JSON';
-  }
 }
 
 /** Limits of a walk ({@link walkGenre}). */
@@ -144,31 +134,11 @@ export function walkGenre(pages: Map<string, PageRecord>, target: number, limits
   }
 }
 
-/** What `download` asked `discover` for (the runner writes it to `.work/discover/demand.json`). */
-export interface ListingDemand {
-  /** Albums wanted per genre (at least; whole pages are listed). */
-  albums: Record<string, number>;
-  /** Rounds in which each genre asked for more so far. */
-  rounds: Record<string, number>;
-}
-
-/** Reads `demand.json` from discover's work directory; null when absent or unreadable (then round 1's target). */
-export function readDemand(workDir: string): ListingDemand | null {
-  const p = join(workDir, DEMAND_FILE);
-  if (!existsSync(p)) return null;
-  try {
-    const d = JSON.parse(readFileSync(p, 'utf8')) as ListingDemand;
-    return d && typeof d.albums === 'object' && typeof d.rounds === 'object' ? d : null;
-  } catch {
-    return null;
-  }
-}
-
 async function run(ctx: StageContext): Promise<void> {
   const { config, log } = ctx;
   const origin = config.bandcamp.origin;
   const baseTarget = listingTarget(config);
-  const demand = readDemand(ctx.workDir);
+  const demand = readDemand(join(ctx.workDir, DEMAND_FILE));
   const targetOf = (genre: string) => Math.max(baseTarget, demand?.albums[genre] ?? 0);
   const limits: WalkLimits = { maxEmptyPages: config.crawl.maxEmptyPages, maxPages: config.crawl.maxPagesPerGenre };
   const walk = (genre: string, target = targetOf(genre)) => walkGenre(byGenre.get(genre)!, target, limits);
@@ -302,14 +272,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `discover` stage. */
-export const discoverStage: Stage = {
+export const discoverStage: StageImplementation = {
   name: 'discover',
-  description: 'list albums per genre tag via Bandcamp discover_web (resumable)',
-  deps: [],
-  params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample', 'crawl.maxEmptyPages', 'crawl.maxPagesPerGenre'],
-  outputs: ['candidates.arrow'],
-  version: 2,
-  skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
   run,
 };
 

@@ -32,21 +32,19 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import * as arrow from 'apache-arrow';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
-import { sha256, writeFileAtomic } from '../pipeline/fsutil.ts';
+import { sha256, writeFileAtomic } from '../util/fsutil.ts';
 import { withOwnSharpErrors } from '../dataset/preprocess.ts';
-import { MoreInputNeeded, RerunLaterError, UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { MoreInputNeeded, RerunLaterError, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
 import { AbortedError, BodyTooLargeError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, UnsupportedUrlError, type HttpResult } from '../bandcamp/client.ts';
 import { ProgressLog } from '../bandcamp/crawl.ts';
-import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
-import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
-import type { SelectCounts } from './select.ts';
-import type { ListingDemand } from './discover.ts';
+import { imageRelPath, manifestFormat, reasonKey, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
+import { readSelectionCounts, selectionFormat, type SelectCounts, type SelectionRow } from '../schemas/selection.ts';
+import type { ListingDemand } from '../schemas/demand.ts';
 
 /** One fetch outcome in the progress file, keyed by the URL's path (`/img/a<art_id>_<format>.jpg`). */
 export interface FetchRecord {
@@ -121,16 +119,6 @@ function imageBlockCheck(res: HttpResult): string | null {
   const type = res.headers['content-type'] ?? '';
   if (!type.includes('html')) return null;
   return detectBlocked(res.status, res.body.toString('utf8')) === 'challenge' ? 'challenge' : null;
-}
-
-function readCounts(path: string): Record<string, SelectCounts> | null {
-  try {
-    const t = arrow.tableFromIPC(readFileSync(path));
-    const c = t.schema.metadata.get('counts');
-    return c ? (JSON.parse(c) as Record<string, SelectCounts>) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** One fetch's outcome; `transient`: not fetched yet (the slot is held, the next run tries again). */
@@ -319,7 +307,7 @@ async function run(ctx: StageContext): Promise<void> {
     );
   }
 
-  const counts = manifestMode ? null : readCounts(selPath);
+  const counts = manifestMode ? null : readSelectionCounts(selPath);
   if (counts) {
     const more = moreListingDemand(config, counts, kept, ranking, next);
     if (more) throw more;
@@ -337,7 +325,7 @@ async function run(ctx: StageContext): Promise<void> {
     if (have >= want && !(manifestMode && have < ranking.get(g)!.length)) continue;
     const byReason = new Map<string, number>();
     for (const r of rejected) if (r.genre === g) {
-      const k = r.reason!.startsWith('duplicate-of:') ? 'duplicate' : r.reason!;
+      const k = reasonKey(r.reason) === 'duplicate-of' ? 'duplicate' : r.reason!;
       byReason.set(k, (byReason.get(k) ?? 0) + 1);
     }
     const rej = [...byReason].map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
@@ -348,7 +336,7 @@ async function run(ctx: StageContext): Promise<void> {
       const k = counts?.[g];
       const listed = k?.listing ? `; listing ${k.listing.ended ? `ended (${k.listing.ended})` : 'not ended'} after ${k.listing.pages} page(s), ${k.listing.extraRounds} extra round(s)` : '';
       const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible${listed}` : `${ranking.get(g)!.length} eligible`;
-      const eg = rejected.filter((r) => r.genre === g && !r.reason!.startsWith('duplicate-of:')).slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
+      const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
       short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})${eg.length ? `; e.g. ${eg.join('; ')}` : ''}`);
     }
   }
@@ -412,14 +400,8 @@ export function moreListingDemand(
 }
 
 /** The `download` stage. */
-export const downloadStage: Stage = {
+export const downloadStage: StageImplementation = {
   name: 'download',
-  description: 'download each genre’s covers until it has perGenre valid, distinct images',
-  deps: ['select'],
-  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds'],
-  outputs: ['manifest.tsv', 'rejected.tsv'],
-  inPlaceOutputs: ['images'],
-  version: 2,
   run,
 };
 

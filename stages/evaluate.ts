@@ -5,49 +5,33 @@
  * model (`repeats` in `models/<run>/config.json`) and adds each accuracy and their mean ± standard deviation
  * (`repeats`); the other fields stay the first seed's.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
-import { EvalMetricsSchema, summariseRepeats, type SeedAccuracy } from '../schemas/metrics.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
+import { EvalMetricsSchema, summariseRepeats, writeEvalMetrics, type SeedAccuracy } from '../schemas/metrics.ts';
 import { selectBackend } from '../train/backends.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
 import { predictSplit } from '../train/predict.ts';
 import { defaultThreads, startInferencePool } from '../train/data-parallel.ts';
-import { readMean, readSplit } from '../train/shards.ts';
-import { modelDir, type RepeatRecord } from './train.ts';
-
-/** What `evaluate` reads from `models/<run>/config.json`. */
-interface TrainRecord {
-  labelNames: string[];
-  imageSize: number;
-  crop: number;
-  subtractMean: boolean;
-  config: { seed?: number; train: { batchSize: number } };
-  architecture: { name: string };
-  /** Every seed's model (absent in runs trained before `train.repeats`). */
-  repeats?: RepeatRecord[];
-}
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit } from '../schemas/shards/read.ts';
+import { modelDir, readTrainRecord } from '../schemas/model.ts';
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
-export const evaluateStage: Stage = {
+export const evaluateStage: StageImplementation = {
   name: 'evaluate',
-  description: 'score the trained convnet on the test split (multi-crop) → eval/metrics.json',
-  deps: ['train'],
-  params: ['eval', 'train.run'],
-  outputs: ['eval/metrics.json'],
-  version: 2,
   async run(ctx: StageContext) {
     const t0 = performance.now();
-    const dir = ctx.path(modelDir(ctx.config));
+    const dir = ctx.path(modelDir(ctx.config.train.run));
     const recPath = join(dir, 'config.json');
     if (!existsSync(recPath)) throw new UserError(`evaluate: ${recPath} not found (run \`covers make train\`)`);
-    const rec = JSON.parse(readFileSync(recPath, 'utf8')) as TrainRecord;
+    const rec = readTrainRecord(dir);
     const backend = await selectBackend(ctx.config.train.backend, (l) => ctx.log.info(l));
-    const test = await readSplit(ctx.path('shards'), 'test');
+    const test = await readSplit(ctx.path(splitDir('test')));
     if (test.labelNames.join('\n') !== rec.labelNames.join('\n')) {
       throw new UserError(`evaluate: the test shards' genres (${test.labelNames.join(', ')}) differ from the model's (${rec.labelNames.join(', ')}); retrain`);
     }
@@ -55,7 +39,7 @@ export const evaluateStage: Stage = {
     const mean = rec.subtractMean ? readMean(ctx.path('shards/mean.arrow'), test.size) : null;
     const crops = ctx.config.eval.crops;
     const perBatch = Math.max(1, Math.floor(rec.config.train.batchSize / crops));
-    const repeats = rec.repeats ?? [{ seed: rec.config.seed ?? 0, dir: '.' } as RepeatRecord];
+    const repeats = rec.repeats ?? [{ seed: rec.config.seed ?? 0, dir: '.' }];
     const progress = ctx.progress(repeats.length > 1 ? `test images × ${repeats.length} seeds` : 'test images', test.n * repeats.length);
     const perSeed: (SeedAccuracy & { predicted: Int32Array })[] = [];
     for (const r of repeats) {
@@ -83,6 +67,6 @@ export const evaluateStage: Stage = {
     if (perSeed.length > 1) metrics.repeats = summariseRepeats(perSeed.map(({ predicted: _p, ...s }) => s));
     ctx.log.info(`test accuracy ${(metrics.accuracy * 100).toFixed(1)}% (95% CI ${metrics.accuracyInterval95.map((v) => (v * 100).toFixed(1)).join('–')}%) on ${metrics.n} images, ${crops} crop(s)`);
     if (metrics.repeats) ctx.log.info(`over ${perSeed.length} seeds: ${(metrics.repeats.mean * 100).toFixed(1)}% ± ${(metrics.repeats.std * 100).toFixed(1)}% (mean ± standard deviation)`);
-    writeFileAtomic(ctx.out('eval/metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+    writeEvalMetrics(ctx.out('eval/metrics.json'), metrics);
   },
 };

@@ -20,14 +20,14 @@
  */
 import { join } from 'node:path';
 import { hashJson } from '../pipeline/config.ts';
-import type { Stage, StageContext } from '../pipeline/stage.ts';
+import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
 import { comparableUrl, detectBlocked, KNOWN_TRALBUM_PAGE_VERSIONS, parseTralbumDetails, readAlbumPage, type AlbumPage, type AlbumSource } from '../bandcamp/parse.ts';
 import { BodyTooLargeError, chooseTransport, isHttpUrl, siteClient, type HttpResult } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../schemas/labels.ts';
-import { jsonBlockCheck } from './discover.ts';
+import { jsonBlockCheck } from '../bandcamp/block-checks.ts';
 
 /** Where an album's label came from (the `source` column of `labels.arrow`). */
 export type LabelSource = 'tralbum_details' | AlbumSource | 'listing';
@@ -237,14 +237,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `label` stage. */
-export const labelStage: Stage = {
+export const labelStage: StageImplementation = {
   name: 'label',
-  description: 'keep albums that match exactly one chosen genre (album tags, or listings)',
-  deps: ['discover'],
-  params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
-  outputs: ['labels.arrow'],
-  version: 2,
-  skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
   run,
 };
 

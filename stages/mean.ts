@@ -5,30 +5,26 @@
  * stale.
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import { UserError, type Stage } from '../pipeline/stage.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
+import { UserError, type StageImplementation } from '../pipeline/stage.ts';
 import { MeanAccumulator } from '../dataset/mean.ts';
-import { listShardFiles, streamShardBatches } from '../train/shards.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { listShardFiles, streamShardBatches } from '../schemas/shards/read.ts';
 
 /** The `mean` stage: training shards → `shards/mean.arrow`, `shards/mean.json`. */
-export const meanStage: Stage = {
+export const meanStage: StageImplementation = {
   name: 'mean',
-  description: 'per-pixel mean and per-channel mean/std of the training split (DATA_DIR/shards/mean.arrow, mean.json)',
-  deps: ['shards'],
-  params: [],
-  outputs: ['shards/mean.arrow', 'shards/mean.json'],
-  version: 1,
   async run(ctx) {
-    const shardsDir = ctx.path('shards');
+    const trainDir = ctx.path(splitDir('train'));
     let acc: MeanAccumulator | null = null;
-    for await (const batch of streamShardBatches(listShardFiles(shardsDir, 'train'))) {
+    for await (const batch of streamShardBatches(listShardFiles(trainDir))) {
       if (ctx.signal.aborted) throw new Error('mean: interrupted');
       const size = batch.meta.shape[0];
       acc ??= new MeanAccumulator(size);
       if (acc.size !== size) throw new UserError(`mean: ${batch.file} holds ${size}×${size} images, earlier shards ${acc.size}×${acc.size}`);
       acc.add(batch.images, batch.rows);
     }
-    if (!acc || acc.count === 0) throw new UserError(`mean: the training split in ${join(shardsDir, 'train')} holds no images`);
+    if (!acc || acc.count === 0) throw new UserError(`mean: the training split in ${trainDir} holds no images`);
     writeFileAtomic(ctx.out('shards/mean.arrow'), acc.toArrowStream());
     const summary = acc.summary();
     writeFileAtomic(ctx.out('shards/mean.json'), `${JSON.stringify(summary, null, 2)}\n`);

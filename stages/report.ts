@@ -10,26 +10,17 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import type { Stage, StageContext } from '../pipeline/stage.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
+import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { fmtBytes } from '../report/html.ts';
 import { buildReport } from '../report/render.ts';
-
-/** The declared output (a directory), relative to the data directory. */
-export const REPORT_DIR = 'report';
-/** The page inside {@link REPORT_DIR}, relative to the data directory. */
-export const REPORT_PAGE = 'report/index.html';
+import { REPORT_DIR, REPORT_PAGE } from './declarations.ts';
 
 /** The `report` stage. */
-export const reportStage: Stage = {
+export const reportStage: StageImplementation = {
   name: 'report',
-  description: 'write report/index.html: funnel, contact sheets, training curves, confusion matrix, comparison with chance and the 2015 study',
-  deps: ['evaluate', 'baseline'],
-  params: ['report', 'train.run'],
-  outputs: [REPORT_DIR],
-  version: 1,
   async run(ctx: StageContext) {
-    const page = await buildReport({ dataDir: ctx.dataDir, config: ctx.config });
+    const page = await buildReport({ dataDir: ctx.dataDir, config: ctx.config, path: (rel) => ctx.path(rel), stageOrder: ctx.stageNames });
     const dir = ctx.out(REPORT_DIR);
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'index.html');

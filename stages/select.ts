@@ -22,8 +22,8 @@ import { toNormName } from '../bandcamp/tags.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../pipeline/config.ts';
-import { sha256 } from '../pipeline/fsutil.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
+import { sha256 } from '../util/fsutil.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
@@ -36,23 +36,8 @@ function isHttpUrlText(text: string): boolean {
   const p = new URL(text).protocol;
   return p === 'http:' || p === 'https:';
 }
-import { selectionFormat, type SelectionRow } from '../schemas/selection.ts';
-import { readListingInfo, type ListingInfo } from './discover.ts';
-
-/** Per-genre counts at each step, stored as JSON in the selection's metadata key `counts` (for `download`'s errors). */
-export interface SelectCounts {
-  candidates: number;
-  exclusive: number;
-  withArt: number;
-  /** Dropped because an earlier album of the same genre's listing has the same `art_id`. */
-  sharedArt: number;
-  /** Eligible albums in the ranking (complete blocks only, see {@link selectFromCandidates}). */
-  eligible: number;
-  /** Candidates left out of the ranking because their block of the listing is not complete yet. */
-  pendingBlock?: number;
-  /** How far the listing went (from `candidates.arrow`), for `download`'s rounds and the report. */
-  listing?: ListingInfo;
-}
+import { selectionFormat, type SelectCounts, type SelectionRow } from '../schemas/selection.ts';
+import { readListingInfo, type ListingInfo } from '../schemas/candidates.ts';
 
 /** The seeded sort key of an album within its genre (hex sha256). */
 export function rankKey(seed: number, genre: string, itemId: number): string {
@@ -215,14 +200,8 @@ async function run(ctx: StageContext): Promise<void> {
 }
 
 /** The `select` stage. */
-export const selectStage: Stage = {
+export const selectStage: StageImplementation = {
   name: 'select',
-  description: 'rank each genre’s eligible albums in a seeded order (or take a manifest to rebuild)',
-  deps: ['discover', 'label'],
-  params: ['genres', 'seed', 'select.fromManifest', 'crawl.pageSize'],
-  extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
-  outputs: ['selection.arrow'],
-  version: 2,
   run,
 };
 

@@ -1,6 +1,6 @@
 /**
  * Stage `shards`: preprocesses every image of `DATA_DIR/splits.arrow` to `[S, S, 3]` uint8 RGB (dataset/preprocess.ts)
- * and writes the Hugging Face `datasets` on-disk layout (schemas/shards.ts, dataset/shard-writer.ts):
+ * and writes the Hugging Face `datasets` on-disk layout (schemas/shards/):
  *
  * ```
  * DATA_DIR/shards/dataset_dict.json
@@ -19,26 +19,14 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import type { Config } from '../pipeline/config.ts';
-import { hashJson, pickParams } from '../pipeline/config.ts';
-import { UserError, type Stage } from '../pipeline/stage.ts';
+import { UserError, type StageImplementation } from '../pipeline/stage.ts';
 import { orderedMap, PreprocessError, resolveDecoder, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { DecodePool } from '../dataset/decode-pool.ts';
-import { SplitShardWriter, type SplitShardResult } from '../dataset/shard-writer.ts';
+import { SplitShardWriter, type SplitShardResult } from '../schemas/shards/write.ts';
 import { rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { SPLIT_NAMES, type SplitName } from '../schemas/shards.ts';
+import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
+import { shardsConfigHash } from './declarations.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
-
-/** Config keys whose values change the shards' bytes. */
-export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
-
-/** The declared outputs of `shards`, relative to the data directory. */
-export const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => `shards/${s}`), 'shards/rejected.tsv'] as const;
-
-/** sha256 of the shard-relevant configuration: recorded in every shard's schema metadata. */
-export function shardsConfigHash(config: Config): string {
-  return hashJson(pickParams(config, SHARDS_PARAMS));
-}
 
 type Outcome = { row: SplitRow; image: Uint8Array; release: () => void; error?: undefined } | { row: SplitRow; image?: undefined; error: PreprocessError };
 
@@ -48,18 +36,13 @@ export interface ShardsStageOptions {
   decodeWorker?: string;
 }
 
-/** The `shards` stage: `splits.arrow` and the downloaded images → {@link SHARDS_OUTPUTS}. */
-export const shardsStage: Stage = createShardsStage();
+/** The `shards` stage's work (declared in stages/declarations.ts): `splits.arrow` and the downloaded images → the shards. */
+export const shardsStage: StageImplementation = createShardsStage();
 
 /** A `shards` stage ({@link shardsStage}) whose decode workers run `options.decodeWorker`. */
-export function createShardsStage(options: ShardsStageOptions = {}): Stage {
+export function createShardsStage(options: ShardsStageOptions = {}): StageImplementation {
   return {
     name: 'shards',
-    description: 'preprocess the images to S×S RGB and write Arrow shards in the Hugging Face datasets layout (DATA_DIR/shards/)',
-    deps: ['split'],
-    params: SHARDS_PARAMS,
-    outputs: SHARDS_OUTPUTS,
-    version: 2, // 2: the fast resampler rounds halves up on every machine; the addon rejects malformed headers itself
     async run(ctx) {
       const { config } = ctx;
       const splitsPath = ctx.path('splits.arrow');

@@ -6,17 +6,12 @@ import { existsSync } from 'node:fs';
 import { assignSplits } from '../dataset/split.ts';
 import { manifestFormat, imageRelPath } from '../schemas/manifest.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
-import { SPLIT_NAMES } from '../schemas/shards.ts';
-import { UserError, type Stage } from '../pipeline/stage.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
+import { UserError, type StageImplementation } from '../pipeline/stage.ts';
 
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */
-export const splitStage: Stage = {
+export const splitStage: StageImplementation = {
   name: 'split',
-  description: 'assign the downloaded images to train/validation/test, stratified by genre (DATA_DIR/splits.arrow)',
-  deps: ['download'],
-  params: ['genres', 'seed', 'splits'],
-  outputs: ['splits.arrow'],
-  version: 1,
   async run(ctx) {
     const { config } = ctx;
     const manifestPath = ctx.path('manifest.tsv');

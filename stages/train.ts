@@ -13,62 +13,24 @@
  * Snapshots go to `DATA_DIR/.work/train/<run>/<hash of the params and the training seed>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
-import { UserError, type Stage, type StageContext } from '../pipeline/stage.ts';
-import { EpochMetricsSchema } from '../schemas/metrics.ts';
+import { hashJson, pickParams } from '../pipeline/config.ts';
+import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
-import { readMean, readSplit } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
-
-/** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
-export const TRAIN_PARAMS = [
-  'seed', 'image.size',
-  'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
-  'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.schedule', 'train.patience',
-  'train.plateau', 'train.cosine', 'train.weightDecay', 'train.seed', 'train.repeats', 'train.snapshotEvery', 'train.run',
-] as const;
-
-/** One trained model of a run, as listed under `repeats` in `models/<run>/config.json`. */
-export interface RepeatRecord {
-  seed: number;
-  /** Directory of the model, relative to `models/<run>/` (`.` for the first). */
-  dir: string;
-  stopReason: string;
-  bestEpoch: number;
-  bestValidationAccuracy: number | null;
-  /** Mean training cross-entropy of the last epoch, in nats. */
-  finalTrainLoss: number | null;
-}
-
-/** The training seeds of a run: `s … s + train.repeats − 1`, s = `train.seed` (or `seed` when null). */
-export function repeatSeeds(config: Config): number[] {
-  const first = config.train.seed ?? config.seed;
-  return Array.from({ length: config.train.repeats }, (_, k) => first + k);
-}
-
-/** Where the model of training seed `seed` lives, relative to `models/<run>/`. */
-export function repeatDir(config: Config, seed: number): string {
-  return seed === repeatSeeds(config)[0] ? '.' : `seed-${seed}`;
-}
-
-/** `models/<run>`. */
-export function modelDir(config: Config): string {
-  return `models/${config.train.run}`;
-}
+import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
+import { TRAIN_PARAMS } from './declarations.ts';
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
-export const trainStage: Stage = {
+export const trainStage: StageImplementation = {
   name: 'train',
-  description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
-  deps: ['shards', 'mean'],
-  params: TRAIN_PARAMS,
-  outputs: (c) => [modelDir(c)],
-  version: 2,
   async run(ctx: StageContext) {
     const t = ctx.config.train;
     let spec;
@@ -79,11 +41,10 @@ export const trainStage: Stage = {
       throw e;
     }
     const backend = await selectBackend(t.backend, (l) => ctx.log.info(l));
-    const shardsDir = ctx.path('shards');
-    const train = await readSplit(shardsDir, 'train');
+    const train = await readSplit(ctx.path(splitDir('train')));
     let validation = null;
     try {
-      validation = await readSplit(shardsDir, 'validation');
+      validation = await readSplit(ctx.path(splitDir('validation')));
     } catch (e) {
       ctx.log.warn(`no validation split (${(e as Error).message}): fixed learning rate, last weights kept`);
     }
@@ -100,9 +61,9 @@ export const trainStage: Stage = {
       progress?.stop();
       progress = null;
     };
-    const out = ctx.out(modelDir(ctx.config));
+    const out = ctx.out(modelDir(t.run));
     const repeats: RepeatRecord[] = [];
-    let firstRecord: Record<string, unknown> | null = null;
+    let firstRecord: TrainRecord | null = null;
     try {
       for (const [k, seed] of seeds.entries()) {
         // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
@@ -138,7 +99,7 @@ export const trainStage: Stage = {
         await result.model.save(fileSaver(target));
         const last = result.metrics[result.metrics.length - 1];
         repeats.push({ seed, dir, stopReason: result.stopReason, bestEpoch: result.state.bestEpoch, bestValidationAccuracy: bestAcc, finalTrainLoss: last?.trainLoss ?? null });
-        const record: Record<string, unknown> = {
+        const record: TrainRecord = {
           config: ctx.config,
           architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
           backend: backend.name,
@@ -153,14 +114,15 @@ export const trainStage: Stage = {
           bestValidationLoss: result.state.bestLoss,
         };
         if (k === 0) firstRecord = record;
-        else writeFileSync(join(target, 'config.json'), JSON.stringify(record, null, 2) + '\n');
-        writeFileSync(join(target, 'metrics.jsonl'), result.metrics.map((m) => JSON.stringify(EpochMetricsSchema.parse(m))).join('\n') + '\n');
+        else writeTrainRecord(target, record);
+        writeEpochMetrics(target, result.metrics);
         result.model.dispose();
       }
     } finally {
       stopProgress();
     }
     // The first model's config.json is written last, listing every repeat, so it is complete once it exists.
-    writeFileSync(join(out, 'config.json'), JSON.stringify({ ...firstRecord, repeats }, null, 2) + '\n');
+    if (!firstRecord) throw new Error(`train.repeats = ${t.repeats}: no model was trained`);
+    writeTrainRecord(out, { ...firstRecord, repeats });
   },
 };

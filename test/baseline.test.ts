@@ -7,13 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import { runSklearn, writeForestDataset } from '../bench/baseline.bench.ts';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { EvalMetricsSchema, wilsonInterval } from '../schemas/metrics.ts';
-import { baselineStage } from '../stages/baseline.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { baselineStage } from '../stages/index.ts';
+import { Rng } from '../util/rng.ts';
 import { pixelFeatures } from '../train/baseline.ts';
 import { fitForest, fitForestSync, leafOf, predict, predictProba, resolveMaxFeatures, type Forest, type ForestData } from '../train/random-forest.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 /**
  * A learnable uint8 set: `classes` classes, `d` features; class k raises features k·4 .. k·4+3 by `signal` on top of
@@ -185,7 +185,7 @@ describe('baseline stage', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('pixel features are the downsampled grayscale image, in order', async () => {
-    const f = await pixelFeatures(join(dir, 'shards'), 'test', 4, true);
+    const f = await pixelFeatures(join(dir, 'shards', 'test'), 4, true);
     assert.equal(f.n, 18);
     assert.equal(f.d, 16);
     assert.equal(f.x.length, 18 * 16);
@@ -193,7 +193,7 @@ describe('baseline stage', () => {
     // Class 0 is reddish (200,40,40), class 1 greenish: luminance differs accordingly.
     const avg = (r: number) => f.x.subarray(r * 16, (r + 1) * 16).reduce((a, b) => a + b, 0) / 16;
     assert.ok(avg(1) > avg(0), 'green is brighter than red in luminance');
-    const rgb = await pixelFeatures(join(dir, 'shards'), 'test', 4, false);
+    const rgb = await pixelFeatures(join(dir, 'shards', 'test'), 4, false);
     assert.equal(rgb.d, 48);
   });
 

@@ -7,9 +7,11 @@ import { after, before, test } from 'node:test';
 import { selectBackend } from '../train/backends.ts';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 const PARAMS = 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc0_bn=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16:ld0_bn=True';
 
@@ -21,8 +23,8 @@ let mean: Float32Array;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bn-test-'));
   writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
-  train = await readSplit(join(dir, 'shards'), 'train');
-  validation = await readSplit(join(dir, 'shards'), 'validation');
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
   mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
   await selectBackend('wasm');
 });

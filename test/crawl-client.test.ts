@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BlockedError, HostBudget, parseRetryAfter, PoliteClient, RequestFailedError, type HttpResult, type Transport, type TransportRequest } from '../bandcamp/client.ts';
-import { jsonBlockCheck } from '../stages/discover.ts';
+import { jsonBlockCheck } from '../bandcamp/block-checks.ts';
 
 type Script = (req: TransportRequest, n: number) => Partial<HttpResult> | Error;
 

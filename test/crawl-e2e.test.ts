@@ -14,18 +14,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveConfig, type Config, type ConfigInput } from '../pipeline/config.ts';
-import { sha256 } from '../pipeline/fsutil.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { sha256 } from '../util/fsutil.ts';
+import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import { UserError } from '../pipeline/stage.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { imageRelPath, manifestFormat, rejectedFormat } from '../schemas/manifest.ts';
 import { startSimulator, type Simulator, type RequestLogEntry } from '../simulator/server.ts';
-import { discoverStage } from '../stages/discover.ts';
-import { downloadStage } from '../stages/download.ts';
-import { labelStage } from '../stages/label.ts';
-import { selectStage } from '../stages/select.ts';
-import { SHARED_DIR } from './helpers/shared.ts';
+import { discoverStage, downloadStage, labelStage, selectStage } from '../stages/index.ts';
+import { SHARED_DIR } from '../util/shared-data.ts';
 
 const STAGES = [discoverStage, labelStage, selectStage, downloadStage];
 const GENRES = ['ambient', 'jazz', 'metal'];
@@ -132,11 +129,8 @@ test('killed crawl (SIGKILL mid-discover, abort mid-label) resumes to the same r
     const child = join(tmp, 'child.mts');
     writeFileSync(child, `
 import { make } from ${JSON.stringify(join(REPO, 'pipeline/runner.ts'))};
-import { memoryLogger } from ${JSON.stringify(join(REPO, 'pipeline/log.ts'))};
-import { discoverStage } from ${JSON.stringify(join(REPO, 'stages/discover.ts'))};
-import { labelStage } from ${JSON.stringify(join(REPO, 'stages/label.ts'))};
-import { selectStage } from ${JSON.stringify(join(REPO, 'stages/select.ts'))};
-import { downloadStage } from ${JSON.stringify(join(REPO, 'stages/download.ts'))};
+import { memoryLogger } from ${JSON.stringify(join(REPO, 'util/log.ts'))};
+import { discoverStage, labelStage, selectStage, downloadStage } from ${JSON.stringify(join(REPO, 'stages/index.ts'))};
 await make({ targets: ['download'], config: JSON.parse(process.argv[2]), dataDir: process.argv[3], stages: [discoverStage, labelStage, selectStage, downloadStage], log: memoryLogger() });
 `);
     const proc = spawn(process.execPath, ['--import', 'tsx', child, JSON.stringify(config), dataDir], { cwd: REPO, stdio: 'ignore' });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveConfig, type ConfigInput } from '../pipeline/config.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';

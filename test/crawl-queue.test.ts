@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { AbortedError, sleep } from '../bandcamp/client.ts';
 import { ProgressLog, runQueue, type QueueItem } from '../bandcamp/crawl.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'crawl-queue-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

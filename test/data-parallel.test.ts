@@ -11,9 +11,11 @@ import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 let train: SplitData;
@@ -25,8 +27,8 @@ const SPEC = resolveModelSpec('ConvNet', 'num_conv_layers=2:lc0_num_filters=8:lc
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dp-test-'));
   writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
-  train = await readSplit(join(dir, 'shards'), 'train');
-  validation = await readSplit(join(dir, 'shards'), 'validation');
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
   mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
   await selectBackend('wasm');
 });
@@ -146,7 +148,7 @@ test('evaluation on 2 threads (workers load the saved model) predicts what 1 thr
   const { model } = buildModel(SPEC, 12, 3, 8);
   const saved = join(dir, 'saved-model');
   await model.save(fileSaver(saved));
-  const test = await readSplit(join(dir, 'shards'), 'test');
+  const test = await readSplit(join(dir, splitDir('test')));
   const one = await predictSplit(model, test, 12, mean, 10, 2);
   const logs: string[] = [];
   const pool = await startInferencePool(saved, 12, 3, 2 * 10, 2, (l) => logs.push(l));

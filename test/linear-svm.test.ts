@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { runSklearnSvc, writeForestDataset, type LabelledSet } from '../bench/baseline.bench.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { fitLinearSvm, minMaxScale, predictLinearSvm } from '../train/linear-svm.ts';
 
 /** Class k raises features 3k .. 3k+2 by up to `signal` on top of uniform noise in [20, 180): linearly learnable, not perfectly. */

@@ -1,14 +1,15 @@
-/** Shard reading (train/shards.ts), crops/mirroring/mean (train/augment.ts) and the batch loader (train/loader.ts). */
+/** Shard reading (schemas/shards/read.ts), crops/mirroring/mean (train/augment.ts) and the batch loader (train/loader.ts). */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { evalCrops, fillBatch, INPUT_SCALE, planEpoch, planEval } from '../train/augment.ts';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { BatchLoader } from '../train/loader.ts';
-import { readMean, readSplit } from '../train/shards.ts';
-import { syntheticImage, writeTestShards } from './helpers/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { readSplit } from '../schemas/shards/read.ts';
+import { syntheticImage, writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 before(() => {
@@ -18,7 +19,7 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('readSplit streams every record batch of every shard, in order, with labels', async () => {
-  const d = await readSplit(join(dir, 'shards'), 'train');
+  const d = await readSplit(join(dir, 'shards', 'train'));
   assert.equal(d.n, 15);
   assert.equal(d.size, 12);
   assert.deepEqual(d.labelNames, ['ambient', 'metal', 'jazz']);
@@ -29,7 +30,7 @@ test('readSplit streams every record batch of every shard, in order, with labels
   assert.deepEqual(d.images.subarray(0, first.length), first);
   const mean = readMean(join(dir, 'shards', 'mean.arrow'), 12);
   assert.equal(mean.length, 12 * 12 * 3);
-  await assert.rejects(readSplit(join(dir, 'shards'), 'nope'), /split "nope" not found/);
+  await assert.rejects(readSplit(join(dir, 'shards', 'nope')), /split "nope" not found/);
   assert.throws(() => readMean(join(dir, 'shards', 'mean.arrow'), 16), /expected 16×16×3/);
 });
 
@@ -65,7 +66,7 @@ test('epoch plans are seeded, cover every record once, and differ between epochs
 });
 
 test('the loader builds the same batches in a worker as on the main thread, prefetching ahead', async () => {
-  const d = await readSplit(join(dir, 'shards'), 'train');
+  const d = await readSplit(join(dir, 'shards', 'train'));
   const mean = readMean(join(dir, 'shards', 'mean.arrow'), 12);
   const plans = planEpoch(new Rng(9), d.n, 4, 12, 8, true);
   const collect = async (worker: boolean) => {

@@ -8,8 +8,8 @@ import * as arrow from 'apache-arrow';
 import { MeanAccumulator } from '../dataset/mean.ts';
 import { defaultConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
-import { meanStage } from '../stages/mean.ts';
+import { createLogger } from '../util/log.ts';
+import { meanStage } from '../stages/index.ts';
 import { meanSchema } from '../schemas/mean.ts';
 
 test('MeanAccumulator: per-pixel mean, channel mean and std equal a direct float64 computation', () => {

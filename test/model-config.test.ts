@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, resolveConfig } from '../pipeline/config.ts';
-import { fmtLearningRate } from '../train/format.ts';
+import { fmtLearningRate } from '../util/format.ts';
 import { modelParamsProblem } from '../train/model-params.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');

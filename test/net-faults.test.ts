@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveConfig, type Config, type ConfigInput } from '../pipeline/config.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import { isTransientError, RerunLaterError } from '../pipeline/stage.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
@@ -21,10 +21,10 @@ import { labelsFormat } from '../schemas/labels.ts';
 import { rejectedFormat } from '../schemas/manifest.ts';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../simulator/server.ts';
 import { readInputs } from '../report/inputs.ts';
-import { discoverStage } from '../stages/discover.ts';
-import { downloadStage } from '../stages/download.ts';
-import { labelStage } from '../stages/label.ts';
-import { selectStage } from '../stages/select.ts';
+import { discoverStage } from '../stages/index.ts';
+import { downloadStage } from '../stages/index.ts';
+import { labelStage } from '../stages/index.ts';
+import { selectStage } from '../stages/index.ts';
 
 const STAGES = [discoverStage, labelStage, selectStage, downloadStage];
 const GENRES = ['ambient', 'jazz', 'metal'];
@@ -115,7 +115,7 @@ test('2 GiB and endless cover bodies: rejected as too-large within bounds (peak 
     writeFileSync(child, `
 import { readFileSync } from 'node:fs';
 import { make } from ${JSON.stringify(join(REPO, 'pipeline/runner.ts'))};
-import { memoryLogger } from ${JSON.stringify(join(REPO, 'pipeline/log.ts'))};
+import { memoryLogger } from ${JSON.stringify(join(REPO, 'util/log.ts'))};
 import { STAGES } from ${JSON.stringify(join(REPO, 'stages/index.ts'))};
 await make({ targets: ['download'], config: JSON.parse(process.argv[2]), dataDir: process.argv[3], stages: STAGES, log: memoryLogger() });
 process.stdout.write(/^VmHWM:\\s+(\\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!);

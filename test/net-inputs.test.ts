@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { BlockedError, BodyTooLargeError, HostBudget, PoliteClient, readCapped, RequestFailedError, UnsupportedUrlError, type Transport } from '../bandcamp/client.ts';
 import { ProgressLog } from '../bandcamp/crawl.ts';
-import { describeFailure } from '../pipeline/cli.ts';
+import { describeFailure } from '../cli/covers.ts';
 import { ConfigError, loadConfig, resolveConfig } from '../pipeline/config.ts';
 import { RerunLaterError, UserError } from '../pipeline/stage.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
@@ -206,12 +206,12 @@ test('--set keys are checked against the config schema\'s own keys: no prototype
 
 test('rounds: a stage that needs more input makes the runner write the demand upstream and rerun from there; then all is fresh', async () => {
   const { make } = await import('../pipeline/runner.ts');
-  const { memoryLogger } = await import('../pipeline/log.ts');
+  const { memoryLogger } = await import('../util/log.ts');
   const { DEMAND_FILE, MoreInputNeeded } = await import('../pipeline/stage.ts');
   const { existsSync, readFileSync } = await import('node:fs');
   const dir = join(tmp, 'rounds');
   const up = {
-    name: 'up', description: 'lists', deps: [], params: [], outputs: ['up.json'], version: 1,
+    name: 'up', description: 'lists', deps: [], inputs: [], params: [], outputs: ['up.json'], version: 1,
     async run(ctx: import('../pipeline/stage.ts').StageContext) {
       const d = join(ctx.workDir, DEMAND_FILE);
       const n = existsSync(d) ? (JSON.parse(readFileSync(d, 'utf8')) as { n: number }).n : 1;
@@ -219,7 +219,7 @@ test('rounds: a stage that needs more input makes the runner write the demand up
     },
   };
   const down = {
-    name: 'down', description: 'needs 3', deps: ['up'], params: [], outputs: ['down.json'], version: 1,
+    name: 'down', description: 'needs 3', deps: ['up'], inputs: ['up.json'], params: [], outputs: ['down.json'], version: 1,
     async run(ctx: import('../pipeline/stage.ts').StageContext) {
       const { n } = JSON.parse(readFileSync(ctx.path('up.json'), 'utf8')) as { n: number };
       if (n < 3) throw new MoreInputNeeded('up', { n: n + 1 }, `only ${n}`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, readAlbumPage, tagNormNameFromHref, BandcampParseError, type AlbumPage } from '../bandcamp/parse.ts';
 import { normNameOfTagName } from '../bandcamp/tags.ts';
 import { labelRowOf, redirectedTo } from '../stages/label.ts';
-import { SHARED_DIR } from './helpers/shared.ts';
+import { SHARED_DIR } from '../util/shared-data.ts';
 
 const FIX = join(SHARED_DIR, 'bandcamp', 'fixtures');
 const read = (f: string): string => readFileSync(join(FIX, f), 'utf8');

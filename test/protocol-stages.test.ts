@@ -10,12 +10,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { applyOverrides, ConfigError, defaultConfig, resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { EvalMetricsSchema } from '../schemas/metrics.ts';
-import { baselineStage } from '../stages/baseline.ts';
-import { evaluateStage } from '../stages/evaluate.ts';
-import { trainStage } from '../stages/train.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { baselineStage, evaluateStage, trainStage } from '../stages/index.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 before(() => {

@@ -9,9 +9,11 @@ import { selectBackend } from '../train/backends.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { decayedWeights, l2Penalty } from '../train/regularization.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 const PARAMS = 'num_conv_layers=1:lc0_num_filters=6:lc0_mp=True:lc0_bn=True:ld0_num_units=12';
 let dir: string;
@@ -21,8 +23,8 @@ let mean: Float32Array;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wd-test-'));
   writeTestShards(dir, { size: 16, perClass: { train: 16, validation: 6, test: 6 }, seed: 2 });
-  train = await readSplit(join(dir, 'shards'), 'train');
-  validation = await readSplit(join(dir, 'shards'), 'validation');
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
   mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
   await selectBackend('wasm');
 });

@@ -16,9 +16,9 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../util/log.ts';
 import { buildReport, REPORT_SECTIONS } from '../report/render.ts';
-import { reportStage } from '../stages/report.ts';
+import { reportStage } from '../stages/index.ts';
 import { writeReportFixture, type ReportFixture } from './helpers/report-fixture.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

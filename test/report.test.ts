@@ -8,13 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../util/log.ts';
 import { wilsonInterval } from '../schemas/metrics.ts';
-import { esc, fmtDuration, html, raw } from '../report/html.ts';
-import { readEpochMetrics, readTimings, reasonKey } from '../report/inputs.ts';
+import { esc, html, raw } from '../report/html.ts';
+import { fmtDuration } from '../util/format.ts';
+import { readTimings } from '../report/inputs.ts';
+import { reasonKey } from '../schemas/manifest.ts';
+import { readEpochMetrics } from '../schemas/model.ts';
 import { buildReport, confusionTotals, perClassFromMatrix, REPORT_SECTIONS, STUDY_2015 } from '../report/render.ts';
 import { confusionHeatmap, niceTicks } from '../report/svg.ts';
-import { reportStage } from '../stages/report.ts';
+import { reportStage } from '../stages/index.ts';
 import { writeReportFixture, type ReportFixture } from './helpers/report-fixture.ts';
 
 /** Every `src`/`href` value of the page. */
@@ -59,16 +62,22 @@ describe('report html helpers', () => {
     assert.deepEqual(niceTicks(3, 3, 4).length > 1, true);
   });
 
-  it('groups rejection reasons and reads the lock file defensively', () => {
+  it('groups rejection reasons and reads stage timings through the lock file reader', () => {
     assert.equal(reasonKey('duplicate-of:123'), 'duplicate-of');
     assert.equal(reasonKey(''), 'unknown');
     const dir = mkdtempSync(join(tmpdir(), 'report-lock-'));
     try {
       const p = join(dir, 'lock.json');
-      writeFileSync(p, JSON.stringify({ lockVersion: 1, stages: { train: { durationMs: 5, version: 2 }, discover: { durationMs: 'x' }, junk: 3 } }));
-      assert.deepEqual(readTimings(p, ['discover', 'train']).map((t) => [t.stage, t.durationMs, t.version]), [['discover', null, null], ['train', 5, 2]]);
+      const entry = (version: number, durationMs: number, startedAt: string) => ({
+        version, params: {}, paramsHash: 'p', deps: {}, extraInputs: {}, outputs: {}, outputsHash: 'o', startedAt, finishedAt: 'then', durationMs,
+      });
+      writeFileSync(p, JSON.stringify({ lockVersion: 1, stages: { train: entry(2, 5, '2026-01-02'), discover: entry(1, 3, '2026-01-03'), zeta: entry(1, 1, '2026-01-01') } }));
+      assert.deepEqual(readTimings(p, ['discover', 'train']).map((t) => [t.stage, t.durationMs, t.version]), [['discover', 3, 1], ['train', 5, 2], ['zeta', 1, 1]]);
+      // Without an order: by start time.
+      assert.deepEqual(readTimings(p, []).map((t) => t.stage), ['zeta', 'train', 'discover']);
+      // Not a lock file: an error naming the file (the report shows it in place of the timings).
       writeFileSync(p, JSON.stringify({ evaluate: { durationMs: 7, finishedAt: 'then' } }));
-      assert.deepEqual(readTimings(p, []).map((t) => [t.stage, t.durationMs, t.finishedAt]), [['evaluate', 7, 'then']]);
+      assert.throws(() => readTimings(p, []), /lock\.json: not a pipeline lock file/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -172,7 +181,7 @@ describe('report of a data directory', () => {
   });
 
   it('records the manifest hash, versions and stage timings', async () => {
-    const { sha256File } = await import('../pipeline/fsutil.ts');
+    const { sha256File } = await import('../util/fsutil.ts');
     assert.ok(fullPage.includes(await sha256File(join(full.dataDir, 'manifest.tsv'))));
     assert.ok(fullPage.includes(process.version));
     assert.match(fullPage, /TensorFlow.js<\/dt><dd>\d+\.\d+\.\d+/);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { defaultConfig, loadConfig, resolveConfig } from '../pipeline/config.ts';
-import { memoryLogger } from '../pipeline/log.ts';
+import { memoryLogger } from '../util/log.ts';
 import { readLock } from '../pipeline/lock.ts';
 import { clean, make, plan } from '../pipeline/runner.ts';
 import { TOY_STAGES, takeRuns, toyControl } from './helpers/toy-stages.ts';
@@ -227,8 +227,8 @@ describe('CLI', () => {
 
 describe('formatting', () => {
   it('durations never show 60 seconds or minutes', async () => {
-    const { fmtMs } = await import('../pipeline/summary.ts');
-    const { fmtSeconds } = await import('../pipeline/progress.ts');
+    const { fmtDuration: fmtMs } = await import('../util/format.ts');
+    const { fmtSeconds } = await import('../util/progress.ts');
     assert.equal(fmtMs(119_700), '2 min 00 s');
     assert.equal(fmtMs(59_970), '1 min 00 s');
     assert.equal(fmtMs(12_345), '12.3 s');

@@ -4,17 +4,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { selectBackend } from '../train/backends.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
 import {
   afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, epochLearningRate, initialScheduleState,
   type ScheduleDecision, type ScheduleName, type ScheduleOptions, type ValidationMetrics,
 } from '../train/schedule.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { predictSplit } from '../train/predict.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 function opts(name: ScheduleName, over: Partial<ScheduleOptions> = {}): ScheduleOptions {
   return { name, learningRate: 0.001, epochs: 40, patience: 3, plateau: { ...DEFAULT_PLATEAU }, cosine: { ...DEFAULT_COSINE }, ...over };
@@ -147,8 +149,8 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'schedule-test-'));
   // Noisy images (noise 120), as the golden run below was recorded with.
   writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11, noise: 120 });
-  train = await readSplit(join(dir, 'shards'), 'train');
-  validation = await readSplit(join(dir, 'shards'), 'validation');
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
   mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
   await selectBackend('wasm');
 });

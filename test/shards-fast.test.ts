@@ -12,12 +12,11 @@ import * as arrow from 'apache-arrow';
 import sharp from 'sharp';
 import { resolveConfig, type Config } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger, memoryLogger } from '../pipeline/log.ts';
-import { splitStage } from '../stages/split.ts';
-import { shardsStage } from '../stages/shards.ts';
+import { createLogger, memoryLogger } from '../util/log.ts';
+import { splitStage, shardsStage } from '../stages/index.ts';
 import { fastJpeg, preprocessCounts, preprocessImage, resolveDecoder, type Decoder } from '../dataset/preprocess.ts';
 import { rejectedFormat } from '../schemas/manifest.ts';
-import { SPLIT_NAMES } from '../schemas/shards.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
 import { addImage, buildTestDataset, writeManifest } from './helpers/dataset.ts';
 
 /** The production size: at tiny sizes both decoders alias (DCT scaling by 8), so their outputs are not comparable. */

@@ -15,11 +15,9 @@ import { fileURLToPath } from 'node:url';
 import * as arrow from 'apache-arrow';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
-import { splitStage } from '../stages/split.ts';
-import { shardsStage } from '../stages/shards.ts';
-import { meanStage } from '../stages/mean.ts';
-import { SPLIT_NAMES } from '../schemas/shards.ts';
+import { createLogger } from '../util/log.ts';
+import { splitStage, shardsStage, meanStage } from '../stages/index.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
 import { buildTestDataset } from './helpers/dataset.ts';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'python', 'read_shards.py');

@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
-import { splitStage } from '../stages/split.ts';
-import { shardsStage } from '../stages/shards.ts';
+import { createLogger } from '../util/log.ts';
+import { splitStage } from '../stages/index.ts';
+import { shardsStage } from '../stages/index.ts';
 import { FASTJPEG_ADDON_PATH, fastJpeg, type FastJpegAddon } from '../dataset/preprocess.ts';
-import { SPLIT_NAMES } from '../schemas/shards.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
 import { buildTestDataset } from './helpers/dataset.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'shards-simd-'));

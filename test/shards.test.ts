@@ -14,16 +14,15 @@ import pl from 'nodejs-polars';
 import sharp from 'sharp';
 import { resolveConfig, type Config } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
 import type { Stage } from '../pipeline/stage.ts';
-import { splitStage } from '../stages/split.ts';
-import { shardsStage } from '../stages/shards.ts';
-import { meanStage } from '../stages/mean.ts';
+import { splitStage, shardsStage, meanStage } from '../stages/index.ts';
 import { rejectedFormat } from '../schemas/manifest.ts';
-import { readLayoutMeta, SPLIT_NAMES } from '../schemas/shards.ts';
+import { readLayoutMeta } from '../schemas/shards/layout.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
 import { splitsFormat } from '../schemas/splits.ts';
-import { SplitShardWriter } from '../dataset/shard-writer.ts';
+import { SplitShardWriter } from '../schemas/shards/write.ts';
 import { MeanAccumulator } from '../dataset/mean.ts';
 import { fastJpeg, preprocessCounts, preprocessImage, resolveDecoder, RESIZE_KERNEL, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { addImage, buildTestDataset, writeManifest, type TestDataset } from './helpers/dataset.ts';
@@ -267,7 +266,7 @@ test('the stage honours shards.maxShardBytes and shards.recordBatchRows', async 
 test('with the runner, mean writing shards/mean.* does not make shards stale', async () => {
   const dir = join(root, 'a');
   // The real download stage needs the Bandcamp simulator; this one only declares download's outputs.
-  const download: Stage = { name: 'download', description: 'test stand-in', deps: [], params: [], outputs: [], inPlaceOutputs: ['manifest.tsv', 'images'], version: 1, run: async () => {} };
+  const download: Stage = { name: 'download', description: 'test stand-in', deps: [], inputs: [], params: [], outputs: [], inPlaceOutputs: ['manifest.tsv', 'images'], version: 1, run: async () => {} };
   const stages = [download, splitStage, shardsStage, meanStage];
   const first = await make({ targets: ['mean'], config, dataDir: dir, stages, log });
   assert.deepEqual(first.map((o) => o.action), ['ran', 'ran', 'ran', 'ran']);

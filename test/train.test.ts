@@ -7,9 +7,10 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 let dir: string;
 let train: SplitData;
@@ -19,8 +20,8 @@ let mean: Float32Array;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'train-test-'));
   writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
-  train = await readSplit(join(dir, 'shards'), 'train');
-  validation = await readSplit(join(dir, 'shards'), 'validation');
+  train = await readSplit(join(dir, 'shards', 'train'));
+  validation = await readSplit(join(dir, 'shards', 'validation'));
   mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
   await selectBackend('wasm');
 });

@@ -14,9 +14,11 @@ import { selectBackend, vulkanLoaderPresent } from '../train/backends.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { predictSplit } from '../train/predict.ts';
-import { readMean, readSplit, type SplitData } from '../train/shards.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from './helpers/shards.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
 /** SwiftShader's Vulkan ICD as Debian's chromium package installs it. */
 const ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -29,7 +31,7 @@ const skip = !existsSync(ICD)
 process.env.VK_ICD_FILENAMES = ICD;
 process.env.XDG_RUNTIME_DIR ??= tmpdir(); // Mesa's loader complains without it
 
-/** The demo's model (pipeline/demo.ts): 3 convs with pools, one dense layer with dropout, at 64×64. */
+/** The demo's model (cli/demo.ts): 3 convs with pools, one dense layer with dropout, at 64×64. */
 const DEMO_SPEC = resolveModelSpec('ConvNet', 'num_conv_layers=3:num_dense_layers=1:lc0_num_filters=16:lc0_filter_size=5:lc0_stride=1:lc0_mp=True:lc1_num_filters=32:lc1_filter_size=3:lc1_mp=True:lc2_num_filters=64:lc2_filter_size=3:lc2_mp=True:ld0_num_units=64');
 
 let dir: string;
@@ -135,9 +137,9 @@ test('train.backend=webgpu trains and evaluates the demo-sized model; a step mat
   // SwiftShader compiles a compute pipeline per kernel and shape (tens of seconds in all), so every pass here has
   // the same 9 rows and the compiled pipelines are reused: one step of 9, validation and test of 9 (centre crops).
   writeTestShards(dir, { size: 72, perClass: { train: 3, validation: 3, test: 3 }, seed: 5 });
-  train = await readSplit(join(dir, 'shards'), 'train');
-  validation = await readSplit(join(dir, 'shards'), 'validation');
-  testSplit = await readSplit(join(dir, 'shards'), 'test');
+  train = await readSplit(join(dir, splitDir('train')));
+  validation = await readSplit(join(dir, splitDir('validation')));
+  testSplit = await readSplit(join(dir, splitDir('test')));
   mean = readMean(join(dir, 'shards', 'mean.arrow'), 72);
 
   // One Adam step of the whole demo model (conv, pool, dense, dropout, softmax) on webgpu and on wasm (whose

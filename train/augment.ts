@@ -1,9 +1,9 @@
 /**
  * Crops, mirroring and mean subtraction: uint8 `[S, S, 3]` records → float32 `[crop, crop, 3]` network inputs, and
- * epoch plans (shuffles and random crops drawn from pipeline/rng.ts). Pure functions, shared by the main thread and
+ * epoch plans (shuffles and random crops drawn from util/rng.ts). Pure functions, shared by the main thread and
  * loader workers.
  */
-import type { Rng } from '../pipeline/rng.ts';
+import type { Rng } from '../util/rng.ts';
 
 /** Network input scale: (pixel − mean) / 255, so inputs lie in about [−1, 1]. */
 export const INPUT_SCALE = 1 / 255;

@@ -28,13 +28,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
 import { registerWasmGradientKernels } from './wasm-kernels.ts';
 
-/** A concrete backend choice (not `auto`). */
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
-/** What `train.backend` accepts. */
-export type BackendChoice = BackendName | 'auto';
+import { BACKEND_ORDER, type BackendChoice, type BackendName } from './backend-names.ts';
 
-/** Fastest first: the order `auto` tries. */
-export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+export { BACKEND_ORDER, type BackendChoice, type BackendName };
 
 /** The outcome of {@link selectBackend}. */
 export interface BackendSelection {

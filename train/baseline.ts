@@ -10,7 +10,7 @@
  */
 import sharp from 'sharp';
 import type { Config } from '../pipeline/config.ts';
-import { streamShardBatches, listShardFiles } from './shards.ts';
+import { streamShardBatches, listShardFiles } from '../schemas/shards/read.ts';
 import type { FitOptions, ForestParams } from './random-forest.ts';
 
 /** Downsampled features of a split. */
@@ -32,18 +32,18 @@ export interface PixelFeatures {
 /**
  * Reads a split's shards and downsamples every image to `pixels × pixels` with sharp (cubic kernel, as the
  * shards' preprocessing).
- * @param shardsDir `DATA_DIR/shards` (schemas/shards.ts layout).
+ * @param splitDir a split directory, `DATA_DIR/shards/<split>` (schemas/shards/).
  * @param grayscale one luminance value per pixel (the study) instead of R, G, B.
  * @param concurrency sharp pipelines in flight.
  * @throws Error when the split has no shards or sharp returns an unexpected channel count.
  */
-export async function pixelFeatures(shardsDir: string, split: string, pixels: number, grayscale: boolean, concurrency = 4): Promise<PixelFeatures> {
+export async function pixelFeatures(splitDir: string, pixels: number, grayscale: boolean, concurrency = 4): Promise<PixelFeatures> {
   const channels = grayscale ? 1 : 3;
   const d = pixels * pixels * channels;
   const parts: Uint8Array[] = [];
   const labels: number[] = [];
   let labelNames: string[] = [];
-  for await (const b of streamShardBatches(listShardFiles(shardsDir, split))) {
+  for await (const b of streamShardBatches(listShardFiles(splitDir))) {
     labelNames = b.meta.labelNames;
     const s = b.meta.shape[0];
     const len = s * s * 3;
@@ -55,7 +55,7 @@ export async function pixelFeatures(shardsDir: string, split: string, pixels: nu
         let img = sharp(b.images.subarray(i * len, (i + 1) * len), { raw: { width: s, height: s, channels: 3 } }).resize(pixels, pixels, { kernel: 'cubic' });
         if (grayscale) img = img.grayscale();
         const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-        if (info.channels !== channels || data.length !== d) throw new Error(`baseline: sharp returned ${info.channels} channels (${data.length} bytes) for image ${i} of ${split}, expected ${channels} (${d} bytes)`);
+        if (info.channels !== channels || data.length !== d) throw new Error(`baseline: sharp returned ${info.channels} channels (${data.length} bytes) for image ${i} of ${splitDir}, expected ${channels} (${d} bytes)`);
         out.set(data, i * d);
       }
     };

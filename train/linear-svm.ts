@@ -16,7 +16,7 @@
  * active set; it is kept because it solves LinearSVC's problem, the study's baseline. bench/linear-svm.bench.ts
  * measures it against scikit-learn in the same run.
  */
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 
 /** Solver options (scikit-learn's `LinearSVC` defaults). */
 export interface LinearSvmOptions {

@@ -8,7 +8,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from './ts-worker.ts';
 import { fillBatch, type BatchPlan } from './augment.ts';
-import type { SplitData } from './shards.ts';
+import type { SplitData } from '../schemas/shards/read.ts';
 
 /** One batch ready for the model. */
 export interface Batch {

@@ -4,7 +4,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { evalCrops, planEval } from './augment.ts';
 import { BatchLoader } from './loader.ts';
 import type { ReplicaPool } from './data-parallel.ts';
-import type { SplitData } from './shards.ts';
+import type { SplitData } from '../schemas/shards/read.ts';
 
 /**
  * Predicts the class of every record of `data`: the softmax of each deterministic crop (centre, or centre + four

@@ -19,12 +19,12 @@
  * independent and seeded per tree index ({@link treeSeed}), so a forest is identical whatever the thread count
  * (train/forest-worker.ts builds trees on worker threads).
  *
- * Random numbers: the mulberry32 generator of pipeline/rng.ts ({@link Rng}); a forest is reproducible from its seed
+ * Random numbers: the mulberry32 generator of util/rng.ts ({@link Rng}); a forest is reproducible from its seed
  * on any machine, but does not reproduce scikit-learn's trees (different random streams).
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { Rng } from '../pipeline/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { startTsWorker } from './ts-worker.ts';
 
 /** How many features each split looks at: `sqrt` (⌊√d⌋, scikit-learn's default), `log2` (⌊log₂ d⌋), `all`, or a share in (0, 1] (⌊share·d⌋, at least 1). */

@@ -23,7 +23,7 @@
  * The training loop restores the best checkpoint when training ends. Without a validation split no schedule can
  * monitor anything: `plateau` and `study` keep the learning rate, and the last weights are kept.
  */
-import { fmtLearningRate as fmt } from './format.ts';
+import { fmtLearningRate as fmt } from '../util/format.ts';
 
 /** The schedules of `train.schedule`. */
 export const SCHEDULES = ['plateau', 'cosine', 'study', 'constant'] as const;

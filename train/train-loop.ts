@@ -9,11 +9,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { InterruptedError, UserError } from '../pipeline/stage.ts';
+import { InterruptedError, UserError } from '../util/errors.ts';
 import type { EpochMetrics } from '../schemas/metrics.ts';
 import { planEpoch, planEval } from './augment.ts';
-import { Rng } from '../pipeline/rng.ts';
-import { fmtLearningRate } from './format.ts';
+import { Rng } from '../util/rng.ts';
+import { fmtLearningRate } from '../util/format.ts';
 import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from './model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
@@ -24,7 +24,7 @@ import {
   afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState, STUDY_MIN_LEARNING_RATE,
   type CosineOptions, type PlateauOptions, type ScheduleName, type ScheduleOptions, type ScheduleState,
 } from './schedule.ts';
-import type { SplitData } from './shards.ts';
+import type { SplitData } from '../schemas/shards/read.ts';
 
 /** Learning rate below which the `study` schedule stops training (the study). */
 export const MIN_LEARNING_RATE = STUDY_MIN_LEARNING_RATE;

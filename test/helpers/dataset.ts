@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { imageRelPath, manifestFormat, type ManifestRow } from '../../schemas/manifest.ts';
-import { SHARED_DIR } from './shared.ts';
+import { SHARED_DIR } from '../../util/shared-data.ts';
 
 /** Where the shared real covers are. */
 export const COVERS_DIR = process.env.COVERS_DIR ?? join(SHARED_DIR, 'covers');

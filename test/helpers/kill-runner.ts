@@ -1,7 +1,7 @@
 // Child process for the runner's kill test: runs `make d` with stage d hanging until it is killed.
 import { defaultConfig } from '../../pipeline/config.ts';
 import { make } from '../../pipeline/runner.ts';
-import { memoryLogger } from '../../pipeline/log.ts';
+import { memoryLogger } from '../../util/log.ts';
 import { TOY_STAGES, toyControl } from './toy-stages.ts';
 
 toyControl.hangIn = 'd';

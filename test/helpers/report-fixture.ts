@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { resolveConfig, type Config } from '../../pipeline/config.ts';
-import { sha256 } from '../../pipeline/fsutil.ts';
+import { sha256 } from '../../util/fsutil.ts';
 import { preprocessImage } from '../../dataset/preprocess.ts';
 import { candidatesFormat, type CandidateRow } from '../../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../../schemas/labels.ts';
@@ -18,9 +18,10 @@ import { imageRelPath, manifestFormat, rejectedFormat, type ManifestRow, type Re
 import { meanToIPC } from '../../schemas/mean.ts';
 import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../../schemas/metrics.ts';
 import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
-import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES, type SplitName } from '../../schemas/shards.ts';
+import { shardFileName, shardRecordBatch, shardSchema } from '../../schemas/shards/layout.ts';
+import { SPLIT_NAMES, type SplitName } from '../../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
-import { SHARED_DIR } from './shared.ts';
+import { SHARED_DIR } from '../../util/shared-data.ts';
 
 /** Where the real covers are (`path<TAB>genre` in labels.tsv). */
 export const SHARED_COVERS = `${join(SHARED_DIR, 'covers')}/`;

@@ -14,6 +14,7 @@ function toy(name: string, deps: string[], param: string): Stage {
     name,
     description: `toy stage ${name}`,
     deps,
+    inputs: deps.map((d) => `${d}.txt`),
     params: [param],
     outputs: [`${name}.txt`],
     version: 1,

@@ -1,14 +1,15 @@
 /**
- * Test helper: writes tiny synthetic shards (schemas/shards.ts layout) and a per-pixel mean (schemas/mean.ts), so the
+ * Synthetic datasets for tests and benchmarks: writes tiny synthetic shards (schemas/shards/layout.ts layout) and a per-pixel mean (schemas/mean.ts), so the
  * train/evaluate/baseline tests need no real pipeline. Images are learnable: class k has its own base colour and a
  * class-dependent stripe orientation, plus seeded noise.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { meanToIPC } from '../../schemas/mean.ts';
-import { shardFileName, shardRecordBatch, shardSchema, SPLIT_NAMES } from '../../schemas/shards.ts';
-import { Rng } from '../../pipeline/rng.ts';
+import { meanToIPC } from '../schemas/mean.ts';
+import { shardFileName, shardRecordBatch, shardSchema } from '../schemas/shards/layout.ts';
+import { SPLIT_NAMES } from '../schemas/shards/names.ts';
+import { Rng } from '../util/rng.ts';
 
 export interface TestShardOptions {
   /** Image side S (default 16). */

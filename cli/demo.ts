@@ -5,11 +5,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig, type ConfigInput } from './config.ts';
-import { describeFailure } from './errors.ts';
-import { createLogger, type LogLevel } from './log.ts';
-import { InterruptedError } from './stage.ts';
-import { makeWithSignals } from './summary.ts';
+import { resolveConfig, type ConfigInput } from '../pipeline/config.ts';
+import { describeFailure } from '../pipeline/errors.ts';
+import { createLogger, type LogLevel } from '../util/log.ts';
+import { InterruptedError } from '../util/errors.ts';
+import { makeWithSignals } from '../pipeline/summary.ts';
+import { STAGES } from '../stages/index.ts';
 
 /** Loopback ports of the demo's simulator (site, images). */
 export const DEMO_PORTS = [47311, 47312] as const;
@@ -71,7 +72,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const config = resolveConfig(input, 'demo');
     mkdirSync(opts.dataDir, { recursive: true });
     writeFileSync(join(opts.dataDir, 'demo.config.json'), `${JSON.stringify(input, null, 2)}\n`);
-    await makeWithSignals({ targets: ['report'], config, dataDir: opts.dataDir, log });
+    await makeWithSignals({ targets: ['report'], config, dataDir: opts.dataDir, stages: STAGES, log });
     process.stdout.write(`\nreport: ${join(opts.dataDir, 'report', 'index.html')}\n`);
     process.stdout.write(`inspect it with: npx covers status --data-dir ${opts.dataDir} --config ${join(opts.dataDir, 'demo.config.json')}\n`);
     return 0;

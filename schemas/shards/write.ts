@@ -1,5 +1,5 @@
 /**
- * Writes one split of the shards (schemas/shards.ts: the Hugging Face `datasets` on-disk layout) record batch by
+ * Writes one split of the shards (schemas/shards/layout.ts: the Hugging Face `datasets` on-disk layout) record batch by
  * record batch, so memory holds at most one record batch of images however large the split.
  *
  * - Each shard is an Arrow IPC **stream** file (schema message, record batches, end-of-stream marker), as
@@ -15,8 +15,9 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { writeFileAtomic } from '../pipeline/fsutil.ts';
-import { hfFeatures, shardFileName, shardRecordBatch, shardSchema, type SplitName } from '../schemas/shards.ts';
+import { writeFileAtomic } from '../../util/fsutil.ts';
+import { hfFeatures, shardFileName, shardRecordBatch, shardSchema } from './layout.ts';
+import { type SplitName } from './names.ts';
 
 /** One record of a shard. */
 export interface ShardRecord {

@@ -1,21 +1,24 @@
 /**
- * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`. Exit codes: 0 success, 1 a stage failed
- * (bad input, a full disk, …), 2 a usage error (unknown target, option or config value), 75 rerun later (the site or
- * the network failed for now: retries spent, block pages, covers not fetched yet; progress is kept), 130 interrupted.
+/**
+ * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`; the only place that hands the stages
+ * (the registry, stages/index.ts) to the runner. Exit codes: 0 success, 1 a stage failed (bad input, a full disk, …),
+ * 2 a usage error (unknown target, option or config value), 75 rerun later (the site or the network failed for now:
+ * retries spent, block pages, covers not fetched yet; progress is kept), 130 interrupted.
  *
  * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
  * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { loadConfig, type Config } from './config.ts';
-import { createLogger, type Logger, type LogLevel } from './log.ts';
-import { describeFailure } from './errors.ts';
-import { clean, closure, describeState, plan, TARGET_ALIASES } from './runner.ts';
-import type { Stage } from './stage.ts';
+import { loadConfig, type Config } from '../pipeline/config.ts';
+import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
+import { describeFailure } from '../pipeline/errors.ts';
+import { clean, closure, describeState, plan, TARGET_ALIASES } from '../pipeline/runner.ts';
+import type { Stage } from '../pipeline/stage.ts';
+import { STAGES } from '../stages/index.ts';
 
-export { describeFailure } from './errors.ts';
-import { makeWithSignals } from './summary.ts';
+export { describeFailure } from '../pipeline/errors.ts';
+import { makeWithSignals } from '../pipeline/summary.ts';
 
 /** Options every pipeline command shares. */
 interface CommonOptions {
@@ -41,10 +44,6 @@ function levelOf(o: CommonOptions): LogLevel {
   return o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal';
 }
 
-async function loadStages(): Promise<readonly Stage[]> {
-  return (await import('../stages/index.ts')).STAGES;
-}
-
 function targetList(stages: readonly Stage[]): string {
   return [...stages.map((s) => `  ${s.name.padEnd(10)} ${s.description}`), ...Object.entries(TARGET_ALIASES).map(([a, t]) => `  ${a.padEnd(10)} = ${t}`)].join('\n');
 }
@@ -55,7 +54,7 @@ function targetList(stages: readonly Stage[]): string {
  * @returns the process exit code.
  */
 export async function main(argv: string[]): Promise<number> {
-  const stages = await loadStages();
+  const stages = STAGES;
   let exitCode = 0;
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const program = new Command('covers')

@@ -17,11 +17,8 @@
  * - `genre`: utf8; `item_id`, `art_id`: int64 (Bandcamp ids); `sha256`: utf8 (of the downloaded file).
  */
 import * as arrow from 'apache-arrow';
-import { toInt64 } from './table.ts';
+import { toInt64 } from '../table.ts';
 
-/** Split names, in `dataset_dict.json` order. */
-export const SPLIT_NAMES = ['train', 'validation', 'test'] as const;
-export type SplitName = (typeof SPLIT_NAMES)[number];
 
 /** Schema-metadata key under which we record the tensor layout (JSON, {@link ShardLayoutMeta}). */
 export const LAYOUT_METADATA_KEY = 'bandcamp_covers';

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 function findShared(): string {
-  const tried = [process.env.COVERS_SHARED_DIR, resolve(import.meta.dirname, '..', '..', '..', 'shared'), '/work/shared'].filter(
+  const tried = [process.env.COVERS_SHARED_DIR, resolve(import.meta.dirname, '..', '..', 'shared'), '/work/shared'].filter(
     (p): p is string => Boolean(p),
   );
   const found = tried.find((p) => existsSync(join(p, 'covers', 'labels.tsv')));

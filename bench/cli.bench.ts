@@ -1,0 +1,102 @@
+/**
+ * CLI start-up: `covers --help` and `covers status` on a built data directory, against the floor of any Node.js CLI
+ * that reads the lock — `node -e` reading and parsing `pipeline.lock.json` (which costs `node -e 0` plus the read).
+ * Interleaved (baseline, --help, status, baseline, …) so drift in the machine's speed hits all three alike; medians.
+ *
+ * The built data directory is synthetic: every declared output of every stage exists (small files), and each lock
+ * entry is what the runner would record for them, so `status` does its full work (hashing every output and input,
+ * judging every stage fresh) on a directory that is cheap to make. `bin/covers.js` is timed as an installed package
+ * runs it, from the compiled JavaScript (`COVERS_DIST=1`; run `npm run build` first), else through tsx as a source
+ * checkout does.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { defaultConfig, hashJson, pickParams } from '../pipeline/config.ts';
+import { combineOutputHashes, Hasher, LOCK_FILE, readLock, writeLock, type LockFile, type OutputHash } from '../pipeline/lock.ts';
+import { allOutputs, hashInputs, plan } from '../pipeline/runner.ts';
+import { resolveList } from '../pipeline/stage.ts';
+import { STAGES } from '../stages/index.ts';
+import type { BenchModule, BenchResult } from './lib.ts';
+
+const REPO = join(import.meta.dirname, '..');
+
+/** Writes a small file at every declared output of every stage and the lock entries the runner would record. */
+async function buildSyntheticDataDir(dir: string): Promise<void> {
+  const config = defaultConfig();
+  const hasher = new Hasher(dir);
+  const lock: LockFile = { lockVersion: 1, stages: {} };
+  for (const stage of STAGES) {
+    for (const rel of allOutputs(stage, config)) {
+      const isDir = !/\.[a-z]+$/.test(rel) || rel === 'shards/train' || rel.startsWith('models/');
+      const file = isDir ? join(dir, rel, 'part-0') : join(dir, rel);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, `${rel}\n`);
+    }
+    const outputs: Record<string, OutputHash> = {};
+    for (const rel of allOutputs(stage, config)) outputs[rel] = (await hasher.output(rel))!;
+    const params = pickParams(config, resolveList(stage.params, config));
+    lock.stages[stage.name] = {
+      version: stage.version, params, paramsHash: hashJson(params),
+      deps: Object.fromEntries(stage.deps.map((d) => [d, lock.stages[d]!.outputsHash])),
+      extraInputs: {}, inputs: await hashInputs(stage, config, lock, hasher),
+      outputs, outputsHash: combineOutputHashes(outputs),
+      startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), durationMs: 1,
+    };
+    writeLock(dir, lock);
+  }
+  hasher.save();
+  const steps = await plan({ targets: ['all'], config, dataDir: dir, stages: STAGES });
+  const stale = steps.filter((s) => s.state.kind !== 'fresh');
+  if (stale.length) throw new Error(`synthetic data directory not fresh: ${stale.map((s) => `${s.stage.name} ${JSON.stringify(s.state)}`).join('; ')}`);
+}
+
+function timeOnce(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 400)}`);
+  return ms;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const bench: BenchModule = {
+  title: 'CLI start-up: covers --help and covers status against node reading the lock',
+  async run(ctx) {
+    const dataDir = join(ctx.tmpDir, 'data');
+    await buildSyntheticDataDir(dataDir);
+    if (Object.keys(readLock(dataDir).stages).length !== STAGES.length) throw new Error('lock incomplete');
+    const bin = join(REPO, 'bin', 'covers.js');
+    const built = existsSync(join(REPO, 'dist', 'cli', 'covers.js'));
+    const mode = built ? 'compiled JavaScript (dist/)' : 'TypeScript through tsx (no dist/: run npm run build)';
+    const env = { ...process.env, COVERS_DIST: built ? '1' : '0' };
+    const baselineArgs = ['-e', `JSON.parse(require('node:fs').readFileSync(${JSON.stringify(join(dataDir, LOCK_FILE))}, 'utf8'))`];
+    const runs = ctx.quick ? 3 : 11;
+    const load = [loadavg()[0]!];
+    const base: number[] = [];
+    const help: number[] = [];
+    const status: number[] = [];
+    timeOnce([bin, '--help'], REPO, env); // warm the file cache
+    for (let i = 0; i < runs; i++) {
+      base.push(timeOnce(baselineArgs, REPO));
+      help.push(timeOnce([bin, '--help'], REPO, env));
+      status.push(timeOnce([bin, 'status', '--data-dir', dataDir], REPO, env));
+    }
+    load.push(loadavg()[0]!);
+    const b = median(base) / 1000;
+    ctx.log(`baseline ${b.toFixed(3)} s, --help ${(median(help) / 1000).toFixed(3)} s, status ${(median(status) / 1000).toFixed(3)} s (${mode})`);
+    const row = (name: string, xs: number[]): BenchResult => {
+      const v = median(xs) / 1000;
+      return {
+        name, value: v, unit: 's', baseline: { name: 'node -e reading pipeline.lock.json', value: b }, ratio: b / v,
+        target: '≤ 2× the baseline (ratio ≥ 0.5×)', met: v <= 2 * b,
+        notes: `median of ${runs} interleaved runs, ${mode}; ratio = baseline / value; 1-minute load average ${load.map((l) => l.toFixed(1)).join(' → ')} (start → end) on ${cpus().length} cores`,
+      };
+    };
+    return [row('covers --help', help), row(`covers status (${STAGES.length} stages, all fresh)`, status)];
+  },
+};
+
+export default bench;
