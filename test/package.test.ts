@@ -25,7 +25,21 @@ describe('npm package', () => {
 
   it('contains the compiled CLI with declarations, the entry point and the addon sources, and nothing else', () => {
     const outsideDist = files.filter((f) => !f.startsWith('dist/'));
-    assert.deepEqual(outsideDist, ['README.md', 'bin/covers.js', 'dataset/native/binding.gyp', 'dataset/native/fastjpeg.c', 'package.json']);
+    assert.deepEqual(outsideDist, [
+      'README.md', 'bin/covers.js', 'dataset/native/binding.gyp', 'dataset/native/fastjpeg.c', 'dataset/native/fastjpeg_core.c',
+      'dataset/native/fastjpeg_core.h', 'package.json',
+    ]);
+    // The install script builds the addon from binding.gyp: every source it names, and every local header those
+    // sources include, must be in the package (else an installed package silently falls back to sharp).
+    const gyp = readFileSync(join(REPO, 'dataset/native/binding.gyp'), 'utf8');
+    const sources = [...gyp.matchAll(/"([\w.-]+\.c)"/g)].map((m) => m[1]!);
+    assert.ok(sources.length >= 2, gyp);
+    for (const c of sources) {
+      assert.ok(files.includes(`dataset/native/${c}`), `binding.gyp source ${c} missing from the package`);
+      for (const m of readFileSync(join(REPO, 'dataset/native', c), 'utf8').matchAll(/#include "([\w.-]+)"/g)) {
+        assert.ok(files.includes(`dataset/native/${m[1]}`), `header ${m[1]} (included by ${c}) missing from the package`);
+      }
+    }
     const dist = files.filter((f) => f.startsWith('dist/'));
     for (const f of dist) assert.match(f, /\.(js|d\.ts)$/, `unexpected file in the package: ${f}`);
     for (const f of dist.filter((x) => x.endsWith('.js'))) assert.ok(files.includes(f.replace(/\.js$/, '.d.ts')), `${f} has no declaration file`);
