@@ -104,15 +104,19 @@ class ConvNet(nn.Module):
             filters, size = k("num_filters"), k("filter_size") or 3
             stride = k("stride") or 1
             border = k("border_mode") or "same"
-            if border == "same" and stride != 1:
-                raise ConfigProblem(f"lc{i}: 'same' padding with stride {stride} is not implemented here")
             bn = bool(k("bn"))
-            conv = nn.Conv2d(ch, filters, size, stride=stride, padding=size // 2 if border == "same" else 0, bias=not bn)
+            if border == "same":
+                # TensorFlow's 'same' (what tfjs-layers does): output side ceil(side / stride), the total padding
+                # max((out - 1) * stride + size - side, 0) split with the odd pixel after (bottom/right).
+                out = -(-side // stride)
+                total = max((out - 1) * stride + size - side, 0)
+                layers.append(nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2)))
+            conv = nn.Conv2d(ch, filters, size, stride=stride, padding=0, bias=not bn)
             nn.init.kaiming_uniform_(conv.weight, nonlinearity="relu")  # He uniform: U(-sqrt(6/fan_in), +)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
             layers.append(conv)
-            side = side if border == "same" else (side - size) // stride + 1
+            side = -(-side // stride) if border == "same" else (side - size) // stride + 1
             if bn:
                 # tfjs-layers' BatchNormalization defaults: momentum 0.99 (PyTorch's 0.01), epsilon 1e-3.
                 layers.append(nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01))
