@@ -12,6 +12,7 @@
  * `crawl.impersonate=false`, Node's built-in `fetch` (plain HTTP; impersonation means nothing to our own server).
  */
 import { subscribe } from 'node:diagnostics_channel';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ImpitHttpClient } from '@crawlee/impit-client';
 import type { Config } from '../pipeline/config.ts';
 import type { Logger } from '../util/log.ts';
@@ -257,21 +258,19 @@ export function chooseTransport(config: Config, origin: string): { transport: Tr
   return { transport: fetchTransport(), name: 'fetch' };
 }
 
-/** Resolves after `ms` milliseconds, or rejects with the signal's reason when it is aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortError(signal));
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal!));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/**
+ * Resolves after `ms` milliseconds (node:timers/promises), or rejects with {@link abortError} (an
+ * {@link AbortedError} unless the signal carries its own reason) when `signal` is aborted.
+ */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw abortError(signal);
+  if (ms <= 0) return;
+  try {
+    await delay(ms, undefined, signal ? { signal } : undefined);
+  } catch (e) {
+    if (signal?.aborted) throw abortError(signal);
+    throw e;
+  }
 }
 
 /**
