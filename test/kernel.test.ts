@@ -1,9 +1,9 @@
-/** The wasm gradient kernels (train/wasm-kernels.ts: Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul with a transposed `a`) against the cpu backend's. */
+/** The wasm gradient kernels (train/wasm-kernels.ts: Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul with transposed operands) against the cpu backend's. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
-import { fastWasmGradients, missingWasmKernels } from '../train/wasm-kernels.ts';
+import { fastWasmGradients, matMulPlan, missingWasmKernels } from '../train/wasm-kernels.ts';
 
 /** Deterministic pseudo-random values in [-1, 1). */
 function values(n: number, seed: number): Float32Array {
@@ -84,11 +84,26 @@ test('wasm Conv2DBackpropFilter and our Conv2DBackpropInput match the cpu backen
   assert.equal(tf.memory().numTensors, before, 'the kernels leak no tensors');
 });
 
-test('wasm matMul with a transposed operand (a dense layer weight gradient) matches the cpu backend', async () => {
+test('matMulPlan moves only the small operands', () => {
+  // A dense layer's input gradient dx = dy·Wᵀ (16 rows, 4608 → 2048): (W·dyᵀ)ᵀ, never a transposed W.
+  assert.equal(matMulPlan(16, 2048, 4608, false, true), 'swapped');
+  // Its weight gradient dW = xᵀ·dy: transpose the small x.
+  assert.equal(matMulPlan(4608, 16, 2048, true, false), 'direct');
+  assert.equal(matMulPlan(16, 300, 200, true, true), 'swapped');
+  assert.equal(matMulPlan(5, 7, 3, false, true), 'direct');
+});
+
+test('wasm matMul with transposed operands (dense layer gradients) matches the cpu backend', async () => {
   const shapes: [number[], number[], boolean, boolean][] = [
     [[7, 5], [7, 3], true, false], [[32, 300], [32, 17], true, false], [[2, 6, 4], [2, 6, 5], true, false],
     [[5, 7], [3, 7], false, true], [[6, 4], [5, 6], true, true], [[4, 6], [6, 5], false, false],
+    // Planned as (b·aᵀ)ᵀ / (b·a)ᵀ (see matMulPlan): dx = dy·Wᵀ of a dense layer, both operands transposed, batched.
+    [[16, 300], [200, 300], false, true], [[300, 16], [200, 300], true, true], [[2, 3, 40], [2, 30, 40], false, true],
   ];
+  for (const [sa, sb, ta, tb] of shapes.slice(6)) {
+    const m = ta ? sa.at(-1)! : sa.at(-2)!;
+    assert.equal(matMulPlan(m, ta ? sa.at(-2)! : sa.at(-1)!, tb ? sb.at(-2)! : sb.at(-1)!, ta, tb), 'swapped', `${sa} × ${sb} takes the swapped plan`);
+  }
   const run = () => shapes.map(([sa, sb, ta, tb], i) => tf.tidy(() => {
     const a = tf.tensor(values(sa.reduce((x, y) => x * y), 40 + i), sa);
     const b = tf.tensor(values(sb.reduce((x, y) => x * y), 80 + i), sb);
