@@ -101,6 +101,25 @@ test('training on 2 and 3 threads equals 1 thread up to float summation order (d
   for (const r of [one, two, three]) r.model.dispose();
 });
 
+test('with weight decay, 2 threads equal 1 thread up to float summation order (the penalty is added once per step)', async () => {
+  const logs: string[] = [];
+  const wd = { weightDecay: 0.05, schedule: 'constant' as const, epochs: 3 };
+  const one = await trainModel(options({ snapshotDir: join(dir, 'wd1'), threads: 1, ...wd }));
+  const two = await trainModel(options({ snapshotDir: join(dir, 'wd2'), threads: 2, ...wd, log: (l) => logs.push(l) }));
+  const none = await trainModel(options({ snapshotDir: join(dir, 'wd0'), threads: 2, ...wd, weightDecay: 0 }));
+  assert.ok(logs.some((l) => /threads: 2 \(data-parallel/.test(l)), `the decayed run is data-parallel:\n${logs.join('\n')}`);
+  two.metrics.forEach((m, i) => {
+    const e = one.metrics[i]!;
+    assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
+    assert.equal(m.trainAccuracy, e.trainAccuracy);
+  });
+  const d = maxRelDiff(weightsOf(two.model), weightsOf(one.model));
+  assert.ok(d < 1e-4, `weights differ from 1 thread by ${d}`);
+  // The penalty really acts on 2 threads (added once: twice would shrink further, never would match \`none\`).
+  assert.ok(maxRelDiff(weightsOf(none.model), weightsOf(one.model)) > 100 * Math.max(d, 1e-7), 'decay changes the weights');
+  for (const r of [one, two, none]) r.model.dispose();
+});
+
 test('a 2-thread run stopped after 2 epochs and resumed equals an uninterrupted 2-thread run exactly', async () => {
   const full = await trainModel(options({ snapshotDir: join(dir, 'r-full'), threads: 2, epochs: 4, patience: 3 }));
   const part = await trainModel(options({ snapshotDir: join(dir, 'r-part'), threads: 2, epochs: 4, patience: 3, stopAfter: 2 }));

@@ -148,44 +148,61 @@ export function paramCount(vars: readonly tf.Tensor[]): number {
   return vars.reduce((s, v) => s + v.size, 0);
 }
 
+/** A loss term added once per step (not per row), e.g. the weight-decay penalty; built inside the gradient tape. */
+export type StepPenalty = () => tf.Scalar | null;
+
 /**
- * One rank's part of a training step: the gradient of Σ (cross-entropy of its rows) / `total` with respect to
- * `vars`, written flattened (variables in order) to `out`.
+ * One rank's part of a training step: the gradient of Σ (cross-entropy of its rows) / `total` (plus `penalty()`,
+ * which exactly one rank adds) with respect to `vars`, written flattened (variables in order) to `out`; a variable
+ * the rank's loss does not reach gets zeros.
  * @param x the whole batch `[total, crop, crop, 3]` float32; this rank's rows are `offset … offset+count`.
- * @returns the rank's share of the batch's mean loss and its correct predictions.
+ * @returns the rank's share of the batch's mean cross-entropy (without the penalty) and its correct predictions.
  */
 export function sliceGradients(
   logits: tfl.LayersModel, vars: readonly tf.Variable[], x: Float32Array, labels: Int32Array, offset: number, count: number, total: number,
-  crop: number, classes: number, step: number, out: Float32Array,
+  crop: number, classes: number, step: number, out: Float32Array, penalty: StepPenalty | null = null,
 ): { loss: number; correct: number } {
   setDropoutStep(logits, step, { offset, total });
-  if (count === 0) {
+  if (count === 0 && !penalty) {
     out.fill(0);
     return { loss: 0, correct: 0 };
   }
   const px = crop * crop * 3;
   let hits: tf.Scalar | null = null;
+  let share: tf.Scalar | null = null;
   const { value, grads } = tf.tidy(() => {
     const xs = tf.tensor4d(x.subarray(offset * px, (offset + count) * px), [count, crop, crop, 3]);
     const y = tf.tensor1d(labels.subarray(offset, offset + count), 'int32');
     return tf.variableGrads(() => {
-      const o = logits.apply(xs, { training: true }) as tf.Tensor2D;
-      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o, 1), y), 'int32'))) as tf.Scalar;
-      const sum = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), o, undefined, undefined, tf.Reduction.SUM);
-      return tf.div(sum, total) as tf.Scalar;
+      let ce: tf.Scalar = tf.scalar(0);
+      if (count > 0) {
+        const o = logits.apply(xs, { training: true }) as tf.Tensor2D;
+        hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o, 1), y), 'int32'))) as tf.Scalar;
+        const sum = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), o, undefined, undefined, tf.Reduction.SUM);
+        ce = tf.div(sum, total) as tf.Scalar;
+      }
+      const p = penalty?.() ?? null;
+      if (!p) return ce;
+      share = tf.keep(ce);
+      return tf.add(ce, p) as tf.Scalar;
     }, vars as tf.Variable[]);
   });
   let at = 0;
   for (const v of vars) {
-    const g = grads[v.name]!;
-    copyValues(g, out, at);
+    const g = grads[v.name];
+    if (g) {
+      copyValues(g, out, at);
+      g.dispose();
+    } else {
+      out.fill(0, at, at + v.size);
+    }
     at += v.size;
-    g.dispose();
   }
-  const loss = value.dataSync()[0]!;
+  const loss = ((share as tf.Scalar | null) ?? value).dataSync()[0]!;
   value.dispose();
-  const correct = (hits as tf.Scalar | null)!.dataSync()[0]!;
-  (hits as tf.Scalar | null)!.dispose();
+  (share as tf.Scalar | null)?.dispose();
+  const correct = hits ? (hits as tf.Scalar).dataSync()[0]! : 0;
+  (hits as tf.Scalar | null)?.dispose();
   return { loss, correct };
 }
 
@@ -382,16 +399,21 @@ export class ReplicaPool {
    * One training step on the whole batch (see the module comment): this thread's replica (`logits`, `vars`,
    * `optimizer`) computes rank 0's slice and applies the update like every worker.
    * @param x `[n, crop, crop, 3]` float32; `labels` `[n]`.
-   * @returns the batch's mean loss and its correct predictions.
+   * @param penalty a term added to the loss once per step (the weight decay's `λ/2 · Σ‖W‖²`): this thread adds it to
+   *   its slice, so the reduced gradient is that of the whole batch's mean cross-entropy plus the penalty.
+   * @returns the batch's mean cross-entropy (without the penalty) and its correct predictions.
    */
-  async step(logits: tfl.LayersModel, vars: readonly tf.Variable[], optimizer: tf.Optimizer, x: Float32Array, labels: Int32Array, step: number): Promise<{ loss: number; correct: number }> {
+  async step(
+    logits: tfl.LayersModel, vars: readonly tf.Variable[], optimizer: tf.Optimizer, x: Float32Array, labels: Int32Array, step: number,
+    penalty: StepPenalty | null = null,
+  ): Promise<{ loss: number; correct: number }> {
     const n = labels.length;
     const o = this.opts;
     this.x.set(x);
     this.labels.set(labels);
     const [offset, count] = sliceRows(n, o.threads, 0);
     const [mine, replies] = await this.all({ op: 'step', rows: n, step }, () =>
-      sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params)));
+      sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty));
     let loss = mine.loss;
     let correct = mine.correct;
     for (const r of replies) {

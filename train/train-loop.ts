@@ -160,16 +160,17 @@ function diverged(loss: number, epoch: number, batchNo: number, lr: number): Use
 
 /**
  * Starts the data-parallel replicas for `o.threads` > 1 on a CPU backend, or returns null (and says why): also for
- * models with batch normalisation or a weight decay, which the replicas do not support yet.
+ * models with batch normalisation, which the replicas do not support (see below).
  */
 async function startPool(o: TrainOptions, vars: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
   const threads = o.threads ?? 1;
   if (threads <= 1) return null;
-  // The replicas compute the plain cross-entropy gradient of every variable: batch-norm statistics (per slice, and
-  // non-trainable moving averages) and the weight-decay penalty are not all-reduced yet, so those runs use one thread.
-  if (model.nonTrainableWeights.length > 0 || (o.weightDecay ?? 0) > 0) {
-    const why = model.nonTrainableWeights.length > 0 ? 'batch normalisation' : 'train.weightDecay';
-    o.log(`threads: 1 (train.threads = ${threads}; data-parallel training does not support ${why} yet)`);
+  // Batch normalisation in training normalises by the statistics of the rows a replica holds: on a slice they differ
+  // from the whole batch's (and the moving averages would diverge), so the result would depend on the thread count
+  // beyond float summation order. Such runs use one thread until the replicas all-reduce the statistics (sync BN).
+  // The weight decay is fine: this thread adds the penalty to its slice (ReplicaPool.step).
+  if (model.nonTrainableWeights.length > 0) {
+    o.log(`threads: 1 (train.threads = ${threads}; data-parallel training does not support batch normalisation yet)`);
     return null;
   }
   const backend = tf.getBackend();
@@ -288,7 +289,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         batchNo++;
         const n = b.labels.length;
         if (pool) {
-          const r = await pool.step(logits, vars, optimizer, b.x, b.labels, state.step++);
+          const r = await pool.step(logits, vars, optimizer, b.x, b.labels, state.step++, () => l2Penalty(decayed, o.weightDecay ?? 0));
           if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, state.learningRate);
           lossSum += r.loss * n;
           correct += r.correct;
