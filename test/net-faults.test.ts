@@ -15,6 +15,7 @@ import { after, test } from 'node:test';
 import { resolveConfig, type Config, type ConfigInput } from '../pipeline/config.ts';
 import { memoryLogger } from '../util/log.ts';
 import { make } from '../pipeline/runner.ts';
+import { readLock } from '../pipeline/lock.ts';
 import { isTransientError, RerunLaterError } from '../pipeline/stage.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
@@ -51,23 +52,29 @@ async function simOn(opts: SimulatorOptions, ports?: { port: number; imagePort: 
 const portsOf = (s: Simulator) => ({ port: Number(new URL(s.origin).port), imagePort: Number(new URL(s.imageOrigin).port) });
 const readManifest = (dir: string) => readFileSync(join(dir, 'manifest.tsv'), 'utf8');
 
-test('discover_web cursors that cycle or never end: the listing ends with a warning, bounded; after the fault, a rerun lists like a clean run', async () => {
+test('discover_web cursors that cycle or never end: the listing ends with a warning, bounded, and discover stays incomplete; after the fault, a plain make continues it to a clean run\'s outputs, nothing fetched twice', async () => {
   const clean = await simOn({});
   const ports = portsOf(clean);
   const cleanDir = join(tmp, 'cursor-clean');
   // 40 per genre (+ overlap) at 5 per page, wanting 100: the clean listing ends on its own.
   const want = { perGenre: 50 } as const;
-  await make({ targets: ['discover'], config: configFor(clean, want), dataDir: cleanDir, stages: STAGES, log: memoryLogger() });
+  const isPost = (e: { path: string; status: number }) => e.path.startsWith('/api/discover') && e.status === 200;
+  /** Requests for albums (label's tralbum_details / album pages): everything on the site but the listing. */
+  const isAlbum = (e: { host: string; path: string; status: number }) => e.host === 'site' && !e.path.startsWith('/api/discover') && e.status === 200;
+  await make({ targets: ['label'], config: configFor(clean, want), dataDir: cleanDir, stages: STAGES, log: memoryLogger() });
+  const cleanPosts = clean.log.filter(isPost).length;
+  const cleanAlbums = clean.log.filter(isAlbum).length;
   await clean.close();
   const cleanCands = candidatesFormat.read(join(cleanDir, 'candidates.arrow'));
+  const bytes = (dir: string, f: string) => readFileSync(join(dir, f));
 
   for (const fault of ['cursor-cycle', 'cursor-endless'] as const) {
     const sim = await simOn({ faults: `${fault}=1` }, ports);
     const dir = join(tmp, fault);
     const log = memoryLogger();
     const t0 = Date.now();
-    await make({ targets: ['discover'], config: configFor(sim, want), dataDir: dir, stages: STAGES, log });
-    assert.ok(Date.now() - t0 < 20_000, `${fault}: discover took ${Date.now() - t0} ms`);
+    const first = await make({ targets: ['label'], config: configFor(sim, want), dataDir: dir, stages: STAGES, log });
+    assert.ok(Date.now() - t0 < 20_000, `${fault}: discover and label took ${Date.now() - t0} ms`);
     const posts = sim.log.filter((e) => e.path.startsWith('/api/discover'));
     const pagesClean = Math.max(...GENRES.map((g) => cleanCands.filter((c) => c.genre === g).length)) / 5 + 1;
     assert.ok(posts.length <= GENRES.length * (pagesClean + 4), `${fault}: ${posts.length} requests`);
@@ -77,16 +84,45 @@ test('discover_web cursors that cycle or never end: the listing ends with a warn
     } else {
       assert.ok(log.lines.some((l) => /3 discover_web page\(s\) in a row brought no new album/.test(l)), log.lines.join('\n'));
     }
-    // A rerun starts at once (no hang on the recorded cycle) and, while the fault lasts, ends the same way.
+    // The warning says what happened and that a rerun retries; the pipeline went on with what was listed, and
+    // discover is recorded as incomplete, so a plain make reruns it.
+    assert.ok(log.lines.some((l) => /the listing ends there for now.*the next `covers make` asks again from that page/.test(l)), log.lines.join('\n'));
+    assert.ok(log.lines.some((l) => /discover: finished incomplete \(discover_web misbehaved: genre "ambient" ended on .*the next `covers make` reruns discover to continue/.test(l)), log.lines.join('\n'));
+    assert.deepEqual(first.map((o) => `${o.name}:${o.action}`), ['discover:ran', 'label:ran']);
+    assert.match(first[0]!.incomplete ?? '', new RegExp(`ended on ${fault === 'cursor-cycle' ? 'cursor-cycle' : 'no-new-items'}`));
+    assert.match(readLock(dir).stages.discover!.incomplete ?? '', /discover_web misbehaved/);
+
+    // A plain rerun while the fault lasts: discover runs again (incomplete), starts at once (no hang on the recorded
+    // cycle), ends the same way with the same warning; its outputs are the same, so label is not rerun.
     const t1 = Date.now();
-    await make({ targets: ['discover'], config: configFor(sim, want), dataDir: dir, stages: STAGES, log: memoryLogger(), force: true });
-    assert.ok(Date.now() - t1 < 10_000);
+    const log2 = memoryLogger();
+    const second = await make({ targets: ['label'], config: configFor(sim, want), dataDir: dir, stages: STAGES, log: log2 });
+    assert.ok(Date.now() - t1 < 10_000, `${fault}: rerun took ${Date.now() - t1} ms`);
+    assert.deepEqual(second.map((o) => `${o.name}:${o.action}`), ['discover:ran', 'label:fresh']);
+    assert.match(second[0]!.reason, /incomplete last time: discover_web misbehaved/);
+    assert.ok(log2.lines.some((l) => /the listing ends there for now/.test(l)), log2.lines.join('\n'));
     await sim.close();
-    // The fault is gone: the misbehaving page is asked again, and the listing is the clean one.
+    const faultPosts = sim.log.filter(isPost);
+    const faultGood = faultPosts.filter((e) => !e.fault);
+    assert.equal(faultGood.filter((e) => e.attempt > 0).length, 0, `${fault}: a good listing page asked twice while the fault lasted`);
+    assert.ok(faultPosts.length - faultGood.length <= 2 * GENRES.length * 4, `${fault}: misbehaving pages asked ${faultPosts.length - faultGood.length} times`);
+
+    // The fault is gone: a plain make (no --force) continues the listing from the page that misbehaved; the outputs
+    // are byte-identical to the clean run's, and no page or album already fetched is fetched again.
     const fixed = await simOn({}, ports);
-    await make({ targets: ['discover'], config: configFor(fixed, want), dataDir: dir, stages: STAGES, log: memoryLogger(), force: true });
+    const third = await make({ targets: ['label'], config: configFor(fixed, want), dataDir: dir, stages: STAGES, log: memoryLogger() });
     await fixed.close();
-    assert.deepEqual(candidatesFormat.read(join(dir, 'candidates.arrow')), cleanCands, `${fault}: listing after the fault`);
+    assert.deepEqual(third.map((o) => `${o.name}:${o.action}`), ['discover:ran', 'label:ran']);
+    assert.equal(third[0]!.incomplete, undefined);
+    assert.equal(readLock(dir).stages.discover!.incomplete, undefined);
+    assert.ok(bytes(dir, 'candidates.arrow').equals(bytes(cleanDir, 'candidates.arrow')), `${fault}: candidates.arrow after the fault`);
+    assert.ok(bytes(dir, 'labels.arrow').equals(bytes(cleanDir, 'labels.arrow')), `${fault}: labels.arrow after the fault`);
+    const fixedPosts = fixed.log.filter(isPost);
+    assert.equal(fixedPosts.length + faultGood.length, cleanPosts, `${fault}: pages asked after the fault (${fixedPosts.length}) + good pages before (${faultGood.length}) = the clean listing's`);
+    assert.equal(fixed.log.filter(isAlbum).length + sim.log.filter(isAlbum).length, cleanAlbums, `${fault}: albums labelled twice`);
+    // And then everything is fresh.
+    const fourth = await make({ targets: ['label'], config: configFor(clean, want), dataDir: dir, stages: STAGES, log: memoryLogger() });
+    assert.deepEqual(fourth.map((o) => `${o.name}:${o.action}`), ['discover:fresh', 'label:fresh']);
   }
 });
 
