@@ -197,6 +197,9 @@ async function crawlOnce<D extends Record<string, unknown>>(opts: RunQueueOption
         useSessionPool: false,
         requestHandlerTimeoutSecs: 7 * 24 * 3600,
         statusMessageLoggingInterval: 3600,
+        // crawler.stop() waits for the running tasks by polling every maybeRunIntervalSecs (crawlee's default 0.5 s):
+        // half of Ctrl-C's one-second budget. A tenth of a second costs nothing measurable.
+        autoscaledPoolOptions: { maybeRunIntervalSecs: 0.1 },
         log: new CrawlerLog({ ...crawleeLog.getOptions(), prefix: 'BasicCrawler' }),
         async requestHandler({ request }) {
           if (fatal) return;

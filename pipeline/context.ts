@@ -27,6 +27,8 @@ export interface ContextOptions {
   signal?: AbortSignal;
   /** Names of the pipeline's stages in order (default: just this stage). */
   stageNames?: readonly string[];
+  /** Called with the reason when the stage calls `ctx.incomplete(reason)`. */
+  onIncomplete?: (reason: string) => void;
 }
 
 /**
@@ -61,6 +63,9 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
       return join(dataDir, rel);
     },
     progress: (label: string, total: number) => createProgress(label, total, log),
+    incomplete(reason: string) {
+      opts.onIncomplete?.(reason);
+    },
   };
 }
 

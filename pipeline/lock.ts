@@ -48,6 +48,12 @@ export const LockEntrySchema = z.object({
   finishedAt: z.string(),
   /** Wall time of the run, in ms. */
   durationMs: z.number(),
+  /**
+   * Set when the stage finished incomplete (`ctx.incomplete`, e.g. a listing ended early by a misbehaving site): why.
+   * Its outputs are committed and used, but the stage counts as stale until a run finishes without it. Absent in
+   * entries of complete runs (and of every run before it existed), so older lock files read as before.
+   */
+  incomplete: z.string().optional(),
 });
 export type LockEntry = z.infer<typeof LockEntrySchema>;
 

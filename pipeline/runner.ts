@@ -53,6 +53,8 @@ export interface StageOutcome {
   durationMs: number;
   /** Output paths, absolute. */
   outputs: string[];
+  /** With `ran`: the stage finished incomplete (`ctx.incomplete`), why; the next `make` reruns it to continue. */
+  incomplete?: string;
 }
 
 /** Options of {@link make} and {@link plan}. */
@@ -162,6 +164,7 @@ async function stageState(
   if (skip) return { kind: 'skipped', reason: skip };
   if (!entry) return { kind: 'never-built' };
   const reasons: string[] = [];
+  if (entry.incomplete) reasons.push(`incomplete last time: ${entry.incomplete}; this run continues it`);
   if (entry.version !== stage.version) reasons.push(`stage version ${entry.version} → ${stage.version}`);
   const params = pickParams(config, resolveList(stage.params, config));
   if (hashJson(params) !== entry.paramsHash) {
@@ -277,6 +280,10 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UserError(`data directory ${dataDir} is not a directory`);
   mkdirSync(dataDir, { recursive: true });
   const release = acquireRunLock(dataDir);
+  // When the signal fires, for the "stopped N ms after the interrupt" line (what Ctrl-C's latency is made of).
+  let abortedAt: number | null = opts.signal?.aborted ? performance.now() : null;
+  const onAbort = () => (abortedAt ??= performance.now());
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   const outcomes: StageOutcome[] = [];
   const report = (o: StageOutcome) => {
     outcomes.push(o);
@@ -314,7 +321,8 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       try {
         const extraInputs = await hashExtraInputs(stage, opts.config);
         const inputs = await hashInputs(stage, opts.config, lock, hasher);
-        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal, stageNames: stages.map((s) => s.name) });
+        const incomplete: string[] = [];
+        const ctx = createStageContext(stage, { config: opts.config, dataDir, log, signal: opts.signal, stageNames: stages.map((s) => s.name), onIncomplete: (r) => incomplete.push(r) });
         await stage.run(ctx);
         if (opts.signal?.aborted) throw new InterruptedError();
         commitOutputs(stage, opts.config, dataDir);
@@ -334,9 +342,13 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
           startedAt: started.toISOString(),
           finishedAt: new Date().toISOString(),
           durationMs: Math.round(durationMs),
+          ...(incomplete.length ? { incomplete: incomplete.join('; ') } : {}),
         });
         hasher.save();
-        report({ name: stage.name, action: 'ran', reason, durationMs, outputs });
+        if (incomplete.length) {
+          log.warn(`${stage.name}: finished incomplete (${incomplete.join('; ')}); the later stages go on with what it has, and the next \`covers make\` reruns ${stage.name} to continue where it stopped`);
+        }
+        report({ name: stage.name, action: 'ran', reason, durationMs, outputs, ...(incomplete.length ? { incomplete: incomplete.join('; ') } : {}) });
       } catch (e) {
         rmSync(stageTmpDir(dataDir, stage.name), { recursive: true, force: true });
         const back = e instanceof MoreInputNeeded && !opts.signal?.aborted ? needed.findIndex((s) => s.name === e.stage) : -1;
@@ -351,6 +363,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
         }
         if (typeof e === 'object' && e !== null && !failedIn.has(e)) failedIn.set(e, stage.name);
         const stopped = e instanceof InterruptedError || opts.signal?.aborted === true;
+        if (stopped && abortedAt !== null) log.debug(`${stage.name}: stopped ${Math.round(performance.now() - abortedAt)} ms after the interrupt (work in flight ended)`);
         report({ name: stage.name, action: stopped ? 'interrupted' : 'failed', reason: stopped ? 'rerun to resume' : (e as Error).message, durationMs: performance.now() - t0, outputs });
         for (const rest of needed.slice(i + 1)) {
           report({ name: rest.name, action: 'not-run', reason: `${stage.name} ${stopped ? 'was interrupted' : 'failed'}`, durationMs: 0, outputs: [] });
@@ -360,6 +373,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
     }
     return outcomes;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     rmdirIfEmpty(join(dataDir, '.tmp'));
     release();
   }

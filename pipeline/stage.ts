@@ -48,6 +48,14 @@ export interface StageContext {
   readonly stageNames: readonly string[];
   /** Aborted on SIGINT/SIGTERM; long loops should check it and stop. */
   readonly signal: AbortSignal;
+  /**
+   * Marks this run as finished but incomplete (e.g. a listing a misbehaving site ended early): the runner commits the
+   * outputs and lets the later stages go on with them, but records `reason` in the stage's lock entry
+   * (`incomplete`), so the next `covers make` reruns the stage to continue where it stopped. The stage must resume
+   * from its work directory then, not start over; when that rerun gives byte-identical outputs, the dependents stay
+   * fresh. Call it once per reason; the reasons are joined.
+   */
+  incomplete(reason: string): void;
 }
 
 /**

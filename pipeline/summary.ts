@@ -10,7 +10,8 @@ export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string
   const lines = ['', 'summary:'];
   for (const o of outcomes) {
     const t = o.action === 'ran' || o.action === 'failed' || o.action === 'interrupted' || o.action === 'round' ? ` in ${fmtDuration(o.durationMs)}` : '';
-    lines.push(`  ${o.name.padEnd(w)}  ${o.action}${t}  ${o.action === 'fresh' ? '' : o.reason}`.trimEnd());
+    const incomplete = o.incomplete ? `; incomplete (${o.incomplete}): the next make continues it` : '';
+    lines.push(`  ${o.name.padEnd(w)}  ${o.action}${t}  ${o.action === 'fresh' ? '' : o.reason}${incomplete}`.trimEnd());
   }
   const total = outcomes.reduce((s, o) => s + o.durationMs, 0);
   lines.push(`  total ${fmtDuration(total)}; outputs under ${dataDir}`);

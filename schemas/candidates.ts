@@ -25,6 +25,11 @@ export type CandidateRow = RowOf<typeof candidatesFormat.columns>;
 /** Why a genre's listing ended: the site said so, a cursor came back, pages stopped bringing new albums, the page cap. */
 export type ListingEnd = 'end' | 'cursor-cycle' | 'no-new-items' | 'page-limit';
 
+/** Listing ends that a guard against a misbehaving site chose (not the site's end, not a configured cap). */
+export function endedByGuard(ended: ListingEnd | null): boolean {
+  return ended === 'cursor-cycle' || ended === 'no-new-items';
+}
+
 /** Per genre, in `candidates.arrow`'s metadata key `listing` (JSON): how far the listing went and why it stopped. */
 export interface ListingInfo {
   /** Albums listed (distinct `item_id`s of whole pages). */
@@ -39,6 +44,11 @@ export interface ListingInfo {
   extraRounds: number;
   /** Why the listing ended, or null when it goes on past what was listed. */
   ended: ListingEnd | null;
+  /**
+   * When a guard ended the listing (`cursor-cycle`, `no-new-items`): the cursor of the page the next run asks again
+   * (the pages before it are kept). Absent otherwise.
+   */
+  resumeAt?: string;
 }
 
 /** Reads `candidates.arrow`'s `listing` metadata (per genre), or null for a file written without it. */

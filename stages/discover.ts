@@ -7,8 +7,9 @@
  *
  * Bounded: a listing ends at the site's end, at a cursor already seen in it (a cycle, with a warning), after
  * `crawl.maxEmptyPages` pages in a row without a new album (an endless cursor), or at `crawl.maxPagesPerGenre`
- * pages; every answer is read up to `crawl.maxListingBytes`. A listing that ended abnormally is asked again from
- * the page that misbehaved on the next run.
+ * pages; every answer is read up to `crawl.maxListingBytes`. A listing that a guard ended (a cycle, pages without new
+ * albums) still gives its candidates, so the later stages go on, but the run is recorded as incomplete
+ * (`ctx.incomplete`): the next `covers make` reruns discover, which asks again from the page that misbehaved.
  *
  * Resumable: each finished page is appended to `.work/discover/pages-<hash>.jsonl` (the truth of what is done;
  * `<hash>` covers origin, slice and page size), and crawlee's named request queue `discover-<hash>` lives in
@@ -25,7 +26,7 @@ import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { readDemand } from '../schemas/demand.ts';
 import { candidatesFormat, type CandidateRow, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
 
-export { readListingInfo, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
+export { endedByGuard, readListingInfo, type ListingEnd, type ListingInfo } from '../schemas/candidates.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -98,6 +99,17 @@ export interface GenreWalk {
 }
 
 /**
+ * The cursors of the pages to ask again when a guard ended the listing ({@link endedByGuard}), first to last: the
+ * page whose next cursor came back (a cycle), or the run of pages without a new album and the page before it (whose
+ * next cursor led there); none otherwise. The first of them is where the next run resumes.
+ */
+export function pagesToAskAgain(w: GenreWalk, maxEmptyPages: number): string[] {
+  if (w.ended === 'cursor-cycle') return w.chain.slice(-1);
+  if (w.ended === 'no-new-items') return w.chain.slice(-(maxEmptyPages + 1));
+  return [];
+}
+
+/**
  * Walks one genre's page chain from `"*"` through the recorded pages until `target` albums, the first page not yet
  * fetched, or the end of the listing: no next cursor or an empty page (`end`), a cursor seen before in this listing
  * (`cursor-cycle`), `maxEmptyPages` pages in a row without a new album (`no-new-items`), or `maxPages` pages
@@ -154,13 +166,15 @@ async function run(ctx: StageContext): Promise<void> {
     }
   }
   if (resumed) log.info(`resuming: ${resumed} page(s) already fetched (${progress.path})`);
-  // A listing that ended abnormally last time (a cursor cycle, pages without new albums) is asked again from the page
-  // that misbehaved, once per run: after the site recovers, the listing equals one that never saw the fault.
+  // A listing that a guard ended last time (a cursor cycle, pages without new albums; the run was then recorded as
+  // incomplete, so the runner reran this stage) is asked again from the page that misbehaved, once per run: the
+  // pages before it are not fetched again, and after the site recovers the listing equals one that never saw the
+  // fault. While the fault lasts, the same pages end it the same way.
   for (const genre of config.genres) {
     const w = walk(genre);
-    const redo = w.ended === 'cursor-cycle' ? w.chain.slice(-1) : w.ended === 'no-new-items' ? w.chain.slice(-(config.crawl.maxEmptyPages + 1)) : [];
+    const redo = pagesToAskAgain(w, config.crawl.maxEmptyPages);
     for (const c of redo) byGenre.get(genre)!.delete(c);
-    if (redo.length) log.info(`genre "${genre}": the listing ended on ${w.ended} last time; asking again from the page that misbehaved`);
+    if (redo.length) log.info(`genre "${genre}": the listing ended on ${w.ended} last time, after ${w.pagesUsed} page(s); asking again from the page that misbehaved (cursor ${redo[0]!.slice(0, 40)})`);
   }
   if (demand) {
     const more = config.genres.filter((g) => targetOf(g) > baseTarget).map((g) => `${g} ${targetOf(g)}`);
@@ -247,10 +261,12 @@ async function run(ctx: StageContext): Promise<void> {
 
   const rows: CandidateRow[] = [];
   const listing: Record<string, ListingInfo> = {};
+  const guarded: string[] = [];
   for (const genre of config.genres) {
     const target = targetOf(genre);
     const w = walk(genre);
     const first = walk(genre, baseTarget);
+    const resumeAt = pagesToAskAgain(w, config.crawl.maxEmptyPages)[0];
     listing[genre] = {
       albums: w.albums.length,
       pages: w.pagesUsed,
@@ -258,16 +274,21 @@ async function run(ctx: StageContext): Promise<void> {
       firstRoundAlbums: first.albums.length,
       extraRounds: demand?.rounds[genre] ?? 0,
       ended: w.ended,
+      ...(resumeAt !== undefined ? { resumeAt } : {}),
     };
-    if (w.ended === 'cursor-cycle') log.warn(`genre "${genre}": discover_web sent a cursor it had sent before (${w.cycleAt!.slice(0, 40)}); the listing ends there, after ${w.albums.length} album(s) in ${w.pagesUsed} page(s)`);
-    else if (w.ended === 'no-new-items') log.warn(`genre "${genre}": ${config.crawl.maxEmptyPages} discover_web page(s) in a row brought no new album (crawl.maxEmptyPages); the listing ends there, after ${w.albums.length} album(s)`);
+    const retry = `the listing ends there for now, after ${w.albums.length} album(s) in ${w.pagesUsed} page(s); the next \`covers make\` asks again from that page (nothing before it is fetched again)`;
+    if (w.ended === 'cursor-cycle') log.warn(`genre "${genre}": discover_web sent a cursor it had sent before (${w.cycleAt!.slice(0, 40)}); ${retry}`);
+    else if (w.ended === 'no-new-items') log.warn(`genre "${genre}": ${config.crawl.maxEmptyPages} discover_web page(s) in a row brought no new album (crawl.maxEmptyPages); ${retry}`);
     else if (w.ended === 'page-limit') log.warn(`genre "${genre}": stopped after crawl.maxPagesPerGenre=${config.crawl.maxPagesPerGenre} pages (${w.albums.length} album(s))`);
+    if (resumeAt !== undefined) guarded.push(`genre "${genre}" ended on ${w.ended} after ${w.pagesUsed} page(s), resumes at cursor ${resumeAt.slice(0, 40)}`);
     if (w.albums.length < target) log.warn(`genre "${genre}": the listing ended after ${w.albums.length} album(s) (wanted ${target})`);
     w.albums.forEach((a, i) => {
       rows.push({ genre, rank: i + 1, item_id: a.item_id, art_id: a.art_id, item_url: a.item_url, title: a.title, band_name: a.band_name, band_id: a.band_id });
     });
   }
   candidatesFormat.write(ctx.out('candidates.arrow'), rows, { listing: JSON.stringify(listing) });
+  // A guard is not the site's end: the candidates are usable, but the listing is not finished.
+  if (guarded.length) ctx.incomplete(`discover_web misbehaved: ${guarded.join('; ')}`);
   log.info(`candidates: ${rows.length} album(s) in ${config.genres.length} genre(s)`);
 }
 

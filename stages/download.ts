@@ -45,6 +45,7 @@ import { ProgressLog } from '../bandcamp/crawl.ts';
 import { imageRelPath, manifestFormat, reasonKey, rejectedFormat, type ManifestRow, type RejectedRow } from '../schemas/manifest.ts';
 import { readSelectionCounts, selectionFormat, type SelectCounts, type SelectionRow } from '../schemas/selection.ts';
 import type { ListingDemand } from '../schemas/demand.ts';
+import { endedByGuard } from '../schemas/candidates.ts';
 
 /** One fetch outcome in the progress file, keyed by the URL's path (`/img/a<art_id>_<format>.jpg`). */
 export interface FetchRecord {
@@ -319,6 +320,8 @@ async function run(ctx: StageContext): Promise<void> {
     }
   }
   const short: string[] = [];
+  /** Short genres whose listing a guard ended (a misbehaving discover_web): the next make asks it again. */
+  const guardEnded: string[] = [];
   for (const g of config.genres) {
     const have = kept.get(g)!.length;
     const want = need.get(g)!;
@@ -334,6 +337,7 @@ async function run(ctx: StageContext): Promise<void> {
       short.push(`genre "${g}": ${have} of ${want} listed images downloaded; rejected: ${rej}; e.g. ${failed.join('; ')}`);
     } else {
       const k = counts?.[g];
+      if (k?.listing && endedByGuard(k.listing.ended)) guardEnded.push(`"${g}" (${k.listing.ended})`);
       const listed = k?.listing ? `; listing ${k.listing.ended ? `ended (${k.listing.ended})` : 'not ended'} after ${k.listing.pages} page(s), ${k.listing.extraRounds} extra round(s)` : '';
       const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible${listed}` : `${ranking.get(g)!.length} eligible`;
       const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
@@ -344,6 +348,14 @@ async function run(ctx: StageContext): Promise<void> {
     const hint = manifestMode
       ? 'Rerun later if the failures are transient, or set select.allowShort=true to build what could be downloaded.'
       : 'Every short genre\'s listing ended or crawl.maxRounds was reached: lower perGenre, raise crawl.maxRounds, or set select.allowShort=true to accept fewer.';
+    if (!config.select.allowShort && guardEnded.length) {
+      // Not the site's end: discover is recorded as incomplete, and the next make asks the listing again.
+      throw new RerunLaterError(
+        `download: not enough images.\n  ${short.join('\n  ')}\n` +
+          `discover_web misbehaved and ended the listing of ${guardEnded.join(', ')} early; the next \`covers make\` asks it again from where it stopped. ` +
+          'Downloaded images are kept: rerun the same command later to continue (or set select.allowShort=true to accept fewer).',
+      );
+    }
     if (!config.select.allowShort) throw new UserError(`download: not enough images.\n  ${short.join('\n  ')}\n${hint} Downloaded images are kept.`);
     for (const s of short) log.warn(`short (select.allowShort): ${s}`);
   }
