@@ -37,6 +37,48 @@ function kernel(name: string): KernelFunc {
   return k.kernelFunc;
 }
 
+/** Temporaries of one composed kernel: results of wasm kernels run through {@link Scratch.run}, freed by `dispose()`. */
+class Scratch {
+  private readonly temps: TensorInfo[] = [];
+  constructor(private readonly backend: unknown) {}
+
+  /** Runs wasm kernel `name`; its result is freed by {@link dispose} unless {@link keep} takes it out. */
+  run(name: string, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): TensorInfo {
+    const out = kernel(name)({ inputs, backend: this.backend as never, attrs }) as TensorInfo;
+    this.temps.push(out);
+    return out;
+  }
+
+  /** A stride-1 NHWC `Conv2D` of `x` with `filter`, explicit `[[top, bottom], [left, right]]` padding, `dilations`. */
+  conv(x: TensorInfo, filter: TensorInfo, pad: [[number, number], [number, number]], dilations: [number, number]): TensorInfo {
+    return this.run('Conv2D', { x, filter }, {
+      strides: [1, 1],
+      pad: [[0, 0], pad[0], pad[1], [0, 0]],
+      dataFormat: 'NHWC',
+      dilations,
+      dimRoundingMode: undefined as unknown as string,
+    } as unknown as NamedAttrMap);
+  }
+
+  /** Adds `t`, made by another kernel, to the temporaries. */
+  track(t: TensorInfo): TensorInfo {
+    this.temps.push(t);
+    return t;
+  }
+
+  /** Takes `t` out of the temporaries (it becomes the kernel's result). */
+  keep(t: TensorInfo): TensorInfo {
+    this.temps.splice(this.temps.indexOf(t), 1);
+    return t;
+  }
+
+  /** Frees the temporaries. */
+  dispose(): void {
+    const be = this.backend as DisposingBackend;
+    for (const t of this.temps.splice(0)) be.disposeData(t.dataId);
+  }
+}
+
 /**
  * The wasm `Conv2DBackpropFilter` kernel function.
  * Inputs: `x` `[B, H, W, C]` float32 NHWC, `dy` `[B, outH, outW, O]`. Output: `[fh, fw, C, O]`.
@@ -55,38 +97,25 @@ export const conv2DBackpropFilterWasm: KernelFunc = ({ inputs, backend, attrs })
   // Rows of (padded) x that the dilated dy filter reaches for output row fh-1: fh + (outH-1)·s_h; pad or cut the rest.
   let bottom = filterHeight + (outHeight - 1) * strideHeight - inHeight - top;
   let right = filterWidth + (outWidth - 1) * strideWidth - inWidth - left;
-  const be = backend as unknown as DisposingBackend;
-  const temps: TensorInfo[] = [];
-  const run = (name: string, ins: Record<string, TensorInfo>, at: NamedAttrMap): TensorInfo => {
-    const out = kernel(name)({ inputs: ins, backend, attrs: at }) as TensorInfo;
-    temps.push(out);
-    return out;
-  };
+  const s = new Scratch(backend);
   try {
     let xs = x;
     if (bottom < 0 || right < 0) {
       const h = inHeight + Math.min(bottom, 0);
       const w = inWidth + Math.min(right, 0);
-      xs = run('Slice', { x }, { begin: [0, 0, 0, 0], size: [batchSize, h, w, inChannels] });
+      xs = s.run('Slice', { x }, { begin: [0, 0, 0, 0], size: [batchSize, h, w, inChannels] });
       bottom = Math.max(bottom, 0);
       right = Math.max(right, 0);
     }
-    const xt = run('Transpose', { x: xs }, { perm: [3, 1, 2, 0] }); // [C, H, W, B]
-    const dyt = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [outH, outW, B, O]
-    const conv = run('Conv2D', { x: xt, filter: dyt }, {
-      strides: [1, 1],
-      pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
-      dataFormat: 'NHWC',
-      dilations: [strideHeight, strideWidth],
-      dimRoundingMode: undefined as unknown as string,
-    } as unknown as NamedAttrMap); // [C, fh, fw, O]
+    const xt = s.run('Transpose', { x: xs }, { perm: [3, 1, 2, 0] }); // [C, H, W, B]
+    const dyt = s.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [outH, outW, B, O]
+    const conv = s.conv(xt, dyt, [[top, bottom], [left, right]], [strideHeight, strideWidth]); // [C, fh, fw, O]
     if (conv.shape[1] !== filterHeight || conv.shape[2] !== filterWidth || conv.shape[3] !== outChannels) {
       throw new Error(`wasm Conv2DBackpropFilter: internal shape ${conv.shape} for filter ${a.filterShape}`);
     }
-    const dw = kernel('Transpose')({ inputs: { x: conv }, backend, attrs: { perm: [1, 2, 0, 3] } }) as TensorInfo;
-    return dw;
+    return s.keep(s.run('Transpose', { x: conv }, { perm: [1, 2, 0, 3] }));
   } finally {
-    for (const t of temps) be.disposeData(t.dataId);
+    s.dispose();
   }
 };
 
@@ -128,21 +157,15 @@ export const conv2DBackpropInputWasm: KernelFunc = ({ inputs, backend, attrs }) 
     a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
   );
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = info;
-  const be = backend as unknown as DisposingBackend;
-  const temps: TensorInfo[] = [];
-  const run = (name: string, ins: Record<string, TensorInfo>, at: NamedAttrMap): TensorInfo => {
-    const out = kernel(name)({ inputs: ins, backend, attrs: at }) as TensorInfo;
-    temps.push(out);
-    return out;
-  };
+  const s = new Scratch(backend);
   try {
     let d = dy;
     if (strideHeight > 1 || strideWidth > 1) {
-      const r = run('Reshape', { x: dy }, { shape: [batchSize, outHeight, 1, outWidth, 1, outChannels] });
-      const p = run('PadV2', { x: r }, {
+      const r = s.run('Reshape', { x: dy }, { shape: [batchSize, outHeight, 1, outWidth, 1, outChannels] });
+      const p = s.run('PadV2', { x: r }, {
         paddings: [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0], [0, strideWidth - 1], [0, 0]], constantValue: 0,
       } as unknown as NamedAttrMap);
-      d = run('Reshape', { x: p }, { shape: [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels] });
+      d = s.run('Reshape', { x: p }, { shape: [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels] });
     }
     const dh = d.shape[1]!;
     const dw = d.shape[2]!;
@@ -155,25 +178,16 @@ export const conv2DBackpropInputWasm: KernelFunc = ({ inputs, backend, attrs }) 
     const padLeft = Math.max(left, 0);
     const padBottom = Math.max(skipH + inHeight + filterHeight - 1 - dh - padTop, 0);
     const padRight = Math.max(skipW + inWidth + filterWidth - 1 - dw - padLeft, 0);
-    const flipped = run('Reverse', { x: filter }, { dims: [0, 1] });
-    const wt = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }); // [fh, fw, O, C]
-    const conv = run('Conv2D', { x: d, filter: wt }, {
-      strides: [1, 1],
-      pad: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]],
-      dataFormat: 'NHWC',
-      dilations: [1, 1],
-      dimRoundingMode: undefined as unknown as string,
-    } as unknown as NamedAttrMap);
+    const flipped = s.run('Reverse', { x: filter }, { dims: [0, 1] });
+    const wt = s.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }); // [fh, fw, O, C]
+    const conv = s.conv(d, wt, [[padTop, padBottom], [padLeft, padRight]], [1, 1]);
     if (conv.shape[1]! < skipH + inHeight || conv.shape[2]! < skipW + inWidth || conv.shape[3] !== inChannels) {
       throw new Error(`wasm Conv2DBackpropInput: internal shape ${conv.shape} for input ${a.inputShape}`);
     }
-    if (skipH === 0 && skipW === 0 && conv.shape[1] === inHeight && conv.shape[2] === inWidth) {
-      temps.pop(); // the result itself
-      return conv;
-    }
-    return kernel('Slice')({ inputs: { x: conv }, backend, attrs: { begin: [0, skipH, skipW, 0], size: [batchSize, inHeight, inWidth, inChannels] } }) as TensorInfo;
+    if (skipH === 0 && skipW === 0 && conv.shape[1] === inHeight && conv.shape[2] === inWidth) return s.keep(conv);
+    return s.keep(s.run('Slice', { x: conv }, { begin: [0, skipH, skipW, 0], size: [batchSize, inHeight, inWidth, inChannels] }));
   } finally {
-    for (const t of temps) be.disposeData(t.dataId);
+    s.dispose();
   }
 };
 
@@ -190,13 +204,12 @@ interface BatchMatMulAttrs {
   transposeB: boolean;
 }
 
-/** Swaps the last two axes of `t` with the wasm `Transpose` kernel (the caller disposes the result). */
-function transposeLast2(t: TensorInfo, backend: unknown): TensorInfo {
-  const rank = t.shape.length;
+/** The `Transpose` permutation of a rank-`rank` tensor that swaps its last two axes. */
+function swapLast2(rank: number): number[] {
   const perm = [...Array(rank).keys()];
   perm[rank - 2] = rank - 1;
   perm[rank - 1] = rank - 2;
-  return kernel('Transpose')({ inputs: { x: t }, backend: backend as never, attrs: { perm } }) as TensorInfo;
+  return perm;
 }
 
 /**
@@ -234,24 +247,18 @@ export function fastBatchMatMul(original: KernelFunc): KernelFunc {
     const m = at.transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
     const k = at.transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
     const n = at.transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
-    const be = backend as unknown as DisposingBackend;
-    const temps: TensorInfo[] = [];
+    const s = new Scratch(backend);
     const plain = (x: TensorInfo, y: TensorInfo): TensorInfo =>
       original({ inputs: { a: x, b: y }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as unknown as NamedAttrMap }) as TensorInfo;
-    const moved = (t: TensorInfo): TensorInfo => {
-      const r = transposeLast2(t, backend);
-      temps.push(r);
-      return r;
-    };
+    const moved = (t: TensorInfo): TensorInfo => s.run('Transpose', { x: t }, { perm: swapLast2(t.shape.length) });
     try {
       if (matMulPlan(m, k, n, at.transposeA, at.transposeB) === 'direct') {
         return plain(at.transposeA ? moved(a) : a, at.transposeB ? moved(b) : b);
       }
-      const r = plain(at.transposeB ? b : moved(b), at.transposeA ? a : moved(a));
-      temps.push(r);
-      return transposeLast2(r, backend);
+      const r = s.track(plain(at.transposeB ? b : moved(b), at.transposeA ? a : moved(a)));
+      return s.keep(moved(r));
     } finally {
-      for (const t of temps) be.disposeData(t.dataId);
+      s.dispose();
     }
   };
 }
