@@ -163,6 +163,21 @@ function meanNodes(f: Forest): number {
   return f.trees.reduce((a, t) => a + t.nodes, 0) / f.trees.length;
 }
 
+/**
+ * Stratified 80/20 split of the covers by genre (indices into `labels`), seeded by `rng` (the baseline benches' split:
+ * a cover's crops stay on one side).
+ */
+export function splitCovers(labels: readonly number[], genres: number, rng: Rng): { trainCovers: number[]; testCovers: number[] } {
+  const trainCovers: number[] = [];
+  const testCovers: number[] = [];
+  for (let g = 0; g < genres; g++) {
+    const of = labels.map((l, i) => (l === g ? i : -1)).filter((i) => i >= 0);
+    const perm = rng.permutation(of.length);
+    perm.forEach((p, k) => (k < Math.round(of.length * 0.8) ? trainCovers : testCovers).push(of[p]!));
+  }
+  return { trainCovers, testCovers };
+}
+
 function meanDepth(f: Forest): number {
   return f.trees.reduce((a, t) => a + t.depth, 0) / f.trees.length;
 }
@@ -176,15 +191,8 @@ const bench: BenchModule = {
     const threads = 2;
     ctx.log(`decoding ${'shared/covers'} to ${SIDE}×${SIDE} grayscale`);
     const { images, labels, genres } = await decodeCovers(ctx.sharedDir);
-    // Stratified 80/20 split by cover.
     const rng = new Rng(2015);
-    const trainCovers: number[] = [];
-    const testCovers: number[] = [];
-    for (let g = 0; g < genres.length; g++) {
-      const of = labels.map((l, i) => (l === g ? i : -1)).filter((i) => i >= 0);
-      const perm = rng.permutation(of.length);
-      perm.forEach((p, k) => (k < Math.round(of.length * 0.8) ? trainCovers : testCovers).push(of[p]!));
-    }
+    const { trainCovers, testCovers } = splitCovers(labels, genres.length, rng);
     const train = makeSet(images, labels, trainCovers, nTrain, rng);
     const test = makeSet(images, labels, testCovers, nTest, rng);
     const dataDir = join(ctx.tmpDir, 'data');

@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
-import { decodeCovers, makeSet, runSklearnSvc, writeForestDataset, type LabelledSet } from './baseline.bench.ts';
+import { decodeCovers, makeSet, runSklearnSvc, splitCovers, writeForestDataset, type LabelledSet } from './baseline.bench.ts';
 import { Rng } from '../util/rng.ts';
 import { fitLinearSvm, minMaxScale, predictLinearSvm } from '../train/linear-svm.ts';
 
@@ -30,13 +30,7 @@ const bench: BenchModule = {
   async run(ctx: BenchContext): Promise<BenchResult[]> {
     const { images, labels, genres } = await decodeCovers(ctx.sharedDir);
     const rng = new Rng(2015);
-    const trainCovers: number[] = [];
-    const testCovers: number[] = [];
-    for (let g = 0; g < genres.length; g++) {
-      const of = labels.map((l, i) => (l === g ? i : -1)).filter((i) => i >= 0);
-      const perm = rng.permutation(of.length);
-      perm.forEach((p, k) => (k < Math.round(of.length * 0.8) ? trainCovers : testCovers).push(of[p]!));
-    }
+    const { trainCovers, testCovers } = splitCovers(labels, genres.length, rng);
     const results: BenchResult[] = [];
     const sizes = process.env.BENCH_SVM_SIZES ? process.env.BENCH_SVM_SIZES.split(',').map(Number) : ctx.quick ? [728] : [728, 2000];
     for (const nTrain of sizes) {

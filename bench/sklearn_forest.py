@@ -3,8 +3,7 @@
 
 Usage: sklearn_forest.py DIR [--trees 100] [--seed 0] [--jobs 1] [--max-features sqrt|log2|all|SHARE]
 
-DIR holds meta.json ({"n_train", "n_test", "d", "classes"}) and raw files train_x.u8 ([n_train, d] uint8,
-row-major), train_y.u8 ([n_train] uint8 labels), test_x.u8, test_y.u8. The forest is the study's:
+DIR is the layout of bench/baseline_data.py (meta.json + raw uint8 files). The forest is the study's:
 RandomForestClassifier(n_estimators=trees) with scikit-learn's defaults (bootstrap samples of size n, Gini,
 max_features='sqrt', grown until leaves are pure, min_samples_split=2).
 
@@ -13,25 +12,10 @@ Exits 3 (with a message) when numpy or scikit-learn is missing.
 """
 import argparse
 import json
-import os
-import sys
 import time
 
-try:
-    import numpy as np
-    import sklearn
-    from sklearn.ensemble import RandomForestClassifier
-except ImportError as e:  # the callers skip with this reason
-    print(f"missing python module: {e.name}", file=sys.stderr)
-    sys.exit(3)
-
-
-def load(directory, split, n, d):
-    x = np.fromfile(os.path.join(directory, f"{split}_x.u8"), dtype=np.uint8)
-    y = np.fromfile(os.path.join(directory, f"{split}_y.u8"), dtype=np.uint8)
-    if x.size != n * d or y.size != n:
-        raise SystemExit(f"{directory}/{split}: expected {n} x {d} values and {n} labels, got {x.size} and {y.size}")
-    return x.reshape(n, d), y
+from baseline_data import load_dataset, np, sklearn  # exits 3 when numpy or scikit-learn is missing
+from sklearn.ensemble import RandomForestClassifier
 
 
 def main():
@@ -42,11 +26,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--max-features", default="sqrt")
     a = ap.parse_args()
-    with open(os.path.join(a.dir, "meta.json")) as f:
-        meta = json.load(f)
-    d = meta["d"]
-    x_train, y_train = load(a.dir, "train", meta["n_train"], d)
-    x_test, y_test = load(a.dir, "test", meta["n_test"], d)
+    x_train, y_train, x_test, y_test = load_dataset(a.dir)
     mf = a.max_features
     max_features = None if mf == "all" else mf if mf in ("sqrt", "log2") else float(mf)
     rf = RandomForestClassifier(n_estimators=a.trees, max_features=max_features, random_state=a.seed, n_jobs=a.jobs)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """scikit-learn's LinearSVC (the study's second baseline) on a data set written by bench/baseline.bench.ts or
-test/linear-svm.test.ts (the layout of bench/sklearn_forest.py: meta.json + raw uint8 files).
+test/linear-svm.test.ts (the layout of bench/baseline_data.py: meta.json + raw uint8 files).
 
 Usage: sklearn_linear_svc.py DIR [--C 1] [--seed 0] [--max-iter 1000] [--tol 1e-4]
 
@@ -13,28 +13,13 @@ Exits 3 (with a message) when numpy or scikit-learn is missing.
 """
 import argparse
 import json
-import os
-import sys
 import time
 import warnings
 
-try:
-    import numpy as np
-    import sklearn
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.preprocessing import MinMaxScaler
-    from sklearn.svm import LinearSVC
-except ImportError as e:  # the callers skip with this reason
-    print(f"missing python module: {e.name}", file=sys.stderr)
-    sys.exit(3)
-
-
-def load(directory, split, n, d):
-    x = np.fromfile(os.path.join(directory, f"{split}_x.u8"), dtype=np.uint8)
-    y = np.fromfile(os.path.join(directory, f"{split}_y.u8"), dtype=np.uint8)
-    if x.size != n * d or y.size != n:
-        raise SystemExit(f"{directory}/{split}: expected {n} x {d} values and {n} labels, got {x.size} and {y.size}")
-    return x.reshape(n, d), y
+from baseline_data import load_dataset, np, sklearn  # exits 3 when numpy or scikit-learn is missing
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.svm import LinearSVC
 
 
 def main():
@@ -45,11 +30,7 @@ def main():
     ap.add_argument("--max-iter", type=int, default=1000)
     ap.add_argument("--tol", type=float, default=1e-4)
     a = ap.parse_args()
-    with open(os.path.join(a.dir, "meta.json")) as f:
-        meta = json.load(f)
-    d = meta["d"]
-    x_train, y_train = load(a.dir, "train", meta["n_train"], d)
-    x_test, y_test = load(a.dir, "test", meta["n_test"], d)
+    x_train, y_train, x_test, y_test = load_dataset(a.dir)
     t0 = time.perf_counter()
     scaler = MinMaxScaler().fit(x_train.astype(np.float64))
     svc = LinearSVC(C=a.C, tol=a.tol, max_iter=a.max_iter, random_state=a.seed, dual=True)

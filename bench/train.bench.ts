@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultThreads, ReplicaPool } from '../train/data-parallel.ts';
 import { setFastWasmGradients } from '../train/wasm-kernels.ts';
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
 import { fillBatch, planEpoch } from '../train/augment.ts';
 import { Rng } from '../util/rng.ts';
@@ -27,6 +28,13 @@ import { readSplit } from '../schemas/shards/read.ts';
 import { join } from 'node:path';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 
+/** One training step on this thread: `opt` minimises the softmax cross-entropy of `logits` on `x` against one-hot `y`. */
+async function minimizeStep(opt: tf.Optimizer, logits: tfl.LayersModel, vars: tf.Variable[], x: tf.Tensor, y: tf.Tensor): Promise<void> {
+  const cost = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, logits.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true, vars)!;
+  await cost.data();
+  cost.dispose();
+}
+
 /** Images per second of training steps of `spec` at `size`, after one warm-up step. */
 async function trainThroughput(spec: ModelSpec, size: number, batch: number, steps: number): Promise<number> {
   const { model, logits } = buildModel(spec, size, 10, 1);
@@ -34,11 +42,7 @@ async function trainThroughput(spec: ModelSpec, size: number, batch: number, ste
   const opt = tf.train.momentum(0.001, 0.9, true);
   const x = tf.randomUniform([batch, size, size, 3], -1, 1, 'float32', 1);
   const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32'), 10);
-  const step = async () => {
-    const cost = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, logits.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true, vars)!;
-    await cost.data();
-    cost.dispose();
-  };
+  const step = () => minimizeStep(opt, logits, vars, x, y);
   await step();
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) await step();
@@ -86,11 +90,7 @@ async function alexWasm(spec: ModelSpec, batch: number, steps: number, threads: 
     } else {
       const x = tf.tensor4d(xData, [batch, 224, 224, 3]);
       const y = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
-      step = async () => {
-        const cost = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, logits.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true, vars)!;
-        await cost.data();
-        cost.dispose();
-      };
+      step = () => minimizeStep(opt, logits, vars, x, y);
     }
     await step();
     const t0 = performance.now();
