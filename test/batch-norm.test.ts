@@ -1,34 +1,15 @@
 /** Batch normalisation as a model parameter (`lcI_bn`, `ldI_bn`): parsing, the built layers, training and snapshots. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { selectBackend } from '../train/backends.ts';
+import { test } from 'node:test';
 import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
-import { readMean } from '../schemas/mean.ts';
-import { splitDir } from '../schemas/shards/names.ts';
-import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from '../dataset/synthetic-shards.ts';
+import { tinyShards } from './helpers/training.ts';
 
 const PARAMS = 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc0_bn=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16:ld0_bn=True';
 
-let dir: string;
-let train: SplitData;
-let validation: SplitData;
-let mean: Float32Array;
-
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'bn-test-'));
-  writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
-  train = await readSplit(join(dir, splitDir('train')));
-  validation = await readSplit(join(dir, splitDir('validation')));
-  mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
-  await selectBackend('wasm');
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const S = tinyShards('bn-test-', { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
 
 test('lcI_bn / ldI_bn parse to batchNorm (default False) and reject non-booleans', () => {
   const spec = resolveModelSpec('ConvNet', PARAMS);
@@ -52,23 +33,23 @@ test('a batch-normalised layer has no bias, a BatchNormalization layer and then 
 
 function options(over: Partial<TrainOptions>): TrainOptions {
   return {
-    train, validation, mean, spec: resolveModelSpec('ConvNet', PARAMS),
+    train: S.train, validation: S.validation, mean: S.mean, spec: resolveModelSpec('ConvNet', PARAMS),
     crop: 12, mirror: true, optimizer: 'adam', learningRate: 0.01, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    batchSize: 8, epochs: 3, schedule: 'plateau', patience: 3, snapshotEvery: 1, seed: 4, snapshotDir: join(dir, 'snap'), log: () => {}, workerLoader: false,
+    batchSize: 8, epochs: 3, schedule: 'plateau', patience: 3, snapshotEvery: 1, seed: 4, snapshotDir: join(S.dir, 'snap'), log: () => {}, workerLoader: false,
     ...over,
   };
 }
 
 test('training updates the moving statistics, learns, and a resumed run equals an uninterrupted one (statistics included)', async () => {
-  const full = await trainModel(options({ snapshotDir: join(dir, 'full') }));
+  const full = await trainModel(options({ snapshotDir: join(S.dir, 'full') }));
   const stats = (m: typeof full.model) => m.getLayer('conv0_bn').nonTrainableWeights.map((w) => Array.from(w.read().dataSync()));
   const [movingMean, movingVar] = stats(full.model);
   assert.ok(movingMean!.some((v) => v !== 0), 'moving mean left zero');
   assert.ok(movingVar!.some((v) => v !== 1), 'moving variance left one');
   assert.ok(full.metrics[full.metrics.length - 1]!.validationAccuracy! > 0.6, `validation accuracy ${full.metrics.map((m) => m.validationAccuracy).join(', ')}`);
-  const part = await trainModel(options({ snapshotDir: join(dir, 'part'), stopAfter: 1 }));
+  const part = await trainModel(options({ snapshotDir: join(S.dir, 'part'), stopAfter: 1 }));
   part.model.dispose();
-  const resumed = await trainModel(options({ snapshotDir: join(dir, 'part') }));
+  const resumed = await trainModel(options({ snapshotDir: join(S.dir, 'part') }));
   assert.deepEqual(stats(resumed.model), stats(full.model));
   assert.deepEqual(resumed.model.getWeights().map((w) => Array.from(w.dataSync())), full.model.getWeights().map((w) => Array.from(w.dataSync())));
   full.model.dispose();

@@ -1,44 +1,26 @@
 /** Data-parallel training across worker threads (train/data-parallel.ts) on tiny synthetic shards, wasm backend. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../train/backends.ts';
 import { chunkRange, disposeOptimizer, makeOptimizer, ReplicaPool, sliceRows, startInferencePool, type OptimizerConfig } from '../train/data-parallel.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
-import { readMean } from '../schemas/mean.ts';
-import { splitDir } from '../schemas/shards/names.ts';
-import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from '../dataset/synthetic-shards.ts';
+import { tinyShards } from './helpers/training.ts';
 
-let dir: string;
-let train: SplitData;
-let validation: SplitData;
-let mean: Float32Array;
 // Dense layer with dropout 0.5 (the default): masks must not depend on how the batch is split.
 const SPEC = resolveModelSpec('ConvNet', 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16');
 
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'dp-test-'));
-  writeTestShards(dir, { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
-  train = await readSplit(join(dir, splitDir('train')));
-  validation = await readSplit(join(dir, splitDir('validation')));
-  mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
-  await selectBackend('wasm');
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const S = tinyShards('dp-test-', { size: 16, perClass: { train: 24, validation: 8, test: 8 }, seed: 11 });
 
 function options(over: Partial<TrainOptions>): TrainOptions {
   return {
-    train, validation, mean, spec: SPEC,
+    train: S.train, validation: S.validation, mean: S.mean, spec: SPEC,
     crop: 12, mirror: true, optimizer: 'nesterov', learningRate: 0.01, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    batchSize: 10, epochs: 4, patience: 1, snapshotEvery: 1, seed: 3, snapshotDir: join(dir, 'snap-default'), log: () => {},
+    batchSize: 10, epochs: 4, patience: 1, snapshotEvery: 1, seed: 3, snapshotDir: join(S.dir, 'snap-default'), log: () => {},
     ...over,
   };
 }
@@ -80,9 +62,9 @@ function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
 test('training on 2 and 3 threads equals 1 thread up to float summation order (dropout, learning-rate drop, validation)', async () => {
   const logs: string[] = [];
   // Learning rate 0.03, patience 1: the rate drops after epoch 3 (weights restored, fresh optimizer, replicas re-synced).
-  const one = await trainModel(options({ snapshotDir: join(dir, 's1'), threads: 1, learningRate: 0.03 }));
-  const two = await trainModel(options({ snapshotDir: join(dir, 's2'), threads: 2, learningRate: 0.03, log: (l) => logs.push(l) }));
-  const three = await trainModel(options({ snapshotDir: join(dir, 's3'), threads: 3, learningRate: 0.03 }));
+  const one = await trainModel(options({ snapshotDir: join(S.dir, 's1'), threads: 1, learningRate: 0.03 }));
+  const two = await trainModel(options({ snapshotDir: join(S.dir, 's2'), threads: 2, learningRate: 0.03, log: (l) => logs.push(l) }));
+  const three = await trainModel(options({ snapshotDir: join(S.dir, 's3'), threads: 3, learningRate: 0.03 }));
   assert.ok(logs.some((l) => /threads: 2 \(data-parallel/.test(l)), logs.join('\n'));
   for (const [name, r] of [['2', two], ['3', three]] as const) {
     assert.equal(r.metrics.length, one.metrics.length);
@@ -104,9 +86,9 @@ test('training on 2 and 3 threads equals 1 thread up to float summation order (d
 test('with weight decay, 2 threads equal 1 thread up to float summation order (the penalty is added once per step)', async () => {
   const logs: string[] = [];
   const wd = { weightDecay: 0.05, schedule: 'constant' as const, epochs: 3 };
-  const one = await trainModel(options({ snapshotDir: join(dir, 'wd1'), threads: 1, ...wd }));
-  const two = await trainModel(options({ snapshotDir: join(dir, 'wd2'), threads: 2, ...wd, log: (l) => logs.push(l) }));
-  const none = await trainModel(options({ snapshotDir: join(dir, 'wd0'), threads: 2, ...wd, weightDecay: 0 }));
+  const one = await trainModel(options({ snapshotDir: join(S.dir, 'wd1'), threads: 1, ...wd }));
+  const two = await trainModel(options({ snapshotDir: join(S.dir, 'wd2'), threads: 2, ...wd, log: (l) => logs.push(l) }));
+  const none = await trainModel(options({ snapshotDir: join(S.dir, 'wd0'), threads: 2, ...wd, weightDecay: 0 }));
   assert.ok(logs.some((l) => /threads: 2 \(data-parallel/.test(l)), `the decayed run is data-parallel:\n${logs.join('\n')}`);
   two.metrics.forEach((m, i) => {
     const e = one.metrics[i]!;
@@ -121,10 +103,10 @@ test('with weight decay, 2 threads equal 1 thread up to float summation order (t
 });
 
 test('a 2-thread run stopped after 2 epochs and resumed equals an uninterrupted 2-thread run exactly', async () => {
-  const full = await trainModel(options({ snapshotDir: join(dir, 'r-full'), threads: 2, epochs: 4, patience: 3 }));
-  const part = await trainModel(options({ snapshotDir: join(dir, 'r-part'), threads: 2, epochs: 4, patience: 3, stopAfter: 2 }));
+  const full = await trainModel(options({ snapshotDir: join(S.dir, 'r-full'), threads: 2, epochs: 4, patience: 3 }));
+  const part = await trainModel(options({ snapshotDir: join(S.dir, 'r-part'), threads: 2, epochs: 4, patience: 3, stopAfter: 2 }));
   part.model.dispose();
-  const resumed = await trainModel(options({ snapshotDir: join(dir, 'r-part'), threads: 2, epochs: 4, patience: 3 }));
+  const resumed = await trainModel(options({ snapshotDir: join(S.dir, 'r-part'), threads: 2, epochs: 4, patience: 3 }));
   const strip = (ms: typeof full.metrics) => ms.map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
   assert.deepEqual(strip(resumed.metrics), strip(full.metrics));
   assert.deepEqual(weightsOf(resumed.model).map((w) => Array.from(w)), weightsOf(full.model).map((w) => Array.from(w)));
@@ -165,15 +147,15 @@ for (const kind of ['nesterov', 'adam'] as const) {
 
 test('evaluation on 2 threads (workers load the saved model) predicts what 1 thread predicts', async () => {
   const { model } = buildModel(SPEC, 12, 3, 8);
-  const saved = join(dir, 'saved-model');
+  const saved = join(S.dir, 'saved-model');
   await model.save(fileSaver(saved));
-  const test = await readSplit(join(dir, splitDir('test')));
-  const one = await predictSplit(model, test, 12, mean, 10, 2);
+  const test = S.test;
+  const one = await predictSplit(model, test, 12, S.mean, 10, 2);
   const logs: string[] = [];
   const pool = await startInferencePool(saved, 12, 3, 2 * 10, 2, (l) => logs.push(l));
   assert.ok(pool, logs.join('\n'));
   try {
-    const two = await predictSplit(model, test, 12, mean, 10, 2, undefined, pool);
+    const two = await predictSplit(model, test, 12, S.mean, 10, 2, undefined, pool);
     assert.deepEqual(Array.from(two.predicted), Array.from(one.predicted));
     const c = maxRelDiff([two.probabilities], [one.probabilities]);
     assert.ok(c < 1e-5, `probabilities differ by ${c}`);

@@ -4,17 +4,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
 import { fastWasmGradients, matMulPlan, missingWasmKernels } from '../train/wasm-kernels.ts';
-
-/** Deterministic pseudo-random values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { values } from './helpers/training.ts';
 
 interface Case { b: number; h: number; w: number; c: number; fh: number; fw: number; o: number; stride: number; pad: 'same' | 'valid' }
 

@@ -1,34 +1,16 @@
 /** L2 weight decay (`train.weightDecay`, train/regularization.ts). */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../train/backends.ts';
 import { resolveModelSpec } from '../train/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { decayedWeights, l2Penalty } from '../train/regularization.ts';
-import { readMean } from '../schemas/mean.ts';
-import { splitDir } from '../schemas/shards/names.ts';
-import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { writeTestShards } from '../dataset/synthetic-shards.ts';
+import { tinyShards } from './helpers/training.ts';
 
 const PARAMS = 'num_conv_layers=1:lc0_num_filters=6:lc0_mp=True:lc0_bn=True:ld0_num_units=12';
-let dir: string;
-let train: SplitData;
-let validation: SplitData;
-let mean: Float32Array;
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'wd-test-'));
-  writeTestShards(dir, { size: 16, perClass: { train: 16, validation: 6, test: 6 }, seed: 2 });
-  train = await readSplit(join(dir, splitDir('train')));
-  validation = await readSplit(join(dir, splitDir('validation')));
-  mean = readMean(join(dir, 'shards', 'mean.arrow'), 16);
-  await selectBackend('wasm');
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const S = tinyShards('wd-test-', { size: 16, perClass: { train: 16, validation: 6, test: 6 }, seed: 2 });
 
 test('the penalty is λ/2 · Σ‖W‖² over the conv and dense kernels only (no biases, no batch-norm parameters)', () => {
   const { model } = buildModel(resolveModelSpec('ConvNet', PARAMS), 12, 3, 1);
@@ -44,9 +26,9 @@ test('the penalty is λ/2 · Σ‖W‖² over the conv and dense kernels only (n
 
 test('weight decay shrinks the kernels; the logged training loss is the cross-entropy alone', async () => {
   const o = (weightDecay: number): TrainOptions => ({
-    train, validation, mean, spec: resolveModelSpec('ConvNet', PARAMS), crop: 12, mirror: true, optimizer: 'adam', learningRate: 0.01,
+    train: S.train, validation: S.validation, mean: S.mean, spec: resolveModelSpec('ConvNet', PARAMS), crop: 12, mirror: true, optimizer: 'adam', learningRate: 0.01,
     momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, batchSize: 8, epochs: 3, schedule: 'constant', patience: 3,
-    weightDecay, snapshotEvery: 10, seed: 1, snapshotDir: join(dir, `wd-${weightDecay}`), log: () => {}, workerLoader: false,
+    weightDecay, snapshotEvery: 10, seed: 1, snapshotDir: join(S.dir, `wd-${weightDecay}`), log: () => {}, workerLoader: false,
   });
   const norm = (r: Awaited<ReturnType<typeof trainModel>>) => tf.tidy(() => decayedWeights(r.model).reduce((a, k) => a + tf.sum(tf.square(k)).dataSync()[0]!, 0));
   const plain = await trainModel(o(0));

@@ -19,6 +19,7 @@ import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
+import { values } from './helpers/training.ts';
 
 /** SwiftShader's Vulkan ICD as Debian's chromium package installs it. */
 const ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -44,17 +45,6 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'webgpu-test-'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** Largest absolute difference relative to the largest expected magnitude. */
 function relErr(got: Float32Array, exp: Float32Array): number {
