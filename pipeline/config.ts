@@ -8,11 +8,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { sha256 } from '../util/fsutil.ts';
-// Pure (no TensorFlow.js): validates train.modelParams at config time.
-import { ARCHITECTURES, modelParamsProblem } from '../train/model-params.ts';
-import { BACKEND_CHOICES } from '../train/backend-names.ts';
-// Pure (no TensorFlow.js): the schedules and their defaults.
-import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../train/schedule.ts';
+// Configuration vocabulary below pipeline/ (schemas/): the architectures and train.modelParams grammar, the backend
+// names, the schedules and their defaults.
+import { ARCHITECTURES, modelParamsProblem } from '../schemas/model-params.ts';
+import { BACKEND_CHOICES } from '../schemas/backend-names.ts';
+import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../schemas/schedule-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 export const STUDY_GENRES = [

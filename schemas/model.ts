@@ -53,7 +53,7 @@ export function metricsPath(run: string): string {
 export const TrainRecordSchema = z.looseObject({
   /** The resolved configuration the model was trained with. */
   config: z.looseObject({ seed: z.number().int().optional(), train: z.looseObject({ batchSize: z.number().int().min(1) }) }),
-  /** The resolved architecture: its name, parameters and layer lists (train/model-params.ts). */
+  /** The resolved architecture: its name, parameters and layer lists (schemas/model-params.ts). */
   architecture: z.looseObject({ name: z.string() }),
   /** The TensorFlow.js backend that trained it. */
   backend: z.string(),

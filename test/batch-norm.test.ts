@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { selectBackend } from '../train/backends.ts';
-import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
+import { ModelParamsError, resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';

@@ -9,7 +9,7 @@ import { selectBackend } from '../train/backends.ts';
 import { chunkRange, disposeOptimizer, makeOptimizer, ReplicaPool, sliceRows, startInferencePool, type OptimizerConfig } from '../train/data-parallel.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';

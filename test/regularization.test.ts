@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { decayedWeights, l2Penalty } from '../train/regularization.ts';
 import { readMean } from '../schemas/mean.ts';
