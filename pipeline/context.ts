@@ -45,7 +45,6 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
   const log = (opts.log ?? createLogger()).child(stage.name);
   return {
     config: opts.config,
-    dataDir,
     workDir,
     log,
     signal: opts.signal ?? new AbortController().signal,

@@ -21,8 +21,6 @@ export { EXIT_RERUN_LATER, InterruptedError, isTransientError, RerunLaterError, 
 export interface StageContext {
   /** The resolved configuration. */
   readonly config: Config;
-  /** Absolute path of the data directory (default `./data`). */
-  readonly dataDir: string;
   /**
    * Absolute path of this stage's private, persistent work directory (`DATA_DIR/.work/<stage>/`), for resumable
    * progress (request queues, partial downloads). It survives failed and killed runs.
