@@ -11,7 +11,7 @@
  * killed therefore leaves the previous outputs and lock entry untouched. Long stages keep resumable progress in
  * `ctx.workDir`, which survives failures and is removed only by `covers clean`.
  */
-import type { Config } from './config.ts';
+import type { Config } from './config-core.ts';
 import type { Logger } from '../util/log.ts';
 import type { Progress } from '../util/progress.ts';
 
