@@ -21,7 +21,7 @@ import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
 import { fillBatch, planEpoch } from '../train/augment.ts';
 import { Rng } from '../util/rng.ts';
 import { BACKEND_ORDER, selectBackend, type BackendName } from '../train/backends.ts';
-import { resolveModelSpec, type ModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec, type ModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { readMean } from '../schemas/mean.ts';
 import { readSplit } from '../schemas/shards/read.ts';

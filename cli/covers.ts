@@ -10,7 +10,8 @@
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { loadConfig, type Config } from '../pipeline/config.ts';
+// loadConfigLazily loads the config schema (and zod) only for a config file or --set: --help and a plain status never do.
+import { loadConfigLazily, type Config } from '../pipeline/config-core.ts';
 import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
 import { describeFailure } from '../pipeline/errors.ts';
 import { clean, closure, describeState, plan, TARGET_ALIASES } from '../pipeline/runner.ts';
@@ -63,9 +64,9 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ outputError: (s, write) => write(s) })
     .showHelpAfterError('(run with --help for usage)');
 
-  const withConfig = (o: CommonOptions): { config: Config; log: Logger; dataDir: string } => {
+  const withConfig = async (o: CommonOptions): Promise<{ config: Config; log: Logger; dataDir: string }> => {
     const log = createLogger({ level: levelOf(o) });
-    const config = loadConfig({ configPath: o.config, sets: o.set });
+    const config = await loadConfigLazily({ configPath: o.config, sets: o.set });
     return { config, log, dataDir: resolve(o.dataDir) };
   };
 
@@ -78,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('-f, --force', 'rerun the named targets even if they are fresh')
       .addHelpText('after', `\nTargets:\n${targetList(stages)}`),
   ).action(async (targets: string[], o: CommonOptions & { dryRun?: boolean; force?: boolean }) => {
-    const { config, log, dataDir } = withConfig(o);
+    const { config, log, dataDir } = await withConfig(o);
     if (o.dryRun) {
       const steps = await plan({ targets, config, dataDir, stages, force: o.force });
       out(`plan for ${targets.join(' ')} in ${dataDir}:`);
@@ -94,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
       .description('list every stage as fresh, stale (with the reason) or never built')
       .option('--json', 'machine-readable output'),
   ).action(async (o: CommonOptions & { json?: boolean }) => {
-    const { config, dataDir } = withConfig(o);
+    const { config, dataDir } = await withConfig(o);
     const steps = await plan({ targets: stages.map((s) => s.name), config, dataDir, stages });
     if (o.json) {
       out(JSON.stringify(steps.map((s) => ({ stage: s.stage.name, ...s.state })), null, 2));
@@ -107,7 +108,7 @@ export async function main(argv: string[]): Promise<number> {
   addCommon(
     program.command('clean').description("remove a stage's outputs, work directory and lock entry").argument('<target...>', 'stages to clean'),
   ).action(async (targets: string[], o: CommonOptions) => {
-    const { config, log, dataDir } = withConfig(o);
+    const { config, log, dataDir } = await withConfig(o);
     for (const t of targets) {
       const name = TARGET_ALIASES[t] ?? t;
       closure(stages, [name]); // validates the name

@@ -4,15 +4,20 @@
  * `--set key=value` overrides, and error messages that name the key path, the value and what was expected.
  *
  * Each stage declares the dotted keys it reads (`Stage.params`); only those keys decide whether it is stale.
+ *
+ * zod takes a fifth of a second to load, so what needs no validation lives in pipeline/config-core.ts (re-exported
+ * here): `covers --help` and `covers status` without a config file or `--set` never load this module.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { sha256 } from '../util/fsutil.ts';
-// Pure (no TensorFlow.js): validates train.modelParams at config time.
-import { ARCHITECTURES, modelParamsProblem } from '../train/model-params.ts';
-import { BACKEND_CHOICES } from '../train/backend-names.ts';
-// Pure (no TensorFlow.js): the schedules and their defaults.
-import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../train/schedule.ts';
+import { ConfigError, defaultConfig, DEFAULT_CONFIG_FILE, getPath, type LoadConfigOptions } from './config-core.ts';
+// The zod-free half (errors, defaults, hashing and picking of params), for importers that need no validation.
+export { canonicalJson, ConfigError, defaultConfig, DEFAULT_CONFIG_FILE, getPath, hashJson, pickParams, type LoadConfigOptions } from './config-core.ts';
+// Configuration vocabulary below pipeline/ (schemas/): the architectures and train.modelParams grammar, the backend
+// names, the schedules and their defaults.
+import { ARCHITECTURES, modelParamsProblem } from '../schemas/model-params.ts';
+import { BACKEND_CHOICES } from '../schemas/backend-names.ts';
+import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../schemas/schedule-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 export const STUDY_GENRES = [
@@ -341,24 +346,6 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** The resolved configuration: every key present, defaults applied. */
 export type Config = z.output<typeof ConfigSchema>;
 
-/** A configuration that failed validation; `message` lists every problem, one per line. */
-export class ConfigError extends Error {
-  constructor(message: string, readonly problems: string[] = [message]) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-/** Reads the value at a dotted path of a plain object, or `undefined`. */
-export function getPath(obj: unknown, path: readonly (string | number)[]): unknown {
-  let cur: unknown = obj;
-  for (const key of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[key];
-  }
-  return cur;
-}
-
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let cur = obj;
   for (const key of path.slice(0, -1)) {
@@ -498,19 +485,6 @@ export function resolveConfig(raw: unknown, source = 'config'): Config {
   ${problems.join('\n  ')}`, problems);
 }
 
-/** Options of {@link loadConfig}. */
-export interface LoadConfigOptions {
-  /** Path of a JSON config file. When omitted, `covers.config.json` in `cwd` is read if it exists. */
-  configPath?: string;
-  /** `key=value` overrides, applied after the file. */
-  sets?: readonly string[];
-  /** Directory to look for `covers.config.json` in (default: `process.cwd()`). */
-  cwd?: string;
-}
-
-/** The default config file name, looked up in the working directory. */
-export const DEFAULT_CONFIG_FILE = 'covers.config.json';
-
 /**
  * Loads, overrides and validates the configuration.
  * @throws ConfigError when the file is missing (given explicitly), is not JSON, or a value is invalid.
@@ -534,30 +508,16 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   return resolveConfig(applyOverrides(raw, sets), source);
 }
 
-/** JSON with object keys sorted at every level, so equal values always give equal text (and hashes). */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    }
-    return v;
-  });
-}
-
-/** sha256 (hex) of the canonical JSON of a value. */
-export function hashJson(value: unknown): string {
-  return sha256(canonicalJson(value));
-}
-
 /**
- * The values of the given dotted keys, e.g. `pickParams(cfg, ['seed', 'image.size'])` → `{seed: 0, 'image.size': 256}`.
- * A key naming a section (`crawl`) takes the whole section.
+ * The source of pipeline/config-defaults.ts: the schema's defaults ({@link resolveConfig} of `{}`) as a module that
+ * loads without zod. `npm run config-defaults` writes it; test/config-defaults.test.ts fails when it is not current.
  */
-export function pickParams(config: Config, keys: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(keys.map((k) => [k, getPath(config, k.split('.')) ?? null]));
-}
+export function configDefaultsSource(): string {
+  return `// Generated by \`npm run config-defaults\` from ConfigSchema (pipeline/config.ts): do not edit.
+// test/config-defaults.test.ts fails when this is not what the schema resolves \`{}\` to.
+import type { Config } from './config.ts';
 
-/** The resolved default configuration. */
-export function defaultConfig(): Config {
-  return resolveConfig({}, 'defaults');
+/** The resolved default configuration, as ConfigSchema resolves \`{}\` (pipeline/config-core.ts hands out copies). */
+export const CONFIG_DEFAULTS: Config = ${JSON.stringify(resolveConfig({}, 'defaults'), null, 2)};
+`;
 }

@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, posix, resolve } from 'node:path';
-import type { Config } from './config.ts';
+import type { Config } from './config-core.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
 import { resolveList, type Stage, type StageContext } from './stage.ts';
@@ -47,7 +47,6 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
   const log = (opts.log ?? createLogger()).child(stage.name);
   return {
     config: opts.config,
-    dataDir,
     workDir,
     log,
     signal: opts.signal ?? new AbortController().signal,

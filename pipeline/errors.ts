@@ -2,7 +2,7 @@
  * The one error path of the command line (`covers make`, `covers demo`): every error that ends a command becomes one
  * message (stage, item or file, plain cause, what to do) and an exit code (README "The `covers` command").
  */
-import { ConfigError } from './config.ts';
+import { ConfigError } from './config-core.ts';
 import { stageOfError, UnknownTargetError } from './runner.ts';
 import { EXIT_RERUN_LATER, InterruptedError, isTransientError, UserError } from './stage.ts';
 

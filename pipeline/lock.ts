@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { z } from 'zod';
+// Checked without zod (util/shape.ts): every command reads the lock at start-up, and zod takes longer to load than
+// the rest of `covers status` (docs/ARCHITECTURE.md, instant CLI).
+import { int, literal, nullable, number, object, optional, record, ShapeError, string, unknown, type Infer } from '../util/shape.ts';
 import { sha256, sha256File, writeFileAtomic } from '../util/fsutil.ts';
 
 /** The lock file's name under the data directory. */
@@ -14,55 +16,55 @@ export const LOCK_FILE = 'pipeline.lock.json';
 const HASH_CACHE = join('.work', 'hash-cache.json');
 
 /** The hash of one output path (a file, or a directory hashed over its files' relative paths and contents). */
-export const OutputHashSchema = z.object({
+export const OutputHashSchema = object({
   /** sha256 over the content (for a directory: over "relative path\0sha256\n" of each file, sorted). */
-  hash: z.string(),
+  hash: string,
   /** Files under the path (1 for a file). */
-  files: z.number().int(),
+  files: int,
   /** Total size, in bytes. */
-  bytes: z.number().int(),
+  bytes: int,
 });
-export type OutputHash = z.infer<typeof OutputHashSchema>;
+export type OutputHash = Infer<typeof OutputHashSchema>;
 
 /** One stage's lock entry. */
-export const LockEntrySchema = z.object({
-  version: z.number().int(),
+export const LockEntrySchema = object({
+  version: int,
   /** Values of the stage's declared config keys. */
-  params: z.record(z.string(), z.unknown()),
-  paramsHash: z.string(),
+  params: record(unknown),
+  paramsHash: string,
   /** For each dependency (not skipped), the combined hash of its outputs when this stage ran. */
-  deps: z.record(z.string(), z.string()),
+  deps: record(string),
   /** Content hashes of files outside the pipeline that the stage read (absolute path → sha256). */
-  extraInputs: z.record(z.string(), z.string()),
+  extraInputs: record(string),
   /**
    * Content hash of each declared input (path relative to the data directory → {@link OutputHash}`.hash`, null when
    * it was absent) when this stage ran. Absent in entries written before stages declared their inputs: those are
    * judged by `deps` alone.
    */
-  inputs: z.record(z.string(), z.string().nullable()).optional(),
+  inputs: optional(record(nullable(string))),
   /** Hashes of the stage's outputs (relative path → hash). */
-  outputs: z.record(z.string(), OutputHashSchema),
+  outputs: record(OutputHashSchema),
   /** Combined hash of all outputs; dependents record it. */
-  outputsHash: z.string(),
-  startedAt: z.string(),
-  finishedAt: z.string(),
+  outputsHash: string,
+  startedAt: string,
+  finishedAt: string,
   /** Wall time of the run, in ms. */
-  durationMs: z.number(),
+  durationMs: number,
   /**
    * Set when the stage finished incomplete (`ctx.incomplete`, e.g. a listing ended early by a misbehaving site): why.
    * Its outputs are committed and used, but the stage counts as stale until a run finishes without it. Absent in
    * entries of complete runs (and of every run before it existed), so older lock files read as before.
    */
-  incomplete: z.string().optional(),
+  incomplete: optional(string),
 });
-export type LockEntry = z.infer<typeof LockEntrySchema>;
+export type LockEntry = Infer<typeof LockEntrySchema>;
 
 /** The whole lock file (`DATA_DIR/pipeline.lock.json`): format version 1, one {@link LockEntrySchema} per stage name. */
-export const LockFileSchema = z.object({
-  lockVersion: z.literal(1),
-  stages: z.record(z.string(), LockEntrySchema),
+export const LockFileSchema = object({
+  lockVersion: literal(1),
+  stages: record(LockEntrySchema),
 });
-export type LockFile = z.infer<typeof LockFileSchema>;
+export type LockFile = Infer<typeof LockFileSchema>;
 
 /**
  * Reads the lock file; an absent file is an empty lock.
@@ -85,9 +87,12 @@ export function readLockFile(path: string): LockFile {
   } catch (e) {
     throw new Error(`${path}: not valid JSON (${(e as Error).message}); delete it to rebuild every stage`);
   }
-  const parsed = LockFileSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`${path}: not a pipeline lock file (${parsed.error.issues[0]?.message}); delete it to rebuild every stage`);
-  return parsed.data;
+  try {
+    return LockFileSchema(raw);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new Error(`${path}: not a pipeline lock file (${e.message}); delete it to rebuild every stage`);
+  }
 }
 
 /** Writes the lock file atomically, with stable key order. */

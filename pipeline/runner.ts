@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { hashJson, pickParams, type Config } from './config.ts';
+import { hashJson, pickParams, type Config } from './config-core.ts';
 import { commitOutputs, createStageContext, stageTmpDir, stageWorkDir } from './context.ts';
 import { sha256File } from '../util/fsutil.ts';
 import { combineOutputHashes, Hasher, LOCK_FILE, readLock, updateLockEntry, type LockEntry, type LockFile, type OutputHash } from './lock.ts';

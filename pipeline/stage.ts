@@ -11,7 +11,7 @@
  * killed therefore leaves the previous outputs and lock entry untouched. Long stages keep resumable progress in
  * `ctx.workDir`, which survives failures and is removed only by `covers clean`.
  */
-import type { Config } from './config.ts';
+import type { Config } from './config-core.ts';
 import type { Logger } from '../util/log.ts';
 import type { Progress } from '../util/progress.ts';
 
@@ -21,8 +21,6 @@ export { EXIT_RERUN_LATER, InterruptedError, isTransientError, RerunLaterError, 
 export interface StageContext {
   /** The resolved configuration. */
   readonly config: Config;
-  /** Absolute path of the data directory (default `./data`). */
-  readonly dataDir: string;
   /**
    * Absolute path of this stage's private, persistent work directory (`DATA_DIR/.work/<stage>/`), for resumable
    * progress (request queues, partial downloads). It survives failed and killed runs.

@@ -104,10 +104,8 @@ export function wilsonInterval(successes: number, n: number, z95 = 1.95996398454
   return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
-/** `eval/baseline.json`, relative to the data directory: the random forest's {@link EvalMetrics} (the study's baseline). */
-export const FOREST_OUTPUT = 'eval/baseline.json';
-/** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's {@link EvalMetrics}. */
-export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
+/** Where the baselines' {@link EvalMetrics} go (schemas/paths.ts). */
+export { FOREST_OUTPUT, LINEAR_SVM_OUTPUT } from './paths.ts';
 
 /**
  * Writes `eval/metrics.json` or `eval/baseline.json`: the metrics, validated, pretty-printed.

@@ -10,10 +10,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../util/fsutil.ts';
 import { EpochMetricsSchema, type EpochMetrics } from './metrics.ts';
 
-/** A run's directory, relative to the data directory: `models/<run>`. */
-export function modelDir(run: string): string {
-  return `models/${run}`;
-}
+export { metricsPath, modelDir } from './paths.ts';
 
 /** The configuration keys that decide a run's training seeds (a structural subset of the resolved config). */
 export interface RepeatConfig {
@@ -44,16 +41,12 @@ export function repeatDir(config: RepeatConfig, seed: number): string {
   return seed === repeatSeeds(config)[0] ? '.' : `seed-${seed}`;
 }
 
-/** `models/<run>/metrics.jsonl`, relative to the data directory. */
-export function metricsPath(run: string): string {
-  return `${modelDir(run)}/metrics.jsonl`;
-}
 
 /** `config.json` of a run: what `evaluate` needs to score the model (other fields are kept as written). */
 export const TrainRecordSchema = z.looseObject({
   /** The resolved configuration the model was trained with. */
   config: z.looseObject({ seed: z.number().int().optional(), train: z.looseObject({ batchSize: z.number().int().min(1) }) }),
-  /** The resolved architecture: its name, parameters and layer lists (train/model-params.ts). */
+  /** The resolved architecture: its name, parameters and layer lists (schemas/model-params.ts). */
   architecture: z.looseObject({ name: z.string() }),
   /** The TensorFlow.js backend that trained it. */
   backend: z.string(),

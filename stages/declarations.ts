@@ -8,11 +8,10 @@
  * nothing but the data directory: a stage module imports no other stage module (only this one).
  */
 import { resolve } from 'node:path';
-import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
+import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { metricsPath, modelDir } from '../schemas/model.ts';
-import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT } from '../schemas/metrics.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */

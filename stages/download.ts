@@ -370,7 +370,7 @@ async function run(ctx: StageContext): Promise<void> {
     for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
       if (!entry.isFile()) continue;
       const abs = join(entry.parentPath, entry.name);
-      if (!keep.has(relative(ctx.dataDir, abs).split('\\').join('/'))) rmSync(abs, { force: true });
+      if (!keep.has(`images/${relative(root, abs).split('\\').join('/')}`)) rmSync(abs, { force: true });
     }
   }
   log.info(`manifest: ${manifest.length} image(s); rejected: ${rejected.length}`);

@@ -9,7 +9,7 @@
  * `covers make` target builds them.
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../util/fsutil.ts';
 import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
 import { fmtBytes } from '../report/html.ts';
@@ -20,7 +20,10 @@ import { REPORT_DIR, REPORT_PAGE } from './declarations.ts';
 export const reportStage: StageImplementation = {
   name: 'report',
   async run(ctx: StageContext) {
-    const page = await buildReport({ dataDir: ctx.dataDir, config: ctx.config, path: (rel) => ctx.path(rel), stageOrder: ctx.stageNames });
+    // The page names the data directory it was read from; the stage sees only its declared paths, so the name is
+    // the parent of its own output directory (every read goes through ctx.path).
+    const dataDir = dirname(ctx.path(REPORT_DIR));
+    const page = await buildReport({ dataDir, config: ctx.config, path: (rel) => ctx.path(rel), stageOrder: ctx.stageNames });
     const dir = ctx.out(REPORT_DIR);
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'index.html');

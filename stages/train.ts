@@ -19,7 +19,7 @@ import { hashJson, pickParams } from '../pipeline/config.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
-import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
+import { ModelParamsError, resolveModelSpec } from '../schemas/model-params.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';

@@ -61,8 +61,8 @@ describe('import directions', () => {
     assert.ok(EDGES.length > 100, `only ${EDGES.length} imports found`);
   });
 
-  it('pipeline/ (the runner) imports no stage, no CLI and no domain folder', () => {
-    assert.deepEqual(offending((e) => top(e.from) === 'pipeline' && ['stages', 'cli', 'bandcamp', 'simulator', 'dataset', 'report'].includes(top(e.to))), []);
+  it('pipeline/ (the runner and the config schema) imports no stage, no CLI and no domain folder, train/ included', () => {
+    assert.deepEqual(offending((e) => top(e.from) === 'pipeline' && ['stages', 'cli', 'bandcamp', 'simulator', 'dataset', 'report', 'train'].includes(top(e.to))), []);
   });
 
   it('a stage module imports no other stage module (only declarations.ts); the registry imports them only lazily', () => {
@@ -95,6 +95,8 @@ describe('import directions', () => {
 
 describe('instant CLI', () => {
   const HEAVY = /node_modules\/(@tensorflow\/|@crawlee\/|crawlee\/|sharp\/|cheerio\/|apache-arrow\/|impit)/;
+  /** zod takes longer to load than the rest of `covers status`: only a config file or --set (something to validate) loads it. */
+  const ZOD = /node_modules\/zod\//;
 
   /** Runs `bin/covers.js ARGS`, returning the module URLs it loaded (through test/helpers/import-log.mjs). */
   function modulesLoadedBy(args: string[]): { urls: string[]; status: number | null; stdout: string } {
@@ -117,13 +119,13 @@ describe('instant CLI', () => {
   }
 
   for (const args of [['--help'], ['make', '--help'], ['status']]) {
-    it(`covers ${args.join(' ')} loads no stage implementation, TensorFlow.js, crawlee, sharp, cheerio or apache-arrow`, () => {
+    it(`covers ${args.join(' ')} loads no stage implementation, TensorFlow.js, crawlee, sharp, cheerio, apache-arrow or zod`, () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'covers-status-'));
       try {
         const run = modulesLoadedBy(args[0] === 'status' ? [...args, '--data-dir', dataDir] : args);
         assert.equal(run.status, 0, run.stdout);
         assert.ok(run.urls.some((u) => u.endsWith('/stages/index.ts')), 'the import log saw the registry (the check itself works)');
-        const heavy = run.urls.filter((u) => HEAVY.test(u) || /\/stages\/(?!index\.ts|declarations\.ts)[^/]+\.ts$/.test(u));
+        const heavy = run.urls.filter((u) => HEAVY.test(u) || ZOD.test(u) || /\/stages\/(?!index\.ts|declarations\.ts)[^/]+\.ts$/.test(u));
         assert.deepEqual(heavy, []);
         if (args[0] === 'status') assert.match(run.stdout, /discover\s+never built/);
       } finally {
@@ -131,6 +133,19 @@ describe('instant CLI', () => {
       }
     });
   }
+
+  it('covers status --set (a value to validate) does load the config schema and zod (the zod check can fail)', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'covers-status-'));
+    try {
+      const run = modulesLoadedBy(['status', '--data-dir', dataDir, '--set', 'seed=1']);
+      assert.equal(run.status, 0, run.stdout);
+      assert.ok(run.urls.some((u) => u.endsWith('/pipeline/config.ts')), 'the config schema was loaded');
+      assert.ok(run.urls.some((u) => ZOD.test(u)), 'zod was loaded');
+      assert.match(run.stdout, /discover\s+never built/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 
   it('the import log does see a stage implementation and its libraries when a stage runs (the check can fail)', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'covers-run-'));

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ModelParamsError, resolveModelSpec } from '../train/model-params.ts';
+import { ModelParamsError, resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
 import { tinyShards } from './helpers/training.ts';

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { chunkRange, disposeOptimizer, makeOptimizer, ReplicaPool, sliceRows, startInferencePool, type OptimizerConfig } from '../train/data-parallel.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
 import { tinyShards } from './helpers/training.ts';

@@ -4,9 +4,9 @@
  * from run to run. A failed check is now redone alone (withOwnSharpErrors, dataset/preprocess.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { resolveConfig } from '../pipeline/config.ts';
@@ -19,6 +19,7 @@ import { downloadStage } from '../stages/index.ts';
 import { labelStage } from '../stages/index.ts';
 import { selectStage } from '../stages/index.ts';
 import { oddImages } from './helpers/odd-jpegs.ts';
+import { imageRelPath, manifestFormat } from '../schemas/manifest.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'download-det-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -60,8 +61,19 @@ test('download twice on the same faulty catalogue: identical rejected.tsv bytes'
     const rejected: Buffer[] = [];
     for (const run of ['a', 'b']) {
       const dataDir = join(tmp, run);
+      // A leftover of an earlier run: download prunes images/ to exactly the manifest's files.
+      const stray = join(dataDir, 'images', 'jazz', 'a999999999.jpg');
+      mkdirSync(join(dataDir, 'images', 'jazz'), { recursive: true });
+      writeFileSync(stray, 'stale');
       await make({ targets: ['download'], config, dataDir, stages, log: memoryLogger() });
       rejected.push(readFileSync(join(dataDir, 'rejected.tsv')));
+      assert.equal(existsSync(stray), false, 'the leftover image was removed');
+      const files = readdirSync(join(dataDir, 'images'), { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => relative(dataDir, join(e.parentPath, e.name)).split('\\').join('/'))
+        .sort();
+      const kept = manifestFormat.read(join(dataDir, 'manifest.tsv')).map((m) => imageRelPath(m.genre!, m.art_id!)).sort();
+      assert.deepEqual(files, kept, 'images/ holds exactly the manifest\'s files');
     }
     const text = rejected[0]!.toString('utf8');
     assert.match(text, /\ttruncated|undecodable/, `faulty images were rejected:\n${text}`);

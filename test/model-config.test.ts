@@ -1,4 +1,4 @@
-/** `train.modelParams` is checked at config time (pipeline/config.ts → train/model-params.ts), before any stage runs. */
+/** `train.modelParams` is checked at config time (pipeline/config.ts → schemas/model-params.ts), before any stage runs. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, resolveConfig } from '../pipeline/config.ts';
 import { fmtLearningRate } from '../util/format.ts';
-import { modelParamsProblem } from '../train/model-params.ts';
+import { modelParamsProblem } from '../schemas/model-params.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,7 +45,7 @@ test('config validation pulls in no TensorFlow.js: the import graph of pipeline/
     }
   };
   visit(join(ROOT, 'pipeline', 'config.ts'));
-  assert.ok(seen.has(join(ROOT, 'train', 'model-params.ts')));
+  assert.ok(seen.has(join(ROOT, 'schemas', 'model-params.ts')));
   assert.deepEqual([...packages].filter((p) => p.startsWith('@tensorflow')), []);
 });
 

@@ -1,9 +1,9 @@
-/** The study's model parameter strings (train/model-params.ts) and the model builder (train/models.ts). */
+/** The study's model parameter strings (schemas/model-params.ts) and the model builder (train/models.ts). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
-import { ModelParamsError, parseModelParams, resolveModelSpec } from '../train/model-params.ts';
+import { ModelParamsError, parseModelParams, resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 
 test('parses values: integers, decimals, True/False, sizes', () => {

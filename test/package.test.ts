@@ -90,7 +90,7 @@ describe('npm package', () => {
         const { selectBackend } = await import(${dist('backends.js')});
         const { startInferencePool } = await import(${dist('data-parallel.js')});
         const { fileSaver } = await import(${dist('model-io.js')});
-        const { resolveModelSpec } = await import(${dist('model-params.js')});
+        const { resolveModelSpec } = await import(${JSON.stringify(join(REPO, 'dist', 'schemas', 'model-params.js'))});
         const { buildModel } = await import(${dist('models.js')});
         await selectBackend('wasm');
         const spec = resolveModelSpec('ConvNet', 'num_conv_layers=1:lc0_num_filters=4:lc0_filter_size=3:ld0_num_units=8');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { decayedWeights, l2Penalty } from '../train/regularization.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';

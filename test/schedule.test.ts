@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Rng } from '../util/rng.ts';
 import { selectBackend } from '../train/backends.ts';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import {
   afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, epochLearningRate, initialScheduleState,
   type ScheduleDecision, type ScheduleName, type ScheduleOptions, type ValidationMetrics,

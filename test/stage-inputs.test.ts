@@ -41,7 +41,25 @@ describe('declared inputs', () => {
     assert.throws(() => ctx.path('imagesX/a.jpg'), /not a declared input/);
     assert.throws(() => ctx.path('images/../manifest.tsv'), /not a declared input/);
     assert.throws(() => ctx.path('../elsewhere'), /not a declared input/);
+    assert.throws(() => ctx.path('.'), /not a declared input/);
+    assert.throws(() => ctx.path(''), /not a declared input/);
+    assert.throws(() => ctx.path(dir), /not a declared input/);
     assert.equal(isInside('shards/train', ['shards']), true);
+  });
+
+  it('the context exposes no way to the data directory but ctx.path() and ctx.out(): no root path among its values', () => {
+    const stage: Stage = {
+      name: 'reader', description: 'test', deps: [], inputs: ['splits.arrow'], params: [], outputs: ['out.txt'], version: 1,
+      run: async () => {},
+    };
+    const ctx = createStageContext(stage, { config: defaultConfig(), dataDir: dir, log });
+    assert.equal('dataDir' in ctx, false);
+    // Every string the context hands out lies below a declared path or the stage's own work directory.
+    for (const [key, value] of Object.entries(ctx)) {
+      if (typeof value !== 'string') continue;
+      assert.notEqual(value, dir, `ctx.${key} is the data directory`);
+      assert.ok(value.startsWith(join(dir, '.work', 'reader')), `ctx.${key} = ${value} is outside the stage's work directory`);
+    }
     assert.equal(isInside('shards', ['shards/train']), false);
   });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import { readMean } from '../schemas/mean.ts';
 import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, vulkanLoaderPresent } from '../train/backends.ts';
-import { resolveModelSpec } from '../train/model-params.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { predictSplit } from '../train/predict.ts';
 import { readMean } from '../schemas/mean.ts';

@@ -28,7 +28,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
 import { registerWasmGradientKernels } from './wasm-kernels.ts';
 
-import { BACKEND_ORDER, type BackendChoice, type BackendName } from './backend-names.ts';
+import { BACKEND_ORDER, type BackendChoice, type BackendName } from '../schemas/backend-names.ts';
 
 export { BACKEND_ORDER, type BackendChoice, type BackendName };
 

@@ -20,7 +20,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { ModelSpec } from './model-params.ts';
+import type { ModelSpec } from '../schemas/model-params.ts';
 import { setDropoutStep } from './models.ts';
 import { startTsWorker } from './ts-worker.ts';
 

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { ModelSpec } from './model-params.ts';
+import type { ModelSpec } from '../schemas/model-params.ts';
 
 /** Options of {@link SeededDropout}. */
 export interface SeededDropoutArgs {

@@ -25,39 +25,12 @@
  */
 import { fmtLearningRate as fmt } from '../util/format.ts';
 
-/** The schedules of `train.schedule`. */
-export const SCHEDULES = ['plateau', 'cosine', 'study', 'constant'] as const;
-export type ScheduleName = (typeof SCHEDULES)[number];
+// The schedule names, their option types and defaults are configuration vocabulary (schemas/schedule-names.ts).
+import { type CosineOptions, type PlateauOptions, type ScheduleName } from '../schemas/schedule-names.ts';
+export { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES, type CosineOptions, type PlateauOptions, type ScheduleName } from '../schemas/schedule-names.ts';
 
 /** Learning rate below which the `study` schedule stops training (the study). */
 export const STUDY_MIN_LEARNING_RATE = 1e-10;
-
-/** Options of the `plateau` schedule (`train.plateau`). */
-export interface PlateauOptions {
-  /** Multiplier of the learning rate at each drop, in (0, 1). */
-  factor: number;
-  /** Epochs in a row without an improvement of the validation loss before a drop. */
-  patience: number;
-  /** Smallest decrease of the validation loss (nats, absolute) that counts as an improvement. */
-  minDelta: number;
-  /** Epochs after a drop during which no epoch counts towards `patience`. */
-  cooldown: number;
-  /** The learning rate never drops below this. */
-  minLearningRate: number;
-}
-
-/** Options of the `cosine` schedule (`train.cosine`). */
-export interface CosineOptions {
-  /** Epochs of linear warm-up (0 = none). */
-  warmupEpochs: number;
-  /** Learning rate the cosine decays towards (reached after the last epoch). */
-  minLearningRate: number;
-}
-
-/** Defaults of `train.plateau` (pipeline/config.ts). */
-export const DEFAULT_PLATEAU: PlateauOptions = { factor: 0.1, patience: 5, minDelta: 0.001, cooldown: 2, minLearningRate: 1e-6 };
-/** Defaults of `train.cosine` (pipeline/config.ts). */
-export const DEFAULT_COSINE: CosineOptions = { warmupEpochs: 3, minLearningRate: 0 };
 
 /** Everything a schedule needs to know. */
 export interface ScheduleOptions {

@@ -15,7 +15,7 @@ import { planEpoch, planEval } from './augment.ts';
 import { Rng } from '../util/rng.ts';
 import { fmtLearningRate } from '../util/format.ts';
 import { BatchLoader } from './loader.ts';
-import type { ModelSpec } from './model-params.ts';
+import type { ModelSpec } from '../schemas/model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
 import { disposeOptimizer, makeOptimizer as makeOptimizerOf, ReplicaPool, type OptimizerConfig } from './data-parallel.ts';

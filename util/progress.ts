@@ -2,8 +2,13 @@
  * Progress display: a cli-progress bar (count, rate, ETA) when stderr is a terminal, and a plain log line every
  * few seconds otherwise (CI logs, files). Silent with `--quiet`.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { Logger } from './log.ts';
+
+// cli-progress is loaded at the first bar, not at start-up: `covers --help` and `covers status` draw none.
+const require = createRequire(import.meta.url);
+let cliProgress: typeof CliProgress | undefined;
 
 /** A running progress display. */
 export interface Progress {
@@ -48,9 +53,10 @@ export function createProgress(label: string, total: number, log: Logger, opts: 
     const eta = rate > 0 && tot > done ? (tot - done) / rate : done >= tot ? 0 : Infinity;
     return `${label}: ${done}/${tot} (${rate.toFixed(1)}/s, elapsed ${fmtSeconds(el)}, ETA ${fmtSeconds(eta)})`;
   };
-  let bar: cliProgress.SingleBar | null = null;
+  let bar: CliProgress.SingleBar | null = null;
   let timer: NodeJS.Timeout | null = null;
   if (tty) {
+    cliProgress ??= require('cli-progress') as typeof CliProgress;
     bar = new cliProgress.SingleBar(
       { format: `${label} [{bar}] {value}/{total} {percentage}% | {rate}/s | ETA {eta_formatted}`, hideCursor: true, stream: process.stderr, etaBuffer: 50 },
       cliProgress.Presets.shades_classic,

@@ -1,5 +1,5 @@
 /**
- * The GPU benchmark's Node side (bench/gpu/README.md): AlexNet-224 (the study's defaults, train/model-params.ts)
+ * The GPU benchmark's Node side (bench/gpu/README.md): AlexNet-224 (the study's defaults, schemas/model-params.ts)
  * training (forward, backward, Nesterov update) and inference images/s on a TensorFlow.js backend, `webgpu` by
  * default; and the report that merges its JSON with PyTorch's (bench/torch_train.py) into a JSON and a Markdown
  * table. Bundled by bench/gpu/pack.sh into a self-contained directory with its own Node binary.
@@ -14,7 +14,7 @@ import { arch, cpus, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, type BackendChoice } from '../../train/backends.ts';
-import { resolveModelSpec } from '../../train/model-params.ts';
+import { resolveModelSpec } from '../../schemas/model-params.ts';
 import { buildModel } from '../../train/models.ts';
 
 /** What `measure` writes. */

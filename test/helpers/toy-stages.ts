@@ -19,13 +19,16 @@ function toy(name: string, deps: string[], param: string): Stage {
     outputs: [`${name}.txt`],
     version: 1,
     async run(ctx: StageContext) {
-      appendFileSync(join(ctx.dataDir, 'runs.log'), `${name}\n`);
+      // Test instrumentation, outside the stage contract (a real stage has no way to the data directory's root):
+      // the root is two levels above the stage's work directory, DATA_DIR/.work/<stage>.
+      const root = join(ctx.workDir, '..', '..');
+      appendFileSync(join(root, 'runs.log'), `${name}\n`);
       const inputs = deps.map((d) => readFileSync(ctx.path(`${d}.txt`), 'utf8')).join('|');
       const value = JSON.stringify((ctx.config as unknown as Record<string, unknown>)[param.split('.')[0]!]);
       writeFileSync(ctx.out(`${name}.txt`), `${name}(${inputs};${param}=${value})`);
       if (toyControl.failIn === name) throw new Error(`${name} failed on purpose`);
       if (toyControl.hangIn === name) {
-        writeFileSync(join(ctx.dataDir, 'hanging'), 'yes');
+        writeFileSync(join(root, 'hanging'), 'yes');
         await new Promise(() => setInterval(() => {}, 1000));
       }
     },

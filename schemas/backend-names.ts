@@ -1,6 +1,7 @@
 /**
  * The TensorFlow.js backend names, apart from train/backends.ts (which loads TensorFlow.js) so that the config schema
- * (pipeline/config.ts) can declare `train.backend` from the same list without loading it.
+ * (pipeline/config.ts) can declare `train.backend` from the same list without loading it; in schemas/ (below pipeline/)
+ * because the config schema needs it and each run records its backend in `models/<run>/config.json`.
  */
 
 /** Fastest first: the order `auto` tries. */

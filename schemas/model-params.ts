@@ -18,6 +18,10 @@
  * (Ioffe & Szegedy 2015) between the layer's linear part and its ReLU, and drops the layer's bias (the normalisation's
  * offset replaces it), as Lasagne's `batch_norm()` helper does. Its moving mean and variance (momentum 0.99,
  * epsilon 0.001: tfjs-layers' defaults) are updated by training steps and saved with the weights.
+ *
+ * Configuration vocabulary, in schemas/ because the config schema (pipeline/config.ts) validates `train.architecture`
+ * and `train.modelParams` with it and every run records the resolved spec in `models/<run>/config.json`
+ * (schemas/model.ts); pure, it imports nothing (no TensorFlow.js).
  */
 
 /** The architectures of `train.architecture`. */

@@ -1,0 +1,20 @@
+/**
+ * Where the runs and the evaluations live in the data directory. Their formats (schema, writer, reader) are owned by
+ * schemas/model.ts and schemas/metrics.ts, which re-export these; the names stand apart so that the stage
+ * declarations, and with them `covers --help` and `covers status`, load without zod.
+ */
+
+/** A run's directory, relative to the data directory: `models/<run>`. */
+export function modelDir(run: string): string {
+  return `models/${run}`;
+}
+
+/** `models/<run>/metrics.jsonl`, relative to the data directory. */
+export function metricsPath(run: string): string {
+  return `${modelDir(run)}/metrics.jsonl`;
+}
+
+/** `eval/baseline.json`, relative to the data directory: the random forest's metrics (the study's baseline). */
+export const FOREST_OUTPUT = 'eval/baseline.json';
+/** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's metrics. */
+export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
