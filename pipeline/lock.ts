@@ -9,6 +9,7 @@ import { join, relative, sep } from 'node:path';
 // Checked without zod (util/shape.ts): every command reads the lock at start-up, and zod takes longer to load than
 // the rest of `covers status` (docs/ARCHITECTURE.md, instant CLI).
 import { int, literal, nullable, number, object, optional, record, ShapeError, string, unknown, type Infer } from '../util/shape.ts';
+import { UserError } from '../util/errors.ts';
 import { sha256, sha256File, writeFileAtomic } from '../util/fsutil.ts';
 
 /** The lock file's name under the data directory. */
@@ -68,7 +69,7 @@ export type LockFile = Infer<typeof LockFileSchema>;
 
 /**
  * Reads the lock file; an absent file is an empty lock.
- * @throws Error naming the file when it exists but is not a valid lock file.
+ * @throws UserError naming the file when it exists but is not a valid lock file.
  */
 export function readLock(dataDir: string): LockFile {
   const path = join(dataDir, LOCK_FILE);
@@ -78,20 +79,21 @@ export function readLock(dataDir: string): LockFile {
 
 /**
  * Reads a lock file at `path`.
- * @throws Error naming the file when it is absent, not JSON or not a valid lock file.
+ * @throws UserError naming the file when it is absent, not JSON or not a valid lock file (exit 1 with that message,
+ *   no stack trace).
  */
 export function readLockFile(path: string): LockFile {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message}); delete it to rebuild every stage`);
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message}); delete it to rebuild every stage`);
   }
   try {
     return LockFileSchema(raw);
   } catch (e) {
     if (!(e instanceof ShapeError)) throw e;
-    throw new Error(`${path}: not a pipeline lock file (${e.message}); delete it to rebuild every stage`);
+    throw new UserError(`${path}: not a pipeline lock file (${e.message}); delete it to rebuild every stage`);
   }
 }
 

@@ -4,6 +4,8 @@
  * zod gave when it checked the lock (each expected message below is zod 4's first issue for that input).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,7 +67,14 @@ describe('lock file check', () => {
     const dir = mkdtempSync(join(tmpdir(), 'covers-lock-'));
     try {
       writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ lockVersion: 1, stages: { a: { ...entry(), version: 'x' } } }));
-      assert.throws(() => readLock(dir), { message: `${join(dir, LOCK_FILE)}: not a pipeline lock file (Invalid input: expected number, received string); delete it to rebuild every stage` });
+      assert.throws(() => readLock(dir), { name: 'UserError', message: `${join(dir, LOCK_FILE)}: not a pipeline lock file (Invalid input: expected number, received string); delete it to rebuild every stage` });
+      // The command line says so as a user's problem (exit 1, the message, no stack, not "a bug in covers").
+      const r = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/covers.js', import.meta.url)), 'status', '--data-dir', dir], { encoding: 'utf8' });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /not a pipeline lock file \(Invalid input: expected number, received string\); delete it to rebuild every stage/);
+      assert.doesNotMatch(r.stderr, /bug|    at /);
+      writeFileSync(join(dir, LOCK_FILE), '{"lockVersion": 1, "stages": {');
+      assert.throws(() => readLock(dir), { name: 'UserError', message: /pipeline\.lock\.json: not valid JSON .*; delete it to rebuild every stage/ });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
