@@ -1,11 +1,11 @@
 /**
  * Issue 16 (and issue 12's "transient damage" and "N per genre"), end to end against the simulator with its
- * misbehaving-site faults: cursors that cycle or never end, 2 GiB and endless cover bodies (peak RSS measured in a
- * child process), `file:`/`javascript:` item URLs, Ctrl-C within a second and the process gone within 1.5 s (measured
- * in a `covers make` child), heavy transient faults that never change the manifest, truncated covers retried on later
- * runs, and "N per genre" built in rounds. Each stage ends or goes on
- * within the time (and memory) bound asserted, and a rerun after the fault is gone gives what a clean run gives.
- * About 60–90 s on 2 cores.
+ * misbehaving-site faults: cursors that cycle or never end (and a genre they leave short ends "rerun later"), 2 GiB
+ * and endless cover bodies (peak RSS measured in a child process), `file:`/`javascript:` item URLs, Ctrl-C within a
+ * second and the process gone within 1.5 s (measured in a `covers make` child), heavy transient faults that never
+ * change the manifest, truncated covers retried on later runs, and "N per genre" built in rounds. Each stage ends or
+ * goes on within the time (and memory) bound asserted, and a rerun after the fault is gone gives what a clean run
+ * gives. About 60–90 s on 2 cores.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -125,6 +125,50 @@ test('discover_web cursors that cycle or never end: the listing ends with a warn
     const fourth = await make({ targets: ['label'], config: configFor(clean, want), dataDir: dir, stages: STAGES, log: memoryLogger() });
     assert.deepEqual(fourth.map((o) => `${o.name}:${o.action}`), ['discover:fresh', 'label:fresh']);
   }
+});
+
+test('a genre left short because a guard cut its listing: `covers make download` exits 75 "rerun later", not "not enough images" (1); after the fault, the same command finishes (0)', async (t) => {
+  // cursor-cycle: three pages of 5 per genre, then the cycle. 20 wanted per genre from 15 listed albums (fewer
+  // exclusive ones): every genre is short, and no round can list further, since the guard ended the listing.
+  const faulty = await simOn({ faults: 'cursor-cycle=1' });
+  const ports = portsOf(faulty);
+  const dir = join(tmp, 'guard-short');
+  const configPath = join(tmp, 'guard-short.json');
+  writeFileSync(configPath, JSON.stringify(configFor(faulty, { perGenre: 20 })));
+  const covers = async () => {
+    const t0 = Date.now();
+    const proc = spawn(process.execPath, ['bin/covers.js', 'make', 'download', '--data-dir', dir, '--config', configPath, '-q'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    proc.stderr.on('data', (c) => (stderr += c));
+    const code = await new Promise<number | null>((r) => proc.on('exit', r));
+    return { code, stderr, ms: Date.now() - t0 };
+  };
+  let first;
+  try {
+    first = await covers();
+  } finally {
+    await faulty.close();
+  }
+  assert.equal(first.code, 75, first.stderr);
+  assert.match(first.stderr, /covers: stage download: download: not enough images\.\n {2}genre "ambient": \d+ of 20 images \(.*listing ended \(cursor-cycle\) after 3 page\(s\)/);
+  assert.match(first.stderr, /discover_web misbehaved and ended the listing of "ambient" \(cursor-cycle\), "jazz" \(cursor-cycle\), "metal" \(cursor-cycle\) early; the next `covers make` asks it again from where it stopped\. Downloaded images are kept: rerun the same command later to continue/);
+  assert.doesNotMatch(first.stderr, /lower perGenre|\n\s+at /, 'neither the "listing ended" hint nor a stack trace');
+  assert.match(readLock(dir).stages.discover!.incomplete ?? '', /discover_web misbehaved/);
+
+  // The site behaves again (same ports, so discover's parameters are unchanged): the same command continues the
+  // listing and finishes.
+  const fixed = await simOn({}, ports);
+  let second;
+  try {
+    second = await covers();
+  } finally {
+    await fixed.close();
+  }
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(readLock(dir).stages.discover!.incomplete, undefined);
+  for (const g of GENRES) assert.equal(readManifest(dir).split('\n').filter((l) => l.split('\t')[1] === g).length, 20, g);
+  t.diagnostic(`exit 75 after ${first.ms} ms; exit 0 after ${second.ms} ms`);
+  assert.ok(first.ms + second.ms < 30_000, `the two runs took ${first.ms} + ${second.ms} ms`);
 });
 
 test('file: and javascript: item URLs are per-item rejections (unsupported-url), never fetched; the stage goes on', async () => {
