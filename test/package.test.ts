@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 
 const REPO = join(import.meta.dirname, '..');
-const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; optionalDependencies?: Record<string, string> };
 
 describe('npm package', () => {
   let files: string[] = [];
@@ -55,6 +55,24 @@ describe('npm package', () => {
       assert.ok(name in pkg.devDependencies, `${name} is not a devDependency`);
     }
     assert.deepEqual(Object.keys(pkg.dependencies).filter((n) => n.startsWith('@types/')), []);
+  });
+
+  it('every package the shipped code imports is a declared dependency (not one that only arrives with another)', () => {
+    const declared = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})]);
+    const undeclared = new Set<string>();
+    // dist/ only: bin/covers.js imports tsx solely in a source checkout (the development path).
+    const specifiers = /^\s*(?:import|export)\s[^;]*?\sfrom\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+    for (const f of files.filter((x) => x.startsWith('dist/') && x.endsWith('.js'))) {
+      const code = readFileSync(join(REPO, f), 'utf8');
+      for (const m of code.matchAll(specifiers)) {
+        const spec = (m[1] ?? m[2] ?? m[3])!;
+        if (spec.startsWith('.') || spec.startsWith('/')) continue;
+        if (spec.startsWith('node:')) continue;
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+        if (!declared.has(name)) undeclared.add(`${name} (${f})`);
+      }
+    }
+    assert.deepEqual([...undeclared], []);
   });
 
   it('the compiled CLI runs without tsx, and its worker threads start from the compiled modules', () => {
