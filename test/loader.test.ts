@@ -73,16 +73,40 @@ test('the loader builds the same batches in a worker as on the main thread, pref
     const l = new BatchLoader(d, { crop: 8, mean, worker, prefetch: 3 });
     const xs: Float32Array[] = [];
     const ys: number[] = [];
-    for await (const b of l.batches(plans)) { xs.push(b.x); ys.push(...b.labels); }
-    const mode = l.mode;
+    for await (const b of l.batches(plans)) { xs.push(b.x.slice()); ys.push(...b.labels); } // x is reused: copy it
+    const { mode, allocated } = l;
     await l.close();
-    return { xs, ys, mode };
+    return { xs, ys, mode, allocated };
   };
   const w = await collect(true);
   const m = await collect(false);
   assert.equal(w.mode, 'worker thread');
   assert.equal(w.xs.length, 4);
+  // 4 batches of 4 and prefetch 3: at most prefetch + 1 buffers are ever needed (the rest reuse them).
+  assert.ok(w.allocated <= 4 && m.allocated <= 4, `allocated ${w.allocated} (worker), ${m.allocated} (main thread)`);
   assert.deepEqual(w.xs, m.xs);
   assert.deepEqual(w.ys, m.ys);
   assert.deepEqual(w.ys, plans.flatMap((p) => [...p.indices].map((i) => d.labels[i]!)));
+});
+
+test('the loader reuses the buffers of batches its consumer is done with, and they hold the right batch', async () => {
+  const d = await readSplit(join(dir, 'shards', 'train'));
+  const mean = readMean(join(dir, 'shards', 'mean.arrow'), 12);
+  // Several epochs of 1-image batches (same length every time) plus a short last batch.
+  const plans = [...planEpoch(new Rng(4), d.n, 1, 12, 8, true), ...planEpoch(new Rng(5), d.n, 3, 12, 8, true)];
+  for (const worker of [true, false]) {
+    const l = new BatchLoader(d, { crop: 8, mean, worker, prefetch: 2 });
+    try {
+      let i = 0;
+      for await (const b of l.batches(plans)) {
+        const expected = new Float32Array(b.x.length);
+        fillBatch(expected, d.images, d.size, 8, plans[i++]!, mean);
+        assert.deepEqual(b.x, expected, `batch ${i} (${worker ? 'worker' : 'main thread'})`);
+      }
+      assert.equal(i, plans.length);
+      assert.ok(plans.length > 10 && l.allocated <= 2 * 3 + 2, `${plans.length} batches, ${l.allocated} buffers allocated`);
+    } finally {
+      await l.close();
+    }
+  }
 });
