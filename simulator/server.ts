@@ -316,9 +316,21 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       case 'challenge':
         html(res, 200, challengeHtml(hash32(key).toString(36)), { 'cache-control': 'no-store' });
         return;
-      case 'slow':
-        await sleep(slowMs);
+      case 'slow': {
+        // Ends early when the connection closes (the client gave up, or close() dropped it), so that a closed
+        // simulator leaves no timer keeping its process alive for --slow-ms.
+        const gone = new AbortController();
+        const onClose = () => gone.abort();
+        req.socket.once('close', onClose);
+        try {
+          await sleep(slowMs, undefined, { signal: gone.signal });
+        } catch {
+          return;
+        } finally {
+          req.socket.off('close', onClose);
+        }
         break;
+      }
       default:
         break;
     }

@@ -194,6 +194,27 @@ describe('faults', () => {
     assert.throws(() => parseFaultSpec('429=0.6,503=0.6'), /more than 1/);
   });
 
+  test('close() ends slow responses in flight: no --slow-ms timer keeps the process alive', async () => {
+    // In a child process: a request delayed by 20 s is in flight when the simulator closes; the child must exit at once.
+    const code = `
+      import { startSimulator } from ${JSON.stringify(new URL('../simulator/server.ts', import.meta.url).href)};
+      import { albumPath } from ${JSON.stringify(new URL('../simulator/catalog.ts', import.meta.url).href)};
+      const sim = await startSimulator({ genres: ['ambient'], perGenre: 4, seed: 1, faults: 'slow=1', slowMs: 20000 });
+      fetch(sim.origin + albumPath(sim.catalog.albums.find((a) => a.resultType === 'a'))).catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+      await sim.close();
+      console.log('closed ' + performance.now());`;
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    const exit = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(exit, 0);
+    assert.match(out, /^closed /);
+    assert.ok(seconds < 10, `the child took ${seconds.toFixed(1)} s to exit after closing (a 20 s slow response kept it alive)`);
+  });
+
   test('transient faults depend on seed, key and attempt; retries succeed; Retry-After is sent', async () => {
     const faults = '429=0.2,503=0.1,reset=0.05,challenge=0.1,stripped=0.1';
     const run = async (seed: number): Promise<string[]> => {
