@@ -143,12 +143,15 @@ test('a genre left short because a guard cut its listing: `covers make download`
     const code = await new Promise<number | null>((r) => proc.on('exit', r));
     return { code, stderr, ms: Date.now() - t0 };
   };
-  let first;
-  try {
-    first = await covers();
-  } finally {
-    await faulty.close();
-  }
+  /** `covers()` against `sim`, which is closed afterwards. */
+  const coversWith = async (sim: { close(): Promise<void> }) => {
+    try {
+      return await covers();
+    } finally {
+      await sim.close();
+    }
+  };
+  const first = await coversWith(faulty);
   assert.equal(first.code, 75, first.stderr);
   assert.match(first.stderr, /covers: stage download: download: not enough images\.\n {2}genre "ambient": \d+ of 20 images \(.*listing ended \(cursor-cycle\) after 3 page\(s\)/);
   assert.match(first.stderr, /discover_web misbehaved and ended the listing of "ambient" \(cursor-cycle\), "jazz" \(cursor-cycle\), "metal" \(cursor-cycle\) early; the next `covers make` asks it again from where it stopped\. Downloaded images are kept: rerun the same command later to continue/);
@@ -157,13 +160,7 @@ test('a genre left short because a guard cut its listing: `covers make download`
 
   // The site behaves again (same ports, so discover's parameters are unchanged): the same command continues the
   // listing and finishes.
-  const fixed = await simOn({}, ports);
-  let second;
-  try {
-    second = await covers();
-  } finally {
-    await fixed.close();
-  }
+  const second = await coversWith(await simOn({}, ports));
   assert.equal(second.code, 0, second.stderr);
   assert.equal(readLock(dir).stages.discover!.incomplete, undefined);
   for (const g of GENRES) assert.equal(readManifest(dir).split('\n').filter((l) => l.split('\t')[1] === g).length, 20, g);
