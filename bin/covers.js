@@ -5,6 +5,12 @@
 // checkout run its dist/ instead (the start-up benchmark does).
 import { existsSync } from 'node:fs';
 
+// A reader that goes away (`covers status | head -1`) makes further writes to stdout fail with EPIPE; that only
+// means nobody reads the rest, so stop there quietly instead of dying on an unhandled 'error' event with a stack.
+process.stdout.on('error', (e) => {
+  if (e.code !== 'EPIPE') throw e;
+});
+
 const source = new URL('../cli/covers.ts', import.meta.url);
 const compiled = new URL('../dist/cli/covers.js', import.meta.url);
 let cli;
