@@ -30,9 +30,11 @@ export function describeFailure(e: unknown, verbose = false): { code: number; me
   if (e instanceof InterruptedError) return { code: 130, message: 'interrupted; finished work is kept, and the same command resumes where it stopped' };
   const stage = stageOfError(e);
   const where = stage ? `stage ${stage}: ` : '';
+  // Messages that already name their stage ("download: …", "stage select: …") are not prefixed twice.
+  const named = (m: string) => (stage ? where + m.replace(new RegExp(`^(?:stage )?${stage.replace(/\W/g, '\\$&')}: `), '') : m);
   const stack = verbose && e instanceof Error && e.stack ? `\n${e.stack}` : '';
-  if (isTransientError(e)) return { code: EXIT_RERUN_LATER, message: `${where}${(e as Error).message}${stack}` };
-  if (e instanceof UserError) return { code: 1, message: `${where}${e.message}${stack}` };
+  if (isTransientError(e)) return { code: EXIT_RERUN_LATER, message: `${named((e as Error).message)}${stack}` };
+  if (e instanceof UserError) return { code: 1, message: `${named(e.message)}${stack}` };
   const sys = e as NodeJS.ErrnoException & { dest?: string };
   if (e instanceof Error && typeof sys.code === 'string' && SYSTEM_ERRORS[sys.code]) {
     const { cause, todo } = SYSTEM_ERRORS[sys.code]!;

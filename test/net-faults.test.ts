@@ -153,7 +153,7 @@ test('a genre left short because a guard cut its listing: `covers make download`
   };
   const first = await coversWith(faulty);
   assert.equal(first.code, 75, first.stderr);
-  assert.match(first.stderr, /covers: stage download: download: not enough images\.\n {2}genre "ambient": \d+ of 20 images \(.*listing ended \(cursor-cycle\) after 3 page\(s\)/);
+  assert.match(first.stderr, /covers: stage download: not enough images\.\n {2}genre "ambient": \d+ of 20 images \(.*listing ended \(cursor-cycle\) after 3 page\(s\)/);
   assert.match(first.stderr, /discover_web misbehaved and ended the listing of "ambient" \(cursor-cycle\), "jazz" \(cursor-cycle\), "metal" \(cursor-cycle\) early; the next `covers make` asks it again from where it stopped\. Downloaded images are kept: rerun the same command later to continue/);
   assert.doesNotMatch(first.stderr, /lower perGenre|\n\s+at /, 'neither the "listing ended" hint nor a stack trace');
   assert.match(readLock(dir).stages.discover!.incomplete ?? '', /discover_web misbehaved/);
