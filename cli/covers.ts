@@ -8,6 +8,7 @@
  * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
  * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 // loadConfigLazily loads the config schema (and zod) only for a config file or --set: --help and a plain status never do.
@@ -50,6 +51,22 @@ function targetList(stages: readonly Stage[]): string {
 }
 
 /**
+ * The `version` of this package's package.json: the first one named bandcamp-covers above this module (cli/ in a
+ * checkout, dist/cli/ when installed).
+ */
+function packageVersion(): string {
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'bandcamp-covers' && pkg.version) return pkg.version;
+    } catch {
+      // no package.json here: look further up
+    }
+    if (dir.pathname === '/') return 'unknown';
+  }
+}
+
+/**
  * Runs the CLI.
  * @param argv arguments after the program name.
  * @returns the process exit code.
@@ -60,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const program = new Command('covers')
     .description('Build a genre-labelled dataset of Bandcamp album covers and train convnets on it, stage by stage, like make.')
+    .version(packageVersion(), '-V, --version', 'print the version of covers')
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s) })
     .showHelpAfterError('(run with --help for usage)');
