@@ -475,7 +475,10 @@ export function resolveConfig(raw: unknown, source = 'config'): Config {
     const path = issue.path.map(String).join('.') || '(top level)';
     if (issue.code === 'unrecognized_keys') {
       const where = issue.path.length ? `${path}.` : '';
-      return `${issue.keys.map((k) => where + k).join(', ')}: unknown key${issue.keys.length > 1 ? 's' : ''} (see README "Configuration")`;
+      // The keys that exist there, as for --set (checkSetKey).
+      const section = getPath(defaultConfig(), issue.path as (string | number)[]);
+      const known = isPlainObject(section) ? `; known: ${Object.keys(section).join(', ')}` : '';
+      return `${issue.keys.map((k) => where + k).join(', ')}: unknown key${issue.keys.length > 1 ? 's' : ''}${known} (see README "Configuration")`;
     }
     const value = getPath(raw, issue.path as (string | number)[]);
     const expected = issue.message.replace(/^(Invalid input|Invalid option|Too small|Too big): /, '').replace(/^expected /, '');

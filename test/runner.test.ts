@@ -173,10 +173,12 @@ describe('config', () => {
       (e: Error) => {
         assert.match(e.message, /perGenre = -3: expected/);
         assert.match(e.message, /image\.fit = "zoom": expected one of "cover"\|"fill"\|"contain"/);
-        assert.match(e.message, /nonsense: unknown key/);
+        assert.match(e.message, /nonsense: unknown key; known: genres, perGenre, /);
         return true;
       },
     );
+    // In a section, the section's keys (as --set lists them).
+    assert.throws(() => resolveConfig({ train: { epcohs: 3 } }), /train\.epcohs: unknown key; known: .*\bepochs\b/);
     assert.throws(() => resolveConfig({ splits: { train: 0.5, validation: 0.1, test: 0.1 } }), /splits = .*add up to 1 \(train 0\.5 \+ validation 0\.1 \+ test 0\.1 = 0\.7\)/);
     assert.throws(() => resolveConfig({ bandcamp: { origin: 'notaurl' } }), (e: Error) => {
       assert.equal((e as Error & { problems: string[] }).problems.length, 1, 'one problem, one line');
