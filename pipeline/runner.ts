@@ -11,7 +11,7 @@ import { sha256File } from '../util/fsutil.ts';
 import { combineOutputHashes, Hasher, LOCK_FILE, readLock, updateLockEntry, type LockEntry, type LockFile, type OutputHash } from './lock.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { acquireRunLock } from './run-lock.ts';
-import { InterruptedError, UserError } from '../util/errors.ts';
+import { InterruptedError, isTransientError, UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
 import { DEMAND_FILE, MoreInputNeeded, resolveList, type Stage } from './stage.ts';
 
@@ -47,7 +47,8 @@ export interface PlanStep {
 export interface StageOutcome {
   name: string;
   /** `round`: the stage ran but asked an upstream stage for more input ({@link MoreInputNeeded}); the runner went back. */
-  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'interrupted' | 'not-run' | 'round';
+  /** `paused`: stopped for a reason a later rerun may clear (network, site; exit 75), progress kept. */
+  action: 'ran' | 'fresh' | 'skipped' | 'failed' | 'paused' | 'interrupted' | 'not-run' | 'round';
   /** Why it ran or was skipped. */
   reason: string;
   durationMs: number;
@@ -364,9 +365,12 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
         if (typeof e === 'object' && e !== null && !failedIn.has(e)) failedIn.set(e, stage.name);
         const stopped = e instanceof InterruptedError || opts.signal?.aborted === true;
         if (stopped && abortedAt !== null) log.debug(`${stage.name}: stopped ${Math.round(performance.now() - abortedAt)} ms after the interrupt (work in flight ended)`);
-        report({ name: stage.name, action: stopped ? 'interrupted' : 'failed', reason: stopped ? 'rerun to resume' : (e as Error).message, durationMs: performance.now() - t0, outputs });
+        const paused = !stopped && isTransientError(e);
+        const action = stopped ? 'interrupted' : paused ? 'paused' : 'failed';
+        report({ name: stage.name, action, reason: stopped ? 'rerun to resume' : (e as Error).message, durationMs: performance.now() - t0, outputs });
         for (const rest of needed.slice(i + 1)) {
-          report({ name: rest.name, action: 'not-run', reason: `${stage.name} ${stopped ? 'was interrupted' : 'failed'}`, durationMs: 0, outputs: [] });
+          const why = stopped ? 'was interrupted' : paused ? 'paused (rerun later)' : 'failed';
+          report({ name: rest.name, action: 'not-run', reason: `${stage.name} ${why}`, durationMs: 0, outputs: [] });
         }
         throw e;
       }

@@ -9,7 +9,7 @@ export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string
   const w = Math.max(5, ...outcomes.map((o) => o.name.length));
   const lines = ['', 'summary:'];
   for (const o of outcomes) {
-    const t = o.action === 'ran' || o.action === 'failed' || o.action === 'interrupted' || o.action === 'round' ? ` in ${fmtDuration(o.durationMs)}` : '';
+    const t = o.action === 'ran' || o.action === 'failed' || o.action === 'paused' || o.action === 'interrupted' || o.action === 'round' ? ` in ${fmtDuration(o.durationMs)}` : '';
     const incomplete = o.incomplete ? `; incomplete (${o.incomplete}): the next make continues it` : '';
     lines.push(`  ${o.name.padEnd(w)}  ${o.action}${t}  ${o.action === 'fresh' ? '' : o.reason}${incomplete}`.trimEnd());
   }
@@ -44,6 +44,6 @@ export async function makeWithSignals(opts: Omit<MakeOptions, 'signal' | 'dryRun
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (outcomes.length && (!opts.quiet || outcomes.some((x) => x.action === 'failed'))) process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
+    if (outcomes.length && (!opts.quiet || outcomes.some((x) => x.action === 'failed' || x.action === 'paused'))) process.stderr.write(`${formatSummary(outcomes, opts.dataDir)}\n`);
   }
 }

@@ -157,6 +157,8 @@ test('a genre left short because a guard cut its listing: `covers make download`
   assert.match(first.stderr, /discover_web misbehaved and ended the listing of "ambient" \(cursor-cycle\), "jazz" \(cursor-cycle\), "metal" \(cursor-cycle\) early; the next `covers make` asks it again from where it stopped\. Downloaded images are kept: rerun the same command later to continue/);
   assert.doesNotMatch(first.stderr, /lower perGenre|\n\s+at /, 'neither the "listing ended" hint nor a stack trace');
   assert.match(readLock(dir).stages.discover!.incomplete ?? '', /discover_web misbehaved/);
+  assert.match(first.stderr, /\n {2}download +paused in [\d.]+ ?m?s /, 'the summary says paused (rerun later), not failed');
+  assert.doesNotMatch(first.stderr, /download +failed/);
 
   // The site behaves again (same ports, so discover's parameters are unchanged): the same command continues the
   // listing and finishes.
