@@ -10,6 +10,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { isPlainObject } from '../util/shape.ts';
 import { ConfigError, defaultConfig, DEFAULT_CONFIG_FILE, getPath, type LoadConfigOptions } from './config-core.ts';
 // The zod-free half (errors, defaults, hashing and picking of params), for importers that need no validation.
 export { canonicalJson, ConfigError, defaultConfig, DEFAULT_CONFIG_FILE, getPath, hashJson, pickParams, type LoadConfigOptions } from './config-core.ts';
@@ -412,7 +413,6 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
   return parseSetValue(raw);
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * Checks a dotted `--set` key against the configuration schema's own keys (the resolved defaults hold every key, each
@@ -504,7 +504,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     } catch (e) {
       throw new ConfigError(`config file ${path}: not valid JSON (${(e as Error).message})`);
     }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${path}: expected a JSON object`);
+    if (!isPlainObject(raw)) throw new ConfigError(`config file ${path}: expected a JSON object`);
   }
   const sets = opts.sets ?? [];
   const source = [path, sets.length ? '--set' : ''].filter(Boolean).join(' + ') || 'defaults';

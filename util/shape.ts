@@ -37,9 +37,12 @@ function fail(expected: string, v: unknown): never {
   throw new ShapeError(`Invalid input: expected ${expected}, received ${received(v)}`);
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** True for a non-null object that is not an array (what JSON calls an object). */
+export const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** A string. */
 export const string: Check<string> = (v) => (typeof v === 'string' ? v : fail('string', v));
+/** A finite number (zod's `z.number()`, which refuses NaN and ±Infinity). */
 export const number: Check<number> = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : fail('number', v));
 /** An integer (zod's `z.number().int()`: a safe integer). */
 export const int: Check<number> = (v) => {
@@ -49,6 +52,7 @@ export const int: Check<number> = (v) => {
   if (n < Number.MIN_SAFE_INTEGER) throw new ShapeError(`Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}`);
   return n;
 };
+/** Anything, unchecked. */
 export const unknown: Check<unknown> = (v) => v;
 
 /** Exactly `value` (zod's `z.literal`). */
@@ -59,10 +63,12 @@ export function literal<const L extends string | number | boolean>(value: L): Ch
   };
 }
 
+/** `null`, or a value that passes `check` (zod's `.nullable()`). */
 export function nullable<T>(check: Check<T>): Check<T | null> {
   return (v) => (v === null ? null : check(v));
 }
 
+/** Absent (`undefined`), or a value that passes `check` (zod's `.optional()`); marks an object key as optional. */
 export function optional<T>(check: Check<T>): OptionalCheck<T> {
   return Object.assign((v: unknown) => (v === undefined ? undefined : check(v)), { optional: true as const });
 }
