@@ -57,6 +57,11 @@ export function reportInputs(config: Config): string[] {
   ];
 }
 
+/** Why the crawl stages are skipped when `select.fromManifest` rebuilds the dataset from a manifest, else null. */
+function rebuildingFromManifest(config: Config): string | null {
+  return config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null;
+}
+
 /** The `discover` stage: `discover_web` listings → `candidates.arrow`. */
 export const discoverDeclaration: StageDeclaration = {
   name: 'discover',
@@ -66,7 +71,7 @@ export const discoverDeclaration: StageDeclaration = {
   params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample', 'crawl.maxEmptyPages', 'crawl.maxPagesPerGenre'],
   outputs: ['candidates.arrow'],
   version: 2,
-  skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
+  skipWhen: rebuildingFromManifest,
 };
 
 /** The `label` stage: `candidates.arrow` → `labels.arrow`. */
@@ -78,7 +83,7 @@ export const labelDeclaration: StageDeclaration = {
   params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
   outputs: ['labels.arrow'],
   version: 2,
-  skipWhen: (config) => (config.select.fromManifest ? `select.fromManifest is set (${config.select.fromManifest})` : null),
+  skipWhen: rebuildingFromManifest,
 };
 
 /** The `select` stage: candidates and labels (or `select.fromManifest`) → `selection.arrow`. */
