@@ -81,7 +81,10 @@ export class BatchLoader {
     this.pending.clear();
   }
 
-  /** A free buffer of `length` floats, or null (buffers of other lengths, e.g. a short last batch, are dropped). */
+  /**
+   * A free buffer of `length` floats, or null. Buffers of other lengths (e.g. a short last batch's) wait for a batch
+   * of their length, such as the next epoch's last one: at most `prefetch` + 1 per distinct length.
+   */
   private reuse(length: number): Float32Array | null {
     const i = this.free.findIndex((b) => b.length === length);
     return i < 0 ? null : this.free.splice(i, 1)[0]!;
