@@ -5,7 +5,8 @@
  * thread, ranks 1…T−1 are workers (train/replica-worker.ts). A training step:
  * 1. the batch `[N, crop, crop, 3]` and its labels go to shared memory; rank r takes rows {@link sliceRows}`(N, T, r)`;
  * 2. every rank computes the gradient of its rows' share of the batch's mean cross-entropy
- *    (Σ over its rows / N) and writes it, all variables flattened in order, to its own region of a shared buffer;
+ *    (Σ over its rows / N; rank 0 adds the per-step penalty, e.g. weight decay, once) and writes it, all variables
+ *    flattened in order and read straight from the wasm heap ({@link copyValues}), to its own region of a shared buffer;
  * 3. all-reduce in shared memory: rank r sums chunk r of the T gradient regions (in rank order, in float64, one
  *    rounding to float32) into the reduced buffer;
  * 4. every rank applies the reduced gradient with its own optimizer. Replicas start from the same weights and
