@@ -89,7 +89,7 @@ async function alexWasm(spec: ModelSpec, batch: number, steps: number, threads: 
       await pool.sync(vars, opt, { kind: 'nesterov', learningRate: 0.001, momentum: 0.9 });
       let k = 0;
       step = async () => {
-        await pool!.step(logits, vars, opt, xData, labels, k++);
+        await pool!.step(logits, vars, xData, labels, k++);
       };
     } else {
       const x = tf.tensor4d(xData, [batch, 224, 224, 3]);

@@ -7,11 +7,13 @@
  * 2. every rank computes the gradient of its rows' share of the batch's mean cross-entropy
  *    (Σ over its rows / N; rank 0 adds the per-step penalty, e.g. weight decay, once) and writes it, all variables
  *    flattened in order and read straight from the wasm heap ({@link copyValues}), to its own region of a shared buffer;
- * 3. all-reduce in shared memory: rank r sums chunk r of the T gradient regions (in rank order, in float64, one
- *    rounding to float32) into the reduced buffer;
- * 4. every rank applies the reduced gradient with its own optimizer. Replicas start from the same weights and
- *    optimizer state ({@link ReplicaPool.sync}) and apply the same update with the same kernels, so they stay equal
- *    without copying weights each step.
+ * 3. all-reduce and update in one pass, each rank on its own chunk of the parameters ({@link chunkRange}): rank r
+ *    sums chunk r of the T gradient regions (rank order, float64, one rounding to float32) and applies the optimizer's
+ *    update to that chunk of the shared weights and optimizer state (train/optimizer.ts `updateChunk`: tfjs's
+ *    Nesterov and Adam arithmetic, bit for bit);
+ * 4. every rank copies the shared weights into its replica. The optimizer state lives in shared memory while the
+ *    pool trains: {@link ReplicaPool.sync} puts the calling thread's weights and optimizer state there,
+ *    {@link ReplicaPool.storeOptimizerState} writes the state back into its optimizer (before a snapshot).
  *
  * So the update is that of the whole batch; the thread count changes only the order of float additions (the
  * per-row losses summed per slice, then the slices). Dropout masks are drawn for the whole batch and cut per slice
@@ -23,47 +25,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { setDropoutStep } from './models.ts';
+import {
+  loadWeights, nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig,
+} from './optimizer.ts';
 import { startTsWorker } from './ts-worker.ts';
-
-/** The optimizer each replica runs (the train loop's choice and learning rate). */
-export type OptimizerConfig =
-  | { kind: 'nesterov'; learningRate: number; momentum: number }
-  | { kind: 'adam'; learningRate: number; beta1: number; beta2: number; epsilon: number };
-
-/** Builds the optimizer of an {@link OptimizerConfig} (Nesterov momentum or Adam, tfjs-core's). */
-export function makeOptimizer(c: OptimizerConfig): tf.Optimizer {
-  return c.kind === 'adam' ? tf.train.adam(c.learningRate, c.beta1, c.beta2, c.epsilon) : tf.train.momentum(c.learningRate, c.momentum, true);
-}
-
-/** Disposes an optimizer, including the learning-rate scalar that MomentumOptimizer.dispose() leaves (tfjs-core 4.22). */
-export function disposeOptimizer(opt: tf.Optimizer): void {
-  opt.dispose();
-  const c = (opt as unknown as { c?: tf.Tensor }).c;
-  if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
-}
-
-/** tfjs-core 4.22 AdamOptimizer's private running powers of β1 and β2. */
-interface AdamPowers {
-  accBeta1?: tf.Variable;
-  accBeta2?: tf.Variable;
-}
-
-/** Adam's running β1ᵗ and β2ᵗ, or null for other optimizers. */
-export function adamPowers(opt: tf.Optimizer): [number, number] | null {
-  const a = opt as unknown as AdamPowers;
-  if (!(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return null;
-  return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
-}
-
-/** Sets Adam's running powers (see {@link adamPowers}); no-op for other optimizers. */
-export function setAdamPowers(opt: tf.Optimizer, p: [number, number] | null): void {
-  const a = opt as unknown as AdamPowers;
-  if (!p || !(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return;
-  tf.tidy(() => {
-    a.accBeta1!.assign(tf.scalar(p[0]));
-    a.accBeta2!.assign(tf.scalar(p[1]));
-  });
-}
 
 /** How a replica gets its model: built from a spec (training; weights come with {@link ReplicaPool.sync}) or loaded. */
 export type ReplicaModel =
@@ -78,8 +43,10 @@ export interface ReplicaBuffers {
   labels: SharedArrayBuffer;
   /** Per-rank gradients, `[T, P]` float32 (P: trainable parameters). Empty for inference pools. */
   grads: SharedArrayBuffer;
-  /** The reduced gradient, `[P]` float32. */
-  reduced: SharedArrayBuffer;
+  /** The weights after the last update, `[P]` float32 (variables flattened in order). Empty for inference pools. */
+  weights: SharedArrayBuffer;
+  /** The optimizer's state, `[2, P]` float32 (Nesterov uses the first row; train/optimizer.ts `slotCount`). */
+  slots: SharedArrayBuffer;
   /** Model outputs of a forward pass, `[maxRows, classes]` float32. */
   out: SharedArrayBuffer;
 }
@@ -98,13 +65,16 @@ export interface ReplicaInit {
 /** Messages to a worker. */
 export type ReplicaRequest =
   | {
-    op: 'sync'; weights: Float32Array[]; optimizer: OptimizerConfig; optimizerWeights: { name: string; shape: number[]; values: Float32Array }[];
-    /** Adam's running β1ᵗ, β2ᵗ as this thread has them (setWeights recomputes them with pow, which may differ in the last bit). */
+    /** Load the shared weights; take this optimizer (its state is in the shared slots). */
+    op: 'sync'; optimizer: OptimizerConfig;
+    /** Adam's running β1ᵗ, β2ᵗ as the calling thread has them. */
     adamPowers: [number, number] | null;
   }
   | { op: 'step'; rows: number; step: number }
-  | { op: 'reduce' }
-  | { op: 'apply' }
+  /** All-reduce and update the rank's chunk (train/optimizer.ts `updateChunk`). */
+  | { op: 'update' }
+  /** Copy the shared weights into the replica (no reply: the next request waits for it). */
+  | { op: 'load' }
   | { op: 'forward'; rows: number; output: 'model' | 'logits' };
 
 /** Replies of a worker. */
@@ -112,7 +82,7 @@ export type ReplicaReply =
   | { op: 'ready'; params: number }
   | { op: 'synced' }
   | { op: 'grads'; loss: number; correct: number }
-  | { op: 'reduced' }
+  | { op: 'updated' }
   | { op: 'forward' }
   | { op: 'error'; message: string };
 
@@ -226,30 +196,6 @@ export function copyValues(t: tf.Tensor, out: Float32Array, at: number): void {
   }
 }
 
-/** Sums chunk `rank` of the `threads` gradient regions of `grads` into `reduced` (rank order, float64 sums). */
-export function reduceChunk(grads: Float32Array, reduced: Float32Array, threads: number, rank: number): void {
-  const p = reduced.length;
-  const [from, to] = chunkRange(p, threads, rank);
-  for (let i = from; i < to; i++) {
-    let s = grads[i]!;
-    for (let r = 1; r < threads; r++) s += grads[r * p + i]!;
-    reduced[i] = s;
-  }
-}
-
-/** Applies the reduced gradient `[P]` to `vars` (in order) with `optimizer`. */
-export function applyReduced(optimizer: tf.Optimizer, vars: readonly tf.Variable[], reduced: Float32Array): void {
-  tf.tidy(() => {
-    let at = 0;
-    const named = vars.map((v) => {
-      const t = tf.tensor(reduced.subarray(at, at + v.size), v.shape, 'float32');
-      at += v.size;
-      return { name: v.name, tensor: t };
-    });
-    optimizer.applyGradients(named);
-  });
-}
-
 /** Forward pass of rows `offset … offset+count` of `x`, outputs written to `out` at the same rows. */
 export function sliceForward(model: tfl.LayersModel, x: Float32Array, offset: number, count: number, crop: number, classes: number, out: Float32Array): void {
   if (count === 0) return;
@@ -292,16 +238,22 @@ export class ReplicaPool {
   readonly x: Float32Array;
   readonly labels: Int32Array;
   readonly grads: Float32Array;
-  readonly reduced: Float32Array;
+  readonly weights: Float32Array;
+  readonly slots: Float32Array;
   readonly out: Float32Array;
   readonly params: number;
+  /** The optimizer since the last sync, Adam's powers and the step count (tfjs's `iterations`) as the update left them. */
+  private optimizer: OptimizerConfig | null = null;
+  private powers: [number, number] | null = null;
+  private iterations = 0;
 
   private constructor(readonly opts: ReplicaPoolOptions, readonly buffers: ReplicaBuffers) {
     this.params = paramCount(opts.vars);
     this.x = new Float32Array(buffers.x);
     this.labels = new Int32Array(buffers.labels);
     this.grads = new Float32Array(buffers.grads);
-    this.reduced = new Float32Array(buffers.reduced);
+    this.weights = new Float32Array(buffers.weights);
+    this.slots = new Float32Array(buffers.slots);
     this.out = new Float32Array(buffers.out);
   }
 
@@ -322,7 +274,8 @@ export class ReplicaPool {
       x: new SharedArrayBuffer(opts.maxRows * px * 4),
       labels: new SharedArrayBuffer(opts.maxRows * 4),
       grads: new SharedArrayBuffer(opts.threads * p * 4),
-      reduced: new SharedArrayBuffer(p * 4),
+      weights: new SharedArrayBuffer(p * 4),
+      slots: new SharedArrayBuffer(slotCount('adam') * p * 4),
       out: new SharedArrayBuffer(opts.maxRows * opts.classes * 4),
     };
     const pool = new ReplicaPool(opts, buffers);
@@ -385,29 +338,49 @@ export class ReplicaPool {
   }
 
   /**
-   * Gives every replica this thread's weights and optimizer state (after a resume, a restore of the best weights,
-   * a new optimizer or learning rate). Call before the first step and whenever they change outside {@link step}.
+   * Gives every replica this thread's weights and `optimizer`'s state (after a resume, a restore of the best weights,
+   * a new optimizer or learning rate): both go to shared memory, where the steps update them. Call before the first
+   * step and whenever they change outside {@link step}.
+   * @throws Error when the optimizer's state does not fit `vars`.
    */
   async sync(vars: readonly tf.Variable[], optimizer: tf.Optimizer, config: OptimizerConfig): Promise<void> {
-    const weights = vars.map((v) => v.dataSync() as Float32Array);
-    const ow = await optimizer.getWeights();
-    const optimizerWeights = ow.map((t) => ({ name: t.name, shape: t.tensor.shape, values: t.tensor.dataSync() as Float32Array }));
-    for (const t of ow) if (!(t.tensor instanceof tf.Variable)) t.tensor.dispose();
-    await this.all({ op: 'sync', weights, optimizer: config, optimizerWeights, adamPowers: adamPowers(optimizer) }, () => undefined); // structured clones
+    let at = 0;
+    for (const v of vars) {
+      copyValues(v, this.weights, at);
+      at += v.size;
+    }
+    const { iterations, powers } = await readOptimizerState(optimizer, config.kind, vars, this.slots);
+    this.optimizer = config;
+    this.powers = powers;
+    this.iterations = iterations;
+    await this.all({ op: 'sync', optimizer: config, adamPowers: powers }, () => undefined);
   }
 
   /**
-   * One training step on the whole batch (see the module comment): this thread's replica (`logits`, `vars`,
-   * `optimizer`) computes rank 0's slice and applies the update like every worker.
+   * Writes the optimizer state of the steps since the last {@link sync} (slots, Adam's powers, the step count) into
+   * `optimizer`, the one given to sync, so that its `getWeights()` (a snapshot) holds what the replicas hold.
+   */
+  async storeOptimizerState(vars: readonly tf.Variable[], optimizer: tf.Optimizer): Promise<void> {
+    if (!this.optimizer) throw new Error('storeOptimizerState before sync');
+    await writeOptimizerState(optimizer, this.optimizer.kind, vars, this.slots, this.iterations, this.powers);
+  }
+
+  /**
+   * One training step on the whole batch (see the module comment): this thread's replica (`logits`, `vars`) computes
+   * rank 0's slice and takes the updated weights like every worker. The optimizer is the one given to {@link sync};
+   * its state advances in shared memory ({@link storeOptimizerState} writes it back).
    * @param x `[n, crop, crop, 3]` float32; `labels` `[n]`.
    * @param penalty a term added to the loss once per step (the weight decay's `λ/2 · Σ‖W‖²`): this thread adds it to
    *   its slice, so the reduced gradient is that of the whole batch's mean cross-entropy plus the penalty.
    * @returns the batch's mean cross-entropy (without the penalty) and its correct predictions.
+   * @throws Error before {@link sync}, or when a worker fails.
    */
   async step(
-    logits: tfl.LayersModel, vars: readonly tf.Variable[], optimizer: tf.Optimizer, x: Float32Array, labels: Int32Array, step: number,
+    logits: tfl.LayersModel, vars: readonly tf.Variable[], x: Float32Array, labels: Int32Array, step: number,
     penalty: StepPenalty | null = null,
   ): Promise<{ loss: number; correct: number }> {
+    const c = this.optimizer;
+    if (!c) throw new Error('step before sync');
     const n = labels.length;
     const o = this.opts;
     this.x.set(x);
@@ -422,11 +395,14 @@ export class ReplicaPool {
       loss += r.loss;
       correct += r.correct;
     }
-    await this.all({ op: 'reduce' }, () => reduceChunk(this.grads, this.reduced, o.threads, 0));
-    // No reply: a worker handles its messages in order, so it applies before its next step or forward pass.
+    const [from, to] = chunkRange(this.params, o.threads, 0);
+    await this.all({ op: 'update' }, () => updateChunk(c, this.powers, this.grads, o.threads, this.weights, this.slots, from, to));
+    this.powers = nextPowers(c, this.powers);
+    this.iterations++;
+    // No reply: a worker handles its messages in order, so it loads before its next step or forward pass.
     if (this.failure) throw this.failure;
-    for (const w of this.workers) w.postMessage({ op: 'apply' } satisfies ReplicaRequest);
-    applyReduced(optimizer, vars, this.reduced);
+    for (const w of this.workers) w.postMessage({ op: 'load' } satisfies ReplicaRequest);
+    loadWeights(vars, this.weights);
     return { loss, correct };
   }
 

@@ -8,11 +8,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { selectBackend } from './backends.ts';
 import {
-  applyReduced, disposeOptimizer, makeOptimizer, setAdamPowers, reduceChunk, sliceForward, sliceGradients, sliceRows,
-  type ReplicaInit, type ReplicaReply, type ReplicaRequest,
+  chunkRange, sliceForward, sliceGradients, sliceRows, type ReplicaInit, type ReplicaReply, type ReplicaRequest,
 } from './data-parallel.ts';
 import { fileLoader } from './model-io.ts';
 import { buildModel } from './models.ts';
+import { loadWeights, nextPowers, updateChunk, type OptimizerConfig } from './optimizer.ts';
 
 const init = workerData as ReplicaInit;
 const port = parentPort!;
@@ -34,39 +34,32 @@ async function main(): Promise<void> {
   const x = new Float32Array(init.buffers.x);
   const labels = new Int32Array(init.buffers.labels);
   const grads = new Float32Array(init.buffers.grads);
-  const reduced = new Float32Array(init.buffers.reduced);
+  const weights = new Float32Array(init.buffers.weights);
+  const slots = new Float32Array(init.buffers.slots);
   const out = new Float32Array(init.buffers.out);
-  let optimizer: tf.Optimizer | null = null;
+  const [from, to] = chunkRange(params, init.threads, init.rank);
+  let optimizer: OptimizerConfig | null = null;
+  let powers: [number, number] | null = null;
 
   const handle = async (m: ReplicaRequest): Promise<ReplicaReply | null> => {
     switch (m.op) {
-      case 'sync': {
-        vars.forEach((v, i) => {
-          const t = tf.tensor(m.weights[i]!, v.shape, 'float32');
-          v.assign(t);
-          t.dispose();
-        });
-        if (optimizer) disposeOptimizer(optimizer);
-        optimizer = makeOptimizer(m.optimizer);
-        if (m.optimizerWeights.length) {
-          const ws = m.optimizerWeights.map((w) => ({ name: w.name, tensor: tf.tensor(w.values, w.shape, 'float32') }));
-          await optimizer.setWeights(ws); // copies them into the optimizer's own variables
-          for (const w of ws) w.tensor.dispose();
-        }
-        setAdamPowers(optimizer, m.adamPowers);
+      case 'sync':
+        loadWeights(vars, weights);
+        optimizer = m.optimizer;
+        powers = m.adamPowers;
         return { op: 'synced' };
-      }
       case 'step': {
         const [offset, count] = sliceRows(m.rows, init.threads, init.rank);
         const r = sliceGradients(logits, vars, x, labels.subarray(0, m.rows), offset, count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params));
         return { op: 'grads', ...r };
       }
-      case 'reduce':
-        reduceChunk(grads, reduced, init.threads, init.rank);
-        return { op: 'reduced' };
-      case 'apply':
-        if (!optimizer) throw new Error('apply before sync');
-        applyReduced(optimizer, vars, reduced);
+      case 'update':
+        if (!optimizer) throw new Error('update before sync');
+        updateChunk(optimizer, powers, grads, init.threads, weights, slots, from, to);
+        powers = nextPowers(optimizer, powers);
+        return { op: 'updated' };
+      case 'load':
+        loadWeights(vars, weights);
         return null;
       case 'forward': {
         const [offset, count] = sliceRows(m.rows, init.threads, init.rank);
@@ -76,7 +69,7 @@ async function main(): Promise<void> {
     }
   };
 
-  // Requests are handled strictly in order (sync awaits setWeights).
+  // Requests are handled strictly in order (a reply to one is sent before the next starts).
   let chain = Promise.resolve();
   port.on('message', (m: ReplicaRequest) => {
     chain = chain.then(async () => {

@@ -18,7 +18,8 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
-import { disposeOptimizer, makeOptimizer as makeOptimizerOf, ReplicaPool, type OptimizerConfig } from './data-parallel.ts';
+import { ReplicaPool } from './data-parallel.ts';
+import { disposeOptimizer, makeOptimizer as makeOptimizerOf, type OptimizerConfig } from './optimizer.ts';
 import { decayedWeights, l2Penalty } from './regularization.ts';
 import {
   afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState, STUDY_MIN_LEARNING_RATE,
@@ -289,7 +290,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         batchNo++;
         const n = b.labels.length;
         if (pool) {
-          const r = await pool.step(logits, vars, optimizer, b.x, b.labels, state.step++, () => l2Penalty(decayed, o.weightDecay ?? 0));
+          const r = await pool.step(logits, vars, b.x, b.labels, state.step++, () => l2Penalty(decayed, o.weightDecay ?? 0));
           if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, state.learningRate);
           lossSum += r.loss * n;
           correct += r.correct;
@@ -320,6 +321,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         if (!Number.isFinite(loss)) throw diverged(loss, epoch, batchNo, state.learningRate);
         lossSum += loss * n;
       }
+      // The replicas' optimizer state goes back to this thread's optimizer (snapshots, a rate change, a restart).
+      await pool?.storeOptimizerState(vars, optimizer);
       const trainSeconds = (performance.now() - t0) / 1000;
       let valLoss: number | null = null;
       let valAcc: number | null = null;
