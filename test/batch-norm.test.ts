@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ModelParamsError, resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
+import { Collective } from '../train/sync-batch-norm.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
 import { tinyShards } from './helpers/training.ts';
 
@@ -54,4 +55,61 @@ test('training updates the moving statistics, learns, and a resumed run equals a
   assert.deepEqual(resumed.model.getWeights().map((w) => Array.from(w.dataSync())), full.model.getWeights().map((w) => Array.from(w.dataSync())));
   full.model.dispose();
   resumed.model.dispose();
+});
+
+function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
+  let d = 0;
+  a.forEach((x, i) => {
+    let scale = 1e-6;
+    let err = 0;
+    for (let j = 0; j < x.length; j++) {
+      scale = Math.max(scale, Math.abs(b[i]![j]!));
+      err = Math.max(err, Math.abs(x[j]! - b[i]![j]!));
+    }
+    d = Math.max(d, err / scale);
+  });
+  return d;
+}
+
+test('on 2 and 3 threads batch norm uses the whole batch\'s statistics: training equals 1 thread up to float summation order (moving statistics included)', async () => {
+  // Batch 7 of 72 images: the last batch has 2 rows, fewer than 3 threads (the third takes no part in it).
+  const over = { batchSize: 7, epochs: 2, optimizer: 'nesterov' as const, learningRate: 0.02 };
+  const weights = (m: { getWeights(): { dataSync(): unknown }[] }) => m.getWeights().map((w) => w.dataSync() as Float32Array);
+  const one = await trainModel(options({ snapshotDir: join(S.dir, 't1'), threads: 1, ...over }));
+  for (const threads of [2, 3]) {
+    const logs: string[] = [];
+    const r = await trainModel(options({ snapshotDir: join(S.dir, `t${threads}`), threads, ...over, log: (l) => logs.push(l) }));
+    assert.ok(logs.some((l) => l.includes(`threads: ${threads} (data-parallel, wasm on each; batch norm synchronised across them)`)), logs.join('\n'));
+    r.metrics.forEach((m, i) => {
+      const e = one.metrics[i]!;
+      assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `${threads} threads, epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
+      assert.ok(Math.abs(m.validationLoss! - e.validationLoss!) < 1e-4 * Math.max(1, e.validationLoss!), `validation loss ${m.validationLoss} vs ${e.validationLoss}`);
+      assert.equal(m.trainAccuracy, e.trainAccuracy);
+    });
+    const d = maxRelDiff(weights(r.model), weights(one.model));
+    assert.ok(d < 1e-4, `${threads} threads: weights and moving statistics differ from 1 thread by ${d}`);
+    r.model.dispose();
+  }
+  one.model.dispose();
+});
+
+test('a 2-thread batch-norm run stopped after an epoch and resumed equals an uninterrupted 2-thread run exactly', async () => {
+  const full = await trainModel(options({ snapshotDir: join(S.dir, 'dp-full'), threads: 2 }));
+  const part = await trainModel(options({ snapshotDir: join(S.dir, 'dp-part'), threads: 2, stopAfter: 1 }));
+  part.model.dispose();
+  const resumed = await trainModel(options({ snapshotDir: join(S.dir, 'dp-part'), threads: 2 }));
+  assert.deepEqual(resumed.model.getWeights().map((w) => Array.from(w.dataSync())), full.model.getWeights().map((w) => Array.from(w.dataSync())));
+  full.model.dispose();
+  resumed.model.dispose();
+});
+
+test('the statistics\' all-reduce gives up on a rank that does not arrive, and after an abort, with a clear error', () => {
+  const c = new Collective(Collective.buffer(2, 3), 2, 0, 3, 50);
+  assert.throws(() => c.allReduceSum(Float64Array.of(1, 2)), /the other training threads did not arrive within 0.05 s/);
+  const alone = new Collective(Collective.buffer(3, 2), 3, 0, 2);
+  alone.begin(1); // only rank 0 has rows
+  assert.deepEqual(Array.from(alone.allReduceSum(Float64Array.of(1.5, -2))), [1.5, -2]);
+  assert.throws(() => alone.allReduceSum(Float64Array.of(1, 2, 3)), /all-reduce of 3 values, at most 2/);
+  alone.abort();
+  assert.throws(() => alone.allReduceSum(Float64Array.of(1, 2)), /another training thread failed/);
 });

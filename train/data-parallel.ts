@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { setDropoutStep } from './models.ts';
+import { batchNormChannels, Collective, CollectiveAborted, collectiveLength, synchroniseBatchNorm } from './sync-batch-norm.ts';
 import {
   loadWeights, nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig,
 } from './optimizer.ts';
@@ -47,6 +48,13 @@ export interface ReplicaBuffers {
   weights: SharedArrayBuffer;
   /** The optimizer's state, `[2, P]` float32 (Nesterov uses the first row; train/optimizer.ts `slotCount`). */
   slots: SharedArrayBuffer;
+  /**
+   * Non-trainable variables (batch norm's moving statistics) as the calling thread has them after a sync or a step,
+   * `[Q]` float32: a rank with no rows in a batch (a last batch smaller than the thread count) did not update them.
+   */
+  state: SharedArrayBuffer;
+  /** The batch-norm statistics' all-reduce (train/sync-batch-norm.ts), or null for models without batch norm. */
+  batchNorm: { buffer: SharedArrayBuffer; maxLength: number } | null;
   /** Model outputs of a forward pass, `[maxRows, classes]` float32. */
   out: SharedArrayBuffer;
 }
@@ -73,13 +81,16 @@ export type ReplicaRequest =
   | { op: 'step'; rows: number; step: number }
   /** All-reduce and update the rank's chunk (train/optimizer.ts `updateChunk`). */
   | { op: 'update' }
-  /** Copy the shared weights into the replica (no reply: the next request waits for it). */
+  /**
+   * Copy the shared weights, and the non-trainable state when there is any, into the replica (no reply: the next
+   * request waits for it).
+   */
   | { op: 'load' }
   | { op: 'forward'; rows: number; output: 'model' | 'logits' };
 
 /** Replies of a worker. */
 export type ReplicaReply =
-  | { op: 'ready'; params: number }
+  | { op: 'ready'; params: number; state: number }
   | { op: 'synced' }
   | { op: 'grads'; loss: number; correct: number }
   | { op: 'updated' }
@@ -220,6 +231,13 @@ export interface ReplicaPoolOptions {
   maxRows: number;
   /** Trainable variables of the calling thread's model (empty for inference): sizes the gradient buffers. */
   vars: readonly tf.Variable[];
+  /** Its non-trainable variables (batch norm's moving statistics): {@link ReplicaPool.sync} sends them, nothing trains them. */
+  state?: readonly tf.Variable[];
+  /**
+   * The calling thread's model when training: while the pool lives, the batch-norm layers of every replica,
+   * this one included, normalise by the whole batch's statistics (train/sync-batch-norm.ts).
+   */
+  replica?: tfl.LayersModel;
 }
 
 interface Pending {
@@ -246,6 +264,9 @@ export class ReplicaPool {
   private optimizer: OptimizerConfig | null = null;
   private powers: [number, number] | null = null;
   private iterations = 0;
+  /** Rank 0's end of the batch-norm all-reduce, and what puts the replica's own batch norm back. */
+  private collective: Collective | null = null;
+  private restoreBatchNorm: (() => void) | null = null;
 
   private constructor(readonly opts: ReplicaPoolOptions, readonly buffers: ReplicaBuffers) {
     this.params = paramCount(opts.vars);
@@ -269,13 +290,17 @@ export class ReplicaPool {
    */
   static async start(opts: ReplicaPoolOptions): Promise<ReplicaPool> {
     const p = paramCount(opts.vars);
+    const q = paramCount(opts.state ?? []);
     const px = opts.crop * opts.crop * 3;
+    const channels = opts.replica ? batchNormChannels(opts.replica) : 0;
     const buffers: ReplicaBuffers = {
       x: new SharedArrayBuffer(opts.maxRows * px * 4),
       labels: new SharedArrayBuffer(opts.maxRows * 4),
       grads: new SharedArrayBuffer(opts.threads * p * 4),
       weights: new SharedArrayBuffer(p * 4),
       slots: new SharedArrayBuffer(slotCount('adam') * p * 4),
+      state: new SharedArrayBuffer(q * 4),
+      batchNorm: channels > 0 ? { buffer: Collective.buffer(opts.threads, collectiveLength(channels)), maxLength: collectiveLength(channels) } : null,
       out: new SharedArrayBuffer(opts.maxRows * opts.classes * 4),
     };
     const pool = new ReplicaPool(opts, buffers);
@@ -299,9 +324,14 @@ export class ReplicaPool {
       }
       const replies = await Promise.all(ready);
       for (const [i, r] of replies.entries()) {
-        if (r.op === 'ready' && opts.vars.length && r.params !== p) {
-          throw new Error(`training thread ${i + 1}: its model has ${r.params} parameters, this thread's ${p}`);
+        if (r.op === 'ready' && opts.vars.length && (r.params !== p || r.state !== q)) {
+          throw new Error(`training thread ${i + 1}: its model has ${r.params} parameters and ${r.state} other values, this thread's ${p} and ${q}`);
         }
+      }
+      const bn = buffers.batchNorm;
+      if (bn && opts.replica) {
+        pool.collective = new Collective(bn.buffer, opts.threads, 0, bn.maxLength);
+        pool.restoreBatchNorm = synchroniseBatchNorm(opts.replica, pool.collective);
       }
     } catch (e) {
       await pool.close();
@@ -327,12 +357,14 @@ export class ReplicaPool {
     try {
       mine = { value: local() };
     } catch (e) {
+      this.collective?.abort(); // workers waiting for this thread's batch-norm statistics stop waiting
       mine = { error: e };
     }
     // Always wait for the workers, so that no reply is left to a later request.
     const settled = await Promise.allSettled(replies);
-    if ('error' in mine) throw mine.error;
     const bad = settled.find((s) => s.status === 'rejected');
+    // A worker's own error says more than this thread's "another training thread failed".
+    if ('error' in mine) throw mine.error instanceof CollectiveAborted && bad ? (bad as PromiseRejectedResult).reason : mine.error;
     if (bad) throw (bad as PromiseRejectedResult).reason;
     return [mine.value, settled.map((s) => (s as PromiseFulfilledResult<ReplicaReply>).value)];
   }
@@ -349,11 +381,22 @@ export class ReplicaPool {
       copyValues(v, this.weights, at);
       at += v.size;
     }
+    this.shareState();
     const { iterations, powers } = await readOptimizerState(optimizer, config.kind, vars, this.slots);
     this.optimizer = config;
     this.powers = powers;
     this.iterations = iterations;
     await this.all({ op: 'sync', optimizer: config, adamPowers: powers }, () => undefined);
+  }
+
+  /** Copies this thread's non-trainable variables to shared memory (`buffers.state`), for the workers to load. */
+  private shareState(): void {
+    const state = new Float32Array(this.buffers.state);
+    let at = 0;
+    for (const v of this.opts.state ?? []) {
+      copyValues(v, state, at);
+      at += v.size;
+    }
   }
 
   /**
@@ -386,6 +429,7 @@ export class ReplicaPool {
     this.x.set(x);
     this.labels.set(labels);
     const [offset, count] = sliceRows(n, o.threads, 0);
+    this.collective?.begin(Math.min(o.threads, n)); // ranks with rows
     const [mine, replies] = await this.all({ op: 'step', rows: n, step }, () =>
       sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty));
     let loss = mine.loss;
@@ -401,6 +445,7 @@ export class ReplicaPool {
     this.iterations++;
     // No reply: a worker handles its messages in order, so it loads before its next step or forward pass.
     if (this.failure) throw this.failure;
+    this.shareState();
     for (const w of this.workers) w.postMessage({ op: 'load' } satisfies ReplicaRequest);
     loadWeights(vars, this.weights);
     return { loss, correct };
@@ -421,6 +466,8 @@ export class ReplicaPool {
 
   /** Stops the workers. */
   async close(): Promise<void> {
+    this.restoreBatchNorm?.();
+    this.restoreBatchNorm = null;
     const ws = this.workers.splice(0);
     this.fail(new Error('replica pool closed'));
     await Promise.all(ws.map((w) => w.terminate()));

@@ -13,6 +13,7 @@ import {
 import { fileLoader } from './model-io.ts';
 import { buildModel } from './models.ts';
 import { loadWeights, nextPowers, updateChunk, type OptimizerConfig } from './optimizer.ts';
+import { Collective, synchroniseBatchNorm } from './sync-batch-norm.ts';
 
 const init = workerData as ReplicaInit;
 const port = parentPort!;
@@ -31,6 +32,13 @@ async function main(): Promise<void> {
   }
   const vars = init.model.kind === 'build' ? model.trainableWeights.map((w) => w.read() as tf.Variable) : [];
   const params = vars.reduce((s, v) => s + v.size, 0);
+  // Batch norm's moving statistics: every replica updates them alike in its forward pass, but a rank without rows in
+  // a batch does not, so they come from the calling thread with the weights.
+  const stateVars = init.model.kind === 'build' ? model.nonTrainableWeights.map((w) => w.read() as tf.Variable) : [];
+  const state = new Float32Array(init.buffers.state);
+  const bn = init.buffers.batchNorm;
+  const collective = bn ? new Collective(bn.buffer, init.threads, init.rank, bn.maxLength) : null;
+  if (collective) synchroniseBatchNorm(model, collective);
   const x = new Float32Array(init.buffers.x);
   const labels = new Int32Array(init.buffers.labels);
   const grads = new Float32Array(init.buffers.grads);
@@ -45,11 +53,13 @@ async function main(): Promise<void> {
     switch (m.op) {
       case 'sync':
         loadWeights(vars, weights);
+        loadWeights(stateVars, state);
         optimizer = m.optimizer;
         powers = m.adamPowers;
         return { op: 'synced' };
       case 'step': {
         const [offset, count] = sliceRows(m.rows, init.threads, init.rank);
+        collective?.begin(Math.min(init.threads, m.rows));
         const r = sliceGradients(logits, vars, x, labels.subarray(0, m.rows), offset, count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params));
         return { op: 'grads', ...r };
       }
@@ -60,6 +70,7 @@ async function main(): Promise<void> {
         return { op: 'updated' };
       case 'load':
         loadWeights(vars, weights);
+        loadWeights(stateVars, state);
         return null;
       case 'forward': {
         const [offset, count] = sliceRows(m.rows, init.threads, init.rank);
@@ -77,11 +88,12 @@ async function main(): Promise<void> {
         const r = await handle(m);
         if (r) reply(r);
       } catch (e) {
+        collective?.abort(); // the other ranks stop waiting for this one's batch-norm statistics
         reply({ op: 'error', message: e instanceof Error ? e.message : String(e) });
       }
     });
   });
-  reply({ op: 'ready', params });
+  reply({ op: 'ready', params, state: stateVars.reduce((s, v) => s + v.size, 0) });
 }
 
 main().catch((e: unknown) => reply({ op: 'error', message: `could not start: ${e instanceof Error ? e.message : String(e)}` }));

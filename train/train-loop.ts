@@ -160,20 +160,13 @@ function diverged(loss: number, epoch: number, batchNo: number, lr: number): Use
 }
 
 /**
- * Starts the data-parallel replicas for `o.threads` > 1 on a CPU backend, or returns null (and says why): also for
- * models with batch normalisation, which the replicas do not support (see below).
+ * Starts the data-parallel replicas for `o.threads` > 1 on a CPU backend, or returns null (and says why).
+ * Batch normalisation is synchronised across the replicas (train/sync-batch-norm.ts); `state` (its moving
+ * statistics) is sent with the weights.
  */
-async function startPool(o: TrainOptions, vars: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
+async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
   const threads = o.threads ?? 1;
   if (threads <= 1) return null;
-  // Batch normalisation in training normalises by the statistics of the rows a replica holds: on a slice they differ
-  // from the whole batch's (and the moving averages would diverge), so the result would depend on the thread count
-  // beyond float summation order. Such runs use one thread until the replicas all-reduce the statistics (sync BN).
-  // The weight decay is fine: this thread adds the penalty to its slice (ReplicaPool.step).
-  if (model.nonTrainableWeights.length > 0) {
-    o.log(`threads: 1 (train.threads = ${threads}; data-parallel training does not support batch normalisation yet)`);
-    return null;
-  }
   const backend = tf.getBackend();
   if (backend !== 'wasm' && backend !== 'cpu') {
     o.log(`threads: 1 (train.threads = ${threads} applies to the CPU backends; ${backend} trains on one thread)`);
@@ -182,14 +175,14 @@ async function startPool(o: TrainOptions, vars: tf.Variable[], classes: number, 
   let pool: ReplicaPool;
   try {
     pool = await ReplicaPool.start({
-      threads, backend, vars, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
+      threads, backend, vars: trainable, state, replica: model, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
       model: { kind: 'build', spec: o.spec, crop: o.crop, classes, seed: o.seed },
     });
   } catch (e) {
     o.log(`threads: 1 (the ${threads - 1} worker thread(s) did not start: ${(e as Error).message})`);
     return null;
   }
-  o.log(`threads: ${threads} (data-parallel, ${backend} on each)`);
+  o.log(`threads: ${threads} (data-parallel, ${backend} on each${state.length ? '; batch norm synchronised across them' : ''})`);
   return pool;
 }
 
@@ -209,7 +202,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   // Trained by the optimizer; `vars` adds the non-trainable state (batch-norm moving statistics), which snapshots
   // and the best checkpoint keep too. Without batch norm both lists are the same.
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const vars = [...trainable, ...model.nonTrainableWeights.map((w) => w.read() as tf.Variable)];
+  const nonTrainable = model.nonTrainableWeights.map((w) => w.read() as tf.Variable);
+  const vars = [...trainable, ...nonTrainable];
   const decayed = decayedWeights(model);
   const sched: ScheduleOptions = {
     name: o.schedule ?? 'study', learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
@@ -246,7 +240,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });
   const valLoader = o.validation ? new BatchLoader(o.validation, { crop: o.crop, mean: o.mean, worker: false }) : null;
   o.log(`loader: ${loader.mode}`);
-  const pool = await startPool(o, vars, classes, model);
+  const pool = await startPool(o, trainable, nonTrainable, classes, model);
 
   const snapshot = async () => {
     state.rngState = rng.state;
@@ -280,7 +274,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       }
       const t0 = performance.now();
       // Weights, optimizer or learning rate may have changed since the last epoch (resume, restore, new rate).
-      await pool?.sync(vars, optimizer, optimizerConfig(o, state.learningRate));
+      await pool?.sync(trainable, optimizer, optimizerConfig(o, state.learningRate));
       const plans = planEpoch(rng, o.train.n, o.batchSize, o.train.size, o.crop, o.mirror);
       let lossSum = 0;
       let correct = 0;
@@ -290,7 +284,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         batchNo++;
         const n = b.labels.length;
         if (pool) {
-          const r = await pool.step(logits, vars, b.x, b.labels, state.step++, () => l2Penalty(decayed, o.weightDecay ?? 0));
+          const r = await pool.step(logits, trainable, b.x, b.labels, state.step++, () => l2Penalty(decayed, o.weightDecay ?? 0));
           if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, state.learningRate);
           lossSum += r.loss * n;
           correct += r.correct;
@@ -322,7 +316,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         lossSum += loss * n;
       }
       // The replicas' optimizer state goes back to this thread's optimizer (snapshots, a rate change, a restart).
-      await pool?.storeOptimizerState(vars, optimizer);
+      await pool?.storeOptimizerState(trainable, optimizer);
       const trainSeconds = (performance.now() - t0) / 1000;
       let valLoss: number | null = null;
       let valAcc: number | null = null;
