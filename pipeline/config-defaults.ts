@@ -79,6 +79,7 @@ export const CONFIG_DEFAULTS: Config = {
   "train": {
     "backend": "auto",
     "threads": null,
+    "balance": "rows",
     "architecture": "AlexNet",
     "modelParams": "",
     "crop": 224,

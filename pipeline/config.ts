@@ -212,6 +212,13 @@ export const ConfigSchema = z
          * the machine offers (`os.availableParallelism()`). Results differ only by float summation order.
          */
         threads: z.number().int().min(1).max(256).nullable().default(null),
+        /**
+         * How a batch is split across the threads: `rows`, equal slices (a resumed run equals an uninterrupted one bit
+         * for bit); `speed`, slices in proportion to each thread's measured rows per second (faster where cores differ
+         * in speed or are shared, but the float summation order then depends on timing, so reruns and resumes agree
+         * only to rounding).
+         */
+        balance: z.enum(['rows', 'speed']).default('rows'),
         /** Model family of the study's experiment runner. */
         architecture: z.enum(ARCHITECTURES).default('AlexNet'),
         /** The study's model parameter string, e.g. `num_conv_layers=2:lc0_num_filters=32`; overrides the architecture's defaults. */

@@ -78,7 +78,7 @@ export const trainStage: StageImplementation = {
           batchSize: t.batchSize, epochs: t.epochs, schedule: t.schedule, patience: t.patience, plateau: t.plateau, cosine: t.cosine,
           weightDecay: t.weightDecay, snapshotEvery: t.snapshotEvery, seed,
           snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
-          threads: t.threads ?? defaultThreads(),
+          threads: t.threads ?? defaultThreads(), balance: t.balance,
           onStart: (s) => {
             firstEpoch = s.epoch;
             if (s.done) return;

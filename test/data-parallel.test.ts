@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { chunkRange, ReplicaPool, sliceRows, startInferencePool } from '../train/data-parallel.ts';
+import { chunkRange, ReplicaPool, sliceRows, speedSlices, startInferencePool, updateSecondsPerRow } from '../train/data-parallel.ts';
 import { disposeOptimizer, makeOptimizer, type OptimizerConfig } from '../train/optimizer.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
@@ -40,6 +40,30 @@ test('sliceRows splits a batch into contiguous slices covering every row once; c
       assert.equal(next, n);
     }
   }
+});
+
+test('speedSlices splits a batch by speed: contiguous, every row once, at least one row each, equal when speeds are', () => {
+  assert.deepEqual(speedSlices(32, [0.07, 0.07]), [[0, 16], [16, 16]]);
+  // Rank 1 takes 1.25× as long per row: 32 rows → 17.8 and 14.2, rounded to 18 and 14.
+  assert.deepEqual(speedSlices(32, [0.06, 0.075]), [[0, 18], [18, 14]]);
+  assert.deepEqual(speedSlices(10, [1, 1000, 1]), [[0, 5], [5, 1], [6, 4]], 'a very slow rank keeps one row; the remainder tie goes to the lower rank');
+  for (const n of [3, 7, 33, 100]) {
+    for (const spr of [[1, 2], [0.3, 0.1, 0.2], [5, 5, 5, 1]]) {
+      const sl = speedSlices(n, spr);
+      let next = 0;
+      for (const [off, count] of sl) {
+        assert.equal(off, next);
+        assert.ok(count >= 1 || n < spr.length, `n=${n} ${spr}: ${JSON.stringify(sl)}`);
+        next += count;
+      }
+      assert.equal(next, n);
+    }
+  }
+  assert.deepEqual(speedSlices(1, [1, 2]), [[0, 1], [1, 0]], 'fewer rows than ranks: as sliceRows');
+  assert.deepEqual(speedSlices(8, [1, NaN]), [[0, 4], [4, 4]], 'no figure for a rank yet: equal');
+  assert.deepEqual(updateSecondsPerRow(null, [1600, 2000], [16, 16]), [0.1, 0.125]);
+  assert.deepEqual(updateSecondsPerRow([0.1, 0.125], [1800, 1000], [18, 0]), [0.1, 0.125], 'a rank without rows keeps its figure');
+  assert.deepEqual(updateSecondsPerRow([0.1, 0.12], [3000, 1000], [10, 10]), [0.2, 0.11]);
 });
 
 function weightsOf(m: { getWeights(): tf.Tensor[] }): Float32Array[] {
@@ -110,6 +134,21 @@ test('Adam on 2 threads equals 1 thread up to float summation order across epoch
   two.metrics.forEach((m, i) => {
     const e = one.metrics[i]!;
     assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
+  });
+  const d = maxRelDiff(weightsOf(two.model), weightsOf(one.model));
+  assert.ok(d < 1e-4, `weights differ from 1 thread by ${d}`);
+  for (const r of [one, two]) r.model.dispose();
+});
+
+test('with train.balance = speed, 2 threads still equal 1 thread up to float summation order', async () => {
+  const logs: string[] = [];
+  const one = await trainModel(options({ snapshotDir: join(S.dir, 'b1'), threads: 1, epochs: 2 }));
+  const two = await trainModel(options({ snapshotDir: join(S.dir, 'b2'), threads: 2, epochs: 2, balance: 'speed', log: (l) => logs.push(l) }));
+  assert.ok(logs.some((l) => l.includes('threads: 2 (data-parallel, wasm on each; batches split by measured speed)')), logs.join('\n'));
+  two.metrics.forEach((m, i) => {
+    const e = one.metrics[i]!;
+    assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
+    assert.equal(m.trainAccuracy, e.trainAccuracy);
   });
   const d = maxRelDiff(weightsOf(two.model), weightsOf(one.model));
   assert.ok(d < 1e-4, `weights differ from 1 thread by ${d}`);

@@ -78,7 +78,8 @@ export type ReplicaRequest =
     /** Adam's running β1ᵗ, β2ᵗ as the calling thread has them. */
     adamPowers: [number, number] | null;
   }
-  | { op: 'step'; rows: number; step: number }
+  /** Compute the gradient of rows `offset … offset+count` of a batch of `rows`. */
+  | { op: 'step'; rows: number; step: number; offset: number; count: number }
   /** All-reduce and update the rank's chunk (train/optimizer.ts `updateChunk`). */
   | { op: 'update' }
   /**
@@ -92,7 +93,8 @@ export type ReplicaRequest =
 export type ReplicaReply =
   | { op: 'ready'; params: number; state: number }
   | { op: 'synced' }
-  | { op: 'grads'; loss: number; correct: number }
+  /** `ms`: how long the rank's gradient took (for {@link Balance} `speed`). */
+  | { op: 'grads'; loss: number; correct: number; ms: number }
   | { op: 'updated' }
   | { op: 'forward' }
   | { op: 'error'; message: string };
@@ -117,6 +119,53 @@ export function sliceRows(n: number, threads: number, rank: number): [number, nu
   const extra = n % threads;
   const offset = rank * base + Math.min(rank, extra);
   return [offset, base + (rank < extra ? 1 : 0)];
+}
+
+/**
+ * How {@link ReplicaPool.step} splits a batch across the ranks (`train.balance`): `rows`, equal slices
+ * ({@link sliceRows}: the float summation order depends only on the thread count, so resuming is exact); `speed`,
+ * slices in proportion to each rank's measured speed ({@link speedSlices}: no rank waits long for a slower one on
+ * cores of unequal speed, but the summation order then depends on timing).
+ */
+export type Balance = 'rows' | 'speed';
+
+/**
+ * Slices of a batch of `n` rows in proportion to each rank's speed, `1 / secondsPerRow[r]`: contiguous, in rank
+ * order, each rank at least one row when `n` ≥ T (so the ranks with rows are always 0 … min(n, T)−1, as with
+ * {@link sliceRows}); the rows left by rounding down go to the largest remainders (ties: the lower rank). Falls back
+ * to {@link sliceRows} when `n` < T or a speed is not a positive finite number.
+ * @returns `[offset, count]` per rank.
+ */
+export function speedSlices(n: number, secondsPerRow: readonly number[]): [number, number][] {
+  const t = secondsPerRow.length;
+  const equal = () => Array.from({ length: t }, (_, r) => sliceRows(n, t, r));
+  if (n < t || secondsPerRow.some((v) => !(v > 0 && Number.isFinite(v)))) return equal();
+  const speed = secondsPerRow.map((v) => 1 / v);
+  const total = speed.reduce((a, b) => a + b, 0);
+  const share = speed.map((v) => ((n - t) * v) / total); // rows beyond the first one each
+  const counts = share.map((e) => 1 + Math.floor(e));
+  const byRemainder = share.map((e, r) => ({ r, rest: e - Math.floor(e) })).sort((a, b) => b.rest - a.rest || a.r - b.r);
+  let left = n - counts.reduce((a, b) => a + b, 0);
+  for (let i = 0; left > 0; i++, left--) counts[byRemainder[i % t]!.r]!++;
+  let at = 0;
+  return counts.map((c) => {
+    const slice: [number, number] = [at, c];
+    at += c;
+    return slice;
+  });
+}
+
+/**
+ * Folds one step's timings into per-rank seconds per row (an exponential moving average, weight ½ on the new step;
+ * the first step's values as they are). Ranks without rows keep their figure.
+ */
+export function updateSecondsPerRow(prev: readonly number[] | null, ms: readonly number[], counts: readonly number[]): number[] {
+  return ms.map((m, r) => {
+    const sample = counts[r]! > 0 ? m / 1000 / counts[r]! : NaN;
+    const old = prev?.[r];
+    if (!Number.isFinite(sample)) return old ?? NaN;
+    return old !== undefined && Number.isFinite(old) ? (old + sample) / 2 : sample;
+  });
 }
 
 /** Element range `[from, to)` of chunk `rank` of `p` elements split `threads` ways (the all-reduce's chunks). */
@@ -224,6 +273,8 @@ export interface ReplicaPoolOptions {
   threads: number;
   /** The CPU backend every replica uses (the calling thread's). */
   backend: 'wasm' | 'cpu';
+  /** How training steps split a batch (default `rows`). */
+  balance?: Balance;
   model: ReplicaModel;
   crop: number;
   classes: number;
@@ -267,6 +318,8 @@ export class ReplicaPool {
   /** Rank 0's end of the batch-norm all-reduce, and what puts the replica's own batch norm back. */
   private collective: Collective | null = null;
   private restoreBatchNorm: (() => void) | null = null;
+  /** Each rank's measured seconds per training row, for {@link Balance} `speed` (null before the first step). */
+  private secondsPerRow: number[] | null = null;
 
   private constructor(readonly opts: ReplicaPoolOptions, readonly buffers: ReplicaBuffers) {
     this.params = paramCount(opts.vars);
@@ -345,12 +398,15 @@ export class ReplicaPool {
     for (const q of this.queues) for (const p of q.splice(0)) p.reject(e);
   }
 
-  /** Sends one request to every worker and waits for all replies (while `local` runs on this thread). */
-  private async all<T>(req: ReplicaRequest, local: () => T): Promise<[T, ReplicaReply[]]> {
+  /**
+   * Sends one request to every worker (`req`, or `req(rank)` per worker) and waits for all replies (while `local`
+   * runs on this thread).
+   */
+  private async all<T>(req: ReplicaRequest | ((rank: number) => ReplicaRequest), local: () => T): Promise<[T, ReplicaReply[]]> {
     if (this.failure) throw this.failure;
     const replies = this.workers.map((w, i) => {
       const p = new Promise<ReplicaReply>((resolve, reject) => this.queues[i]!.push({ resolve, reject }));
-      w.postMessage(req);
+      w.postMessage(typeof req === 'function' ? req(i + 1) : req);
       return p;
     });
     let mine: { value: T } | { error: unknown };
@@ -428,17 +484,26 @@ export class ReplicaPool {
     const o = this.opts;
     this.x.set(x);
     this.labels.set(labels);
-    const [offset, count] = sliceRows(n, o.threads, 0);
-    this.collective?.begin(Math.min(o.threads, n)); // ranks with rows
-    const [mine, replies] = await this.all({ op: 'step', rows: n, step }, () =>
-      sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty));
+    const slices = o.balance === 'speed' && this.secondsPerRow
+      ? speedSlices(n, this.secondsPerRow)
+      : Array.from({ length: o.threads }, (_, r) => sliceRows(n, o.threads, r));
+    const [offset, count] = slices[0]!;
+    this.collective?.begin(Math.min(o.threads, n)); // ranks with rows (both splits give rows to ranks 0 … min(n, T)−1)
+    const [mine, replies] = await this.all((r) => ({ op: 'step', rows: n, step, offset: slices[r]![0], count: slices[r]![1] }), () => {
+      const t0 = performance.now();
+      const g = sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty);
+      return { ...g, ms: performance.now() - t0 };
+    });
     let loss = mine.loss;
     let correct = mine.correct;
+    const ms = [mine.ms];
     for (const r of replies) {
       if (r.op !== 'grads') throw new Error(`training thread: unexpected reply ${r.op}`);
       loss += r.loss;
       correct += r.correct;
+      ms.push(r.ms);
     }
+    if (o.balance === 'speed') this.secondsPerRow = updateSecondsPerRow(this.secondsPerRow, ms, slices.map((sl) => sl[1]));
     const [from, to] = chunkRange(this.params, o.threads, 0);
     await this.all({ op: 'update' }, () => updateChunk(c, this.powers, this.grads, o.threads, this.weights, this.slots, from, to));
     this.powers = nextPowers(c, this.powers);

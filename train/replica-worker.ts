@@ -58,10 +58,10 @@ async function main(): Promise<void> {
         powers = m.adamPowers;
         return { op: 'synced' };
       case 'step': {
-        const [offset, count] = sliceRows(m.rows, init.threads, init.rank);
         collective?.begin(Math.min(init.threads, m.rows));
-        const r = sliceGradients(logits, vars, x, labels.subarray(0, m.rows), offset, count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params));
-        return { op: 'grads', ...r };
+        const t0 = performance.now();
+        const r = sliceGradients(logits, vars, x, labels.subarray(0, m.rows), m.offset, m.count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params));
+        return { op: 'grads', ...r, ms: performance.now() - t0 };
       }
       case 'update':
         if (!optimizer) throw new Error('update before sync');

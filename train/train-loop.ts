@@ -18,7 +18,7 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
-import { ReplicaPool } from './data-parallel.ts';
+import { ReplicaPool, type Balance } from './data-parallel.ts';
 import { disposeOptimizer, makeOptimizer as makeOptimizerOf, type OptimizerConfig } from './optimizer.ts';
 import { decayedWeights, l2Penalty } from './regularization.ts';
 import {
@@ -69,6 +69,8 @@ export interface TrainOptions {
    * backends (wasm, cpu); GPU backends train on one thread.
    */
   threads?: number;
+  /** How data-parallel steps split a batch (train/data-parallel.ts `Balance`; default `rows`). */
+  balance?: Balance;
   /**
    * Called once before the first epoch (after resuming from a snapshot, if any) with the epochs already completed
    * and whether training is already finished (a resumed finished run trains no further epochs).
@@ -175,14 +177,15 @@ async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Va
   let pool: ReplicaPool;
   try {
     pool = await ReplicaPool.start({
-      threads, backend, vars: trainable, state, replica: model, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
+      threads, backend, balance: o.balance ?? 'rows', vars: trainable, state, replica: model, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
       model: { kind: 'build', spec: o.spec, crop: o.crop, classes, seed: o.seed },
     });
   } catch (e) {
     o.log(`threads: 1 (the ${threads - 1} worker thread(s) did not start: ${(e as Error).message})`);
     return null;
   }
-  o.log(`threads: ${threads} (data-parallel, ${backend} on each${state.length ? '; batch norm synchronised across them' : ''})`);
+  const notes = [...(o.balance === 'speed' ? ['batches split by measured speed'] : []), ...(state.length ? ['batch norm synchronised across them'] : [])];
+  o.log(`threads: ${threads} (data-parallel, ${backend} on each${notes.map((n) => `; ${n}`).join('')})`);
   return pool;
 }
 
