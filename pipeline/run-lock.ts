@@ -17,7 +17,7 @@ import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmS
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from './stage.ts';
+import { RerunLaterError, UserError } from './stage.ts';
 
 /** The lock's file name inside the data directory. */
 export const RUN_LOCK_FILE = '.covers.pid';
@@ -104,7 +104,8 @@ export function acquireRunLock(dataDir: string): () => void {
         const h = seen.holder;
         if (h.pid === process.pid && h.hostname === me.hostname) throw new UserError(`this process (pid ${h.pid}) already holds the run lock ${path}`);
         if (h.hostname !== me.hostname || pidAlive(h.pid)) {
-          throw new UserError(`another covers process holds ${dataDir} (${describe(h)}); wait for it or stop it (the lock is ${path})`);
+          // Exit 75, rerun later: the same command succeeds once the other run has finished.
+          throw new RerunLaterError(`another covers process holds ${dataDir} (${describe(h)}); wait for it or stop it, then rerun (the lock is ${path})`);
         }
       }
       takeOver(path, seen.raw);
