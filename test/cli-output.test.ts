@@ -1,10 +1,10 @@
 /**
  * What the CLI writes: `--version`, and output to a pipe whose reader goes away (`covers status | head -1`), which
- * stops quietly, with no stack trace.
+ * stops quietly, with no stack trace; and a checkout or package without its compiled JavaScript.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -30,5 +30,24 @@ test('covers --version and -V print the package version (exit 0)', () => {
     const r = spawnSync(process.execPath, ['bin/covers.js', flag], { cwd: REPO, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${version}\n`);
+  }
+});
+
+test('without a build, COVERS_DIST=1 (or a package missing dist/) says to run npm run build, with no stack (exit 1)', () => {
+  // A copy of bin/covers.js with neither ../cli/covers.ts nor ../dist next to it, and one with the sources only.
+  const dir = mkdtempSync(join(tmpdir(), 'covers-nodist-'));
+  try {
+    mkdirSync(join(dir, 'bin'));
+    copyFileSync(join(REPO, 'bin', 'covers.js'), join(dir, 'bin', 'covers.js'));
+    const bare = spawnSync(process.execPath, ['bin/covers.js', '--help'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(bare.status, 1, bare.stderr);
+    assert.equal(bare.stderr, `covers: ${join(dir, 'dist', 'cli', 'covers.js')} is missing; run \`npm run build\` first\n`);
+    mkdirSync(join(dir, 'cli'));
+    writeFileSync(join(dir, 'cli', 'covers.ts'), 'export async function main() { return 0; }\n');
+    const dist = spawnSync(process.execPath, ['bin/covers.js', '--help'], { cwd: dir, encoding: 'utf8', env: { ...process.env, COVERS_DIST: '1' } });
+    assert.equal(dist.status, 1, dist.stderr);
+    assert.match(dist.stderr, /^covers: COVERS_DIST=1 runs the compiled JavaScript, .*dist\/cli\/covers\.js is missing; run `npm run build` first\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
