@@ -71,7 +71,7 @@ export const trainStage: StageImplementation = {
         const params = { ...pickParams(ctx.config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
         const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
-        ctx.log.info(`${spec.architecture} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
+        ctx.log.info(`${spec.architecture}${t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
         const result = await trainModel({
           train, validation, mean, spec,
           crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,

@@ -38,6 +38,7 @@ test('train writes the model, config and per-epoch metrics; evaluate scores the 
   const lines = readFileSync(join(m, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => EpochMetricsSchema.parse(JSON.parse(l)));
   assert.deepEqual(lines.map((l) => l.epoch), [1, 2, 3]);
   assert.ok(log.lines.some((l) => /backend wasm/.test(l)), 'logs the backend');
+  assert.ok(log.lines.some((l) => l.includes('ConvNet (train.modelParams num_conv_layers=1:lc0_num_filters=6:lc0_mp=True:ld0_num_units=12) on ')), 'names the model parameters that override the architecture');
   await runStageOnce(evaluateStage, { config: config(), dataDir: dir, log });
   const ev = EvalMetricsSchema.parse(JSON.parse(readFileSync(join(dir, 'eval', 'metrics.json'), 'utf8')));
   assert.equal(ev.n, 24);
