@@ -1,8 +1,11 @@
 /** Backend selection (train/backends.ts) when the optional packages (tfjs-node, tfjs-node-gpu, webgpu) are absent. */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { autoSkipReason, describeAdapter, selectBackend, vulkanLoaderPresent, type BackendName } from '../train/backends.ts';
+import { autoSkipReason, describeAdapter, gpuDeviceNodes, selectBackend, vulkanLoaderPresent, type BackendName } from '../train/backends.ts';
 
 test('auto falls back past the missing optional backends to wasm and says why', async () => {
   const lines: string[] = [];
@@ -42,11 +45,18 @@ test('auto does not probe webgpu on Linux without a Vulkan loader, and says so; 
   assert.match(sel.skipped[2]!.reason, /no Vulkan loader \(libvulkan\.so\.1 not found/);
   assert.equal(vulkanChecks, 1);
 
-  // A Vulkan loader present, or another platform: auto tries webgpu.
+  // A Vulkan loader and a GPU device node present, or another platform: auto tries webgpu.
   tried.length = 0;
-  assert.equal((await selectBackend('auto', () => {}, { platform: 'linux', hasVulkanLoader: () => true, activate })).name, 'webgpu');
+  assert.equal((await selectBackend('auto', () => {}, { platform: 'linux', hasVulkanLoader: () => true, hasGpuDevice: () => true, activate })).name, 'webgpu');
   assert.equal((await selectBackend('auto', () => {}, { platform: 'darwin', hasVulkanLoader: noVulkan, activate })).name, 'webgpu');
   assert.deepEqual(tried, ['tensorflow-gpu', 'tensorflow', 'webgpu', 'tensorflow-gpu', 'tensorflow', 'webgpu']);
+
+  // A loader but no GPU device node (Mesa's drivers installed on a machine without a GPU): not probed.
+  tried.length = 0;
+  const noGpu = await selectBackend('auto', () => {}, { platform: 'linux', hasVulkanLoader: () => true, hasGpuDevice: () => false, activate });
+  assert.equal(noGpu.name, 'cpu');
+  assert.ok(!tried.includes('webgpu'), `webgpu not tried: ${tried}`);
+  assert.match(noGpu.skipped.find((s) => s.name === 'webgpu')!.reason, /no GPU device node \(\/dev\/dri\/renderD\*/);
 
   // Named explicitly, webgpu is tried even without a loader (its failure is then the error).
   tried.length = 0;
@@ -54,6 +64,18 @@ test('auto does not probe webgpu on Linux without a Vulkan loader, and says so; 
   assert.deepEqual(tried, ['webgpu']);
   assert.equal(autoSkipReason('wasm', { platform: 'linux', hasVulkanLoader: noVulkan }), null);
   await selectBackend('cpu');
+});
+
+test('gpuDeviceNodes finds DRM render nodes, NVIDIA and WSL2 device nodes, and nothing else', () => {
+  const dev = mkdtempSync(join(tmpdir(), 'fake-dev-'));
+  try {
+    assert.deepEqual(gpuDeviceNodes(dev), [], 'no /dev/dri at all');
+    mkdirSync(join(dev, 'dri'));
+    for (const f of ['dri/card0', 'dri/renderD128', 'nvidia0', 'nvidiactl', 'nvidia-uvm', 'dxg', 'null', 'tty0']) writeFileSync(join(dev, f), '');
+    assert.deepEqual(gpuDeviceNodes(dev).sort(), [join(dev, 'dri', 'renderD128'), join(dev, 'dxg'), join(dev, 'nvidia0')]);
+  } finally {
+    rmSync(dev, { recursive: true, force: true });
+  }
 });
 
 test('the Vulkan loader check is a boolean, cached', () => {

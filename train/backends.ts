@@ -15,8 +15,9 @@
  * which is slower than wasm; `train.backend=webgpu` uses one when it is all there is (CI exercises the webgpu path
  * that way).
  * The optional packages are imported dynamically, so their absence is no error. On Linux, `auto` does not probe
- * webgpu when no Vulkan loader (`libvulkan.so.1`) is installed: Dawn would only print a native warning and find no
- * adapter ({@link vulkanLoaderPresent}).
+ * webgpu when no Vulkan loader (`libvulkan.so.1`) is installed ({@link vulkanLoaderPresent}) or no GPU device node
+ * exists ({@link gpuDeviceNodes}): Dawn would find no adapter or only a software one, after printing native
+ * warnings (Mesa's lavapipe: "error: XDG_RUNTIME_DIR is invalid or not set").
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -205,10 +206,32 @@ export function vulkanLoaderPresent(): boolean {
   return (vulkanCache = false);
 }
 
+/**
+ * The GPU device nodes of this Linux machine, through which every hardware Vulkan driver reaches its GPU: DRM render
+ * nodes (`/dev/dri/renderD*`: Mesa's radv, anv, nvk, and AMD's own), NVIDIA's (`/dev/nvidia0`, … from its proprietary
+ * driver, also what containers with GPUs get) and WSL2's (`/dev/dxg`, Mesa's dozen over D3D12). Empty: only a software
+ * Vulkan driver (lavapipe, SwiftShader) could answer.
+ */
+export function gpuDeviceNodes(dev = '/dev'): string[] {
+  const found: string[] = [];
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  for (const n of list(join(dev, 'dri'))) if (/^renderD\d+$/.test(n)) found.push(join(dev, 'dri', n));
+  for (const n of list(dev)) if (/^nvidia\d+$/.test(n) || n === 'dxg') found.push(join(dev, n));
+  return found;
+}
+
 /** Options of {@link selectBackend}. */
 export interface SelectBackendOptions {
   /** Whether a Vulkan loader is installed (default {@link vulkanLoaderPresent}); injectable for tests. */
   hasVulkanLoader?: () => boolean;
+  /** Whether a GPU device node exists (default: {@link gpuDeviceNodes} finds one); injectable for tests. */
+  hasGpuDevice?: () => boolean;
   /** Platform (default `process.platform`); injectable for tests. */
   platform?: NodeJS.Platform;
   /** Activates one backend (default: the real loader); injectable for tests. */
@@ -216,14 +239,19 @@ export interface SelectBackendOptions {
 }
 
 /**
- * Why `auto` should not even try a backend on this machine, or null to try it. Only webgpu on Linux without a Vulkan
- * loader is skipped this way: Dawn would print a native warning (with a stack line from its CI machine) and find
- * no adapter anyway.
+ * Why `auto` should not even try a backend on this machine, or null to try it. Only webgpu on Linux is skipped this
+ * way: without a Vulkan loader Dawn prints a native warning (with a stack line from its CI machine) and finds no
+ * adapter; without a GPU device node it could find only a software adapter, which auto does not use, after Mesa's
+ * lavapipe printed "error: XDG_RUNTIME_DIR is invalid or not set" on a headless machine.
  */
 export function autoSkipReason(name: BackendName, opts: SelectBackendOptions = {}): string | null {
   const platform = opts.platform ?? process.platform;
-  if (name === 'webgpu' && platform === 'linux' && !(opts.hasVulkanLoader ?? vulkanLoaderPresent)()) {
+  if (name !== 'webgpu' || platform !== 'linux') return null;
+  if (!(opts.hasVulkanLoader ?? vulkanLoaderPresent)()) {
     return `no Vulkan loader (${VULKAN_LOADER} not found in the library directories or ldconfig -p), which Dawn needs on Linux; not probed`;
+  }
+  if (!(opts.hasGpuDevice ?? (() => gpuDeviceNodes().length > 0))()) {
+    return 'no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg): only a software Vulkan driver could answer, which auto does not use; not probed';
   }
   return null;
 }
