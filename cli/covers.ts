@@ -3,7 +3,8 @@
  * The `covers` command line: `make`, `status`, `clean`, `simulate`, `demo`; the only place that hands the stages
  * (the registry, stages/index.ts) to the runner. Exit codes: 0 success, 1 a stage failed (bad input, a full disk, …),
  * 2 a usage error (unknown target, option or config value), 75 rerun later (the site or the network failed for now:
- * retries spent, block pages, covers not fetched yet; progress is kept), 130 interrupted.
+ * retries spent, block pages, covers not fetched yet; or another covers run holds the data directory; progress is
+ * kept), 130 interrupted.
  *
  * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
  * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
