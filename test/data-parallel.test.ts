@@ -10,7 +10,7 @@ import { predictSplit } from '../train/predict.ts';
 import { resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
-import { tinyShards } from './helpers/training.ts';
+import { assertSameTraining, maxRelDiff, tinyShards, weightsOf } from './helpers/training.ts';
 
 // Dense layer with dropout 0.5 (the default): masks must not depend on how the batch is split.
 const SPEC = resolveModelSpec('ConvNet', 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16');
@@ -66,24 +66,6 @@ test('speedSlices splits a batch by speed: contiguous, every row once, at least 
   assert.deepEqual(updateSecondsPerRow([0.1, 0.12], [3000, 1000], [10, 10]), [0.2, 0.11]);
 });
 
-function weightsOf(m: { getWeights(): tf.Tensor[] }): Float32Array[] {
-  return m.getWeights().map((w) => w.dataSync() as Float32Array);
-}
-
-function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
-  let d = 0;
-  a.forEach((x, i) => {
-    let scale = 1e-6;
-    let err = 0;
-    for (let j = 0; j < x.length; j++) {
-      scale = Math.max(scale, Math.abs(b[i]![j]!));
-      err = Math.max(err, Math.abs(x[j]! - b[i]![j]!));
-    }
-    d = Math.max(d, err / scale);
-  });
-  return d;
-}
-
 test('training on 2 and 3 threads equals 1 thread up to float summation order (dropout, learning-rate drop, validation)', async () => {
   const logs: string[] = [];
   // Learning rate 0.03, patience 1: the rate drops after epoch 3 (weights restored, fresh optimizer, replicas re-synced).
@@ -115,13 +97,7 @@ test('with weight decay, 2 threads equal 1 thread up to float summation order (t
   const two = await trainModel(options({ snapshotDir: join(S.dir, 'wd2'), threads: 2, ...wd, log: (l) => logs.push(l) }));
   const none = await trainModel(options({ snapshotDir: join(S.dir, 'wd0'), threads: 2, ...wd, weightDecay: 0 }));
   assert.ok(logs.some((l) => /threads: 2 \(data-parallel/.test(l)), `the decayed run is data-parallel:\n${logs.join('\n')}`);
-  two.metrics.forEach((m, i) => {
-    const e = one.metrics[i]!;
-    assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
-    assert.equal(m.trainAccuracy, e.trainAccuracy);
-  });
-  const d = maxRelDiff(weightsOf(two.model), weightsOf(one.model));
-  assert.ok(d < 1e-4, `weights differ from 1 thread by ${d}`);
+  const d = assertSameTraining(two, one, 'weight decay, 2 threads');
   // The penalty really acts on 2 threads (added once: twice would shrink further, never would match \`none\`).
   assert.ok(maxRelDiff(weightsOf(none.model), weightsOf(one.model)) > 100 * Math.max(d, 1e-7), 'decay changes the weights');
   for (const r of [one, two, none]) r.model.dispose();
@@ -131,12 +107,7 @@ test('Adam on 2 threads equals 1 thread up to float summation order across epoch
   const adam = { optimizer: 'adam' as const, learningRate: 0.005, schedule: 'constant' as const, epochs: 3 };
   const one = await trainModel(options({ snapshotDir: join(S.dir, 'adam1'), threads: 1, ...adam }));
   const two = await trainModel(options({ snapshotDir: join(S.dir, 'adam2'), threads: 2, ...adam }));
-  two.metrics.forEach((m, i) => {
-    const e = one.metrics[i]!;
-    assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
-  });
-  const d = maxRelDiff(weightsOf(two.model), weightsOf(one.model));
-  assert.ok(d < 1e-4, `weights differ from 1 thread by ${d}`);
+  assertSameTraining(two, one, 'Adam, 2 threads');
   for (const r of [one, two]) r.model.dispose();
 });
 
@@ -145,13 +116,7 @@ test('with train.balance = speed, 2 threads still equal 1 thread up to float sum
   const one = await trainModel(options({ snapshotDir: join(S.dir, 'b1'), threads: 1, epochs: 2 }));
   const two = await trainModel(options({ snapshotDir: join(S.dir, 'b2'), threads: 2, epochs: 2, balance: 'speed', log: (l) => logs.push(l) }));
   assert.ok(logs.some((l) => l.includes('threads: 2 (data-parallel, wasm on each; batches split by measured speed)')), logs.join('\n'));
-  two.metrics.forEach((m, i) => {
-    const e = one.metrics[i]!;
-    assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
-    assert.equal(m.trainAccuracy, e.trainAccuracy);
-  });
-  const d = maxRelDiff(weightsOf(two.model), weightsOf(one.model));
-  assert.ok(d < 1e-4, `weights differ from 1 thread by ${d}`);
+  assertSameTraining(two, one, 'balance=speed, 2 threads');
   for (const r of [one, two]) r.model.dispose();
 });
 

@@ -2,6 +2,7 @@
  * Set-up shared by the training tests: tiny synthetic shards in a temporary directory, read back, with the backend
  * selected; and deterministic test values.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { readMean } from '../../schemas/mean.ts';
 import { splitDir } from '../../schemas/shards/names.ts';
 import { readSplit, type SplitData } from '../../schemas/shards/read.ts';
 import { writeTestShards, type TestShardOptions } from '../../dataset/synthetic-shards.ts';
+import type { TrainResult } from '../../train/train-loop.ts';
 
 /** What {@link tinyShards} provides once its `before` hook has run. */
 export interface TinyShards {
@@ -52,4 +54,41 @@ export function values(n: number, seed: number): Float32Array {
     out[i] = s / 2 ** 31 - 1;
   }
   return out;
+}
+
+/** Every weight of a model (trainable and not, e.g. batch norm's moving statistics), in order. */
+export function weightsOf(m: { getWeights(): { dataSync(): unknown }[] }): Float32Array[] {
+  return m.getWeights().map((w) => w.dataSync() as Float32Array);
+}
+
+/** The largest absolute difference between `a` and `b`, tensor by tensor relative to `b`'s largest magnitude (≥ 1e-6). */
+export function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
+  let d = 0;
+  a.forEach((x, i) => {
+    let scale = 1e-6;
+    let err = 0;
+    for (let j = 0; j < x.length; j++) {
+      scale = Math.max(scale, Math.abs(b[i]![j]!));
+      err = Math.max(err, Math.abs(x[j]! - b[i]![j]!));
+    }
+    d = Math.max(d, err / scale);
+  });
+  return d;
+}
+
+/**
+ * Asserts that a data-parallel training result equals the 1-thread one up to float summation order: each epoch's
+ * training loss within 1e-4 (relative above 1), the same training accuracy, weights within 1e-4 relative.
+ * @returns the weights' largest relative difference.
+ */
+export function assertSameTraining(r: TrainResult, one: TrainResult, label: string): number {
+  assert.equal(r.metrics.length, one.metrics.length, `${label}: epochs`);
+  r.metrics.forEach((m, i) => {
+    const e = one.metrics[i]!;
+    assert.ok(Math.abs(m.trainLoss - e.trainLoss) < 1e-4 * Math.max(1, e.trainLoss), `${label}, epoch ${i + 1}: train loss ${m.trainLoss} vs ${e.trainLoss}`);
+    assert.equal(m.trainAccuracy, e.trainAccuracy, `${label}, epoch ${i + 1}: train accuracy`);
+  });
+  const d = maxRelDiff(weightsOf(r.model), weightsOf(one.model));
+  assert.ok(d < 1e-4, `${label}: weights differ from 1 thread by ${d} (relative to each tensor's largest)`);
+  return d;
 }
