@@ -1,9 +1,15 @@
-/** Batch normalisation as a model parameter (`lcI_bn`, `ldI_bn`): parsing, the built layers, training and snapshots. */
+/**
+ * Batch normalisation as a model parameter (`lcI_bn`, `ldI_bn`): parsing, the built layers, training and snapshots,
+ * and synchronised across data-parallel threads (train/sync-batch-norm.ts).
+ */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import { ModelParamsError, resolveModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
+import { ReplicaPool } from '../train/data-parallel.ts';
+import { disposeOptimizer, makeOptimizer } from '../train/optimizer.ts';
 import { Collective } from '../train/sync-batch-norm.ts';
 import { trainModel, type TrainOptions } from '../train/train-loop.ts';
 import { assertSameTraining, tinyShards } from './helpers/training.ts';
@@ -94,4 +100,31 @@ test('the statistics\' all-reduce gives up on a rank that does not arrive, and a
   assert.throws(() => alone.allReduceSum(Float64Array.of(1, 2, 3)), /all-reduce of 3 values, at most 2/);
   alone.abort();
   assert.throws(() => alone.allReduceSum(Float64Array.of(1, 2)), /another training thread failed/);
+});
+
+test('data-parallel steps with synchronised batch norm leak no tensors, and closing the pool puts tfjs-layers\' own batch norm back', async () => {
+  const spec = resolveModelSpec('ConvNet', PARAMS);
+  const { model, logits } = buildModel(spec, 12, 3, 5);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const state = model.nonTrainableWeights.map((w) => w.read() as tf.Variable);
+  const config = { kind: 'nesterov' as const, learningRate: 0.05, momentum: 0.9 };
+  const optimizer = makeOptimizer(config);
+  const layer = model.getLayer('conv0_bn') as unknown as { call: unknown };
+  const own = layer.call;
+  const pool = await ReplicaPool.start({ threads: 2, backend: 'wasm', vars, state, replica: model, crop: 12, classes: 3, maxRows: 9, model: { kind: 'build', spec, crop: 12, classes: 3, seed: 99 } });
+  try {
+    assert.notEqual(layer.call, own, 'synchronised while the pool lives');
+    await pool.sync(vars, optimizer, config);
+    const x = new Float32Array(9 * 12 * 12 * 3).map((_, i) => Math.sin(i * 0.37));
+    const labels = Int32Array.from({ length: 9 }, (_, i) => i % 3);
+    await pool.step(logits, vars, x, labels, 0);
+    const before = tf.memory().numTensors;
+    for (let s = 1; s < 4; s++) await pool.step(logits, vars, x, labels, s);
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    await pool.close();
+    disposeOptimizer(optimizer);
+  }
+  assert.equal(layer.call, own);
+  model.dispose();
 });
