@@ -91,7 +91,9 @@ async function layerGrads(k: (typeof LAYERS)[number], seed: number): Promise<Flo
 
 test('auto never picks the software (SwiftShader) adapter: it says why and keeps wasm', { skip }, async () => {
   const lines: string[] = [];
-  const sel = await selectBackend('auto', (l) => lines.push(l));
+  // As on a machine with a GPU device node (injected; gpuDeviceNodes() is checked in train-backends.test.ts), auto
+  // loads Dawn, which finds only SwiftShader here, and refuses it.
+  const sel = await selectBackend('auto', (l) => lines.push(l), { hasGpuDevice: () => true });
   assert.equal(sel.name, 'wasm');
   const w = sel.skipped.find((s) => s.name === 'webgpu');
   assert.ok(w, lines.join('\n'));
