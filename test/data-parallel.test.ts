@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { chunkRange, ReplicaPool, sliceRows, speedSlices, startInferencePool, updateSecondsPerRow } from '../train/data-parallel.ts';
+import { balanceReport, chunkRange, ReplicaPool, sliceRows, speedSlices, startInferencePool, updateSecondsPerRow } from '../train/data-parallel.ts';
 import { disposeOptimizer, makeOptimizer, type OptimizerConfig } from '../train/optimizer.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { predictSplit } from '../train/predict.ts';
@@ -64,6 +64,9 @@ test('speedSlices splits a batch by speed: contiguous, every row once, at least 
   assert.deepEqual(updateSecondsPerRow(null, [1600, 2000], [16, 16]), [0.1, 0.125]);
   assert.deepEqual(updateSecondsPerRow([0.1, 0.125], [1800, 1000], [18, 0]), [0.1, 0.125], 'a rank without rows keeps its figure');
   assert.deepEqual(updateSecondsPerRow([0.1, 0.12], [3000, 1000], [10, 10]), [0.2, 0.11]);
+  assert.deepEqual(balanceReport([1000, 1500], [16, 16]), { rank: 1, ratio: 1.5 });
+  assert.deepEqual(balanceReport([1800, 1200, 1200], [18, 12, 12]), { rank: 0, ratio: 1 }, 'per row, not per step');
+  assert.equal(balanceReport([1000, 0], [16, 0]), null, 'a rank without rows: nothing to compare');
 });
 
 test('training on 2 and 3 threads equals 1 thread up to float summation order (dropout, learning-rate drop, validation)', async () => {
@@ -152,6 +155,9 @@ for (const kind of ['nesterov', 'adam'] as const) {
       await pool.storeOptimizerState(vars, optimizer);
       await pool.sync(vars, optimizer, config); // as at an epoch boundary: optimizer state mid-run
       for (let s = 3; s < 6; s++) await pool.step(logits, vars, x, labels, s);
+      const balance = pool.takeBalanceReport(0);
+      assert.ok(balance && balance.ratio >= 1 && (balance.rank === 0 || balance.rank === 1), `balance report ${JSON.stringify(balance)}`);
+      assert.equal(pool.takeBalanceReport(0), null, 'the sums restart after a report');
       const got = Float32Array.from(await pool.forward(logits, x, 9, 'logits'));
       const own = logits.predict(tf.tensor4d(x, [9, 12, 12, 3])) as tf.Tensor;
       assert.deepEqual(Array.from(got), Array.from(own.dataSync()), 'rows computed by the worker equal this thread\'s');

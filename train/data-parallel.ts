@@ -168,6 +168,17 @@ export function updateSecondsPerRow(prev: readonly number[] | null, ms: readonly
   });
 }
 
+/**
+ * The slowest rank by gradient time per row and how much slower it was than the fastest (`ratio` ≥ 1), from each
+ * rank's summed milliseconds and rows; null without rows on every rank.
+ */
+export function balanceReport(ms: readonly number[], rows: readonly number[]): { rank: number; ratio: number } | null {
+  if (rows.length < 2 || rows.some((r) => r <= 0)) return null;
+  const perRow = ms.map((m, r) => m / rows[r]!);
+  const slowest = perRow.indexOf(Math.max(...perRow));
+  return { rank: slowest, ratio: perRow[slowest]! / Math.min(...perRow) };
+}
+
 /** Element range `[from, to)` of chunk `rank` of `p` elements split `threads` ways (the all-reduce's chunks). */
 export function chunkRange(p: number, threads: number, rank: number): [number, number] {
   const [from, count] = sliceRows(p, threads, rank);
@@ -320,6 +331,8 @@ export class ReplicaPool {
   private restoreBatchNorm: (() => void) | null = null;
   /** Each rank's measured seconds per training row, for {@link Balance} `speed` (null before the first step). */
   private secondsPerRow: number[] | null = null;
+  /** Each rank's gradient milliseconds and rows since the last {@link takeBalanceReport}. */
+  private timeSums: { ms: number[]; rows: number[] };
 
   private constructor(readonly opts: ReplicaPoolOptions, readonly buffers: ReplicaBuffers) {
     this.params = paramCount(opts.vars);
@@ -329,6 +342,19 @@ export class ReplicaPool {
     this.weights = new Float32Array(buffers.weights);
     this.slots = new Float32Array(buffers.slots);
     this.out = new Float32Array(buffers.out);
+    this.timeSums = { ms: new Array<number>(opts.threads).fill(0), rows: new Array<number>(opts.threads).fill(0) };
+  }
+
+  /**
+   * How unequal the threads were since the last call (see {@link balanceReport}; rank 0 is this thread), from the
+   * training steps' gradient times; null before any step, or when a rank computed for less than `minMs` in all
+   * (too little to judge). Resets the sums.
+   */
+  takeBalanceReport(minMs = 2000): { rank: number; ratio: number } | null {
+    const r = Math.min(...this.timeSums.ms) >= minMs ? balanceReport(this.timeSums.ms, this.timeSums.rows) : null;
+    this.timeSums.ms.fill(0);
+    this.timeSums.rows.fill(0);
+    return r;
   }
 
   /** Threads in all (workers + the calling thread). */
@@ -504,6 +530,10 @@ export class ReplicaPool {
       ms.push(r.ms);
     }
     if (o.balance === 'speed') this.secondsPerRow = updateSecondsPerRow(this.secondsPerRow, ms, slices.map((sl) => sl[1]));
+    ms.forEach((m, r) => {
+      this.timeSums.ms[r]! += m;
+      this.timeSums.rows[r]! += slices[r]![1];
+    });
     const [from, to] = chunkRange(this.params, o.threads, 0);
     await this.all({ op: 'update' }, () => updateChunk(c, this.powers, this.grads, o.threads, this.weights, this.slots, from, to));
     this.powers = nextPowers(c, this.powers);

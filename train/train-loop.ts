@@ -189,6 +189,9 @@ async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Va
   return pool;
 }
 
+/** Threads this much slower per image than the fastest, over an epoch, make the log suggest `train.balance=speed`. */
+const UNEQUAL_THREADS = 1.15;
+
 function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
   return vars.map((v) => tf.keep(tf.clone(v)));
 }
@@ -262,6 +265,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
 
   o.onStart?.({ epoch: state.epoch, done: state.done || state.epoch >= o.epochs });
   let epochsThisCall = 0;
+  let balanceHinted = false; // said once per run
   let stopReason = state.stopReason ?? '';
   try {
     while (!state.done && state.epoch < o.epochs) {
@@ -320,6 +324,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       }
       // The replicas' optimizer state goes back to this thread's optimizer (snapshots, a rate change, a restart).
       await pool?.storeOptimizerState(trainable, optimizer);
+      const balance = pool?.takeBalanceReport();
+      if (balance && balance.ratio >= UNEQUAL_THREADS && (o.balance ?? 'rows') === 'rows' && !balanceHinted) {
+        balanceHinted = true;
+        o.log(
+          `threads: thread ${balance.rank + 1} of ${o.threads} took ${((balance.ratio - 1) * 100).toFixed(0)}% longer per image than the fastest this epoch, ` +
+            'and each step waits for it; train.balance=speed splits batches by measured speed (a resumed run then agrees only to rounding)',
+        );
+      }
       const trainSeconds = (performance.now() - t0) / 1000;
       let valLoss: number | null = null;
       let valAcc: number | null = null;
