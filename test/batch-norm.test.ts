@@ -94,9 +94,11 @@ test('a 2-thread batch-norm run stopped after an epoch and resumed equals an uni
 test('the statistics\' all-reduce gives up on a rank that does not arrive, and after an abort, with a clear error', () => {
   const c = new Collective(Collective.buffer(2, 3), 2, 0, 3, 50);
   assert.throws(() => c.allReduceSum(Float64Array.of(1, 2)), /the other training threads did not arrive within 0.05 s/);
+  assert.ok(c.waitedMs >= 45, `the wait is counted (left out of gradient timings): ${c.waitedMs} ms`);
   const alone = new Collective(Collective.buffer(3, 2), 3, 0, 2);
   alone.begin(1); // only rank 0 has rows
   assert.deepEqual(Array.from(alone.allReduceSum(Float64Array.of(1.5, -2))), [1.5, -2]);
+  assert.equal(alone.waitedMs, 0, 'nobody to wait for');
   assert.throws(() => alone.allReduceSum(Float64Array.of(1, 2, 3)), /all-reduce of 3 values, at most 2/);
   alone.abort();
   assert.throws(() => alone.allReduceSum(Float64Array.of(1, 2)), /another training thread failed/);

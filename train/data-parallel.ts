@@ -93,7 +93,7 @@ export type ReplicaRequest =
 export type ReplicaReply =
   | { op: 'ready'; params: number; state: number }
   | { op: 'synced' }
-  /** `ms`: how long the rank's gradient took (for {@link Balance} `speed`). */
+  /** `ms`: how long the rank's gradient took, waits for the other ranks left out (for {@link Balance} `speed`). */
   | { op: 'grads'; loss: number; correct: number; ms: number }
   | { op: 'updated' }
   | { op: 'forward' }
@@ -516,9 +516,9 @@ export class ReplicaPool {
     const [offset, count] = slices[0]!;
     this.collective?.begin(Math.min(o.threads, n)); // ranks with rows (both splits give rows to ranks 0 … min(n, T)−1)
     const [mine, replies] = await this.all((r) => ({ op: 'step', rows: n, step, offset: slices[r]![0], count: slices[r]![1] }), () => {
-      const t0 = performance.now();
+      const t0 = performance.now() - (this.collective?.waitedMs ?? 0);
       const g = sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty);
-      return { ...g, ms: performance.now() - t0 };
+      return { ...g, ms: performance.now() - (this.collective?.waitedMs ?? 0) - t0 }; // the gradient's own time, without waits
     });
     let loss = mine.loss;
     let correct = mine.correct;

@@ -59,9 +59,9 @@ async function main(): Promise<void> {
         return { op: 'synced' };
       case 'step': {
         collective?.begin(Math.min(init.threads, m.rows));
-        const t0 = performance.now();
+        const t0 = performance.now() - (collective?.waitedMs ?? 0);
         const r = sliceGradients(logits, vars, x, labels.subarray(0, m.rows), m.offset, m.count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params));
-        return { op: 'grads', ...r, ms: performance.now() - t0 };
+        return { op: 'grads', ...r, ms: performance.now() - (collective?.waitedMs ?? 0) - t0 }; // without batch-norm waits
       }
       case 'update':
         if (!optimizer) throw new Error('update before sync');

@@ -47,6 +47,8 @@ export class Collective {
   private readonly data: Float64Array;
   private active: number;
   private calls = 0;
+  /** Milliseconds this rank has spent waiting for the others, in all (so gradient timings can leave it out). */
+  waitedMs = 0;
 
   /**
    * @param buffer from {@link Collective.buffer} with the same `threads` and `maxLength`.
@@ -105,12 +107,17 @@ export class Collective {
       Atomics.notify(c, GENERATION);
       return;
     }
-    const deadline = performance.now() + this.timeoutMs;
-    while (Atomics.load(c, GENERATION) === generation) {
-      const left = deadline - performance.now();
-      if (left <= 0 || Atomics.wait(c, GENERATION, generation, left) === 'timed-out') {
-        throw new Error(`batch-norm statistics: the other training threads did not arrive within ${this.timeoutMs / 1000} s`);
+    const start = performance.now();
+    const deadline = start + this.timeoutMs;
+    try {
+      while (Atomics.load(c, GENERATION) === generation) {
+        const left = deadline - performance.now();
+        if (left <= 0 || Atomics.wait(c, GENERATION, generation, left) === 'timed-out') {
+          throw new Error(`batch-norm statistics: the other training threads did not arrive within ${this.timeoutMs / 1000} s`);
+        }
       }
+    } finally {
+      this.waitedMs += performance.now() - start;
     }
     if (Atomics.load(c, ABORTED)) throw new CollectiveAborted();
   }
