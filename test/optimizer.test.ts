@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../train/backends.ts';
 import {
-  disposeOptimizer, initialPowers, makeOptimizer, nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState,
+  disposeOptimizer, makeOptimizer, nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState,
   type OptimizerConfig,
 } from '../train/optimizer.ts';
 import { Rng } from '../util/rng.ts';
@@ -50,7 +50,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
         at += v.size;
       }
       const slots = new Float32Array(slotCount(c.kind) * p);
-      let powers = initialPowers(c);
+      let powers = (await readOptimizerState(opt, c.kind, vars, new Float32Array(slotCount(c.kind) * p))).powers; // tfjs's own start
       try {
         for (let step = 0; step < 4; step++) {
           // Three ranks' gradients; tfjs gets their sum rounded once to float32, as the all-reduce makes it.

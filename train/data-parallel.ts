@@ -3,7 +3,8 @@
  *
  * Each thread (rank) holds a replica of the model on its own CPU backend (wasm or cpu): rank 0 is the calling
  * thread, ranks 1…T−1 are workers (train/replica-worker.ts). A training step:
- * 1. the batch `[N, crop, crop, 3]` and its labels go to shared memory; rank r takes rows {@link sliceRows}`(N, T, r)`;
+ * 1. the batch `[N, crop, crop, 3]` and its labels go to shared memory; rank r takes rows {@link sliceRows}`(N, T, r)`
+ *    ({@link speedSlices} with {@link Balance} `speed`);
  * 2. every rank computes the gradient of its rows' share of the batch's mean cross-entropy
  *    (Σ over its rows / N; rank 0 adds the per-step penalty, e.g. weight decay, once) and writes it, all variables
  *    flattened in order and read straight from the wasm heap ({@link copyValues}), to its own region of a shared buffer;
@@ -11,12 +12,14 @@
  *    sums chunk r of the T gradient regions (rank order, float64, one rounding to float32) and applies the optimizer's
  *    update to that chunk of the shared weights and optimizer state (train/optimizer.ts `updateChunk`: tfjs's
  *    Nesterov and Adam arithmetic, bit for bit);
- * 4. every rank copies the shared weights into its replica. The optimizer state lives in shared memory while the
- *    pool trains: {@link ReplicaPool.sync} puts the calling thread's weights and optimizer state there,
- *    {@link ReplicaPool.storeOptimizerState} writes the state back into its optimizer (before a snapshot).
+ * 4. every rank copies the shared weights (and batch norm's moving statistics, from rank 0) into its replica. The
+ *    optimizer state lives in shared memory while the pool trains: {@link ReplicaPool.sync} puts the calling thread's
+ *    weights and optimizer state there, {@link ReplicaPool.storeOptimizerState} writes the state back into its
+ *    optimizer (before a snapshot).
  *
  * So the update is that of the whole batch; the thread count changes only the order of float additions (the
- * per-row losses summed per slice, then the slices). Dropout masks are drawn for the whole batch and cut per slice
+ * per-row losses summed per slice, then the slices). Batch normalisation uses the whole batch's statistics
+ * (train/sync-batch-norm.ts). Dropout masks are drawn for the whole batch and cut per slice
  * ({@link setDropoutStep} `rows`). Coordination is by `postMessage`, one round trip per phase.
  */
 import { availableParallelism } from 'node:os';
@@ -26,9 +29,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { setDropoutStep } from './models.ts';
 import { batchNormChannels, Collective, CollectiveAborted, collectiveLength, synchroniseBatchNorm } from './sync-batch-norm.ts';
-import {
-  loadWeights, nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig,
-} from './optimizer.ts';
+import { nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig } from './optimizer.ts';
 import { startTsWorker } from './ts-worker.ts';
 
 /** How a replica gets its model: built from a spec (training; weights come with {@link ReplicaPool.sync}) or loaded. */
@@ -146,7 +147,7 @@ export function speedSlices(n: number, secondsPerRow: readonly number[]): [numbe
   const counts = share.map((e) => 1 + Math.floor(e));
   const byRemainder = share.map((e, r) => ({ r, rest: e - Math.floor(e) })).sort((a, b) => b.rest - a.rest || a.r - b.r);
   let left = n - counts.reduce((a, b) => a + b, 0);
-  for (let i = 0; left > 0; i++, left--) counts[byRemainder[i % t]!.r]!++;
+  for (let i = 0; left > 0; i++, left--) counts[byRemainder[i]!.r]!++; // left < t: each floor dropped less than 1
   let at = 0;
   return counts.map((c) => {
     const slice: [number, number] = [at, c];
@@ -248,6 +249,43 @@ export function sliceGradients(
   return { loss, correct };
 }
 
+/**
+ * Runs one rank's part of a training step (`compute`, e.g. {@link sliceGradients}) and times it in milliseconds,
+ * leaving out the waits at synchronised batch norm's barrier (else a fast rank that waited for a slow one would look
+ * as slow, for {@link Balance} `speed` and {@link ReplicaPool.takeBalanceReport}). First tells `collective` which
+ * ranks take part: both splits give rows to ranks 0 … min(rows, threads)−1.
+ */
+export function timedGradient<T extends object>(collective: Collective | null, threads: number, rows: number, compute: () => T): T & { ms: number } {
+  collective?.begin(Math.min(threads, rows));
+  const waited = collective?.waitedMs ?? 0;
+  const t0 = performance.now();
+  const r = compute();
+  return { ...r, ms: performance.now() - t0 - ((collective?.waitedMs ?? 0) - waited) };
+}
+
+/** Copies `vars` (in order) into `out` `[Σ sizes]` float32, flattened ({@link copyValues}); the inverse of {@link loadWeights}. */
+export function storeAll(vars: readonly tf.Variable[], out: Float32Array): void {
+  let at = 0;
+  for (const v of vars) {
+    copyValues(v, out, at);
+    at += v.size;
+  }
+}
+
+/**
+ * Sets `vars` (in order) to the values of `weights` `[P]` float32: one new tensor per variable, assigned (the old
+ * values are freed; a tensor that shares them, e.g. a checkpoint's clone, keeps its own).
+ */
+export function loadWeights(vars: readonly tf.Variable[], weights: Float32Array): void {
+  let at = 0;
+  for (const v of vars) {
+    const t = tf.tensor(weights.subarray(at, at + v.size), v.shape, 'float32');
+    v.assign(t);
+    t.dispose();
+    at += v.size;
+  }
+}
+
 /** The wasm backend's view of a tensor's values in its heap (tfjs-backend-wasm 4.22 `BackendWasm`). */
 interface HeapBackend {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
@@ -320,6 +358,8 @@ export class ReplicaPool {
   readonly grads: Float32Array;
   readonly weights: Float32Array;
   readonly slots: Float32Array;
+  /** Non-trainable values for the workers (`buffers.state`). */
+  readonly state: Float32Array;
   readonly out: Float32Array;
   readonly params: number;
   /** The optimizer since the last sync, Adam's powers and the step count (tfjs's `iterations`) as the update left them. */
@@ -341,6 +381,7 @@ export class ReplicaPool {
     this.grads = new Float32Array(buffers.grads);
     this.weights = new Float32Array(buffers.weights);
     this.slots = new Float32Array(buffers.slots);
+    this.state = new Float32Array(buffers.state);
     this.out = new Float32Array(buffers.out);
     this.timeSums = { ms: new Array<number>(opts.threads).fill(0), rows: new Array<number>(opts.threads).fill(0) };
   }
@@ -458,27 +499,13 @@ export class ReplicaPool {
    * @throws Error when the optimizer's state does not fit `vars`.
    */
   async sync(vars: readonly tf.Variable[], optimizer: tf.Optimizer, config: OptimizerConfig): Promise<void> {
-    let at = 0;
-    for (const v of vars) {
-      copyValues(v, this.weights, at);
-      at += v.size;
-    }
-    this.shareState();
+    storeAll(vars, this.weights);
+    storeAll(this.opts.state ?? [], this.state);
     const { iterations, powers } = await readOptimizerState(optimizer, config.kind, vars, this.slots);
     this.optimizer = config;
     this.powers = powers;
     this.iterations = iterations;
     await this.all({ op: 'sync', optimizer: config, adamPowers: powers }, () => undefined);
-  }
-
-  /** Copies this thread's non-trainable variables to shared memory (`buffers.state`), for the workers to load. */
-  private shareState(): void {
-    const state = new Float32Array(this.buffers.state);
-    let at = 0;
-    for (const v of this.opts.state ?? []) {
-      copyValues(v, state, at);
-      at += v.size;
-    }
   }
 
   /**
@@ -514,12 +541,9 @@ export class ReplicaPool {
       ? speedSlices(n, this.secondsPerRow)
       : Array.from({ length: o.threads }, (_, r) => sliceRows(n, o.threads, r));
     const [offset, count] = slices[0]!;
-    this.collective?.begin(Math.min(o.threads, n)); // ranks with rows (both splits give rows to ranks 0 … min(n, T)−1)
-    const [mine, replies] = await this.all((r) => ({ op: 'step', rows: n, step, offset: slices[r]![0], count: slices[r]![1] }), () => {
-      const t0 = performance.now() - (this.collective?.waitedMs ?? 0);
-      const g = sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty);
-      return { ...g, ms: performance.now() - (this.collective?.waitedMs ?? 0) - t0 }; // the gradient's own time, without waits
-    });
+    const [mine, replies] = await this.all((r) => ({ op: 'step', rows: n, step, offset: slices[r]![0], count: slices[r]![1] }), () =>
+      timedGradient(this.collective, o.threads, n, () =>
+        sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty)));
     let loss = mine.loss;
     let correct = mine.correct;
     const ms = [mine.ms];
@@ -540,7 +564,7 @@ export class ReplicaPool {
     this.iterations++;
     // No reply: a worker handles its messages in order, so it loads before its next step or forward pass.
     if (this.failure) throw this.failure;
-    this.shareState();
+    storeAll(this.opts.state ?? [], this.state); // the workers load it with the weights
     for (const w of this.workers) w.postMessage({ op: 'load' } satisfies ReplicaRequest);
     loadWeights(vars, this.weights);
     return { loss, correct };

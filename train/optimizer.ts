@@ -42,14 +42,14 @@ interface OptimizerPrivates {
 }
 
 /** Adam's running β1ᵗ and β2ᵗ (float32 values), or null for other optimizers. */
-export function adamPowers(opt: tf.Optimizer): [number, number] | null {
+function adamPowers(opt: tf.Optimizer): [number, number] | null {
   const a = opt as unknown as OptimizerPrivates;
   if (!(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return null;
   return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
 }
 
 /** Sets Adam's running powers (see {@link adamPowers}); no-op for other optimizers. */
-export function setAdamPowers(opt: tf.Optimizer, p: [number, number] | null): void {
+function setAdamPowers(opt: tf.Optimizer, p: [number, number] | null): void {
   const a = opt as unknown as OptimizerPrivates;
   if (!p || !(a.accBeta1 instanceof tf.Variable) || !(a.accBeta2 instanceof tf.Variable)) return;
   tf.tidy(() => {
@@ -138,11 +138,6 @@ export function nextPowers(c: OptimizerConfig, powers: [number, number] | null):
   return [f(powers[0] * f(c.beta1)), f(powers[1] * f(c.beta2))];
 }
 
-/** Adam's powers before its first step: β1, β2 as float32 (tfjs-core's `scalar(beta).variable()`). */
-export function initialPowers(c: OptimizerConfig): [number, number] | null {
-  return c.kind === 'adam' ? [Math.fround(c.beta1), Math.fround(c.beta2)] : null;
-}
-
 /**
  * Sums the `threads` gradients of elements `[from, to)` and applies one optimizer step to them, in place:
  * `g = Σ_r grads[r·P + i]` (rank order, in float64, rounded once to float32: the all-reduce), then tfjs-core 4.22's
@@ -201,18 +196,4 @@ function adamAt(weights: Float32Array, slots: Float32Array, p: number, i: number
   slots[p + i] = m2;
   const step = f(f(m1 / k[6]!) / f(f(Math.sqrt(f(m2 / k[7]!))) + k[4]!));
   weights[i] = f(f(step * k[5]!) + weights[i]!);
-}
-
-/**
- * Sets `vars` (in order) to the values of `weights` `[P]` float32: one new tensor per variable, assigned (the old
- * values are freed; a tensor that shares them, e.g. a checkpoint's clone, keeps its own).
- */
-export function loadWeights(vars: readonly tf.Variable[], weights: Float32Array): void {
-  let at = 0;
-  for (const v of vars) {
-    const t = tf.tensor(weights.subarray(at, at + v.size), v.shape, 'float32');
-    v.assign(t);
-    t.dispose();
-    at += v.size;
-  }
 }

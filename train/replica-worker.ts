@@ -8,11 +8,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { selectBackend } from './backends.ts';
 import {
-  chunkRange, sliceForward, sliceGradients, sliceRows, type ReplicaInit, type ReplicaReply, type ReplicaRequest,
+  chunkRange, loadWeights, sliceForward, sliceGradients, sliceRows, timedGradient, type ReplicaInit, type ReplicaReply, type ReplicaRequest,
 } from './data-parallel.ts';
 import { fileLoader } from './model-io.ts';
 import { buildModel } from './models.ts';
-import { loadWeights, nextPowers, updateChunk, type OptimizerConfig } from './optimizer.ts';
+import { nextPowers, updateChunk, type OptimizerConfig } from './optimizer.ts';
 import { Collective, synchroniseBatchNorm } from './sync-batch-norm.ts';
 
 const init = workerData as ReplicaInit;
@@ -48,20 +48,22 @@ async function main(): Promise<void> {
   const [from, to] = chunkRange(params, init.threads, init.rank);
   let optimizer: OptimizerConfig | null = null;
   let powers: [number, number] | null = null;
+  const load = () => {
+    loadWeights(vars, weights);
+    loadWeights(stateVars, state);
+  };
 
   const handle = async (m: ReplicaRequest): Promise<ReplicaReply | null> => {
     switch (m.op) {
       case 'sync':
-        loadWeights(vars, weights);
-        loadWeights(stateVars, state);
+        load();
         optimizer = m.optimizer;
         powers = m.adamPowers;
         return { op: 'synced' };
       case 'step': {
-        collective?.begin(Math.min(init.threads, m.rows));
-        const t0 = performance.now() - (collective?.waitedMs ?? 0);
-        const r = sliceGradients(logits, vars, x, labels.subarray(0, m.rows), m.offset, m.count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params));
-        return { op: 'grads', ...r, ms: performance.now() - (collective?.waitedMs ?? 0) - t0 }; // without batch-norm waits
+        const r = timedGradient(collective, init.threads, m.rows, () =>
+          sliceGradients(logits, vars, x, labels.subarray(0, m.rows), m.offset, m.count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params)));
+        return { op: 'grads', ...r };
       }
       case 'update':
         if (!optimizer) throw new Error('update before sync');
@@ -69,8 +71,7 @@ async function main(): Promise<void> {
         powers = nextPowers(optimizer, powers);
         return { op: 'updated' };
       case 'load':
-        loadWeights(vars, weights);
-        loadWeights(stateVars, state);
+        load();
         return null;
       case 'forward': {
         const [offset, count] = sliceRows(m.rows, init.threads, init.rank);
