@@ -7,8 +7,13 @@ momentum 0.9 (or Adam). Times `--steps` training steps (forward, backward, updat
 after `--warmup` untimed ones, on random inputs of `--batch` × 3 × `--size`², and prints one JSON line:
 {"imagesPerSecond": …, "threads": …, "device": …, "torch": …}.
 
+With `--pairs K` (CPU, training) it measures thread scaling instead: K pairs of 1 thread and `--threads` threads
+(`torch.set_num_threads` in this process, one model; the order alternates per pair, 1 thread first in the first),
+`--steps` steps each after one warm-up step per change of thread count, and prints
+{"pairs": [[images/s on 1 thread, images/s on --threads], …], …}.
+
 Usage: python3 bench/torch_train.py --spec spec.json --size 224 --batch 32 --steps 3 --threads 1 [--mode infer]
-       [--device cuda] [--optimizer nesterov|adam]
+       [--device cuda] [--optimizer nesterov|adam] [--pairs K]
 """
 import argparse
 import json
@@ -67,6 +72,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=["train", "infer"], default="train")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
     ap.add_argument("--optimizer", choices=["nesterov", "adam"], default="nesterov")
+    ap.add_argument("--pairs", type=int, default=0, help="thread scaling: pairs of 1 thread and --threads threads")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -105,6 +111,24 @@ def main() -> None:
     else:
         model.train()
         step = train_step
+    if a.pairs > 0:
+        def rate(threads: int) -> float:
+            torch.set_num_threads(threads)
+            step()  # warm-up after a change of thread count
+            t = time.perf_counter()
+            for _ in range(a.steps):
+                step()
+            return a.batch * a.steps / (time.perf_counter() - t)
+
+        for _ in range(a.warmup):
+            step()
+        pairs = []
+        for k in range(a.pairs):
+            order = [1, a.threads] if k % 2 == 0 else [a.threads, 1]
+            got = {n: rate(n) for n in order}
+            pairs.append([got[1], got[a.threads]])
+        print(json.dumps({"pairs": pairs, "threads": a.threads, "torch": torch.__version__, "batch": a.batch, "size": a.size}))
+        return
     for _ in range(a.warmup):
         step()
     sync()
