@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { defaultThreads, ReplicaPool } from '../train/data-parallel.ts';
+import { defaultThreads, ReplicaPool, type Balance } from '../train/data-parallel.ts';
 import { setFastWasmGradients } from '../train/wasm-kernels.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -137,22 +137,23 @@ async function threadPairs(spec: ModelSpec, batch: number, steps: number, thread
   const x = tf.tensor4d(xData, [batch, 224, 224, 3]);
   const y = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
   try {
-    const one = make();
-    const runners: Record<'one' | 'rows' | 'speed', () => Promise<void>> = {
-      one: () => minimizeStep(one.opt, one.logits, one.vars, x, y),
-      rows: async () => {},
-      speed: async () => {},
-    };
-    for (const balance of ['rows', 'speed'] as const) {
+    /** A data-parallel pool with its own model; returns its training step. */
+    const poolStep = async (balance: Balance) => {
       const m = make();
       const pool = await ReplicaPool.start({ threads, backend: 'wasm', balance, vars: m.vars, crop: 224, classes, maxRows: batch, model: { kind: 'build', spec, crop: 224, classes, seed: 1 } });
       pools.push(pool);
       await pool.sync(m.vars, m.opt, { kind: 'nesterov', learningRate: 0.001, momentum: 0.9 });
       let k = 0;
-      runners[balance] = async () => {
+      return async () => {
         await pool.step(m.logits, m.vars, xData, labels, k++);
       };
-    }
+    };
+    const one = make();
+    const runners = {
+      one: () => minimizeStep(one.opt, one.logits, one.vars, x, y),
+      rows: await poolStep('rows'),
+      speed: await poolStep('speed'),
+    };
     const rate = async (run: () => Promise<void>) => {
       const t0 = performance.now();
       for (let i = 0; i < steps; i++) await run();
