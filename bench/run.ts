@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [-- --only NAME…]`: runs every `bench/*.bench.ts` (see `bench/lib.ts`) and rewrites
  * `bench/RESULTS.md` with the figures, the baselines measured in the same run, the ratios, the machine and the date.
- * With `--only`, the other sections of an existing RESULTS.md are kept.
+ * With `--only`, the other sections of an existing RESULTS.md are kept. `--quick` (small inputs, a smoke run) writes
+ * `bench/RESULTS.quick.md` instead (not tracked), so a smoke run never replaces measured figures.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -12,6 +13,7 @@ import { SHARED_DIR } from '../util/shared-data.ts';
 
 const here = import.meta.dirname;
 const RESULTS = join(here, 'RESULTS.md');
+const QUICK_RESULTS = join(here, 'RESULTS.quick.md');
 
 function fmt(v: number): string {
   if (!Number.isFinite(v)) return String(v);
@@ -47,11 +49,11 @@ function section(title: string, file: string, results: BenchResult[] | Error, se
   return lines.join('\n');
 }
 
-/** Sections of an existing RESULTS.md, by bench file name. */
-function oldSections(): Map<string, string> {
+/** Sections of an existing results file, by bench file name. */
+function oldSections(file: string): Map<string, string> {
   const m = new Map<string, string>();
-  if (!existsSync(RESULTS)) return m;
-  const parts = readFileSync(RESULTS, 'utf8').split(/\n(?=## )/);
+  if (!existsSync(file)) return m;
+  const parts = readFileSync(file, 'utf8').split(/\n(?=## )/);
   for (const p of parts) {
     const f = /<!-- section: (\S+) -->/.exec(p)?.[1];
     if (f) m.set(f, p.trimEnd() + '\n');
@@ -65,7 +67,8 @@ async function main(): Promise<void> {
   const only = values.only?.map((o) => (o.endsWith('.bench.ts') ? o : `${o}.bench.ts`));
   const selected = only ? files.filter((f) => only.includes(f)) : files;
   if (only && selected.length !== only.length) throw new Error(`unknown benchmark(s): ${only.filter((o) => !files.includes(o)).join(', ')}; have ${files.join(', ')}`);
-  const sections = oldSections();
+  const out = values.quick ? QUICK_RESULTS : RESULTS;
+  const sections = oldSections(out);
   for (const f of files) if (!selected.includes(f) && !sections.has(f)) sections.set(f, `## ${basename(f, '.bench.ts')}\n\n<!-- section: ${f} -->\nNot run yet.\n`);
   for (const f of selected) {
     const mod = (await import(join(here, f))) as { default: BenchModule };
@@ -88,8 +91,10 @@ async function main(): Promise<void> {
   const header = [
     '# Benchmark results',
     '',
-    'Written by `npm run bench` (`bench/run.ts`); do not edit by hand. Each figure is compared with a baseline measured',
-    'in the same run, as a ratio (> 1× = better than the baseline), because these machines are noisy.',
+    'Written by `npm run bench` (`bench/run.ts`); do not edit the tables and notes by hand. Each figure is compared with a',
+    'baseline measured in the same run, as a ratio (> 1× = better than the baseline), because these machines are noisy.',
+    'A section may end with a hand-written reading of its run; rerunning that benchmark replaces the section, reading',
+    'included.',
     '',
     `- Date: ${new Date().toISOString().slice(0, 10)}`,
     `- Machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB memory`,
@@ -97,8 +102,8 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   const body = files.filter((f) => sections.has(f)).map((f) => sections.get(f)!).join('\n');
-  writeFileSync(RESULTS, `${header}\n${body}`);
-  console.log(`wrote ${RESULTS}`);
+  writeFileSync(out, `${header}\n${body}`);
+  console.log(`wrote ${out}`);
 }
 
 await main();
