@@ -81,6 +81,8 @@ def main() -> None:
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(a.device)
+    if a.pairs > 0 and (dev.type != "cpu" or a.mode != "train" or a.threads < 2):
+        ap.error("--pairs measures CPU thread scaling: it needs --device cpu, --mode train and --threads 2 or more")
     model = build(spec, a.size, a.classes).to(dev)
     x = torch.rand(a.batch, 3, a.size, a.size, device=dev) * 2 - 1
     y = torch.arange(a.batch, device=dev) % a.classes
