@@ -178,8 +178,8 @@ async function threadPairs(spec: ModelSpec, batch: number, steps: number, thread
 }
 
 /** PyTorch's thread scaling in tight pairs (`torch_train.py --pairs`): [1 thread, `threads`] images/s per pair, or null. */
-function torchPairs(specFile: string, batch: number, steps: number, threads: number, pairs: number, log: (m: string) => void): [number, number][] | null {
-  const r = spawnSync('python3', [join(here, 'torch_train.py'), '--spec', specFile, '--size', '224', '--batch', String(batch), '--steps', String(steps), '--threads', String(threads), '--warmup', '2', '--pairs', String(pairs)], { encoding: 'utf8', timeout: 900_000 });
+function torchPairs(specFile: string, batch: number, steps: number, threads: number, warmup: number, pairs: number, log: (m: string) => void): [number, number][] | null {
+  const r = spawnSync('python3', [join(here, 'torch_train.py'), '--spec', specFile, '--size', '224', '--batch', String(batch), '--steps', String(steps), '--threads', String(threads), '--warmup', String(warmup), '--pairs', String(pairs)], { encoding: 'utf8', timeout: 900_000 });
   if (r.status !== 0) {
     log(`PyTorch did not run: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-1)[0]}`);
     return null;
@@ -238,7 +238,7 @@ async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
     const pairLoads = [load()];
     const tp = await threadPairs(spec, batch, steps, threads, warmup, pairs);
     pairLoads.push(load());
-    const tt = torchPairs(specFile, batch, steps * 2, threads, pairs, ctx.log);
+    const tt = torchPairs(specFile, batch, steps * 2, threads, warmup, pairs, ctx.log);
     pairLoads.push(load());
     const ratios = (n: number[], one: number[]) => n.map((v, i) => v / one[i]!);
     const fmt = (r: number[]) => r.map((v) => v.toFixed(2)).join(', ');

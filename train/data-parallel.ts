@@ -29,7 +29,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { setDropoutStep } from './models.ts';
 import { batchNormChannels, Collective, CollectiveAborted, collectiveLength, synchroniseBatchNorm } from './sync-batch-norm.ts';
-import { nextPowers, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig } from './optimizer.ts';
+import { nextPowers, paramCount, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig } from './optimizer.ts';
 import { startTsWorker } from './ts-worker.ts';
 
 /** How a replica gets its model: built from a spec (training; weights come with {@link ReplicaPool.sync}) or loaded. */
@@ -184,11 +184,6 @@ export function balanceReport(ms: readonly number[], rows: readonly number[]): {
 export function chunkRange(p: number, threads: number, rank: number): [number, number] {
   const [from, count] = sliceRows(p, threads, rank);
   return [from, from + count];
-}
-
-/** Total number of elements of `vars`. */
-export function paramCount(vars: readonly tf.Tensor[]): number {
-  return vars.reduce((s, v) => s + v.size, 0);
 }
 
 /** A loss term added once per step (not per row), e.g. the weight-decay penalty; built inside the gradient tape. */

@@ -58,6 +58,11 @@ function setAdamPowers(opt: tf.Optimizer, p: [number, number] | null): void {
   });
 }
 
+/** Total number of elements of `vars`: P, the length of their flattened values (variables in order). */
+export function paramCount(vars: readonly tf.Tensor[]): number {
+  return vars.reduce((s, v) => s + v.size, 0);
+}
+
 /** Slot arrays per parameter: Nesterov's accumulation (1); Adam's first and second moments (2). */
 export function slotCount(kind: OptimizerConfig['kind']): number {
   return kind === 'adam' ? 2 : 1;
@@ -84,7 +89,7 @@ export async function readOptimizerState(
   try {
     const iterations = ws[0] ? ws[0].tensor.dataSync()[0]! : 0;
     const s = slotCount(kind);
-    const p = vars.reduce((n, v) => n + v.size, 0);
+    const p = paramCount(vars);
     const state = ws.slice(1);
     if (state.length === 0) {
       slots.fill(0, 0, s * p);
@@ -116,7 +121,7 @@ export async function writeOptimizerState(
 ): Promise<void> {
   const old = (await opt.getWeights()).map((w) => w.tensor);
   const s = slotCount(kind);
-  const p = vars.reduce((n, v) => n + v.size, 0);
+  const p = paramCount(vars);
   const fresh: { name: string; tensor: tf.Tensor }[] = [{ name: 'iter', tensor: tf.scalar(iterations, 'int32') }];
   for (let k = 0; k < s; k++) {
     let at = k * p;

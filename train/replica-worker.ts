@@ -1,7 +1,7 @@
 /**
  * A worker replica of data-parallel training and inference (train/data-parallel.ts): its own CPU backend and
  * model, computing its rank's slice of each batch from shared memory. `workerData` is a {@link ReplicaInit};
- * messages are {@link ReplicaRequest}s, each answered by one {@link ReplicaReply} except `apply`.
+ * messages are {@link ReplicaRequest}s, each answered by one {@link ReplicaReply} except `load`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -12,7 +12,7 @@ import {
 } from './data-parallel.ts';
 import { fileLoader } from './model-io.ts';
 import { buildModel } from './models.ts';
-import { nextPowers, updateChunk, type OptimizerConfig } from './optimizer.ts';
+import { nextPowers, paramCount, updateChunk, type OptimizerConfig } from './optimizer.ts';
 import { Collective, synchroniseBatchNorm } from './sync-batch-norm.ts';
 
 const init = workerData as ReplicaInit;
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     logits = model;
   }
   const vars = init.model.kind === 'build' ? model.trainableWeights.map((w) => w.read() as tf.Variable) : [];
-  const params = vars.reduce((s, v) => s + v.size, 0);
+  const params = paramCount(vars);
   // Batch norm's moving statistics: every replica updates them alike in its forward pass, but a rank without rows in
   // a batch does not, so they come from the calling thread with the weights.
   const stateVars = init.model.kind === 'build' ? model.nonTrainableWeights.map((w) => w.read() as tf.Variable) : [];
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       }
     });
   });
-  reply({ op: 'ready', params, state: stateVars.reduce((s, v) => s + v.size, 0) });
+  reply({ op: 'ready', params, state: paramCount(stateVars) });
 }
 
 main().catch((e: unknown) => reply({ op: 'error', message: `could not start: ${e instanceof Error ? e.message : String(e)}` }));
