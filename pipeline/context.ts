@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, posix, resolve } from 'node:path';
 import type { Config } from './config-core.ts';
+import { configView } from './config-view.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
 import { resolveList, type Stage, type StageContext } from './stage.ts';
@@ -46,7 +47,7 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
   const readable = [...resolveList(stage.inputs, opts.config), ...outputs, ...resolveList(stage.inPlaceOutputs, opts.config)];
   const log = (opts.log ?? createLogger()).child(stage.name);
   return {
-    config: opts.config,
+    config: configView(opts.config, declaredKeys(stage, opts.config), stage.name),
     workDir,
     log,
     signal: opts.signal ?? new AbortController().signal,
@@ -66,6 +67,11 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
       opts.onIncomplete?.(reason);
     },
   };
+}
+
+/** Every config key `stage` may read for `config`: its `params` and its `tuning`. */
+export function declaredKeys(stage: Stage, config: Config): string[] {
+  return [...resolveList(stage.params, config), ...(stage.tuning ?? [])];
 }
 
 /**

@@ -19,7 +19,10 @@ export { EXIT_RERUN_LATER, InterruptedError, isTransientError, RerunLaterError, 
 
 /** What a stage's `run` receives. */
 export interface StageContext {
-  /** The resolved configuration. */
+  /**
+   * The resolved configuration as this stage may read it (`configView`, pipeline/config-view.ts): only the keys its declaration lists in
+   * `params` and `tuning`; reading any other key throws, naming it.
+   */
   readonly config: Config;
   /**
    * Absolute path of this stage's private, persistent work directory (`DATA_DIR/.work/<stage>/`), for resumable
@@ -77,8 +80,17 @@ export interface StageDeclaration {
    * (directly or not), or be `pipeline.lock.json` (hashed without the reading stage's own entry).
    */
   readonly inputs: readonly string[] | ((config: Config) => readonly string[]);
-  /** Dotted config keys this stage reads (`seed`, `image.size`, or a whole section such as `crawl`). */
+  /**
+   * Dotted config keys that decide this stage's outputs (`seed`, `image.size`, or a whole section such as `eval`): the
+   * lock records their values, and a change makes the stage stale. The stage reads them through `ctx.config`.
+   */
   readonly params: readonly string[] | ((config: Config) => readonly string[]);
+  /**
+   * Dotted config keys the stage also reads that cannot change what it writes, only how fast or how patiently it gets
+   * there, or what it logs: request rates, concurrency, timeouts, retries, threads, the backend. They are not recorded
+   * in the lock, so changing them leaves the stage fresh. `ctx.config` holds these and {@link params}, nothing else.
+   */
+  readonly tuning?: readonly string[];
   /** Paths (files or directories) this stage writes, relative to the data directory. */
   readonly outputs: readonly string[] | ((config: Config) => readonly string[]);
   /**

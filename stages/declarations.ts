@@ -25,6 +25,16 @@ export function shardsConfigHash(config: Config): string {
   return hashJson(pickParams(config, SHARDS_PARAMS));
 }
 
+/**
+ * What the client for Bandcamp's site reads (`siteClient` in bandcamp/client.ts): its request budget, retries, backoff,
+ * timeouts, transport, size limit and User-Agent. None of them changes what an answer says, only how and how fast it is
+ * fetched; an answer over `crawl.maxPageBytes` fails its item (a rerun with a larger limit fetches it), it is not kept.
+ */
+export const SITE_CLIENT_TUNING = [
+  'crawl.maxRequestsPerMinute', 'crawl.maxConcurrency', 'crawl.impersonate', 'crawl.timeoutMs', 'crawl.maxRetries', 'crawl.maxBlockedRetries',
+  'crawl.backoff', 'crawl.maxPageBytes', 'bandcamp.userAgent',
+] as const;
+
 /** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
 export const TRAIN_PARAMS = [
   'seed', 'image.size',
@@ -69,6 +79,8 @@ export const discoverDeclaration: StageDeclaration = {
   deps: [],
   inputs: [],
   params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample', 'crawl.maxEmptyPages', 'crawl.maxPagesPerGenre'],
+  // A listing page over crawl.maxListingBytes stops the stage with an error; it never becomes part of the output.
+  tuning: [...SITE_CLIENT_TUNING, 'crawl.maxListingBytes'],
   outputs: ['candidates.arrow'],
   version: 2,
   skipWhen: rebuildingFromManifest,
@@ -81,6 +93,7 @@ export const labelDeclaration: StageDeclaration = {
   deps: ['discover'],
   inputs: ['candidates.arrow'],
   params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
+  tuning: SITE_CLIENT_TUNING,
   outputs: ['labels.arrow'],
   version: 2,
   skipWhen: rebuildingFromManifest,
@@ -93,6 +106,7 @@ export const selectDeclaration: StageDeclaration = {
   deps: ['discover', 'label'],
   inputs: (config) => (config.select.fromManifest ? [] : ['candidates.arrow', 'labels.arrow']),
   params: ['genres', 'seed', 'select.fromManifest', 'crawl.pageSize'],
+  tuning: ['perGenre'], // only in its log lines ("need N"): the ranking holds every eligible album whatever perGenre is
   extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
   outputs: ['selection.arrow'],
   version: 2,
@@ -104,7 +118,10 @@ export const downloadDeclaration: StageDeclaration = {
   description: 'download each genre’s covers until it has perGenre valid, distinct images',
   deps: ['select'],
   inputs: ['selection.arrow'],
-  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds'],
+  // crawl.pageSize sizes the further listing it asks discover for when a genre is short.
+  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds', 'crawl.pageSize'],
+  // A cover that spent its retries keeps its place for the next run; it is not replaced.
+  tuning: ['download.concurrency', 'download.timeoutMs', 'download.retries', 'crawl.maxBlockedRetries', 'crawl.backoff', 'crawl.impersonate', 'bandcamp.userAgent'],
   outputs: ['manifest.tsv', 'rejected.tsv'],
   inPlaceOutputs: ['images'],
   version: 2,
@@ -128,6 +145,8 @@ export const shardsDeclaration: StageDeclaration = {
   deps: ['split'],
   inputs: ['splits.arrow', 'images'],
   params: SHARDS_PARAMS,
+  // Worker count and in-flight images; the decode timeout is a guard against a hanging decoder (a cover takes 1-5 ms).
+  tuning: ['shards.concurrency', 'shards.decodeTimeoutMs'],
   outputs: SHARDS_OUTPUTS,
   version: 2, // 2: the fast resampler rounds halves up on every machine; the addon rejects malformed headers itself
 };
@@ -150,6 +169,8 @@ export const trainDeclaration: StageDeclaration = {
   deps: ['shards', 'mean'],
   inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
   params: TRAIN_PARAMS,
+  // train.resumeFrom only seeds the first snapshot of a run (the user's explicit choice); the rest change the speed.
+  tuning: ['train.backend', 'train.threads', 'train.balance', 'train.resumeFrom'],
   outputs: (c) => [modelDir(c.train.run)],
   version: 2,
 };
@@ -161,6 +182,7 @@ export const evaluateDeclaration: StageDeclaration = {
   deps: ['train'],
   inputs: (c) => [modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow'],
   params: ['eval', 'train.run'],
+  tuning: ['train.backend', 'train.threads'],
   outputs: ['eval/metrics.json'],
   version: 2,
 };
@@ -171,11 +193,11 @@ export const baselineDeclaration: StageDeclaration = {
   description: 'the study baselines on downsampled pixels: random forest and/or linear SVM → eval/baseline*.json',
   deps: ['shards'],
   inputs: [splitDir('train'), splitDir('test')],
-  // baseline.threads is left out: the forest is the same for any thread count.
   params: [
-    'seed', 'train.repeats', 'baseline.model', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
+    'seed', 'train.seed', 'train.repeats', 'baseline.model', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
     'baseline.minSamplesSplit', 'baseline.svmC', 'baseline.svmMaxIter',
   ],
+  tuning: ['baseline.threads'], // the forest is the same for any thread count
   outputs: baselineOutputs,
   version: 3,
 };
