@@ -73,12 +73,12 @@ export const trainStage: StageImplementation = {
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
         ctx.log.info(`${spec.architecture}${t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
         const result = await trainModel({
-          train, validation, mean, spec,
-          crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
-          batchSize: t.batchSize, epochs: t.epochs, schedule: t.schedule, patience: t.patience, plateau: t.plateau, cosine: t.cosine,
-          weightDecay: t.weightDecay, snapshotEvery: t.snapshotEvery, seed,
+          // The `train` section as this stage's view of the configuration holds it (the keys it declares; TrainSettings
+          // in train/train-loop.ts names those the loop reads); the training seed, threads and resumption are this model's.
+          ...t,
+          train, validation, mean, spec, seed,
           snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
-          threads: t.threads ?? defaultThreads(), balance: t.balance,
+          threads: t.threads ?? defaultThreads(),
           onStart: (s) => {
             firstEpoch = s.epoch;
             if (s.done) return;

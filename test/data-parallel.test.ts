@@ -21,7 +21,7 @@ function options(over: Partial<TrainOptions>): TrainOptions {
   return {
     train: S.train, validation: S.validation, mean: S.mean, spec: SPEC,
     crop: 12, mirror: true, optimizer: 'nesterov', learningRate: 0.01, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    batchSize: 10, epochs: 4, patience: 1, snapshotEvery: 1, seed: 3, snapshotDir: join(S.dir, 'snap-default'), log: () => {},
+    batchSize: 10, epochs: 4, schedule: 'study', patience: 1, snapshotEvery: 1, seed: 3, snapshotDir: join(S.dir, 'snap-default'), log: () => {},
     ...over,
   };
 }

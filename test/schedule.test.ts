@@ -161,7 +161,7 @@ function trainOptions(over: Partial<TrainOptions>): TrainOptions {
     train, validation, mean,
     spec: resolveModelSpec('ConvNet', 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16'),
     crop: 12, mirror: true, optimizer: 'nesterov', learningRate: 0.05, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    batchSize: 8, epochs: 8, patience: 1, snapshotEvery: 100, seed: 5, snapshotDir: join(dir, `snap-${Math.random()}`), log: () => {}, workerLoader: false,
+    batchSize: 8, epochs: 8, schedule: 'study', patience: 1, snapshotEvery: 100, seed: 5, snapshotDir: join(dir, `snap-${Math.random()}`), log: () => {}, workerLoader: false,
     ...over,
   };
 }

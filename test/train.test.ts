@@ -32,7 +32,7 @@ function options(over: Partial<TrainOptions>): TrainOptions {
     train, validation, mean,
     spec: resolveModelSpec('ConvNet', 'num_conv_layers=2:lc0_num_filters=8:lc0_filter_size=3:lc0_mp=True:lc1_num_filters=8:lc1_stride=2:ld0_num_units=16'),
     crop: 12, mirror: true, optimizer: 'nesterov', learningRate: 0.01, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    batchSize: 8, epochs: 4, patience: 3, snapshotEvery: 1, seed: 3, snapshotDir: join(dir, 'snap-default'), log: () => {},
+    batchSize: 8, epochs: 4, schedule: 'study', patience: 3, snapshotEvery: 1, seed: 3, snapshotDir: join(dir, 'snap-default'), log: () => {},
     ...over,
   };
 }

@@ -120,7 +120,7 @@ function options(over: Partial<TrainOptions>): TrainOptions {
   return {
     train, validation, mean, spec: DEMO_SPEC,
     crop: 64, mirror: true, optimizer: 'adam', learningRate: 0.001, momentum: 0.9, adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    batchSize: 9, epochs: 1, patience: 4, snapshotEvery: 5, seed: 0, snapshotDir: join(dir, 'snap'), log: () => {},
+    batchSize: 9, epochs: 1, schedule: 'study', patience: 4, snapshotEvery: 5, seed: 0, snapshotDir: join(dir, 'snap'), log: () => {},
     ...over,
   };
 }

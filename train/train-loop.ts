@@ -18,7 +18,7 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
-import { ReplicaPool, type Balance } from './data-parallel.ts';
+import { ReplicaPool } from './data-parallel.ts';
 import { disposeOptimizer, makeOptimizer as makeOptimizerOf, type OptimizerConfig } from './optimizer.ts';
 import { decayedWeights, l2Penalty } from './regularization.ts';
 import {
@@ -26,37 +26,29 @@ import {
   type CosineOptions, type PlateauOptions, type ScheduleName, type ScheduleOptions, type ScheduleState,
 } from './schedule.ts';
 import type { SplitData } from '../schemas/shards/read.ts';
+import type { Config } from '../pipeline/config-core.ts';
 
 /** Learning rate below which the `study` schedule stops training (the study). */
 export const MIN_LEARNING_RATE = STUDY_MIN_LEARNING_RATE;
 
-/** Options of {@link trainModel}. */
-export interface TrainOptions {
+/**
+ * The `train` settings the loop reads, as the configuration resolves them: pipeline/config.ts documents each key and
+ * holds its one default (the `train` stage hands its declared slice of the configuration through). Callers outside the
+ * pipeline (tests, benchmarks) may leave out `plateau` and `cosine` (the loop then uses {@link DEFAULT_PLATEAU} and
+ * {@link DEFAULT_COSINE}, the configuration's defaults too), `weightDecay` (none) and `balance` (`rows`).
+ */
+export type TrainSettings = Pick<Config['train'], 'crop' | 'mirror' | 'optimizer' | 'learningRate' | 'momentum' | 'adam' | 'batchSize' | 'epochs' | 'schedule' | 'patience' | 'snapshotEvery'>
+  & Partial<Pick<Config['train'], 'plateau' | 'cosine' | 'weightDecay' | 'balance'>>;
+
+/** Options of {@link trainModel}: the `train` settings, the data, and what the stage decides for this model. */
+export interface TrainOptions extends TrainSettings {
   train: SplitData;
   /** Validation split (adaptive learning rate, best weights), or null. */
   validation: SplitData | null;
   /** Per-pixel mean `[S, S, 3]` or null. */
   mean: Float32Array | null;
   spec: ModelSpec;
-  crop: number;
-  mirror: boolean;
-  optimizer: 'nesterov' | 'adam';
-  learningRate: number;
-  momentum: number;
-  adam: { beta1: number; beta2: number; epsilon: number };
-  batchSize: number;
-  epochs: number;
-  /** Learning-rate schedule (train/schedule.ts); default `study`, the loop's behaviour before schedules existed. */
-  schedule?: ScheduleName;
-  /** `study`: epochs without a better validation accuracy before the learning rate is divided by 10. */
-  patience: number;
-  /** `plateau` options (default {@link DEFAULT_PLATEAU}). */
-  plateau?: PlateauOptions;
-  /** `cosine` options (default {@link DEFAULT_COSINE}). */
-  cosine?: CosineOptions;
-  /** L2 weight decay λ on conv and dense kernels (train/regularization.ts); default 0. */
-  weightDecay?: number;
-  snapshotEvery: number;
+  /** The training seed (initial weights, shuffles, crops, mirrors, dropout masks). */
   seed: number;
   /** Where snapshots are written (and resumed from when one exists). */
   snapshotDir: string;
@@ -69,8 +61,6 @@ export interface TrainOptions {
    * backends (wasm, cpu); GPU backends train on one thread.
    */
   threads?: number;
-  /** How data-parallel steps split a batch (train/data-parallel.ts `Balance`; default `rows`). */
-  balance?: Balance;
   /**
    * Called once before the first epoch (after resuming from a snapshot, if any) with the epochs already completed
    * and whether training is already finished (a resumed finished run trains no further epochs).
@@ -212,7 +202,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const vars = [...trainable, ...nonTrainable];
   const decayed = decayedWeights(model);
   const sched: ScheduleOptions = {
-    name: o.schedule ?? 'study', learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
+    name: o.schedule, learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
     plateau: o.plateau ?? DEFAULT_PLATEAU, cosine: o.cosine ?? DEFAULT_COSINE,
   };
   const rng = new Rng(o.seed ^ 0x5eed);
