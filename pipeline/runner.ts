@@ -150,10 +150,10 @@ function describeChange(key: string, before: unknown, after: unknown): string {
 }
 
 /**
- * Decides whether a stage is fresh, given the lock and the dependencies' current output hashes.
+ * Where a stage stands by its lock entry alone, given the dependencies' current output hashes.
  * @param depHashes current combined output hash of each non-skipped dependency (absent: never built).
  */
-async function stageState(
+async function lockState(
   stage: Stage,
   config: Config,
   entry: LockEntry | undefined,
@@ -203,6 +203,27 @@ async function stageState(
   return reasons.length ? { kind: 'stale', reasons } : { kind: 'fresh' };
 }
 
+/** Besides the lock, what makes a fresh stage run: `--force` on a target, or a rerun the runner needs (with its reason). */
+interface RunReasons {
+  /** `--force` was given and the stage is one of the targets. */
+  forced: boolean;
+  /** Why the runner reruns the stage although its lock entry is fresh (an upstream stage reruns, a round), or null. */
+  rerun: string | null;
+}
+
+/**
+ * Decides a stage's state: the one decision behind both {@link plan} (`--dry-run`) and {@link make}. A stage its lock
+ * calls fresh still runs when the runner needs it to (`why.rerun`) or `--force` names it; a skipped or stale stage
+ * stays so.
+ */
+async function decideState(stage: Stage, config: Config, lock: LockFile, depHashes: Map<string, string | null>, hasher: Hasher, why: RunReasons): Promise<StageState> {
+  const state = await lockState(stage, config, lock.stages[stage.name], depHashes, hasher, lock);
+  if (state.kind !== 'fresh') return state;
+  if (why.rerun) return { kind: 'stale', reasons: [why.rerun] };
+  if (why.forced) return { kind: 'stale', reasons: ['--force'] };
+  return state;
+}
+
 /** Current combined output hash of each stage in the lock, or null when never built or skipped. */
 function depHashesFor(stage: Stage, config: Config, byName: Map<string, Stage>, current: Map<string, string | null>): Map<string, string | null> {
   const m = new Map<string, string | null>();
@@ -230,10 +251,11 @@ export async function plan(opts: MakeOptions): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const rerun = new Set<string>();
   for (const stage of needed) {
-    let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashesFor(stage, opts.config, byName, current), hasher, lock);
     const upstream = stage.deps.filter((d) => rerun.has(d));
-    if (state.kind === 'fresh' && upstream.length) state = { kind: 'stale', reasons: [`upstream ${upstream.join(', ')} will rerun`] };
-    if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
+    const state = await decideState(stage, opts.config, lock, depHashesFor(stage, opts.config, byName, current), hasher, {
+      forced: !!opts.force && targets.has(stage.name),
+      rerun: upstream.length ? `upstream ${upstream.join(', ')} will rerun` : null,
+    });
     const willRun = state.kind === 'stale' || state.kind === 'never-built';
     if (willRun) rerun.add(stage.name);
     steps.push({ stage, state, willRun });
@@ -303,12 +325,11 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       const lock = readLock(dataDir);
       const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
       const depHashes = depHashesFor(stage, opts.config, byName, current);
-      let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashes, hasher, lock);
-      if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
-      if (rerunOnce?.name === stage.name) {
-        if (state.kind === 'fresh') state = { kind: 'stale', reasons: [rerunOnce.reason] };
-        rerunOnce = null;
-      }
+      const state = await decideState(stage, opts.config, lock, depHashes, hasher, {
+        forced: !!opts.force && targets.has(stage.name),
+        rerun: rerunOnce?.name === stage.name ? rerunOnce.reason : null,
+      });
+      if (rerunOnce?.name === stage.name) rerunOnce = null;
       const outputs = allOutputs(stage, opts.config).map((o) => join(dataDir, o));
       if (state.kind === 'skipped' || state.kind === 'fresh') {
         report({ name: stage.name, action: state.kind === 'fresh' ? 'fresh' : 'skipped', reason: describeState(state), durationMs: 0, outputs });
