@@ -4,7 +4,8 @@
  * output paths). The registry (index.ts) pairs each declaration with its lazily imported implementation.
  *
  * Adding a stage: declare it here, register it in index.ts, write `stages/<name>.ts` exporting
- * `<name>Stage: StageImplementation`, and read only the paths declared in `inputs` (through `ctx.path`). Stages share
+ * `<name>Stage: StageImplementation`, and read only the paths declared in `inputs` (through `ctx.path`) and the config
+keys declared in `params` or `tuning` (through `ctx.config`, which throws on any other). Stages share
  * nothing but the data directory: a stage module imports no other stage module (only this one).
  */
 import { resolve } from 'node:path';
