@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { defaultConfig, hashJson, pickParams } from '../pipeline/config.ts';
+import { defaultConfig, hashJson, pickParams } from '../pipeline/config-core.ts';
 import { combineOutputHashes, Hasher, LOCK_FILE, readLock, writeLock, type LockFile, type OutputHash } from '../pipeline/lock.ts';
 import { allOutputs, hashInputs, plan } from '../pipeline/runner.ts';
 import { resolveList } from '../pipeline/stage.ts';

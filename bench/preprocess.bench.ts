@@ -166,7 +166,7 @@ const bench: BenchModule = {
     const rounds = ctx.quick ? 1 : 5;
     const listFile = join(ctx.tmpDir, 'covers.txt');
     writeFileSync(listFile, `${paths.join('\n')}\n`);
-    const { defaultConfig } = await import('../pipeline/config.ts');
+    const { defaultConfig } = await import('../pipeline/config-core.ts');
     const concurrency = defaultConfig().shards.concurrency;
     if (!fastJpeg()) ctx.log('WARNING: dataset/native/fastjpeg.node is not built (npm run build:native): "fast" falls back to sharp');
     const uvPool = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';

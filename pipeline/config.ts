@@ -11,9 +11,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { isPlainObject } from '../util/shape.ts';
-import { ConfigError, defaultConfig, DEFAULT_CONFIG_FILE, getPath, type LoadConfigOptions } from './config-core.ts';
-// The zod-free half (errors, defaults, hashing and picking of params), for importers that need no validation.
-export { canonicalJson, ConfigError, defaultConfig, DEFAULT_CONFIG_FILE, getPath, hashJson, pickParams, type LoadConfigOptions } from './config-core.ts';
+import { ConfigError, DEFAULT_CONFIG_FILE, getPath, type LoadConfigOptions } from './config-base.ts';
+// What needs neither schema nor defaults (errors, hashing and picking of params). The defaults without zod
+// (defaultConfig) are in pipeline/config-core.ts, which takes only the types from here: no import circle.
+export { canonicalJson, ConfigError, DEFAULT_CONFIG_FILE, getPath, hashJson, pickParams, type LoadConfigOptions } from './config-base.ts';
 // Configuration vocabulary below pipeline/ (schemas/): the architectures and train.modelParams grammar, the backend
 // names, the schedules and their defaults.
 import { ARCHITECTURES, modelParamsProblem } from '../schemas/model-params.ts';
@@ -354,6 +355,13 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** The resolved configuration: every key present, defaults applied. */
 export type Config = z.output<typeof ConfigSchema>;
 
+let defaults: Config | null = null;
+
+/** What the schema resolves `{}` to (computed once; never handed out, so never changed). */
+function schemaDefaults(): Config {
+  return (defaults ??= ConfigSchema.parse({}));
+}
+
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let cur = obj;
   for (const key of path.slice(0, -1)) {
@@ -390,7 +398,7 @@ const isNumeric = (raw: string) => raw !== '' && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?
  * or the text. A string key that also accepts numbers (`baseline.maxFeatures=0.1`) takes a number when valid there.
  */
 function typedSetValue(path: readonly string[], raw: string): unknown {
-  const def = getPath(defaultConfig(), path);
+  const def = getPath(schemaDefaults(), path);
   if (Array.isArray(def)) {
     const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
     return typeof def[0] === 'number' ? items.map((x) => (isNumeric(x) ? Number(x) : x)) : items;
@@ -428,7 +436,7 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
  * @throws ConfigError naming the key and listing the keys that exist where it went wrong.
  */
 export function checkSetKey(path: readonly string[]): void {
-  let cur: unknown = defaultConfig();
+  let cur: unknown = schemaDefaults();
   const key = path.join('.');
   for (let i = 0; i < path.length; i++) {
     const seg = path[i]!;
@@ -483,7 +491,7 @@ export function resolveConfig(raw: unknown, source = 'config'): Config {
     if (issue.code === 'unrecognized_keys') {
       const where = issue.path.length ? `${path}.` : '';
       // The keys that exist there, as for --set (checkSetKey).
-      const section = getPath(defaultConfig(), issue.path as (string | number)[]);
+      const section = getPath(schemaDefaults(), issue.path as (string | number)[]);
       const known = isPlainObject(section) ? `; known: ${Object.keys(section).join(', ')}` : '';
       return `${issue.keys.map((k) => where + k).join(', ')}: unknown key${issue.keys.length > 1 ? 's' : ''}${known} (see README "Configuration")`;
     }

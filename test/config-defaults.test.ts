@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { configDefaultsSource, ConfigError, defaultConfig, loadConfig, resolveConfig } from '../pipeline/config.ts';
-import { loadConfigLazily, onlyDefaults } from '../pipeline/config-core.ts';
+import { configDefaultsSource, ConfigError, loadConfig, resolveConfig } from '../pipeline/config.ts';
+import { defaultConfig, loadConfigLazily, onlyDefaults } from '../pipeline/config-core.ts';
 
 describe('generated config defaults', () => {
   it('pipeline/config-defaults.ts is current (else run npm run config-defaults)', () => {

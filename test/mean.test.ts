@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { MeanAccumulator } from '../dataset/mean.ts';
-import { defaultConfig } from '../pipeline/config.ts';
+import { defaultConfig } from '../pipeline/config-core.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
 import { meanStage } from '../stages/index.ts';

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { defaultConfig, loadConfig, resolveConfig } from '../pipeline/config.ts';
+import { loadConfig, resolveConfig } from '../pipeline/config.ts';
+import { defaultConfig } from '../pipeline/config-core.ts';
 import { memoryLogger } from '../util/log.ts';
 import { readLock } from '../pipeline/lock.ts';
 import { clean, make, plan } from '../pipeline/runner.ts';

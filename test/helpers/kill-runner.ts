@@ -1,5 +1,5 @@
 // Child process for the runner's kill test: runs `make d` with stage d hanging until it is killed.
-import { defaultConfig } from '../../pipeline/config.ts';
+import { defaultConfig } from '../../pipeline/config-core.ts';
 import { make } from '../../pipeline/runner.ts';
 import { memoryLogger } from '../../util/log.ts';
 import { TOY_STAGES, toyControl } from './toy-stages.ts';
