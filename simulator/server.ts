@@ -122,7 +122,7 @@ const CURSOR_PREFIX = Buffer.from([0x02, 0x83, 0x08]);
  * An opaque cursor like Bandcamp's (`AoMI…`, base64, ending in `a<item_id>`, REFERENCE.md §2.4): bytes
  * `02 83 08`, the sort key (float64 BE), `2b`, then `a<item_id>`. It means "after this item".
  */
-export function encodeCursor(key: number, itemId: number): string {
+function encodeCursor(key: number, itemId: number): string {
   const b = Buffer.alloc(12);
   CURSOR_PREFIX.copy(b, 0);
   b.writeDoubleBE(key, 3);
@@ -152,7 +152,7 @@ function badSchemeUrl(itemId: number): string {
 }
 
 /** The size a `huge-body` cover declares and streams: 2 GiB. */
-export const HUGE_BODY_BYTES = 2 * 1024 ** 3;
+const HUGE_BODY_BYTES = 2 * 1024 ** 3;
 
 /**
  * Answers 200 `image/jpeg` with zeros: `total` bytes under a matching Content-Length, or (null) chunked without
@@ -201,6 +201,314 @@ function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
 }
 
 
+/** What the answering functions share: the catalogue, the fault plan, the images, the origins, the listing cache. */
+interface SimState {
+  catalog: Catalog;
+  plan: FaultPlan;
+  images: ImageService;
+  /** The simulator's own origins (filled in once both listeners are bound). */
+  site: SiteUrls;
+  seed: number;
+  /** Delay of the `slow` fault, ms. */
+  slowMs: number;
+  /** `Retry-After` of an injected 429, s. */
+  retryAfter: number;
+  /** Sorted listings by {@link listingKey}, the 64 most recent. */
+  listings: Map<string, Listing>;
+}
+
+/** One request being answered; `fault` is what the log records for it (set as the answer decides). */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Arrival time, ms since the epoch. */
+  time: number;
+  method: string;
+  url: URL;
+  endpoint: Endpoint;
+  /** The request body (POST), else ''. */
+  body: string;
+  /** Method, path and body: what repeats of one request share (their attempts are counted by it). */
+  key: string;
+  fault: string | null;
+}
+
+/** Sends a complete answer with the headers Bandcamp's CDN adds; `head`: headers only. */
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}, head = false): void {
+  const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': String(buf.length),
+    server: 'nginx',
+    via: '1.1 varnish, 1.1 varnish',
+    'x-served-by': 'cache-sim1, cache-sim2',
+    ...headers,
+  });
+  res.end(head ? undefined : buf);
+}
+
+/** Sends `v` as JSON. */
+function json(res: ServerResponse, status: number, v: unknown): void {
+  send(res, status, 'application/json; charset=utf-8', JSON.stringify(v));
+}
+
+/** Sends an HTML page. */
+function html(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  send(res, status, 'text/html; charset=UTF-8', body, headers);
+}
+
+/** Which endpoint a path is. */
+function endpointOf(path: string): Endpoint {
+  if (path === DISCOVER_WEB_PATH) return 'discover';
+  if (path === TRALBUM_DETAILS_PATH) return 'details';
+  if (/^\/img\//.test(path)) return 'image';
+  if (/^\/(album|merch|band)\//.test(path)) return 'page';
+  return 'other';
+}
+
+/** Reads a request (its body when POST) into an {@link Exchange}; null when it was answered already (413, body too large). */
+async function readExchange(req: IncomingMessage, res: ServerResponse): Promise<Exchange | null> {
+  const time = Date.now();
+  const method = req.method ?? 'GET';
+  const url = new URL(req.url ?? '/', 'http://sim');
+  let body = '';
+  if (method === 'POST') {
+    try {
+      body = await readBody(req);
+    } catch {
+      json(res, 413, { error: true, error_message: 'body too large' });
+      return null;
+    }
+  }
+  const key = `${method} ${req.url ?? '/'}${body ? ` ${body}` : ''}`;
+  return { req, res, time, method, url, endpoint: endpointOf(url.pathname), body, key, fault: null };
+}
+
+/**
+ * Answers with the request's transient fault, if it has one that ends it (429, 503, reset, challenge): true then.
+ * `slow` only delays the answer (false after the delay; true when the client left meanwhile).
+ */
+async function answeredByTransientFault(sim: SimState, ex: Exchange): Promise<boolean> {
+  const { req, res } = ex;
+  switch (ex.fault) {
+    case '429':
+      send(res, 429, 'application/json; charset=utf-8', JSON.stringify({ error: true, error_message: 'Too Many Requests' }), { 'retry-after': String(sim.retryAfter) });
+      return true;
+    case '503':
+      html(res, 503, varnishErrorHtml(503, 'Service Unavailable', 54113), { 'retry-after': '0' });
+      return true;
+    case 'reset':
+      req.socket.destroy();
+      return true;
+    case 'challenge':
+      html(res, 200, challengeHtml(hash32(ex.key).toString(36)), { 'cache-control': 'no-store' });
+      return true;
+    case 'slow': {
+      // Ends early when the connection closes (the client gave up, or close() dropped it), so that a closed
+      // simulator leaves no timer keeping its process alive for --slow-ms.
+      const gone = new AbortController();
+      const onClose = () => gone.abort();
+      req.socket.once('close', onClose);
+      try {
+        await sleep(sim.slowMs, undefined, { signal: gone.signal });
+      } catch {
+        return true;
+      } finally {
+        req.socket.off('close', onClose);
+      }
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+/** The sorted listing a `discover_web` request walks (cached by {@link listingKey}). */
+function listingFor(sim: SimState, q: SimDiscoverWebRequest): Listing {
+  const tags = [...new Set(q.tag_norm_names)].sort();
+  const types = [...new Set(q.include_result_types)].sort();
+  const k = listingKey(q);
+  const cached = sim.listings.get(k);
+  if (cached) return cached;
+  const sortKey = (a: SimAlbum): number => (q.slice === 'new' ? -a.releaseDate : unit(q.slice, sim.seed, a.itemId));
+  const items = sim.catalog.albums
+    .filter((a) => types.includes(a.resultType))
+    .filter((a) => {
+      const have = new Set([...a.tags.map((t) => t.normName), ...(a.location ? [a.location.tag.normName] : [])]);
+      return tags.every((t) => have.has(t));
+    })
+    .map((a) => ({ a, key: sortKey(a) }))
+    .sort((x, y) => x.key - y.key || x.a.itemId - y.a.itemId);
+  const listing = { items: items.map((x) => x.a), keys: items.map((x) => x.key) };
+  if (sim.listings.size >= 64) sim.listings.delete(sim.listings.keys().next().value!);
+  sim.listings.set(k, listing);
+  return listing;
+}
+
+/** The first position of `listing` strictly after a cursor's (key, item_id), by binary search. */
+function positionAfter(listing: Listing, c: { key: number; itemId: number }): number {
+  let lo = 0;
+  let hi = listing.items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const k = listing.keys[mid]!;
+    if (k < c.key || (k === c.key && listing.items[mid]!.itemId <= c.itemId)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** One page of a listing from `start`, with the cursor to the next (null at the end), and the listing fault that shaped it. */
+function listingPage(sim: SimState, q: SimDiscoverWebRequest, listing: Listing, start: number): { page: SimAlbum[]; cursor: string | null; fault: string | null } {
+  const n = listing.items.length;
+  const listingFault = sim.plan.listing(listingKey(q));
+  const page = listing.items.slice(start, start + q.size);
+  const end = start + page.length;
+  const last = page.at(-1);
+  if (listingFault === 'cursor-cycle' && n >= 2 * q.size && start >= 2 * q.size) {
+    // A -> B -> A: the third page's cursor is the one the first page gave (pointing at the second page).
+    return { page, cursor: encodeCursor(listing.keys[q.size - 1]!, listing.items[q.size - 1]!.itemId), fault: listingFault };
+  }
+  if (listingFault === 'cursor-endless' && n > 0 && end >= n) {
+    // Past the end: the last page again, under a cursor never sent before ("after" an item_id counting up).
+    const tail = listing.items.at(-1)!;
+    const c = q.cursor === '*' ? null : decodeCursor(q.cursor);
+    const k = c && c.key === listing.keys.at(-1) ? Math.max(1, c.itemId - tail.itemId + 1) : 1;
+    return { page: listing.items.slice(Math.max(0, n - q.size)), cursor: encodeCursor(listing.keys.at(-1)!, tail.itemId + k), fault: listingFault };
+  }
+  return { page, cursor: last && end < n ? encodeCursor(listing.keys[end - 1]!, last.itemId) : null, fault: null };
+}
+
+/** `POST discover_web`: validates the body, then answers a page of the listing (`bad-scheme` albums get a bad `item_url`). */
+function answerDiscover(sim: SimState, ex: Exchange): void {
+  const { res } = ex;
+  if (ex.method !== 'POST') return json(res, 405, { error: true, error_message: 'POST only' });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(ex.body || '{}');
+  } catch {
+    return json(res, 400, { error: true, error_message: 'invalid JSON body' });
+  }
+  const parsed = SimDiscoverWebRequestSchema.safeParse(raw);
+  if (!parsed.success) return json(res, 400, { error: true, error_message: parsed.error.message });
+  const q = parsed.data;
+  const listing = listingFor(sim, q);
+  let start = 0;
+  if (q.cursor !== '*') {
+    const c = decodeCursor(q.cursor);
+    if (!c) return json(res, 400, { error: true, error_message: `invalid cursor ${JSON.stringify(q.cursor)}` });
+    start = positionAfter(listing, c);
+  }
+  const { page, cursor, fault } = listingPage(sim, q, listing, start);
+  if (fault) ex.fault = fault;
+  const results = page.map((a) => {
+    const r = discoverResult(sim.site, a);
+    if (sim.plan.scheme(a.itemId)) {
+      ex.fault ??= 'bad-scheme';
+      r.item_url = badSchemeUrl(a.itemId);
+    }
+    return r;
+  });
+  json(res, 200, { results, result_count: listing.items.length, batch_result_count: page.length, cursor });
+}
+
+/** `GET tralbum_details`: an album's details, or 404 for what the API does not know (removed albums, faults). */
+function answerDetails(sim: SimState, ex: Exchange): void {
+  const { res, url } = ex;
+  const { catalog } = sim;
+  const id = Number(url.searchParams.get('tralbum_id'));
+  const a = catalog.byItemId.get(id);
+  const bandId = url.searchParams.get('band_id');
+  const type = url.searchParams.get('tralbum_type') ?? 'a';
+  const noSuch = () => json(res, 404, { error: true, error_message: `No such tralbum: tralbum_id=${url.searchParams.get('tralbum_id')} tralbum_type=${type}` });
+  if (a && sim.plan.scheme(a.itemId)) {
+    ex.fault = 'bad-scheme'; // the label stage then falls back to the (bad) item_url
+    return noSuch();
+  }
+  // Removed albums (404, redirect, band-page) and the details-404 fault: the API has no such tralbum.
+  const gone = a ? [...catalog.albumFaultsOf(a.itemId), ...(catalog.detailsFaultOf(a.itemId) ? ['details-404'] : [])] : [];
+  if (!a || a.resultType !== 'a' || type !== 'a' || (bandId !== null && Number(bandId) !== a.bandId) || gone.length > 0) {
+    if (gone.length > 0) ex.fault = gone[0]!;
+    return noSuch();
+  }
+  const tagFault = catalog.tagFaultOf(a.itemId);
+  if (tagFault) ex.fault ??= tagFault;
+  json(res, 200, tralbumDetailsJson(sim.site, a, tagFault));
+}
+
+/** A band's `/music` page, an album page (with its album fault: 404, redirect, band page, markup, tags), or 404. */
+function answerPage(sim: SimState, ex: Exchange): void {
+  const { res } = ex;
+  const { catalog, site } = sim;
+  const path = ex.url.pathname;
+  const band = /^\/band\/([^/]+)\/music$/.exec(path);
+  if (band) {
+    const albums = catalog.albums.filter((x) => x.bandSlug === band[1]);
+    if (albums.length === 0) return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+    if (ex.fault === 'stripped') ex.fault = null; // band pages have no album data to strip
+    return html(res, 200, bandMusicHtml(site, band[1]!, albums));
+  }
+  const a = catalog.albumAt(path);
+  if (!a || a.resultType !== 'a') return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+  const albumFault = catalog.albumFaultsOf(a.itemId)[0];
+  if (albumFault === '404') {
+    ex.fault = '404';
+    return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+  }
+  if (albumFault === 'redirect') {
+    ex.fault = 'redirect';
+    const to = catalog.redirectTarget(a.itemId)!;
+    return send(res, 301, 'text/html; charset=UTF-8', '', { location: `${site.origin}${albumPath(to)}` });
+  }
+  if (albumFault === 'band-page') {
+    ex.fault = 'band-page';
+    return send(res, 302, 'text/html; charset=UTF-8', '', { location: bandMusicUrl(site, a.bandSlug) });
+  }
+  const markup = catalog.markupOf(a.itemId);
+  const tagFault = catalog.tagFaultOf(a.itemId);
+  const stripped = ex.fault === 'stripped';
+  ex.fault ??= markup ?? tagFault;
+  html(res, 200, albumPageHtml(site, a, { stripped, markup, tags: tagFault }));
+}
+
+/** `GET|HEAD /img/a<art_id>_<format>.jpg`: the cover (with its image fault), an endless or huge body, or 404. */
+async function answerImage(sim: SimState, ex: Exchange): Promise<void> {
+  const { res, method } = ex;
+  const { catalog } = sim;
+  const m = /^\/img\/a(\d{1,12})_(\d+)\.(?:jpg|jpeg|png|webp)$/.exec(ex.url.pathname);
+  if (!m || (method !== 'GET' && method !== 'HEAD')) return send(res, 404, 'text/plain', 'Not Found');
+  const artId = Number(m[1]);
+  const bodyFault = catalog.byArtId.has(artId) ? sim.plan.body(artId) : null;
+  if (bodyFault) {
+    ex.fault = bodyFault;
+    return streamZeros(res, bodyFault === 'huge-body' ? HUGE_BODY_BYTES : null, method === 'HEAD');
+  }
+  const img = await sim.images.get(artId, Number(m[2]));
+  if (!img) {
+    const album = catalog.byArtId.get(artId);
+    if (album && catalog.albumFaultsOf(album.itemId).includes('404')) ex.fault = '404';
+    return send(res, 404, 'text/plain', 'Not Found', {}, method === 'HEAD');
+  }
+  ex.fault ??= img.fault;
+  send(res, 200, img.contentType, img.bytes, { 'cache-control': 'public, max-age=31536000', 'accept-ranges': 'bytes' }, method === 'HEAD');
+}
+
+/** Any other path: the simulator's home page at `/`, else Bandcamp's 404 page. */
+function answerOther(sim: SimState, ex: Exchange): void {
+  const path = ex.url.pathname;
+  if (path === '/' || path === '') return html(ex.res, 200, '<!DOCTYPE html><html><head><title>Bandcamp simulator</title></head><body>Bandcamp simulator</body></html>');
+  html(ex.res, 404, notFoundHtml(sim.site), { 'x-robots-tag': 'noindex' });
+}
+
+/** The answering function of each endpoint. */
+const ANSWER: Record<Endpoint, (sim: SimState, ex: Exchange) => void | Promise<void>> = {
+  discover: answerDiscover,
+  details: answerDetails,
+  page: answerPage,
+  image: answerImage,
+  other: answerOther,
+};
+
 /**
  * Starts the simulator on 127.0.0.1 (two listeners: site and images).
  * @throws Error when the catalogue folder or the faults spec is invalid, or a port is taken.
@@ -230,248 +538,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const keepLog = options.keepLog ?? true;
   const log: RequestLogEntry[] = [];
   const logStream: WriteStream | null = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : null;
-  const attempts = new Map<string, number>();
-  const listings = new Map<string, Listing>();
   const site: SiteUrls = { origin: '', imageOrigin: '' };
 
-  const listingFor = (q: SimDiscoverWebRequest): Listing => {
-    const tags = [...new Set(q.tag_norm_names)].sort();
-    const types = [...new Set(q.include_result_types)].sort();
-    const k = listingKey(q);
-    const cached = listings.get(k);
-    if (cached) return cached;
-    const sortKey = (a: SimAlbum): number =>
-      q.slice === 'new' ? -a.releaseDate : unit(q.slice, seed, a.itemId);
-    const items = catalog.albums
-      .filter((a) => types.includes(a.resultType))
-      .filter((a) => {
-        const have = new Set([...a.tags.map((t) => t.normName), ...(a.location ? [a.location.tag.normName] : [])]);
-        return tags.every((t) => have.has(t));
-      })
-      .map((a) => ({ a, key: sortKey(a) }))
-      .sort((x, y) => x.key - y.key || x.a.itemId - y.a.itemId);
-    const listing = { items: items.map((x) => x.a), keys: items.map((x) => x.key) };
-    if (listings.size >= 64) listings.delete(listings.keys().next().value!);
-    listings.set(k, listing);
-    return listing;
-  };
+  const sim: SimState = { catalog, plan, images, site, seed, slowMs, retryAfter, listings: new Map() };
+  const attempts = new Map<string, number>();
 
-  const send = (res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}, head = false): void => {
-    const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    res.writeHead(status, {
-      'content-type': type,
-      'content-length': String(buf.length),
-      server: 'nginx',
-      via: '1.1 varnish, 1.1 varnish',
-      'x-served-by': 'cache-sim1, cache-sim2',
-      ...headers,
-    });
-    res.end(head ? undefined : buf);
-  };
-  const json = (res: ServerResponse, status: number, v: unknown): void => send(res, status, 'application/json; charset=utf-8', JSON.stringify(v));
-  const html = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void =>
-    send(res, status, 'text/html; charset=UTF-8', body, headers);
-
+  /** One request: read it, decide its transient fault, answer it from its endpoint, and log it when it closes. */
   const handle = async (req: IncomingMessage, res: ServerResponse, host: 'site' | 'img'): Promise<void> => {
-    const time = Date.now();
-    const method = req.method ?? 'GET';
-    const url = new URL(req.url ?? '/', 'http://sim');
-    const path = url.pathname;
-    let body = '';
-    if (method === 'POST') {
-      try {
-        body = await readBody(req);
-      } catch {
-        json(res, 413, { error: true, error_message: 'body too large' });
-        return;
-      }
-    }
-    const endpoint: Endpoint =
-      path === DISCOVER_WEB_PATH ? 'discover'
-      : path === TRALBUM_DETAILS_PATH ? 'details'
-      : /^\/img\//.test(path) ? 'image'
-      : /^\/(album|merch|band)\//.test(path) ? 'page'
-      : 'other';
-    const key = `${method} ${req.url ?? '/'}${body ? ` ${body}` : ''}`;
-    const attempt = attempts.get(key) ?? 0;
-    attempts.set(key, attempt + 1);
-    let fault: string | null = plan.transient(key, attempt, TRANSIENT_APPLIES[endpoint]);
-    const finish = (): void => {
-      const entry: RequestLogEntry = { time, method, path: req.url ?? '/', status: res.headersSent ? res.statusCode : 0, fault, host, attempt, ms: Date.now() - time };
+    const ex = await readExchange(req, res);
+    if (!ex) return;
+    const attempt = attempts.get(ex.key) ?? 0;
+    attempts.set(ex.key, attempt + 1);
+    ex.fault = plan.transient(ex.key, attempt, TRANSIENT_APPLIES[ex.endpoint]);
+    res.on('close', () => {
+      const entry: RequestLogEntry = { time: ex.time, method: ex.method, path: req.url ?? '/', status: res.headersSent ? res.statusCode : 0, fault: ex.fault, host, attempt, ms: Date.now() - ex.time };
       if (keepLog) log.push(entry);
       logStream?.write(`${JSON.stringify(entry)}\n`);
-    };
-    res.on('close', finish);
-
-    switch (fault) {
-      case '429':
-        send(res, 429, 'application/json; charset=utf-8', JSON.stringify({ error: true, error_message: 'Too Many Requests' }), { 'retry-after': String(retryAfter) });
-        return;
-      case '503':
-        html(res, 503, varnishErrorHtml(503, 'Service Unavailable', 54113), { 'retry-after': '0' });
-        return;
-      case 'reset':
-        req.socket.destroy();
-        return;
-      case 'challenge':
-        html(res, 200, challengeHtml(hash32(key).toString(36)), { 'cache-control': 'no-store' });
-        return;
-      case 'slow': {
-        // Ends early when the connection closes (the client gave up, or close() dropped it), so that a closed
-        // simulator leaves no timer keeping its process alive for --slow-ms.
-        const gone = new AbortController();
-        const onClose = () => gone.abort();
-        req.socket.once('close', onClose);
-        try {
-          await sleep(slowMs, undefined, { signal: gone.signal });
-        } catch {
-          return;
-        } finally {
-          req.socket.off('close', onClose);
-        }
-        break;
-      }
-      default:
-        break;
-    }
-
-    if (endpoint === 'discover') {
-      if (method !== 'POST') return json(res, 405, { error: true, error_message: 'POST only' });
-      let raw: unknown;
-      try {
-        raw = JSON.parse(body || '{}');
-      } catch {
-        return json(res, 400, { error: true, error_message: 'invalid JSON body' });
-      }
-      const parsed = SimDiscoverWebRequestSchema.safeParse(raw);
-      if (!parsed.success) return json(res, 400, { error: true, error_message: parsed.error.message });
-      const q = parsed.data;
-      const listing = listingFor(q);
-      let start = 0;
-      if (q.cursor !== '*') {
-        const c = decodeCursor(q.cursor);
-        if (!c) return json(res, 400, { error: true, error_message: `invalid cursor ${JSON.stringify(q.cursor)}` });
-        // first position strictly after (key, item_id), by binary search
-        let lo = 0;
-        let hi = listing.items.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          const k = listing.keys[mid]!;
-          if (k < c.key || (k === c.key && listing.items[mid]!.itemId <= c.itemId)) lo = mid + 1;
-          else hi = mid;
-        }
-        start = lo;
-      }
-      const n = listing.items.length;
-      const listingFault = plan.listing(listingKey(q));
-      let page = listing.items.slice(start, start + q.size);
-      let end = start + page.length;
-      let last = page.at(-1);
-      let cursor = last && end < n ? encodeCursor(listing.keys[end - 1]!, last.itemId) : null;
-      if (listingFault === 'cursor-cycle' && n >= 2 * q.size && start >= 2 * q.size) {
-        // A -> B -> A: the third page's cursor is the one the first page gave (pointing at the second page).
-        fault = listingFault;
-        cursor = encodeCursor(listing.keys[q.size - 1]!, listing.items[q.size - 1]!.itemId);
-      } else if (listingFault === 'cursor-endless' && n > 0 && end >= n) {
-        // Past the end: the last page again, under a cursor never sent before ("after" an item_id counting up).
-        fault = listingFault;
-        const tail = listing.items.at(-1)!;
-        const c = q.cursor === '*' ? null : decodeCursor(q.cursor);
-        const k = c && c.key === listing.keys.at(-1) ? Math.max(1, c.itemId - tail.itemId + 1) : 1;
-        page = listing.items.slice(Math.max(0, n - q.size));
-        end = n;
-        last = tail;
-        cursor = encodeCursor(listing.keys.at(-1)!, tail.itemId + k);
-      }
-      const results = page.map((a) => {
-        const r = discoverResult(site, a);
-        if (plan.scheme(a.itemId)) {
-          fault ??= 'bad-scheme';
-          r.item_url = badSchemeUrl(a.itemId);
-        }
-        return r;
-      });
-      return json(res, 200, {
-        results,
-        result_count: n,
-        batch_result_count: page.length,
-        cursor,
-      });
-    }
-
-    if (endpoint === 'details') {
-      const id = Number(url.searchParams.get('tralbum_id'));
-      const a = catalog.byItemId.get(id);
-      const bandId = url.searchParams.get('band_id');
-      const type = url.searchParams.get('tralbum_type') ?? 'a';
-      if (a && plan.scheme(a.itemId)) {
-        fault = 'bad-scheme'; // the label stage then falls back to the (bad) item_url
-        return json(res, 404, { error: true, error_message: `No such tralbum: tralbum_id=${url.searchParams.get('tralbum_id')} tralbum_type=${type}` });
-      }
-      // Removed albums (404, redirect, band-page) and the details-404 fault: the API has no such tralbum.
-      const gone = a ? [...catalog.albumFaultsOf(a.itemId), ...(catalog.detailsFaultOf(a.itemId) ? ['details-404'] : [])] : [];
-      if (!a || a.resultType !== 'a' || type !== 'a' || (bandId !== null && Number(bandId) !== a.bandId) || gone.length > 0) {
-        if (gone.length > 0) fault = gone[0]!;
-        return json(res, 404, { error: true, error_message: `No such tralbum: tralbum_id=${url.searchParams.get('tralbum_id')} tralbum_type=${type}` });
-      }
-      const tagFault = catalog.tagFaultOf(a.itemId);
-      if (tagFault) fault ??= tagFault;
-      return json(res, 200, tralbumDetailsJson(site, a, tagFault));
-    }
-
-    if (endpoint === 'page') {
-      const band = /^\/band\/([^/]+)\/music$/.exec(path);
-      if (band) {
-        const albums = catalog.albums.filter((x) => x.bandSlug === band[1]);
-        if (albums.length === 0) return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
-        if (fault === 'stripped') fault = null; // band pages have no album data to strip
-        return html(res, 200, bandMusicHtml(site, band[1]!, albums));
-      }
-      const a = catalog.albumAt(path);
-      if (!a || a.resultType !== 'a') return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
-      const albumFault = catalog.albumFaultsOf(a.itemId)[0];
-      if (albumFault === '404') {
-        fault = '404';
-        return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
-      }
-      if (albumFault === 'redirect') {
-        fault = 'redirect';
-        const to = catalog.redirectTarget(a.itemId)!;
-        return send(res, 301, 'text/html; charset=UTF-8', '', { location: `${site.origin}${albumPath(to)}` });
-      }
-      if (albumFault === 'band-page') {
-        fault = 'band-page';
-        return send(res, 302, 'text/html; charset=UTF-8', '', { location: bandMusicUrl(site, a.bandSlug) });
-      }
-      const markup = catalog.markupOf(a.itemId);
-      const tagFault = catalog.tagFaultOf(a.itemId);
-      const stripped = fault === 'stripped';
-      fault ??= markup ?? tagFault;
-      return html(res, 200, albumPageHtml(site, a, { stripped, markup, tags: tagFault }));
-    }
-
-    if (endpoint === 'image') {
-      const m = /^\/img\/a(\d{1,12})_(\d+)\.(?:jpg|jpeg|png|webp)$/.exec(path);
-      if (!m || (method !== 'GET' && method !== 'HEAD')) return send(res, 404, 'text/plain', 'Not Found');
-      const artId = Number(m[1]);
-      const bodyFault = catalog.byArtId.has(artId) ? plan.body(artId) : null;
-      if (bodyFault) {
-        fault = bodyFault;
-        streamZeros(res, bodyFault === 'huge-body' ? HUGE_BODY_BYTES : null, method === 'HEAD');
-        return;
-      }
-      const img = await images.get(artId, Number(m[2]));
-      if (!img) {
-        const album = catalog.byArtId.get(artId);
-        if (album && catalog.albumFaultsOf(album.itemId).includes('404')) fault = '404';
-        return send(res, 404, 'text/plain', 'Not Found', {}, method === 'HEAD');
-      }
-      fault ??= img.fault;
-      return send(res, 200, img.contentType, img.bytes, { 'cache-control': 'public, max-age=31536000', 'accept-ranges': 'bytes' }, method === 'HEAD');
-    }
-
-    if (path === '/' || path === '') return html(res, 200, '<!DOCTYPE html><html><head><title>Bandcamp simulator</title></head><body>Bandcamp simulator</body></html>');
-    return html(res, 404, notFoundHtml(site), { 'x-robots-tag': 'noindex' });
+    });
+    if (await answeredByTransientFault(sim, ex)) return;
+    await ANSWER[ex.endpoint](sim, ex);
   };
 
   const makeServer = (host: 'site' | 'img'): Server =>
