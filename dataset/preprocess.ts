@@ -97,7 +97,7 @@ let configured = false;
  * Process-wide sharp settings for preprocessing: no operation cache (each image is seen once), and libvips threads per
  * image left at sharp's default (one per core, which here is 1). Idempotent.
  */
-export function configureSharp(): void {
+function configureSharp(): void {
   if (configured) return;
   sharp.cache(false);
   configured = true;

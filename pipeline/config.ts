@@ -22,7 +22,7 @@ import { BACKEND_CHOICES } from '../schemas/backend-names.ts';
 import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../schemas/schedule-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
-export const STUDY_GENRES = [
+const STUDY_GENRES = [
   'ambient', 'dubstep', 'folk', 'hip-hop-rap', 'jazz', 'metal', 'pop', 'punk', 'rock', 'soul',
 ] as const;
 
@@ -32,7 +32,7 @@ export const STUDY_GENRES = [
  * REFERENCE.md §4.2): 0 original, 1 fullsize, 2 350×350, 3 100×100, 4 300×300, 5 700×700, 7 150×150,
  * 9 210×210, 10 fit within 1200, 13 380, 14 368, 16 700×700.
  */
-export const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] as const;
+const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] as const;
 
 /** 1 MiB in bytes. */
 const MiB = 1024 * 1024;
@@ -376,7 +376,7 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
  * Parses the value of a `--set key=value` override when nothing is known about the key: `true`/`false` → boolean,
  * `null` → null, a number → number, `a,b,c` → list (each item parsed the same way); anything else stays a string.
  */
-export function parseSetValue(raw: string): unknown {
+function parseSetValue(raw: string): unknown {
   if (raw.includes(',')) return raw.split(',').map((s) => parseScalar(s.trim())).filter((v) => v !== '');
   return parseScalar(raw);
 }
@@ -435,7 +435,7 @@ function typedSetValue(path: readonly string[], raw: string): unknown {
  * `constructor`, `toString`), and the last must name a setting, not a whole section.
  * @throws ConfigError naming the key and listing the keys that exist where it went wrong.
  */
-export function checkSetKey(path: readonly string[]): void {
+function checkSetKey(path: readonly string[]): void {
   let cur: unknown = schemaDefaults();
   const key = path.join('.');
   for (let i = 0; i < path.length; i++) {

@@ -17,7 +17,7 @@ export const LOCK_FILE = 'pipeline.lock.json';
 const HASH_CACHE = join('.work', 'hash-cache.json');
 
 /** The hash of one output path (a file, or a directory hashed over its files' relative paths and contents). */
-export const OutputHashSchema = object({
+const OutputHashSchema = object({
   /** sha256 over the content (for a directory: over "relative path\0sha256\n" of each file, sorted). */
   hash: string,
   /** Files under the path (1 for a file). */
@@ -28,7 +28,7 @@ export const OutputHashSchema = object({
 export type OutputHash = Infer<typeof OutputHashSchema>;
 
 /** One stage's lock entry. */
-export const LockEntrySchema = object({
+const LockEntrySchema = object({
   version: int,
   /** Values of the stage's declared config keys. */
   params: record(unknown),

@@ -23,7 +23,7 @@ import { RerunLaterError, UserError } from './stage.ts';
 export const RUN_LOCK_FILE = '.covers.pid';
 
 /** An empty lock older than this (ms) is stale: its creator died before writing it. */
-export const EMPTY_LOCK_STALE_MS = 5_000;
+const EMPTY_LOCK_STALE_MS = 5_000;
 
 /** What the lock file says about the run holding it. */
 export interface RunLockHolder {
@@ -62,7 +62,7 @@ function readLock(path: string): Seen {
 }
 
 /** Whether `pid` is a live process on this host (EPERM: alive, owned by someone else). */
-export function pidAlive(pid: number): boolean {
+function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

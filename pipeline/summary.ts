@@ -5,7 +5,7 @@ import { InterruptedError } from '../util/errors.ts';
 import { fmtDuration } from '../util/format.ts';
 
 /** The end-of-make summary: one line per stage (what happened, why, how long) and where outputs are. */
-export function formatSummary(outcomes: readonly StageOutcome[], dataDir: string): string {
+function formatSummary(outcomes: readonly StageOutcome[], dataDir: string): string {
   const w = Math.max(5, ...outcomes.map((o) => o.name.length));
   const lines = ['', 'summary:'];
   for (const o of outcomes) {

@@ -45,14 +45,14 @@ export interface MeanImage {
 }
 
 /** Largest thumbnail side, in pixels (displayed at 96 CSS px; 128 keeps them sharp on 1.33× screens). */
-export const THUMBNAIL_MAX = 128;
+const THUMBNAIL_MAX = 128;
 
 /**
  * Encodes one `[S, S, 3]` uint8 HWC RGB image as a JPEG thumbnail.
  * @param pixels S·S·3 bytes; @param size S in pixels; @param side thumbnail side in pixels.
  * @returns a `data:image/jpeg;base64,…` URI.
  */
-export async function thumbnailDataUri(pixels: Uint8Array, size: number, side: number): Promise<string> {
+async function thumbnailDataUri(pixels: Uint8Array, size: number, side: number): Promise<string> {
   let img = sharp(pixels, { raw: { width: size, height: size, channels: 3 } });
   if (side !== size) img = img.resize(side, side, { kernel: 'lanczos3' });
   const jpeg = await img.jpeg({ quality: 82, mozjpeg: true }).toBuffer();

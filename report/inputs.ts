@@ -111,14 +111,14 @@ function failed<T>(stage: string, file: string, e: unknown): Part<T> {
 }
 
 /** Counts rows per non-null `genre`, optionally only those passing `keep`. */
-export function countGenres<R extends { genre: string | null }>(rows: readonly R[], keep: (row: R) => boolean = () => true): Record<string, number> {
+function countGenres<R extends { genre: string | null }>(rows: readonly R[], keep: (row: R) => boolean = () => true): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const r of rows) if (r.genre !== null && keep(r)) counts[r.genre] = (counts[r.genre] ?? 0) + 1;
   return counts;
 }
 
 /** Counts images per genre and split of `splits.arrow` (`schemas/splits.ts`); rows with another split name are ignored. */
-export function countSplits(rows: readonly SplitRow[]): Record<string, Record<SplitName, number>> {
+function countSplits(rows: readonly SplitRow[]): Record<string, Record<SplitName, number>> {
   const out: Record<string, Record<SplitName, number>> = {};
   for (const { genre, split } of rows) {
     if (genre === null || split === null || !(SPLIT_NAMES as readonly string[]).includes(split)) continue;

@@ -62,7 +62,7 @@ export interface BuildReportOptions {
 }
 
 /** Reads the versions of this package, Node, sharp, libvips and TensorFlow.js. */
-export async function readVersions(): Promise<Versions> {
+async function readVersions(): Promise<Versions> {
   let pkg = 'unknown';
   try {
     // report/render.ts in a checkout, dist/report/render.js in the package: package.json is one or two levels up.
@@ -472,10 +472,10 @@ export const REPORT_SECTIONS = [
 ] as const;
 
 /** The Content-Security-Policy of the page: nothing may be loaded except inline styles and `data:` images. */
-export const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
 
 /** Renders the page from a {@link ReportModel}. Pure: reads nothing. */
-export function renderHtml(m: ReportModel): string {
+function renderHtml(m: ReportModel): string {
   const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), evaluationSection(m), reproSection(m)];
   const state = (id: string) => sections.find((s) => s.id === id)?.ok ?? false;
   const sub: Record<string, SafeHtml> = {

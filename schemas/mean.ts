@@ -18,8 +18,6 @@ import { fromInt64 } from './table.ts';
 
 /** `mean.arrow`, relative to the data directory. */
 export const MEAN_ARROW = 'shards/mean.arrow';
-/** `mean.json`, relative to the data directory. */
-export const MEAN_JSON = 'shards/mean.json';
 
 /** `mean.json`: the summary of `mean.arrow`. */
 export interface MeanSummary {

@@ -76,7 +76,7 @@ export class ModelParamsError extends Error {
 }
 
 /** Parses one value: `True`/`False`, numbers, `AxB` / `(A,B)` pairs, otherwise the word. */
-export function parseParamValue(raw: string): ParamValue {
+function parseParamValue(raw: string): ParamValue {
   const v = raw.trim();
   if (v === 'True' || v === 'true') return true;
   if (v === 'False' || v === 'false') return false;
@@ -108,7 +108,7 @@ export function parseModelParams(text: string): Record<string, ParamValue> {
 }
 
 /** The study's defaults of each architecture (architectures.py). */
-export function architectureDefaults(arch: Architecture): Record<string, ParamValue> {
+function architectureDefaults(arch: Architecture): Record<string, ParamValue> {
   switch (arch) {
     case 'ConvNet':
       return { num_conv_layers: 1, num_dense_layers: 1 };
@@ -151,7 +151,7 @@ const POOL_KEYS = ['pool_size', 'stride'] as const;
 const DENSE_KEYS = ['num_units', 'dropout', 'hd', 'bn'] as const;
 
 /** The keys valid for an architecture with the given layer counts, as a readable list. */
-export function validKeys(arch: Architecture, numConv: number, numDense: number): string[] {
+function validKeys(arch: Architecture, numConv: number, numDense: number): string[] {
   if (arch === 'SingleLayerMlp') return ['num_units'];
   const keys = ['num_conv_layers', 'num_dense_layers'];
   if (arch === 'VggNet') keys.push('reduction_factor');

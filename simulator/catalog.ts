@@ -69,12 +69,12 @@ const WORDS = ['night', 'river', 'glass', 'echo', 'static', 'velvet', 'iron', 'p
 const NOUNS = ['waves', 'machines', 'hearts', 'tapes', 'shadows', 'lights', 'rooms', 'dreams', 'roads', 'birds', 'walls', 'tides', 'wolves', 'bells', 'fields', 'circuits'];
 
 /** Bandcamp's tag slug rule (`simulator/protocol.ts`): lowercase, runs of other characters become `-`. */
-export function tagNormName(name: string): string {
+function tagNormName(name: string): string {
   return simTagNormName(name);
 }
 
 /** The display name of a genre tag (`hip-hop-rap` → `hip-hop/rap`, `post-rock` → `post rock`). */
-export function genreDisplayName(genre: string): string {
+function genreDisplayName(genre: string): string {
   return simGenreDisplayName(genre);
 }
 

@@ -56,7 +56,7 @@ const TEXTURES: readonly Texture[] = ['gradient', 'stripes', 'rings', 'checks', 
 const SHAPES: readonly Shape[] = ['circles', 'rects', 'bars', 'none', 'triangles'];
 
 /** The style of a genre: hand-set for the study genres, otherwise derived from a hash of the genre name. */
-export function genreStyle(genre: string): GenreStyle {
+function genreStyle(genre: string): GenreStyle {
   const known = STUDY_STYLES[genre];
   if (known) return known;
   const r = rngFor('style', genre);

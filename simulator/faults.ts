@@ -9,7 +9,7 @@
 import { unit } from './rng.ts';
 
 /** Transient faults, in the order they are drawn. */
-export const TRANSIENT_FAULTS = ['429', '503', 'reset', 'slow', 'challenge', 'stripped'] as const;
+const TRANSIENT_FAULTS = ['429', '503', 'reset', 'slow', 'challenge', 'stripped'] as const;
 export type TransientFault = (typeof TRANSIENT_FAULTS)[number];
 
 /** Per-image content faults (fixed per `art_id`). */
@@ -20,35 +20,35 @@ export type ImageFault = (typeof IMAGE_FAULTS)[number];
  * Per-album content faults (fixed per `item_id`): what the album's URL serves instead of its page (exclusive).
  * `redirect` and `band-page` are albums Bandcamp removed: `tralbum_details` answers 404 for them.
  */
-export const ALBUM_FAULTS = ['404', 'redirect', 'band-page'] as const;
+const ALBUM_FAULTS = ['404', 'redirect', 'band-page'] as const;
 export type AlbumFault = (typeof ALBUM_FAULTS)[number];
 
 /** Per-album markup drift (fixed per `item_id`): which template the album page uses (exclusive). */
-export const MARKUP_FAULTS = ['no-tralbum', 'ld-only', 'props-only'] as const;
+const MARKUP_FAULTS = ['no-tralbum', 'ld-only', 'props-only'] as const;
 export type MarkupFault = (typeof MARKUP_FAULTS)[number];
 
 /** Per-album tag faults (fixed per `item_id`): how the page and `tralbum_details` show the tags (exclusive). */
-export const TAG_FAULTS = ['dup-location', 'no-tags'] as const;
+const TAG_FAULTS = ['dup-location', 'no-tags'] as const;
 export type TagFault = (typeof TAG_FAULTS)[number];
 
 /** Per-album API faults (fixed per `item_id`): `tralbum_details` answers 404 while the page is up. */
-export const DETAILS_FAULTS = ['details-404'] as const;
+const DETAILS_FAULTS = ['details-404'] as const;
 export type DetailsFault = (typeof DETAILS_FAULTS)[number];
 
 /** Misbehaving listings, fixed per listing (slice, tags, result types): cursors that cycle or never end. */
-export const LISTING_FAULTS = ['cursor-cycle', 'cursor-endless'] as const;
-export type ListingFault = (typeof LISTING_FAULTS)[number];
+const LISTING_FAULTS = ['cursor-cycle', 'cursor-endless'] as const;
+type ListingFault = (typeof LISTING_FAULTS)[number];
 
 /** Misbehaving cover bodies, fixed per `art_id`: a 2 GiB `Content-Length` (and body), or a body without end. */
-export const BODY_FAULTS = ['huge-body', 'endless-body'] as const;
-export type BodyFault = (typeof BODY_FAULTS)[number];
+const BODY_FAULTS = ['huge-body', 'endless-body'] as const;
+type BodyFault = (typeof BODY_FAULTS)[number];
 
 /** Items whose `item_url` has another scheme (`file:`, `javascript:`), fixed per `item_id`. */
-export const SCHEME_FAULTS = ['bad-scheme'] as const;
-export type SchemeFault = (typeof SCHEME_FAULTS)[number];
+const SCHEME_FAULTS = ['bad-scheme'] as const;
+type SchemeFault = (typeof SCHEME_FAULTS)[number];
 
 export type FaultName = TransientFault | ImageFault | AlbumFault | MarkupFault | TagFault | DetailsFault | ListingFault | BodyFault | SchemeFault;
-export const ALL_FAULTS: readonly FaultName[] = [
+const ALL_FAULTS: readonly FaultName[] = [
   ...TRANSIENT_FAULTS, ...IMAGE_FAULTS, ...ALBUM_FAULTS, ...MARKUP_FAULTS, ...TAG_FAULTS, ...DETAILS_FAULTS, ...LISTING_FAULTS, ...BODY_FAULTS, ...SCHEME_FAULTS,
 ];
 

@@ -28,7 +28,7 @@ export interface ImageFormat {
 const F = (id: number, name: string, algo: ImageFormat['algo'], size?: number, quality = 85): ImageFormat => ({ id, name, algo, size, quality });
 
 /** Album-art formats served (REFERENCE.md §4.2). */
-export const ART_FORMATS: ReadonlyMap<number, ImageFormat> = new Map(
+const ART_FORMATS: ReadonlyMap<number, ImageFormat> = new Map(
   [
     F(0, 'original', 'original'), F(1, 'fullsize', 'scrub'), F(2, 'art_thumb', 'thumb', 350), F(3, 'art_thumbthumb', 'thumb', 100),
     F(4, 'art_embedded_metadata', 'thumb', 300), F(5, 'art_embedded_metadata_large', 'thumb', 700), F(6, 'art_embedded_player', 'thumb', 100),

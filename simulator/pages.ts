@@ -7,7 +7,7 @@ import { albumPath, type SimAlbum } from './catalog.ts';
 import type { MarkupFault, TagFault } from './faults.ts';
 
 /** `&`, `<`, `>`, `"` and `'` as HTML entities (attribute- and text-safe), as Bandcamp encodes `data-tralbum`. */
-export function escapeHtml(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
@@ -17,7 +17,7 @@ function scriptJson(v: unknown): string {
 }
 
 /** Bandcamp's page date format: `17 Oct 2019 15:39:15 GMT` (REFERENCE.md §3.3). */
-export function bandcampDate(epochSeconds: number): string {
+function bandcampDate(epochSeconds: number): string {
   const d = new Date(epochSeconds * 1000);
   const mon = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getUTCMonth()];
   const p = (n: number): string => String(n).padStart(2, '0');
@@ -25,7 +25,7 @@ export function bandcampDate(epochSeconds: number): string {
 }
 
 /** Album-art URL as pages print it: `art_id` zero-padded to 10 digits (§4.3). */
-export function paddedImageUrl(imageOrigin: string, artId: number, format: number): string {
+function paddedImageUrl(imageOrigin: string, artId: number, format: number): string {
   return `${imageOrigin}/img/a${String(artId).padStart(10, '0')}_${format}.jpg`;
 }
 
@@ -36,12 +36,12 @@ export interface SiteUrls {
 }
 
 /** The `item_url` of an item on the simulator (no `?from=`). */
-export function itemUrl(site: SiteUrls, a: SimAlbum): string {
+function itemUrl(site: SiteUrls, a: SimAlbum): string {
   return `${site.origin}${albumPath(a)}`;
 }
 
 /** The `band_url` of an item's band on the simulator. */
-export function bandUrl(site: SiteUrls, a: SimAlbum): string {
+function bandUrl(site: SiteUrls, a: SimAlbum): string {
   return `${site.origin}/band/${a.bandSlug}`;
 }
 

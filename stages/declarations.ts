@@ -16,10 +16,10 @@ import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../sche
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
-export const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
+const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
 
 /** The declared outputs of `shards`, relative to the data directory (one by one: `mean` writes next to them). */
-export const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/rejected.tsv'] as const;
+const SHARDS_OUTPUTS = ['shards/dataset_dict.json', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/rejected.tsv'] as const;
 
 /** sha256 of the shard-relevant configuration: recorded in every shard's schema metadata. */
 export function shardsConfigHash(config: Config): string {
@@ -31,7 +31,7 @@ export function shardsConfigHash(config: Config): string {
  * timeouts, transport, size limit and User-Agent. None of them changes what an answer says, only how and how fast it is
  * fetched; an answer over `crawl.maxPageBytes` fails its item (a rerun with a larger limit fetches it), it is not kept.
  */
-export const SITE_CLIENT_TUNING = [
+const SITE_CLIENT_TUNING = [
   'crawl.maxRequestsPerMinute', 'crawl.maxConcurrency', 'crawl.impersonate', 'crawl.timeoutMs', 'crawl.maxRetries', 'crawl.maxBlockedRetries',
   'crawl.backoff', 'crawl.maxPageBytes', 'bandcamp.userAgent',
 ] as const;
@@ -45,7 +45,7 @@ export const TRAIN_PARAMS = [
 ] as const;
 
 /** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
-export function baselineOutputs(c: Config): string[] {
+function baselineOutputs(c: Config): string[] {
   const m = c.baseline.model;
   return [...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT])];
 }
@@ -60,7 +60,7 @@ export const REPORT_PAGE = 'report/index.html';
  * the evaluations (the convnet's, with its repeats over training seeds, and the baselines `baseline.model` configures:
  * the forest's and/or the linear SVM's), and the lock file (stage timings).
  */
-export function reportInputs(config: Config): string[] {
+function reportInputs(config: Config): string[] {
   return [
     'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',

@@ -51,7 +51,7 @@ export interface PageRecord {
 }
 
 /** Albums to list per genre: `ceil(perGenre × crawl.oversample)`. */
-export function listingTarget(config: Config): number {
+function listingTarget(config: Config): number {
   return Math.ceil(config.perGenre * config.crawl.oversample);
 }
 
@@ -70,7 +70,7 @@ export function discoverPayload(config: Config, genre: string, cursor: string): 
 }
 
 /** The stable crawlee `uniqueKey` of a page: `<genre>|<slice>|<cursor>`. */
-export function pageKey(genre: string, slice: string, cursor: string): string {
+function pageKey(genre: string, slice: string, cursor: string): string {
   return `${genre}|${slice}|${cursor}`;
 }
 
@@ -103,7 +103,7 @@ export interface GenreWalk {
  * page whose next cursor came back (a cycle), or the run of pages without a new album and the page before it (whose
  * next cursor led there); none otherwise. The first of them is where the next run resumes.
  */
-export function pagesToAskAgain(w: GenreWalk, maxEmptyPages: number): string[] {
+function pagesToAskAgain(w: GenreWalk, maxEmptyPages: number): string[] {
   if (w.ended === 'cursor-cycle') return w.chain.slice(-1);
   if (w.ended === 'no-new-items') return w.chain.slice(-(maxEmptyPages + 1));
   return [];

@@ -57,7 +57,7 @@ async function importOptional(name: string): Promise<unknown> {
  * builds `lib/napi-v<N>/tfjs_binding.node` (package.json `binary.module_path`); offline, or with install scripts
  * blocked, the package is there without it.
  */
-export function missingNativeBinding(pkg: string): string | null {
+function missingNativeBinding(pkg: string): string | null {
   let dir: string;
   try {
     dir = dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
@@ -175,7 +175,7 @@ export function describeAdapter(adapter: GpuAdapterLike): { text: string; softwa
 }
 
 /** The Vulkan loader's soname: what Dawn's Vulkan backend dlopens on Linux (BackendVk.cpp). */
-export const VULKAN_LOADER = 'libvulkan.so.1';
+const VULKAN_LOADER = 'libvulkan.so.1';
 
 /** Directories where distributions install `libvulkan.so.1` (Debian/Ubuntu multiarch, Fedora/Arch, /usr/local). */
 const VULKAN_DIRS = [

@@ -259,7 +259,7 @@ export function timedGradient<T extends object>(collective: Collective | null, t
 }
 
 /** Copies `vars` (in order) into `out` `[Σ sizes]` float32, flattened ({@link copyValues}); the inverse of {@link loadWeights}. */
-export function storeAll(vars: readonly tf.Variable[], out: Float32Array): void {
+function storeAll(vars: readonly tf.Variable[], out: Float32Array): void {
   let at = 0;
   for (const v of vars) {
     copyValues(v, out, at);
@@ -291,7 +291,7 @@ interface HeapBackend {
  * backend is wasm (one copy: 2.5 ms for a 4608 × 2048 dense layer's gradient here, against 145–310 ms through
  * `dataSync()`, which first copies them to a fresh array), else through `dataSync()`.
  */
-export function copyValues(t: tf.Tensor, out: Float32Array, at: number): void {
+function copyValues(t: tf.Tensor, out: Float32Array, at: number): void {
   const b = tf.backend() as unknown as Partial<HeapBackend>;
   if (tf.getBackend() === 'wasm' && typeof b.typedArrayFromHeap === 'function' && t.dtype === 'float32') {
     out.set(b.typedArrayFromHeap(t), at);

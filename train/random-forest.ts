@@ -115,7 +115,7 @@ export function resolveMaxFeatures(m: MaxFeatures, d: number): number {
 }
 
 /** Fills in defaults and checks the parameters against the data. @throws Error on an invalid parameter. */
-export function resolveParams(p: ForestParams, n: number, d: number): ResolvedParams {
+function resolveParams(p: ForestParams, n: number, d: number): ResolvedParams {
   const trees = p.trees ?? 100;
   const minSamplesSplit = p.minSamplesSplit ?? 2;
   const samples = p.maxSamples ?? n;
@@ -127,7 +127,7 @@ export function resolveParams(p: ForestParams, n: number, d: number): ResolvedPa
 }
 
 /** The seed of tree `t` of a forest seeded `seed` (murmur3's 32-bit finaliser over both), independent of threads. */
-export function treeSeed(seed: number, t: number): number {
+function treeSeed(seed: number, t: number): number {
   let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t + 1, 0x85ebca6b)) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);

@@ -22,14 +22,11 @@ import { ReplicaPool } from './data-parallel.ts';
 import { disposeOptimizer, makeOptimizer as makeOptimizerOf, type OptimizerConfig } from './optimizer.ts';
 import { decayedWeights, l2Penalty } from './regularization.ts';
 import {
-  afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState, STUDY_MIN_LEARNING_RATE,
+  afterEpoch, beforeEpoch, DEFAULT_COSINE, DEFAULT_PLATEAU, initialScheduleState,
   type CosineOptions, type PlateauOptions, type ScheduleName, type ScheduleOptions, type ScheduleState,
 } from './schedule.ts';
 import type { SplitData } from '../schemas/shards/read.ts';
 import type { Config } from '../pipeline/config-core.ts';
-
-/** Learning rate below which the `study` schedule stops training (the study). */
-export const MIN_LEARNING_RATE = STUDY_MIN_LEARNING_RATE;
 
 /**
  * The `train` settings the loop reads, as the configuration resolves them: pipeline/config.ts documents each key and

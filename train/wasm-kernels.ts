@@ -84,7 +84,7 @@ class Scratch {
  * Inputs: `x` `[B, H, W, C]` float32 NHWC, `dy` `[B, outH, outW, O]`. Output: `[fh, fw, C, O]`.
  * @throws Error for `dataFormat` NCHW (the wasm backend's convolutions are NHWC only).
  */
-export const conv2DBackpropFilterWasm: KernelFunc = ({ inputs, backend, attrs }) => {
+const conv2DBackpropFilterWasm: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const a = attrs as unknown as BackpropFilterAttrs;
   if (a.dataFormat === 'NCHW') throw new Error('wasm Conv2DBackpropFilter: dataFormat NCHW is not supported; use NHWC (channelsLast)');
@@ -120,7 +120,7 @@ export const conv2DBackpropFilterWasm: KernelFunc = ({ inputs, backend, attrs })
 };
 
 /** The kernel registration of {@link conv2DBackpropFilterWasm}. */
-export const conv2DBackpropFilterWasmConfig: KernelConfig = {
+const conv2DBackpropFilterWasmConfig: KernelConfig = {
   kernelName: 'Conv2DBackpropFilter',
   backendName: 'wasm',
   kernelFunc: conv2DBackpropFilterWasm,
@@ -149,7 +149,7 @@ interface BackpropInputAttrs {
  * Inputs: `dy` `[B, outH, outW, O]` float32 NHWC, `filter` `[fh, fw, C, O]`. Output: `[B, H, W, C]` (`inputShape`).
  * @throws Error for `dataFormat` NCHW (the wasm backend's convolutions are NHWC only).
  */
-export const conv2DBackpropInputWasm: KernelFunc = ({ inputs, backend, attrs }) => {
+const conv2DBackpropInputWasm: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const a = attrs as unknown as BackpropInputAttrs;
   if (a.dataFormat === 'NCHW') throw new Error('wasm Conv2DBackpropInput: dataFormat NCHW is not supported; use NHWC (channelsLast)');
@@ -192,7 +192,7 @@ export const conv2DBackpropInputWasm: KernelFunc = ({ inputs, backend, attrs }) 
 };
 
 /** The kernel registration of {@link conv2DBackpropInputWasm}. */
-export const conv2DBackpropInputWasmConfig: KernelConfig = {
+const conv2DBackpropInputWasmConfig: KernelConfig = {
   kernelName: 'Conv2DBackpropInput',
   backendName: 'wasm',
   kernelFunc: conv2DBackpropInputWasm,
@@ -237,7 +237,7 @@ export function matMulPlan(m: number, k: number, n: number, transposeA: boolean,
  * that only the small operands move: `dx = dy·Wᵀ` is computed as `(W·dyᵀ)ᵀ` (10 ms instead of 106 ms for the layer
  * above). Untransposed products go to `original` unchanged.
  */
-export function fastBatchMatMul(original: KernelFunc): KernelFunc {
+function fastBatchMatMul(original: KernelFunc): KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const at = attrs as unknown as BatchMatMulAttrs;
     if (!at.transposeA && !at.transposeB) return original({ inputs, backend, attrs });
@@ -268,7 +268,7 @@ export function fastBatchMatMul(original: KernelFunc): KernelFunc {
  * softmax cross-entropy). All but `Conv2DBackpropFilter` ship with tfjs-backend-wasm 4.22 (checked by
  * {@link missingWasmKernels} in the tests).
  */
-export const WASM_TRAINING_KERNELS = [
+const WASM_TRAINING_KERNELS = [
   'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'AvgPool', 'AvgPoolGrad',
   'Relu', 'Step', 'BatchMatMul', '_FusedMatMul', 'FusedConv2D', 'Softmax', 'Sum', 'Reshape', 'Transpose', 'Slice', 'Select',
   'LogicalAnd', 'GreaterEqual', 'LessEqual', 'ClipByValue', 'Log', 'Exp', 'Max', 'Sub', 'Multiply', 'RealDiv',

@@ -63,7 +63,7 @@ export interface SplitShardResult {
 }
 
 /** Largest record batch body we write, in bytes: far below Arrow JS's 1 GiB read limit (PITFALLS.md #6). */
-export const MAX_RECORD_BATCH_BYTES = 256 * 1024 * 1024;
+const MAX_RECORD_BATCH_BYTES = 256 * 1024 * 1024;
 /** Bytes of the end-of-stream marker (continuation token 0xFFFFFFFF, then a zero length). */
 const EOS_BYTES = 8;
 /** Upper bound of a record batch's flatbuffer header plus the variable-width columns' bytes per row (ids, genre, sha256). */
@@ -83,7 +83,7 @@ function encodeStream(schema: arrow.Schema, batches: readonly arrow.RecordBatch[
  * The `state.json` of a split, with all seven keys `datasets.load_from_disk` reads (as `Dataset.save_to_disk` writes
  * them: keys sorted, 2-space indent).
  */
-export function hfState(files: readonly string[], fingerprint: string, split: SplitName): Record<string, unknown> {
+function hfState(files: readonly string[], fingerprint: string, split: SplitName): Record<string, unknown> {
   return {
     _data_files: files.map((filename) => ({ filename })),
     _fingerprint: fingerprint,
@@ -96,7 +96,7 @@ export function hfState(files: readonly string[], fingerprint: string, split: Sp
 }
 
 /** The `dataset_info.json` of a split (the keys `Dataset.save_to_disk` writes, with our features). */
-export function hfDatasetInfo(size: number, labelNames: readonly string[]): Record<string, unknown> {
+function hfDatasetInfo(size: number, labelNames: readonly string[]): Record<string, unknown> {
   return {
     citation: '',
     description: 'Bandcamp album covers labelled by genre (bandcamp-covers): image is [S, S, 3] uint8 RGB, HWC, row-major',
