@@ -43,11 +43,14 @@ export function createStageContext(stage: Stage, opts: ContextOptions): StageCon
   mkdirSync(tmp, { recursive: true });
   const workDir = stageWorkDir(dataDir, stage.name);
   mkdirSync(workDir, { recursive: true });
-  const outputs = new Set(resolveList(stage.outputs, opts.config));
-  const readable = [...resolveList(stage.inputs, opts.config), ...outputs, ...resolveList(stage.inPlaceOutputs, opts.config)];
+  // The stage's own view of the configuration decides its paths too: a declaration whose paths depend on a key it
+  // does not declare fails here, on its first run, as its code would.
+  const config = configView(opts.config, declaredKeys(stage, opts.config), stage.name);
+  const outputs = new Set(resolveList(stage.outputs, config));
+  const readable = [...resolveList(stage.inputs, config), ...outputs, ...resolveList(stage.inPlaceOutputs, config)];
   const log = (opts.log ?? createLogger()).child(stage.name);
   return {
-    config: configView(opts.config, declaredKeys(stage, opts.config), stage.name),
+    config,
     workDir,
     log,
     signal: opts.signal ?? new AbortController().signal,

@@ -189,6 +189,20 @@ describe('a stage sees only the settings it declares', () => {
     assert.throws(() => readsOnlyDeclared({ ...evaluate, params: ['eval'] }, defaultConfig()), /stage evaluate: reads config key "train\.run"/);
   });
 
+  it('in use too: a stage whose declared outputs depend on a key it does not declare fails when it runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'covers-undeclared-'));
+    try {
+      // `split` writing to a path named after perGenre, which it does not declare.
+      const sneaky = standInStages.map((s) => (s.name === 'split' ? { ...s, outputs: (c: Config) => [`splits-${c.perGenre}.arrow`] } : s));
+      await assert.rejects(
+        make({ targets: ['split'], config: defaultConfig(), dataDir: dir, stages: sneaky, log: memoryLogger() }),
+        /stage split: reads config key "perGenre", which it does not declare/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a stage that reads a key it does not declare fails, in `make`, naming the stage and the key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'covers-undeclared-'));
     try {
