@@ -44,7 +44,7 @@ export function repeatDir(config: RepeatConfig, seed: number): string {
 
 /** `config.json` of a run: what `evaluate` needs to score the model (other fields are kept as written). */
 export const TrainRecordSchema = z.looseObject({
-  /** The resolved configuration the model was trained with. */
+  /** The settings the model was trained with: the keys the `train` stage declares (`seed`, `image.size`, the `train` section), as resolved. */
   config: z.looseObject({ seed: z.number().int().optional(), train: z.looseObject({ batchSize: z.number().int().min(1) }) }),
   /** The resolved architecture: its name, parameters and layer lists (schemas/model-params.ts). */
   architecture: z.looseObject({ name: z.string() }),

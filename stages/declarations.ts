@@ -173,7 +173,7 @@ export const trainDeclaration: StageDeclaration = {
   // train.resumeFrom only seeds the first snapshot of a run (the user's explicit choice); the rest change the speed.
   tuning: ['train.backend', 'train.threads', 'train.balance', 'train.resumeFrom'],
   outputs: (c) => [modelDir(c.train.run)],
-  version: 2,
+  version: 3, // 3: config.json records the settings train declares, not the whole configuration (a finished run's snapshot rewrites it in seconds)
 };
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */

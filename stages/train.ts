@@ -4,7 +4,8 @@
  * - `model.json` + `weights.bin`: the model in the TensorFlow.js layers format (softmax output; load with
  *   `tfl.loadLayersModel(fileLoader(dir))` from train/model-io.ts after importing train/models.ts, which registers
  *   the `SeededDropout` layer class);
- * - `config.json`: the resolved configuration, the resolved architecture, backend, label names, input size;
+ * - `config.json`: the settings it declares (`seed`, `image.size`, the `train` section), the resolved architecture,
+ *   backend, label names, input size;
  * - `metrics.jsonl`: one `EpochMetrics` (schemas/metrics.ts) per epoch.
  * With `train.repeats` = N > 1 it trains N models with training seeds `s … s + N − 1` (s = `train.seed`, or `seed`
  * when null) on the same split (the training seed sets the initial weights, the shuffles, crops, mirrors and dropout
