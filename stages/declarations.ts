@@ -27,13 +27,13 @@ export function shardsConfigHash(config: Config): string {
 }
 
 /**
- * What the client for Bandcamp's site reads (`siteClient` in bandcamp/client.ts): its request budget, retries, backoff,
- * timeouts, transport, size limit and User-Agent. None of them changes what an answer says, only how and how fast it is
- * fetched; an answer over `crawl.maxPageBytes` fails its item (a rerun with a larger limit fetches it), it is not kept.
+ * What the client for Bandcamp's site reads (`siteClient` in bandcamp/client.ts) besides `crawl.maxPageBytes`: its
+ * request budget, retries, backoff, timeouts, transport and User-Agent. None of them changes what an answer says, only
+ * how and how fast it is fetched (a request that spends its retries stops the stage to be rerun later, nothing is kept).
  */
 const SITE_CLIENT_TUNING = [
   'crawl.maxRequestsPerMinute', 'crawl.maxConcurrency', 'crawl.impersonate', 'crawl.timeoutMs', 'crawl.maxRetries', 'crawl.maxBlockedRetries',
-  'crawl.backoff', 'crawl.maxPageBytes', 'bandcamp.userAgent',
+  'crawl.backoff', 'bandcamp.userAgent',
 ] as const;
 
 /** Config keys that decide the trained model (`train.backend` and `train.resumeFrom` do not). */
@@ -81,7 +81,8 @@ export const discoverDeclaration: StageDeclaration = {
   inputs: [],
   params: ['genres', 'perGenre', 'bandcamp.origin', 'crawl.slice', 'crawl.pageSize', 'crawl.oversample', 'crawl.maxEmptyPages', 'crawl.maxPagesPerGenre'],
   // A listing page over crawl.maxListingBytes stops the stage with an error; it never becomes part of the output.
-  tuning: [...SITE_CLIENT_TUNING, 'crawl.maxListingBytes'],
+  // crawl.maxPageBytes is only the client's default limit: every discover_web request sets its own.
+  tuning: [...SITE_CLIENT_TUNING, 'crawl.maxListingBytes', 'crawl.maxPageBytes'],
   outputs: ['candidates.arrow'],
   version: 2,
   skipWhen: rebuildingFromManifest,
@@ -93,7 +94,8 @@ export const labelDeclaration: StageDeclaration = {
   description: 'keep albums that match exactly one chosen genre (album tags, or listings)',
   deps: ['discover'],
   inputs: ['candidates.arrow'],
-  params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin'] : ['genres', 'label.mode']),
+  // In `tags` mode an album page over crawl.maxPageBytes is kept as rejected (`too-large`): the limit decides the labels.
+  params: (config) => (config.label.mode === 'tags' ? ['genres', 'label.mode', 'bandcamp.origin', 'crawl.maxPageBytes'] : ['genres', 'label.mode']),
   tuning: SITE_CLIENT_TUNING,
   outputs: ['labels.arrow'],
   version: 2,
@@ -145,9 +147,10 @@ export const shardsDeclaration: StageDeclaration = {
   description: 'preprocess the images to S×S RGB and write Arrow shards in the Hugging Face datasets layout (DATA_DIR/shards/)',
   deps: ['split'],
   inputs: ['splits.arrow', 'images'],
-  params: SHARDS_PARAMS,
-  // Worker count and in-flight images; the decode timeout is a guard against a hanging decoder (a cover takes 1-5 ms).
-  tuning: ['shards.concurrency', 'shards.decodeTimeoutMs'],
+  // An image still decoding after shards.decodeTimeoutMs is rejected (`decoder-timeout`), so the timeout decides the
+  // shards' rows; it stays out of the shards' own hash (SHARDS_PARAMS), which no decode timing should change.
+  params: [...SHARDS_PARAMS, 'shards.decodeTimeoutMs'],
+  tuning: ['shards.concurrency'], // worker count and images in flight
   outputs: SHARDS_OUTPUTS,
   version: 2, // 2: the fast resampler rounds halves up on every machine; the addon rejects malformed headers itself
 };
