@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../schemas/paths.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -152,6 +152,38 @@ export const trainDeclaration: StageDeclaration = {
   params: TRAIN_PARAMS,
   outputs: (c) => [modelDir(c.train.run)],
   version: 2,
+};
+
+/** `train.*` keys of {@link TRAIN_PARAMS} that only the `train` stage reads: a search trial's run is its own. */
+const RUN_ONLY = ['train.epochs', 'train.repeats', 'train.run', 'train.snapshotEvery'];
+
+/**
+ * Config keys the `search` stage reads: the training keys a trial trains with, how trials run (`train.backend`,
+ * `train.threads`, `train.balance`), and the `search` section. {@link SEARCH_RESUMABLE_PARAMS} decide which recorded
+ * trials a rerun continues from.
+ */
+export const SEARCH_PARAMS = [
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), 'train.backend', 'train.threads', 'train.balance', 'search',
+] as const;
+
+/**
+ * The keys whose values make the recorded trials of a search valid for a rerun: all of {@link SEARCH_PARAMS} but the
+ * budget (`search.trials`), how many run at once (`search.parallel`) and how they run (backend, threads, balance).
+ */
+export const SEARCH_RESUMABLE_PARAMS = [
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)),
+  'search.epochs', 'search.algorithm', 'search.seed', 'search.space', 'search.pruner', 'search.asha',
+] as const;
+
+/** The `search` stage: shards and mean → `search/trials.tsv`, `search/best.json`. */
+export const searchDeclaration: StageDeclaration = {
+  name: 'search',
+  description: 'hyperparameter search (TPE or random, ASHA pruning) on the validation split → search/trials.tsv, best.json',
+  deps: ['shards', 'mean'],
+  inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
+  params: SEARCH_PARAMS,
+  outputs: [SEARCH_TRIALS, SEARCH_BEST],
+  version: 1,
 };
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */

@@ -30,6 +30,9 @@ export const meanStage: Stage = lazyStage(d.meanDeclaration, async () => (await 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/`. */
 export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (await import('./train.ts')).trainStage);
 
+/** The `search` stage: shards and mean → `search/trials.tsv`, `search/best.json`. */
+export const searchStage: Stage = lazyStage(d.searchDeclaration, async () => (await import('./search.ts')).searchStage);
+
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
 export const evaluateStage: Stage = lazyStage(d.evaluateDeclaration, async () => (await import('./evaluate.ts')).evaluateStage);
 
@@ -53,6 +56,7 @@ export const STAGES: readonly Stage[] = [
   shardsStage,
   meanStage,
   trainStage,
+  searchStage,
   evaluateStage,
   baselineStage,
   reportStage,

@@ -24,6 +24,7 @@ import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
+import { trainOptionsFromConfig } from '../train/train-options.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
 import { TRAIN_PARAMS } from './declarations.ts';
@@ -72,13 +73,10 @@ export const trainStage: StageImplementation = {
         const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
         ctx.log.info(`${spec.architecture}${t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
-        const result = await trainModel({
-          train, validation, mean, spec,
-          crop: t.crop, mirror: t.mirror, optimizer: t.optimizer, learningRate: t.learningRate, momentum: t.momentum, adam: t.adam,
-          batchSize: t.batchSize, epochs: t.epochs, schedule: t.schedule, patience: t.patience, plateau: t.plateau, cosine: t.cosine,
-          weightDecay: t.weightDecay, snapshotEvery: t.snapshotEvery, seed,
+        const result = await trainModel(trainOptionsFromConfig(t, {
+          train, validation, mean, spec, seed,
           snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
-          threads: t.threads ?? defaultThreads(), balance: t.balance,
+          threads: t.threads ?? defaultThreads(),
           onStart: (s) => {
             firstEpoch = s.epoch;
             if (s.done) return;
@@ -89,7 +87,7 @@ export const trainStage: StageImplementation = {
             progress?.update(doneBefore + m.epoch - firstEpoch);
             if (last && k === seeds.length - 1) stopProgress();
           },
-        });
+        }));
         doneBefore += result.state.epoch - firstEpoch;
         const bestAcc = result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null;
         ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; best checkpoint: epoch ${result.state.bestEpoch}, validation accuracy ${bestAcc !== null ? bestAcc.toFixed(3) : 'n/a'}${result.state.bestLoss !== null ? `, loss ${result.state.bestLoss.toFixed(4)}` : ''}`);

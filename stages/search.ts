@@ -1,0 +1,123 @@
+/**
+ * Stage `search`: a hyperparameter search on the validation split (issue 23). Trial after trial, the sampler
+ * (`search.algorithm`, search/samplers.ts) suggests a configuration of the searched keys (`search.space`, or the
+ * study's space for the architecture), the trial trains it on the training split for `search.epochs` epochs with the
+ * training loop of `train` (search/trial.ts), the pruner (`search.pruner`, search/asha.ts) may stop it early, and
+ * its row is recorded. The test split is never read.
+ *
+ * Resumable: each finished trial is written at once to `DATA_DIR/.work/search/<hash>/trials.tsv` (atomically; the
+ * hash is that of the keys that make recorded trials valid, declarations.ts `SEARCH_RESUMABLE_PARAMS`), so a kill
+ * loses only the trial in flight, a rerun never retrains a recorded trial, and a rerun with a larger `search.trials`
+ * continues, TPE conditioning on every recorded trial. When `search.trials` trials are recorded, the stage writes
+ * `search/trials.tsv` (the first `search.trials` rows) and `search/best.json` (schemas/search.ts).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
+import { UserError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
+import { architectureDefaults, parseModelParams } from '../schemas/model-params.ts';
+import { readMean } from '../schemas/mean.ts';
+import { splitDir } from '../schemas/shards/names.ts';
+import { readSplit, type SplitData } from '../schemas/shards/read.ts';
+import { bestTrial, readTrials, SEARCH_BEST, SEARCH_TRIALS, writeSearchBest, writeTrials, type TrialRecord } from '../schemas/search.ts';
+import { applyAssignment, checkSpaceKeys } from '../search/apply.ts';
+import { ashaPrunes, lossesAt, rungEpochs, type AshaOptions } from '../search/asha.ts';
+import { suggest, type Observation } from '../search/samplers.ts';
+import { parseSpace, SpaceError, studySpace, type SearchSpace } from '../search/space.ts';
+import { runTrial } from '../search/trial.ts';
+import { selectBackend } from '../train/backends.ts';
+import { defaultThreads } from '../train/data-parallel.ts';
+import { SEARCH_RESUMABLE_PARAMS } from './declarations.ts';
+
+/** The searched space: `search.space`, or the study's for the architecture and its model parameters. @throws UserError naming search.space. */
+function searchSpaceOf(c: Config): { space: SearchSpace; text: string } {
+  const layers = { ...architectureDefaults(c.train.architecture), ...parseModelParams(c.train.modelParams) };
+  const text = c.search.space.trim() || studySpace(layers);
+  try {
+    const space = parseSpace(text);
+    checkSpaceKeys(space, c);
+    return { space, text };
+  } catch (e) {
+    if (e instanceof SpaceError) throw new UserError(`${e.message}${c.search.space.trim() ? '' : ' (the default space)'}`);
+    throw e;
+  }
+}
+
+/** What the samplers see of the recorded trials: failed ones with loss +∞ (hyperopt's rule). */
+function observations(rows: readonly TrialRecord[]): Observation[] {
+  return rows.map((r) => ({ assignment: r.values, loss: r.validationLoss ?? Infinity }));
+}
+
+/** One line per finished trial. */
+function describe(r: TrialRecord, total: number): string {
+  const score = r.validationLoss === null ? '' : `, validation loss ${r.validationLoss.toFixed(4)} accuracy ${r.validationAccuracy!.toFixed(3)}`;
+  const values = Object.entries(r.values).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(' ');
+  return `trial ${r.trial + 1}/${total}: ${r.status}${score}, ${r.epochs} epoch(s), ${r.seconds.toFixed(1)} s; ${values}${r.message ? ` (${r.message})` : ''}`;
+}
+
+/** The validation split, which the search scores on. @throws UserError when there is none. */
+async function readValidation(ctx: StageContext): Promise<SplitData> {
+  try {
+    return await readSplit(ctx.path(splitDir('validation')));
+  } catch (e) {
+    throw new UserError(`search needs the validation split (${(e as Error).message}); give splits.validation a share`);
+  }
+}
+
+/** The `search` stage (see the module comment). */
+export const searchStage: StageImplementation = {
+  name: 'search',
+  async run(ctx: StageContext) {
+    const c = ctx.config;
+    const s = c.search;
+    const { space, text } = searchSpaceOf(c);
+    const keys = space.map((p) => p.key);
+    await selectBackend(c.train.backend, (l) => ctx.log.info(l));
+    const train = await readSplit(ctx.path(splitDir('train')));
+    const validation = await readValidation(ctx);
+    const mean = readMean(ctx.path('shards/mean.arrow'), train.size);
+    const dir = join(ctx.workDir, hashJson(pickParams(c, SEARCH_RESUMABLE_PARAMS)).slice(0, 16));
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'trials.tsv');
+    const rows: TrialRecord[] = existsSync(file) ? readTrials(file, keys) : [];
+    const seed = s.seed ?? c.seed;
+    const asha: AshaOptions = { eta: s.asha.eta, minEpochs: s.asha.minEpochs, maxEpochs: s.epochs };
+    ctx.log.info(`${s.algorithm} search of ${keys.length} keys (${text}), ${s.epochs} epochs per trial, pruner ${s.pruner}${s.pruner === 'asha' ? ` (η ${asha.eta}, rungs at epochs ${rungEpochs(asha).join(', ') || 'none'})` : ''}; ${train.n} training and ${validation.n} validation images`);
+    if (rows.length) ctx.log.info(`${rows.length} trial(s) already recorded in ${file}${rows.length >= s.trials ? '' : `; continuing to ${s.trials}`}`);
+    const threads = c.train.threads ?? defaultThreads();
+    const first = rows.length;
+    const progress = first < s.trials ? ctx.progress('trials', s.trials - first) : null;
+    try {
+      for (let t = rows.length; t < s.trials; t++) {
+        const values = suggest(s.algorithm, space, observations(rows), seed, t);
+        let config: Config | Error;
+        try {
+          config = applyAssignment(c, values);
+        } catch (e) {
+          config = e as Error;
+        }
+        const outcome = await runTrial({
+          config, train, validation, mean, epochs: s.epochs, threads, snapshotDir: join(dir, `trial-${t}`), signal: ctx.signal,
+          log: (l) => ctx.log.debug(`trial ${t + 1}: ${l}`),
+          prune: (epoch, loss) => s.pruner === 'asha' && ashaPrunes(asha, epoch, loss, lossesAt(rows.map((r) => r.validationLosses), epoch)),
+        });
+        const row: TrialRecord = { trial: t, values, ...outcome };
+        rows.push(row);
+        writeTrials(file, keys, rows);
+        ctx.log.info(describe(row, s.trials));
+        progress?.update(t + 1 - first);
+      }
+    } finally {
+      progress?.stop();
+    }
+    const kept = rows.slice(0, s.trials);
+    const best = bestTrial(kept);
+    if (!best) throw new UserError(`all ${kept.length} trials failed (first: ${kept[0]?.message}); see ${file}`);
+    writeTrials(ctx.out(SEARCH_TRIALS), keys, kept);
+    writeSearchBest(ctx.out(SEARCH_BEST), {
+      trial: best.trial, status: best.status, validationLoss: best.validationLoss!, validationAccuracy: best.validationAccuracy!, epochs: best.epochs,
+      values: best.values, trials: kept.length,
+    });
+    ctx.log.info(`best: ${describe(best, s.trials)}`);
+  },
+};

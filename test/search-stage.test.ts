@@ -1,0 +1,130 @@
+/**
+ * The `search` stage end to end on tiny synthetic shards (wasm backend): the issue's done-when checks, run through
+ * the stage contract (runStageOnce, whose abort signal is what Ctrl-C triggers in `covers make`).
+ */
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { resolveConfig } from '../pipeline/config.ts';
+import { runStageOnce } from '../pipeline/context.ts';
+import { createLogger, memoryLogger } from '../util/log.ts';
+import { searchStage } from '../stages/index.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
+import { readSearchBest, readTrials } from '../schemas/search.ts';
+
+let root: string;
+let shardsDir: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'search-stage-'));
+  shardsDir = join(root, 'template');
+  writeTestShards(shardsDir, { size: 16, perClass: { train: 12, validation: 6, test: 2 }, seed: 5 });
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** A fresh data directory holding the same shards and mean. */
+function dataDir(name: string): string {
+  const d = join(root, name);
+  cpSync(shardsDir, d, { recursive: true });
+  return d;
+}
+
+const SPACE = 'train.optimizer=choice(nesterov,adam); train.momentum=uniform(0.5,0.95) if train.optimizer=nesterov;'
+  + 'train.learningRate=loguniform(1e-3,0.3); train.modelParams.ld0_num_units=qloguniform(4,32,4); train.mirror=choice(false,true)';
+
+const config = (search: Record<string, unknown> = {}) =>
+  resolveConfig({
+    image: { size: 16 },
+    train: {
+      backend: 'wasm', architecture: 'ConvNet', modelParams: 'num_conv_layers=1:lc0_num_filters=4:lc0_mp=True:ld0_num_units=8',
+      crop: 12, batchSize: 12, threads: 1, schedule: 'constant',
+    },
+    search: { trials: 8, epochs: 2, seed: 7, space: SPACE, pruner: 'asha', asha: { eta: 2, minEpochs: 1 }, ...search },
+  });
+
+const KEYS = SPACE.split(';').map((e) => e.trim().split('=')[0]!);
+const trialsFile = (d: string) => join(d, 'search', 'trials.tsv');
+const workTrials = (d: string) => {
+  const base = join(d, '.work', 'search');
+  const sub = readdirSync(base).filter((f) => existsSync(join(base, f, 'trials.tsv')));
+  assert.equal(sub.length, 1, 'one recorded search');
+  return join(base, sub[0]!, 'trials.tsv');
+};
+const lines = (p: string) => readFileSync(p, 'utf8').split('\n').filter((l) => l !== '');
+
+test('8 trials: 8 rows, complete or pruned, distinct configurations; best.json names the best; 12 adds 4 without retraining', async () => {
+  const d = dataDir('a');
+  const log = memoryLogger();
+  await runStageOnce(searchStage, { config: config(), dataDir: d, log });
+  const rows = readTrials(trialsFile(d), KEYS);
+  assert.equal(rows.length, 8);
+  assert.deepEqual(rows.map((r) => r.trial), [0, 1, 2, 3, 4, 5, 6, 7]);
+  for (const r of rows) assert.ok(r.status === 'complete' || r.status === 'pruned', `${r.trial}: ${r.status} ${r.message}`);
+  assert.ok(rows.some((r) => r.status === 'pruned'), 'ASHA (η 2, rung at epoch 1) pruned some trial');
+  for (const r of rows) assert.equal(r.epochs, r.status === 'pruned' ? 1 : 2);
+  assert.equal(new Set(rows.map((r) => JSON.stringify(r.values))).size, 8, 'distinct configurations');
+  for (const r of rows) assert.equal('train.momentum' in r.values, r.values['train.optimizer'] === 'nesterov');
+  const best = readSearchBest(join(d, 'search', 'best.json'));
+  const complete = rows.filter((r) => r.status === 'complete');
+  assert.equal(best.validationLoss, Math.min(...complete.map((r) => r.validationLoss!)));
+  assert.deepEqual(best.values, rows[best.trial]!.values);
+
+  const before8 = lines(trialsFile(d));
+  const log2 = memoryLogger();
+  await runStageOnce(searchStage, { config: config({ trials: 12 }), dataDir: d, log: log2 });
+  const after12 = lines(trialsFile(d));
+  assert.equal(after12.length, 13);
+  assert.deepEqual(after12.slice(0, 9), before8, 'the recorded rows are unchanged');
+  assert.ok(log2.lines.some((l) => /8 trial\(s\) already recorded/.test(l)));
+  assert.equal(log2.lines.filter((l) => /\] trial \d+\/12: /.test(l)).length, 4, 'only 4 trials trained');
+});
+
+test('interrupted after 2 trials, a rerun finishes the 8 without retraining the recorded ones; the same seed in a fresh directory gives the same configurations', async () => {
+  const d = dataDir('b');
+  const ac = new AbortController();
+  let done = 0;
+  // Aborts (as Ctrl-C does) once the second trial's line is logged.
+  const watching = createLogger({ level: 'normal', write: (l) => { if (/trial \d+\/8: /.test(l) && ++done === 2) ac.abort(); } });
+  await assert.rejects(runStageOnce(searchStage, { config: config(), dataDir: d, log: watching, signal: ac.signal }), (e: Error) => e.name === 'InterruptedError');
+  assert.ok(!existsSync(trialsFile(d)), 'no output before the search is done');
+  const recorded = lines(workTrials(d));
+  assert.equal(recorded.length, 3, 'two trials recorded, the one in flight lost');
+  const log2 = memoryLogger();
+  await runStageOnce(searchStage, { config: config(), dataDir: d, log: log2 });
+  const all = lines(trialsFile(d));
+  assert.equal(all.length, 9);
+  assert.deepEqual(all.slice(0, 3), recorded, 'recorded rows unchanged');
+  assert.equal(log2.lines.filter((l) => /\] trial \d+\/8: /.test(l)).length, 6);
+
+  const a = readTrials(trialsFile(dataDir('a')), KEYS).slice(0, 8);
+  const b = readTrials(trialsFile(d), KEYS);
+  assert.deepEqual(b.map((r) => r.values), a.map((r) => r.values), 'same seed, same configuration sequence');
+});
+
+test('a trial whose configuration is invalid is recorded as failed with the message, and the search goes on', async () => {
+  const d = dataDir('c');
+  const space = 'train.modelParams.lc0_filter_size=choice(3,0); train.learningRate=loguniform(1e-3,0.1)';
+  await runStageOnce(searchStage, { config: config({ space, trials: 4, pruner: 'none', algorithm: 'random', seed: 1 }), dataDir: d, log: memoryLogger() });
+  const rows = readTrials(trialsFile(d), ['train.modelParams.lc0_filter_size', 'train.learningRate']);
+  assert.equal(rows.length, 4);
+  for (const r of rows) {
+    if (r.values['train.modelParams.lc0_filter_size'] === 0) {
+      assert.equal(r.status, 'failed');
+      assert.ok(r.message.length > 10, r.message);
+      assert.equal(r.validationLoss, null);
+    } else assert.equal(r.status, 'complete');
+  }
+  assert.ok(rows.some((r) => r.status === 'failed'), 'seed 1 draws the bad filter size at least once');
+});
+
+test('a bad search.space fails with the entry named, before any training', async () => {
+  await assert.rejects(
+    runStageOnce(searchStage, { config: config({ space: 'train.epochs=quniform(1,5,1)' }), dataDir: dataDir('d'), log: memoryLogger() }),
+    (e: Error) => e.name === 'UserError' && /train\.epochs cannot be searched/.test(e.message),
+  );
+  await assert.rejects(
+    runStageOnce(searchStage, { config: config({ space: 'train.learningRat=uniform(0,1)' }), dataDir: dataDir('e'), log: memoryLogger() }),
+    (e: Error) => e.name === 'UserError' && /train\.learningRat is not a train setting/.test(e.message),
+  );
+});
