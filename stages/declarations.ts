@@ -31,6 +31,7 @@ export const TRAIN_PARAMS = [
   'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
   'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.schedule', 'train.patience',
   'train.plateau', 'train.cosine', 'train.weightDecay', 'train.seed', 'train.repeats', 'train.snapshotEvery', 'train.run',
+  'train.fromSearch',
 ] as const;
 
 /** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
@@ -143,19 +144,20 @@ export const meanDeclaration: StageDeclaration = {
   version: 1,
 };
 
-/** The `train` stage: shards and per-pixel mean → `models/<train.run>/`. */
+/** The `train` stage: shards and per-pixel mean (and `search/best.json` with `train.fromSearch`) → `models/<train.run>/`. */
 export const trainDeclaration: StageDeclaration = {
   name: 'train',
   description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
   deps: ['shards', 'mean'],
-  inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
+  // With train.fromSearch, the search's best configuration (make `search` first, or name both targets).
+  inputs: (c) => [splitDir('train'), splitDir('validation'), 'shards/mean.arrow', ...(c.train.fromSearch ? [SEARCH_BEST] : [])],
   params: TRAIN_PARAMS,
   outputs: (c) => [modelDir(c.train.run)],
   version: 2,
 };
 
 /** `train.*` keys of {@link TRAIN_PARAMS} that only the `train` stage reads: a search trial's run is its own. */
-const RUN_ONLY = ['train.epochs', 'train.repeats', 'train.run', 'train.snapshotEvery'];
+const RUN_ONLY = ['train.epochs', 'train.repeats', 'train.run', 'train.snapshotEvery', 'train.fromSearch'];
 
 /**
  * Config keys the `search` stage reads: the training keys a trial trains with, how trials run (`train.backend`,

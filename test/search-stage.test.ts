@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger, memoryLogger } from '../util/log.ts';
-import { searchStage } from '../stages/index.ts';
+import { evaluateStage, searchStage, trainStage } from '../stages/index.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { readSearchBest, readTrials } from '../schemas/search.ts';
 
@@ -126,5 +126,25 @@ test('a bad search.space fails with the entry named, before any training', async
   await assert.rejects(
     runStageOnce(searchStage, { config: config({ space: 'train.learningRat=uniform(0,1)' }), dataDir: dataDir('e'), log: memoryLogger() }),
     (e: Error) => e.name === 'UserError' && /train\.learningRat is not a train setting/.test(e.message),
+  );
+});
+
+test('train.fromSearch trains the best configuration of the search, and evaluate scores it', async () => {
+  const d = join(root, 'a'); // searched by the first test
+  const best = readSearchBest(join(d, 'search', 'best.json'));
+  const c = config();
+  const fromSearch = { ...c, train: { ...c.train, fromSearch: true, epochs: 1, run: 'searched' } };
+  const log = memoryLogger();
+  await runStageOnce(trainStage, { config: fromSearch, dataDir: d, log });
+  assert.ok(log.lines.some((l) => l.includes(`training the search's best configuration (trial ${best.trial + 1}`)));
+  const record = JSON.parse(readFileSync(join(d, 'models', 'searched', 'config.json'), 'utf8')) as { config: { train: Record<string, unknown> } };
+  assert.equal(record.config.train.learningRate, best.values['train.learningRate']);
+  assert.equal(record.config.train.optimizer, best.values['train.optimizer']);
+  assert.ok(String(record.config.train.modelParams).includes(`ld0_num_units=${best.values['train.modelParams.ld0_num_units']}`));
+  await runStageOnce(evaluateStage, { config: fromSearch, dataDir: d, log });
+  assert.ok(existsSync(join(d, 'eval', 'metrics.json')));
+  await assert.rejects(
+    runStageOnce(trainStage, { config: fromSearch, dataDir: dataDir('f'), log: memoryLogger() }),
+    (e: Error) => e.name === 'UserError' && /search\/best\.json is missing: run `covers make search` first/.test(e.message),
   );
 });
