@@ -2,7 +2,8 @@
  * The `search` stage's files: `search/trials.tsv` (one row per finished trial) and `search/best.json` (the best
  * trial). Their paths are in schemas/paths.ts.
  *
- * `trials.tsv`: UTF-8, tab-separated, a header row, then one row per trial in trial order. Columns: `trial` (0-based),
+ * `trials.tsv`: UTF-8, tab-separated, a header row, then one row per trial (in the order they finished in the work
+ * directory's live copy, by trial number in the output; the same with `search.parallel` = 1). Columns: `trial` (0-based),
  * `status` (`complete`, `pruned` or `failed`), `epochs` (epochs trained), `validation_loss` (the lowest validation
  * cross-entropy over the trial's epochs, nats; empty when failed), `validation_accuracy` (at that epoch, 0–1),
  * `seconds`, then one column per searched key, in the space's order (the value, empty where the key was inactive:

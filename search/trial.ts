@@ -28,7 +28,7 @@ export interface TrialInput {
   snapshotDir: string;
   signal?: AbortSignal;
   log: (line: string) => void;
-  /** Asked after each epoch with the validation loss so far: true stops the trial as pruned. */
+  /** Asked after each epoch with its validation loss: true stops the trial as pruned (ignored after the last epoch). */
   prune: (epoch: number, loss: number) => boolean;
 }
 
@@ -66,7 +66,8 @@ export async function runTrial(i: TrialInput): Promise<TrialOutcome> {
       onEpoch: (m, last) => {
         losses.push(m.validationLoss!);
         accuracies.push(m.validationAccuracy!);
-        if (!last && i.prune(m.epoch, m.validationLoss!)) {
+        // Asked after every epoch, the last included (a parallel worker reports the loss to the others from here).
+        if (i.prune(m.epoch, m.validationLoss!) && !last) {
           prunedAt = m.epoch;
           stop.abort();
         }

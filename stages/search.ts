@@ -9,12 +9,17 @@
  * hash is that of the keys that make recorded trials valid, declarations.ts `SEARCH_RESUMABLE_PARAMS`), so a kill
  * loses only the trial in flight, a rerun never retrains a recorded trial, and a rerun with a larger `search.trials`
  * continues, TPE conditioning on every recorded trial. When `search.trials` trials are recorded, the stage writes
- * `search/trials.tsv` (the first `search.trials` rows) and `search/best.json` (schemas/search.ts).
+ * `search/trials.tsv` (the first `search.trials` trials) and `search/best.json` (schemas/search.ts).
+ *
+ * `search.parallel` > 1 runs that many trials at once on worker threads (search/pool.ts), each with `train.threads`
+ * threads (by default the cores shared out); running trials count as loss +∞ for the sampler, as in hyperopt, so the
+ * sequence then depends on timing. A kill then loses every trial in flight, and their numbers stay unused.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
 import { UserError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
+import { InterruptedError } from '../util/errors.ts';
 import { architectureDefaults, parseModelParams } from '../schemas/model-params.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
@@ -23,8 +28,9 @@ import { bestTrial, readTrials, SEARCH_BEST, SEARCH_TRIALS, writeSearchBest, wri
 import { applyAssignment, checkSpaceKeys } from '../search/apply.ts';
 import { ashaPrunes, lossesAt, rungEpochs, type AshaOptions } from '../search/asha.ts';
 import { suggest, type Observation } from '../search/samplers.ts';
-import { parseSpace, SpaceError, studySpace, type SearchSpace } from '../search/space.ts';
-import { runTrial } from '../search/trial.ts';
+import { parseSpace, SpaceError, studySpace, type Assignment, type SearchSpace } from '../search/space.ts';
+import { runTrial, type TrialOutcome } from '../search/trial.ts';
+import { TrialPool } from '../search/pool.ts';
 import { selectBackend } from '../train/backends.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
 import { SEARCH_RESUMABLE_PARAMS } from './declarations.ts';
@@ -41,11 +47,6 @@ function searchSpaceOf(c: Config): { space: SearchSpace; text: string } {
     if (e instanceof SpaceError) throw new UserError(`${e.message}${c.search.space.trim() ? '' : ' (the default space)'}`);
     throw e;
   }
-}
-
-/** What the samplers see of the recorded trials: failed ones with loss +∞ (hyperopt's rule). */
-function observations(rows: readonly TrialRecord[]): Observation[] {
-  return rows.map((r) => ({ assignment: r.values, loss: r.validationLoss ?? Infinity }));
 }
 
 /** One line per finished trial. */
@@ -81,36 +82,69 @@ export const searchStage: StageImplementation = {
     const file = join(dir, 'trials.tsv');
     const rows: TrialRecord[] = existsSync(file) ? readTrials(file, keys) : [];
     const seed = s.seed ?? c.seed;
-    const asha: AshaOptions = { eta: s.asha.eta, minEpochs: s.asha.minEpochs, maxEpochs: s.epochs };
-    ctx.log.info(`${s.algorithm} search of ${keys.length} keys (${text}), ${s.epochs} epochs per trial, pruner ${s.pruner}${s.pruner === 'asha' ? ` (η ${asha.eta}, rungs at epochs ${rungEpochs(asha).join(', ') || 'none'})` : ''}; ${train.n} training and ${validation.n} validation images`);
+    const ashaOptions: AshaOptions = { eta: s.asha.eta, minEpochs: s.asha.minEpochs, maxEpochs: s.epochs };
+    ctx.log.info(`${s.algorithm} search of ${keys.length} keys (${text}), ${s.epochs} epochs per trial, pruner ${s.pruner}${s.pruner === 'asha' ? ` (η ${ashaOptions.eta}, rungs at epochs ${rungEpochs(ashaOptions).join(', ') || 'none'})` : ''}; ${train.n} training and ${validation.n} validation images`);
     if (rows.length) ctx.log.info(`${rows.length} trial(s) already recorded in ${file}${rows.length >= s.trials ? '' : `; continuing to ${s.trials}`}`);
-    const threads = c.train.threads ?? defaultThreads();
+    const parallel = s.parallel ?? Math.max(1, Math.floor(defaultThreads() / (c.train.threads ?? 1)));
+    const threads = c.train.threads ?? Math.max(1, Math.floor(defaultThreads() / parallel));
+    if (parallel > 1) ctx.log.info(`${parallel} trials at once, ${threads} thread(s) each`);
     const first = rows.length;
     const progress = first < s.trials ? ctx.progress('trials', s.trials - first) : null;
+    const pool = parallel > 1 && first < s.trials
+      ? await TrialPool.start(parallel, { backend: c.train.backend, trainDir: ctx.path(splitDir('train')), validationDir: ctx.path(splitDir('validation')), meanFile: ctx.path('shards/mean.arrow') }, (l) => ctx.log.debug(l))
+      : null;
+    /** Runs one trial: in this thread (search.parallel = 1), or on a pool worker. */
+    const start = (trial: number, config: Config | Error): Promise<TrialOutcome> => {
+      const snapshotDir = join(dir, `trial-${trial}`);
+      const asha = s.pruner === 'asha' ? ashaOptions : null;
+      if (pool) {
+        const curves: Record<number, number[]> = { ...pool.curves };
+        for (const r of rows) curves[r.trial] = r.validationLosses;
+        return pool.run({ trial, config: config instanceof Error ? { error: config.message } : config, epochs: s.epochs, threads, snapshotDir, asha, curves });
+      }
+      return runTrial({
+        config, train, validation, mean, epochs: s.epochs, threads, snapshotDir, signal: ctx.signal,
+        log: (l) => ctx.log.debug(`trial ${trial + 1}: ${l}`),
+        prune: (epoch, loss) => asha !== null && ashaPrunes(asha, epoch, loss, lossesAt(rows.map((r) => r.validationLosses), epoch)),
+      });
+    };
+    const inflight = new Map<number, { values: Assignment; done: Promise<{ trial: number; outcome: TrialOutcome }> }>();
+    let next = rows.reduce((m, r) => Math.max(m, r.trial + 1), 0);
+    const interrupted = new Promise<never>((_, reject) => {
+      const stop = () => reject(new InterruptedError());
+      if (ctx.signal.aborted) stop();
+      else ctx.signal.addEventListener('abort', stop, { once: true });
+    });
+    interrupted.catch(() => {});
     try {
-      for (let t = rows.length; t < s.trials; t++) {
-        const values = suggest(s.algorithm, space, observations(rows), seed, t);
-        let config: Config | Error;
-        try {
-          config = applyAssignment(c, values);
-        } catch (e) {
-          config = e as Error;
+      while (rows.length < s.trials) {
+        while (inflight.size < parallel && rows.length + inflight.size < s.trials) {
+          const t = next++;
+          // In trial order (linear forgetting weighs the newest most), running trials with loss +∞ (hyperopt's rule).
+          const history = [...rows.map((r) => [r.trial, r.values, r.validationLoss ?? Infinity] as const), ...[...inflight].map(([k, f]) => [k, f.values, Infinity] as const)]
+            .sort((a, b) => a[0] - b[0]).map(([, assignment, loss]): Observation => ({ assignment, loss }));
+          const values = suggest(s.algorithm, space, history, seed, t);
+          let config: Config | Error;
+          try {
+            config = applyAssignment(c, values);
+          } catch (e) {
+            config = e as Error;
+          }
+          inflight.set(t, { values, done: start(t, config).then((outcome) => ({ trial: t, outcome })) });
         }
-        const outcome = await runTrial({
-          config, train, validation, mean, epochs: s.epochs, threads, snapshotDir: join(dir, `trial-${t}`), signal: ctx.signal,
-          log: (l) => ctx.log.debug(`trial ${t + 1}: ${l}`),
-          prune: (epoch, loss) => s.pruner === 'asha' && ashaPrunes(asha, epoch, loss, lossesAt(rows.map((r) => r.validationLosses), epoch)),
-        });
-        const row: TrialRecord = { trial: t, values, ...outcome };
+        const { trial, outcome } = await Promise.race([interrupted, ...[...inflight.values()].map((f) => f.done)]);
+        const row: TrialRecord = { trial, values: inflight.get(trial)!.values, ...outcome };
+        inflight.delete(trial);
         rows.push(row);
         writeTrials(file, keys, rows);
         ctx.log.info(describe(row, s.trials));
-        progress?.update(t + 1 - first);
+        progress?.update(rows.length - first);
       }
     } finally {
       progress?.stop();
+      await pool?.close();
     }
-    const kept = rows.slice(0, s.trials);
+    const kept = [...rows].sort((a, b) => a.trial - b.trial).slice(0, s.trials);
     const best = bestTrial(kept);
     if (!best) throw new UserError(`all ${kept.length} trials failed (first: ${kept[0]?.message}); see ${file}`);
     writeTrials(ctx.out(SEARCH_TRIALS), keys, kept);

@@ -148,3 +148,14 @@ test('train.fromSearch trains the best configuration of the search, and evaluate
     (e: Error) => e.name === 'UserError' && /search\/best\.json is missing: run `covers make search` first/.test(e.message),
   );
 });
+
+test('search.parallel=2 runs trials on two worker threads and records each once', async () => {
+  const d = dataDir('g');
+  const log = memoryLogger();
+  await runStageOnce(searchStage, { config: config({ trials: 4, parallel: 2 }), dataDir: d, log });
+  assert.ok(log.lines.some((l) => /2 trials at once, 1 thread\(s\) each/.test(l)));
+  const rows = readTrials(trialsFile(d), KEYS);
+  assert.deepEqual(rows.map((r) => r.trial), [0, 1, 2, 3]);
+  for (const r of rows) assert.ok(r.status === 'complete' || r.status === 'pruned', `${r.trial}: ${r.status} ${r.message}`);
+  assert.equal(new Set(rows.map((r) => JSON.stringify(r.values))).size, 4);
+});
