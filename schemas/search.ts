@@ -125,6 +125,19 @@ function parseRow(cells: string[], keys: readonly string[], where: string): Tria
   };
 }
 
+/**
+ * Reads a trials file whose searched keys are taken from its own header (for readers that do not know the space,
+ * such as the report). @throws UserError naming the file when the header is not a trials header or a row is malformed.
+ */
+export function readTrialsFile(path: string): { keys: string[]; rows: TrialRecord[] } {
+  const text = readFileSync(path, 'utf8');
+  const header = stripBom(text).split('\n', 1)[0]!.split('\t');
+  const ok = HEAD.every((h, i) => header[i] === h) && TAIL.every((t, i) => header[header.length - TAIL.length + i] === t);
+  if (!ok) throw new UserError(`${path}: not a search trials file (expected columns ${HEAD.join(', ')}, …, ${TAIL.join(', ')})`);
+  const keys = header.slice(HEAD.length, header.length - TAIL.length);
+  return { keys, rows: parseTrials(text, keys, path) };
+}
+
 /** Reads a trials file (see {@link parseTrials}). @throws UserError as parseTrials; Error ENOENT when absent. */
 export function readTrials(path: string, keys: readonly string[]): TrialRecord[] {
   return parseTrials(readFileSync(path, 'utf8'), keys, path);

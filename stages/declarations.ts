@@ -48,13 +48,14 @@ export const REPORT_PAGE = 'report/index.html';
 /**
  * Everything the report reads: the funnel's files, the shards (contact sheets) and the mean, the training curves,
  * the evaluations (the convnet's, with its repeats over training seeds, and the baselines `baseline.model` configures:
- * the forest's and/or the linear SVM's), and the lock file (stage timings).
+ * the forest's and/or the linear SVM's), the lock file (stage timings), and with `train.fromSearch` the search's trials.
  */
 export function reportInputs(config: Config): string[] {
   return [
     'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
     metricsPath(config.train.run), 'eval/metrics.json', ...baselineOutputs(config), LOCK_FILE,
+    ...(config.train.fromSearch ? [SEARCH_TRIALS] : []),
   ];
 }
 

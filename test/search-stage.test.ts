@@ -13,6 +13,7 @@ import { createLogger, memoryLogger } from '../util/log.ts';
 import { evaluateStage, searchStage, trainStage } from '../stages/index.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { readSearchBest, readTrials } from '../schemas/search.ts';
+import { buildReport } from '../report/render.ts';
 
 let root: string;
 let shardsDir: string;
@@ -143,6 +144,17 @@ test('train.fromSearch trains the best configuration of the search, and evaluate
   assert.ok(String(record.config.train.modelParams).includes(`ld0_num_units=${best.values['train.modelParams.ld0_num_units']}`));
   await runStageOnce(evaluateStage, { config: fromSearch, dataDir: d, log });
   assert.ok(existsSync(join(d, 'eval', 'metrics.json')));
+  // The report's search section: progress chart, one scatter per searched key, pruned trials visible.
+  const page = await buildReport({ dataDir: d, config: fromSearch });
+  const sectionHtml = /<section id="search"[^>]*>([\s\S]*?)<\/section>/.exec(page)?.[1] ?? '';
+  assert.match(page, /<section id="search" class="section" data-state="ok">/);
+  assert.match(sectionHtml, /12 trials on the validation split: \d+ complete, \d+ pruned, 0 failed/); // the first test extended it to 12
+  assert.match(sectionHtml, /Best validation accuracy so far/);
+  assert.match(sectionHtml, /<title>best so far, trial 12: /);
+  for (const k of KEYS) assert.ok(sectionHtml.includes(`${k} against validation accuracy`), k);
+  assert.match(sectionHtml, /<title>trial \d+ \(pruned, 1 epochs\)/);
+  const plain = await buildReport({ dataDir: d, config: c });
+  assert.ok(!plain.includes('id="search"'), 'without train.fromSearch the report has no search section');
   await assert.rejects(
     runStageOnce(trainStage, { config: fromSearch, dataDir: dataDir('f'), log: memoryLogger() }),
     (e: Error) => e.name === 'UserError' && /search\/best\.json is missing: run `covers make search` first/.test(e.message),
