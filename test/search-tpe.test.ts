@@ -1,6 +1,6 @@
 /**
  * The search core (search/): the space syntax, hyperopt's Parzen estimators against values printed by hyperopt's own
- * tpe.py (bench/hyperopt_fixtures.py, hyperopt commit c49ad14), and the samplers' behaviour.
+ * tpe.py (bench/hyperopt_fixtures.py, hyperopt commit c49ad14), the samplers' behaviour, ASHA's rule and the trials file.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -10,6 +10,8 @@ import {
 import { goodTrials, samplePrior, suggest, suggestRandom, suggestTpe, trialRng, TPE_DEFAULTS, type Observation } from '../search/samplers.ts';
 import { formatParam, parseSpace, SpaceError, studySpace } from '../search/space.ts';
 import { Rng } from '../util/rng.ts';
+import { ashaPrunes, lossesAt, rungEpochs } from '../search/asha.ts';
+import { formatTrials, parseTrials, type TrialRecord } from '../schemas/search.ts';
 
 const close = (a: readonly number[], b: readonly number[], tol = 1e-6, what = '') => {
   assert.equal(a.length, b.length, `${what}: length`);
@@ -124,5 +126,32 @@ describe('samplers', () => {
     assert.ok(mean(40, 60) < 0.75 * mean(0, 20), `TPE's later trials (mean loss ${mean(40, 60)}) are clearly better than the random start (${mean(0, 20)})`);
     assert.ok(best(0, 60) < best(0, 20));
     assert.ok(history.slice(40).filter((h) => h.assignment.o === 'b').length > 10, 'more often the better branch');
+  });
+});
+
+describe('successive halving and the trials file', () => {
+  test('rungs at minEpochs·η^k below the budget; a trial goes on only in the best ⌊n/η⌋ (at least the best one)', () => {
+    const o = { eta: 3, minEpochs: 1, maxEpochs: 10 };
+    assert.deepEqual(rungEpochs(o), [1, 3, 9]);
+    assert.deepEqual(rungEpochs({ eta: 2, minEpochs: 2, maxEpochs: 2 }), []);
+    assert.equal(ashaPrunes(o, 1, 5, []), false, 'the first trial at a rung goes on');
+    assert.equal(ashaPrunes(o, 1, 5, [1]), true, 'two at the rung: only the best goes on');
+    assert.equal(ashaPrunes(o, 1, 0.5, [1, 2]), false);
+    assert.equal(ashaPrunes(o, 2, 99, [1, 2]), false, 'epoch 2 is not a rung');
+    assert.equal(ashaPrunes(o, 3, 2, [1, 1.5, 3, 4, 5]), true, '6 at the rung: the best 2 go on');
+    assert.equal(ashaPrunes(o, 3, 2, [1, 2, 3, 4, 5]), false, 'a tie with the second goes on');
+    assert.equal(ashaPrunes(o, 3, 2, [1, 3, 4, 5, 6]), false);
+    assert.deepEqual(lossesAt([[3, 2, 1], [4], [5, 4]], 2), [2, 4]);
+  });
+  test('trials.tsv round-trips every field; a header of another space is refused, naming the file', () => {
+    const keys = ['train.optimizer', 'train.momentum', 'train.learningRate', 'train.mirror'];
+    const rows: TrialRecord[] = [
+      { trial: 0, status: 'complete', epochs: 2, validationLoss: 0.1 + 0.2, validationAccuracy: 2 / 3, seconds: 1.5, values: { 'train.optimizer': 'nesterov', 'train.momentum': 0.9, 'train.learningRate': Math.exp(-7), 'train.mirror': true }, validationLosses: [1.25, 0.1 + 0.2], message: '' },
+      { trial: 1, status: 'failed', epochs: 0, validationLoss: null, validationAccuracy: null, seconds: 0, values: { 'train.optimizer': 'adam', 'train.learningRate': 1e-3, 'train.mirror': false }, validationLosses: [], message: 'bad\tmodel\nparams' },
+    ];
+    const back = parseTrials(formatTrials(keys, rows), keys, 'trials.tsv');
+    assert.deepEqual(back, [rows[0], { ...rows[1]!, message: 'bad model params' }]);
+    assert.throws(() => parseTrials(formatTrials(keys, rows), ['train.learningRate'], 'x/trials.tsv'), (e: Error) => e.name === 'UserError' && /^x\/trials\.tsv: its columns/.test(e.message) && /covers clean search/.test(e.message));
+    assert.throws(() => parseTrials(formatTrials(keys, rows).replace('complete', 'done'), keys, 't.tsv'), /t\.tsv line 2: status "done"/);
   });
 });
