@@ -33,7 +33,10 @@ import { runTrial, type TrialOutcome } from '../search/trial.ts';
 import { TrialPool } from '../search/pool.ts';
 import { selectBackend } from '../train/backends.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
-import { SEARCH_RESUMABLE_PARAMS } from './declarations.ts';
+import { SEARCH_PARAMS, SEARCH_RESUMABLE_PARAMS } from './declarations.ts';
+
+/** The declared keys a trial's configuration is built from (search/apply.ts); the others take their defaults. */
+const TRIAL_PARAMS = SEARCH_PARAMS.filter((k) => k !== 'search');
 
 /** The searched space: `search.space`, or the study's for the architecture and its model parameters. @throws UserError naming search.space. */
 function searchSpaceOf(c: Config): { space: SearchSpace; text: string } {
@@ -41,7 +44,7 @@ function searchSpaceOf(c: Config): { space: SearchSpace; text: string } {
   const text = c.search.space.trim() || studySpace(layers);
   try {
     const space = parseSpace(text);
-    checkSpaceKeys(space, c);
+    checkSpaceKeys(space);
     return { space, text };
   } catch (e) {
     if (e instanceof SpaceError) throw new UserError(`${e.message}${c.search.space.trim() ? '' : ' (the default space)'}`);
@@ -126,7 +129,7 @@ export const searchStage: StageImplementation = {
           const values = suggest(s.algorithm, space, history, seed, t);
           let config: Config | Error;
           try {
-            config = applyAssignment(c, values);
+            config = applyAssignment(c, values, TRIAL_PARAMS);
           } catch (e) {
             config = e as Error;
           }
