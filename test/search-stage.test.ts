@@ -171,3 +171,19 @@ test('search.parallel=2 runs trials on two worker threads and records each once'
   for (const r of rows) assert.ok(r.status === 'complete' || r.status === 'pruned', `${r.trial}: ${r.status} ${r.message}`);
   assert.equal(new Set(rows.map((r) => JSON.stringify(r.values))).size, 4);
 });
+
+test("an empty search.space searches the study's space for the architecture", async () => {
+  const d = dataDir('h');
+  const log = memoryLogger();
+  await runStageOnce(searchStage, { config: config({ space: '', trials: 2, epochs: 1, pruner: 'none' }), dataDir: d, log });
+  const keys = ['train.optimizer', 'train.momentum', 'train.adam.beta1', 'train.adam.beta2', 'train.learningRate', 'train.mirror',
+    'train.modelParams.lc0_num_filters', 'train.modelParams.ld0_dropout', 'train.modelParams.ld0_num_units'];
+  const rows = readTrials(trialsFile(d), keys);
+  assert.equal(rows.length, 2);
+  for (const r of rows) {
+    assert.equal(r.status, 'complete', r.message);
+    const lr = r.values['train.learningRate'] as number;
+    assert.ok(lr >= Math.exp(-12) && lr <= Math.exp(-5), String(lr));
+    assert.equal('train.adam.beta2' in r.values, r.values['train.optimizer'] === 'adam');
+  }
+});
