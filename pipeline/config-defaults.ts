@@ -113,7 +113,21 @@ export const CONFIG_DEFAULTS: Config = {
     "repeats": 1,
     "snapshotEvery": 5,
     "resumeFrom": null,
-    "run": "default"
+    "run": "default",
+    "fromSearch": false
+  },
+  "search": {
+    "trials": 50,
+    "epochs": 10,
+    "algorithm": "tpe",
+    "seed": null,
+    "space": "",
+    "pruner": "asha",
+    "asha": {
+      "eta": 3,
+      "minEpochs": 2
+    },
+    "parallel": 1
   },
   "eval": {
     "crops": 10

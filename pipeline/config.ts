@@ -290,6 +290,39 @@ export const ConfigSchema = z
         resumeFrom: z.string().min(1).nullable().default(null),
         /** Name of the run: outputs go to `models/<run>/`. */
         run: z.string().regex(/^[\w.-]+$/, 'a run name of letters, digits, ".", "_" or "-"').default('default'),
+        /** Train the best configuration of `search` (`search/best.json`) instead of these settings' searched keys. */
+        fromSearch: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    search: z
+      .object({
+        /** Trials to run in all; a rerun with more continues from the recorded ones (README "Hyperparameter search"). */
+        trials: z.number().int().min(1).max(100_000).default(50),
+        /** Epochs per trial (the study: 10). */
+        epochs: z.number().int().min(1).default(10),
+        /** `tpe` (hyperopt's Tree-structured Parzen Estimator, search/samplers.ts) or `random`. */
+        algorithm: z.enum(['tpe', 'random']).default('tpe'),
+        /** Seed of the sampler; null = `seed`. */
+        seed: z.number().int().nonnegative().nullable().default(null),
+        /**
+         * The searched parameters in search/space.ts syntax (`KEY=DIST(ARGS) [if KEY2=VALUE]; …`); empty: the study's
+         * space for `train.architecture` (search/space.ts `studySpace`).
+         */
+        space: z.string().default(''),
+        /** Early stopping of bad trials: `asha` (asynchronous successive halving on the validation loss per epoch) or `none`. */
+        pruner: z.enum(['asha', 'none']).default('asha'),
+        asha: z
+          .object({
+            /** Reduction factor η: a trial goes on past a rung only if it is in the best 1/η there. */
+            eta: z.number().int().min(2).default(3),
+            /** Epochs of the first rung; the next rungs are at minEpochs·η, minEpochs·η², … below `search.epochs`. */
+            minEpochs: z.number().int().min(1).default(2),
+          })
+          .strict()
+          .prefault({}),
+        /** Trials trained at once, each in its own worker thread; null: cores ÷ threads per trial (at least 1). */
+        parallel: z.number().int().min(1).max(256).nullable().default(1),
       })
       .strict()
       .prefault({}),

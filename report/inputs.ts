@@ -16,6 +16,7 @@ import { metricsPath, readEpochMetrics } from '../schemas/model.ts';
 import { LOCK_FILE, readLockFile } from '../pipeline/lock.ts';
 import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../schemas/splits.ts';
+import { readTrialsFile, SEARCH_TRIALS, type TrialRecord } from '../schemas/search.ts';
 
 /** Resolves a path relative to the data directory to an absolute one (the report stage passes `ctx.path`). */
 export type DataPath = (rel: string) => string;
@@ -95,6 +96,8 @@ export interface ReportInputs {
   linearSvm: Part<EvalMetrics>;
   /** `pipeline.lock.json` stage entries, in pipeline order where known. */
   timings: Part<StageTiming[]>;
+  /** `search/trials.tsv`, read when the trained model came from the search (`train.fromSearch`; a declared input then). */
+  search: Part<{ keys: string[]; rows: TrialRecord[] }>;
 }
 
 function missing<T>(stage: string, file: string): Part<T> {
@@ -261,6 +264,19 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
     }
   }
 
+  // Only with train.fromSearch is the search a declared input of the report (stages/declarations.ts).
+  let search: ReportInputs['search'] = { ok: false, kind: 'missing', stage: 'search', message: 'train.fromSearch is off (the report shows the search when the model comes from it)' };
+  if (config.train.fromSearch) {
+    search = missing('search', SEARCH_TRIALS);
+    if (existsSync(p(SEARCH_TRIALS))) {
+      try {
+        search = { ok: true, data: readTrialsFile(p(SEARCH_TRIALS)) };
+      } catch (e) {
+        search = failed('search', SEARCH_TRIALS, e);
+      }
+    }
+  }
+
   return {
     genres,
     funnel,
@@ -281,5 +297,6 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
     baseline: config.baseline.model === 'linear-svm' ? notConfigured(FOREST_OUTPUT, config) : readEval(p, FOREST_OUTPUT, 'baseline'),
     linearSvm: config.baseline.model === 'forest' ? notConfigured(LINEAR_SVM_OUTPUT, config) : readEval(p, LINEAR_SVM_OUTPUT, 'baseline'),
     timings,
+    search,
   };
 }

@@ -14,7 +14,7 @@ import { fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from '
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
 import { readInputs, type DataPath, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
 import { REPORT_CSS } from './style.ts';
-import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, type BarSeries } from './svg.ts';
+import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, scatterChart, type BarSeries } from './svg.ts';
 
 /**
  * Reference figures of the 2015 study "Learning about deep learning through album cover classification"
@@ -356,6 +356,47 @@ function trainingSection(m: ReportModel): Section {
   return section('training', 'Training curves', true, [lead, html`<div class="charts">${loss}${acc}${lr}</div>`, facts, warn]);
 }
 
+/**
+ * The search (`search/trials.tsv`, shown when the model came from it): best validation accuracy so far against the
+ * trial number, and one small scatter per searched key against validation accuracy, pruned trials in their own
+ * colour (failed ones have no accuracy and are only counted).
+ */
+function searchSection(m: ReportModel): Section {
+  const p = m.inputs.search;
+  if (!p.ok) return section('search', 'Hyperparameter search', false, absent(p, 'the search trials'));
+  const { keys, rows } = p.data;
+  const scored = [...rows].filter((r) => r.validationAccuracy !== null).sort((a, b) => a.trial - b.trial);
+  let best = -Infinity;
+  const bestSoFar = [...rows].sort((a, b) => a.trial - b.trial).map((r) => {
+    if (r.status === 'complete' && r.validationAccuracy !== null) best = Math.max(best, r.validationAccuracy);
+    return [r.trial + 1, Number.isFinite(best) ? best : null] as const;
+  });
+  const progress = lineChart({
+    title: 'Best validation accuracy so far (complete trials)', xLabel: 'trial', yLabel: 'validation accuracy', percent: true,
+    series: [{ name: 'best so far', color: COLORS.blue, points: bestSoFar }], width: 400, height: 240, xName: 'trial',
+  });
+  const colour = (status: string) => (status === 'pruned' ? COLORS.orange : COLORS.blue);
+  const scatters = keys.map((key) => {
+    const pts = scored.filter((r) => r.values[key] !== undefined);
+    const values = pts.map((r) => r.values[key]!);
+    const numeric = values.every((v) => typeof v === 'number');
+    const categories = numeric ? undefined : [...new Set(values.map(String))];
+    const nums = values.filter((v): v is number => typeof v === 'number');
+    const logX = numeric && nums.length > 0 && Math.min(...nums) > 0 && Math.max(...nums) / Math.min(...nums) > 100;
+    return scatterChart({
+      title: `${key} against validation accuracy`, xLabel: key, yLabel: 'accuracy', percent: true, logX, categories,
+      points: pts.map((r) => ({
+        x: categories ? categories.indexOf(String(r.values[key])) : (r.values[key] as number), y: r.validationAccuracy!, color: colour(r.status),
+        label: `trial ${r.trial + 1} (${r.status}, ${r.epochs} epochs): ${key} = ${r.values[key]}, accuracy ${fmtPct(r.validationAccuracy!)}`,
+      })),
+      legend: [{ color: COLORS.blue, name: 'complete' }, { color: COLORS.orange, name: 'pruned' }],
+    });
+  });
+  const count = (s: string) => rows.filter((r) => r.status === s).length;
+  const body = html`<p class="lead">${rows.length} trials on the validation split: ${count('complete')} complete, ${count('pruned')} pruned, ${count('failed')} failed (${m.config.search.algorithm}, ${m.config.search.epochs} epochs per trial, pruner ${m.config.search.pruner}). The model above is the best configuration trained fully (<code>train.fromSearch</code>).</p><figure>${progress}</figure><div class="charts">${scatters}</div>`;
+  return section('search', 'Hyperparameter search', true, body);
+}
+
 function evalRow(name: string, m: EvalMetrics, chance: number): SafeHtml {
   const { correct, n } = confusionTotals(m.confusionMatrix);
   const acc = n ? correct / n : 0;
@@ -471,17 +512,27 @@ export const REPORT_SECTIONS = [
   ['reproducibility', 'Reproducibility'],
 ] as const;
 
+/** The search's section, shown after the training curves only when the model came from the search (`train.fromSearch`). */
+const SEARCH_SECTION = ['search', 'Hyperparameter search'] as const;
+
+/** The sections of the page for this configuration, in order: {@link REPORT_SECTIONS}, and the search's when shown. */
+function sectionsShown(m: ReportModel): readonly (readonly [string, string])[] {
+  if (!m.config.train.fromSearch) return REPORT_SECTIONS;
+  const i = REPORT_SECTIONS.findIndex(([id]) => id === 'training') + 1;
+  return [...REPORT_SECTIONS.slice(0, i), SEARCH_SECTION, ...REPORT_SECTIONS.slice(i)];
+}
+
 /** The Content-Security-Policy of the page: nothing may be loaded except inline styles and `data:` images. */
 const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
 
 /** Renders the page from a {@link ReportModel}. Pure: reads nothing. */
 function renderHtml(m: ReportModel): string {
-  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), evaluationSection(m), reproSection(m)];
+  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), ...(m.config.train.fromSearch ? [searchSection(m)] : []), evaluationSection(m), reproSection(m)];
   const state = (id: string) => sections.find((s) => s.id === id)?.ok ?? false;
   const sub: Record<string, SafeHtml> = {
     evaluation: html`<ol><li><a href="#confusion">Confusion matrix</a></li><li><a href="#per-class">Per-class accuracy</a></li></ol>`,
   };
-  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${REPORT_SECTIONS.map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
+  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${sectionsShown(m).map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
   const title = `Bandcamp album covers by genre — ${m.inputs.genres.length} genres`;
   const page = html`<!doctype html>
 <html lang="en">

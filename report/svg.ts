@@ -78,6 +78,8 @@ export interface LineChartOptions {
   /** Pixel size of the chart. */
   width?: number;
   height?: number;
+  /** What an x value is, in the points' tooltips (default `epoch`). */
+  xName?: string;
 }
 
 /**
@@ -124,7 +126,7 @@ export function lineChart(o: LineChartOptions): SafeHtml {
     if (cur.length) segs.push(cur.join(' '));
     const dots = s.points
       .filter((p): p is readonly [number, number] => p[1] !== null && Number.isFinite(p[1]))
-      .map(([x, y]) => html`<circle cx="${r(sx(x))}" cy="${r(sy(y))}" r="2.5" fill="${s.color}"><title>${s.name}, epoch ${x}: ${o.percent ? `${(y * 100).toFixed(1)}%` : y.toFixed(4)}</title></circle>`);
+      .map(([x, y]) => html`<circle cx="${r(sx(x))}" cy="${r(sy(y))}" r="2.5" fill="${s.color}"><title>${s.name}, ${o.xName ?? 'epoch'} ${x}: ${o.percent ? `${(y * 100).toFixed(1)}%` : y.toFixed(4)}</title></circle>`);
     return html`<g class="series">${segs.map((pts) => html`<polyline fill="none" stroke="${s.color}" stroke-width="2" ${s.dashed ? html`stroke-dasharray="5 3"` : ''} points="${pts}"/>`)}${dots}</g>`;
   });
   const legend = o.series.map(
@@ -278,4 +280,62 @@ export function funnelChart(steps: readonly FunnelStep[], title = 'Funnel'): Saf
     return html`<text class="tick" x="${lm - 8}" y="${y + 16}" text-anchor="end">${s.name}</text><rect x="${lm + (pw - w) / 2}" y="${y}" width="${r(w)}" height="${rowH - 6}" fill="${COLORS.sky}"/><text class="note" x="${lm + pw + 6}" y="${y + 16}">${s.value.toLocaleString('en-GB')}</text>`;
   });
   return html`<svg class="chart" role="img" aria-label="${title}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${join(rows)}</svg>`;
+}
+
+/** One point of a {@link scatterChart}. */
+export interface ScatterPoint {
+  /** A number, or for a categorical axis the category's index in `categories`. */
+  x: number;
+  y: number;
+  color: string;
+  /** Tooltip text. */
+  label: string;
+}
+
+/** Options of {@link scatterChart}. */
+export interface ScatterChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  points: readonly ScatterPoint[];
+  /** Categorical x axis: these names at x = 0, 1, … */
+  categories?: readonly string[];
+  /** Logarithmic x axis (positive x only). */
+  logX?: boolean;
+  /** Format y ticks as percentages. */
+  percent?: boolean;
+  /** Legend entries (colour, name). */
+  legend?: readonly { color: string; name: string }[];
+  width?: number;
+  height?: number;
+}
+
+/**
+ * A small scatter plot (e.g. one searched parameter against validation accuracy), each point with a `<title>`
+ * tooltip; categorical x values are spread slightly so that points of one category stay visible.
+ * @returns an `<svg>` element (`role="img"`, labelled by its title).
+ */
+export function scatterChart(o: ScatterChartOptions): SafeHtml {
+  const W = o.width ?? 260;
+  const H = o.height ?? 200;
+  const m = { l: 48, r: 12, t: 26, b: 40 };
+  const pw = W - m.l - m.r;
+  const ph = H - m.t - m.b;
+  const tx = (x: number) => (o.logX ? Math.log10(x) : x);
+  const xs = o.points.map((p) => tx(p.x));
+  const [xMin, xMax] = o.categories ? [-0.5, o.categories.length - 0.5] : [Math.min(...xs), Math.max(...xs)];
+  const ys = o.points.map((p) => p.y);
+  const yTicks = niceTicks(ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1, 4);
+  const y0 = yTicks[0]!;
+  const y1 = yTicks[yTicks.length - 1]!;
+  const sx = (x: number) => m.l + (xMax === xMin ? pw / 2 : ((x - xMin) / (xMax - xMin)) * pw);
+  const sy = (y: number) => m.t + ph - ((y - y0) / (y1 - y0 || 1)) * ph;
+  const grid = yTicks.map((t) => html`<line class="grid" x1="${m.l}" x2="${m.l + pw}" y1="${r(sy(t))}" y2="${r(sy(t))}"/><text class="tick" x="${m.l - 6}" y="${r(sy(t)) + 4}" text-anchor="end">${tickLabel(t, !!o.percent)}</text>`);
+  const xTickValues = o.categories ? o.categories.map((_, i) => i) : niceTicks(xMin, xMax, 3).filter((t) => t >= xMin - 1e-12 && t <= xMax + 1e-12);
+  const xTickText = (t: number) => (o.categories ? o.categories[t]! : o.logX ? `1e${Number(t.toFixed(2))}` : String(Number(t.toPrecision(3))));
+  const xt = xTickValues.map((t) => html`<text class="tick" x="${r(sx(t))}" y="${m.t + ph + 14}" text-anchor="middle">${xTickText(t)}</text>`);
+  const jitter = (i: number) => (o.categories ? (((i * 37) % 11) / 10 - 0.5) * 0.3 : 0);
+  const dots = o.points.map((p, i) => html`<circle cx="${r(sx(tx(p.x) + jitter(i)))}" cy="${r(sy(p.y))}" r="3" fill="${p.color}" fill-opacity="0.8"><title>${p.label}</title></circle>`);
+  const legend = (o.legend ?? []).map((l, i) => html`<g transform="translate(${m.l + i * 90},${12})"><circle cx="4" cy="0" r="3" fill="${l.color}"/><text class="legend" x="12" y="4">${l.name}</text></g>`);
+  return html`<svg class="chart" role="img" aria-label="${o.title}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg"><title>${o.title}</title>${grid}<line class="axis" x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}"/><line class="axis" x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}"/>${xt}${dots}${legend}<text class="label" x="${m.l + pw / 2}" y="${H - 6}" text-anchor="middle">${o.xLabel}</text><text class="label" transform="translate(12,${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${o.yLabel}</text></svg>`;
 }

@@ -108,7 +108,7 @@ export function parseModelParams(text: string): Record<string, ParamValue> {
 }
 
 /** The study's defaults of each architecture (architectures.py). */
-function architectureDefaults(arch: Architecture): Record<string, ParamValue> {
+export function architectureDefaults(arch: Architecture): Record<string, ParamValue> {
   switch (arch) {
     case 'ConvNet':
       return { num_conv_layers: 1, num_dense_layers: 1 };

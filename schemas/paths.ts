@@ -18,3 +18,8 @@ export function metricsPath(run: string): string {
 export const FOREST_OUTPUT = 'eval/baseline.json';
 /** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's metrics. */
 export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
+
+/** `search/trials.tsv`, relative to the data directory: every trial of `search` (format: schemas/search.ts). */
+export const SEARCH_TRIALS = 'search/trials.tsv';
+/** `search/best.json`, relative to the data directory: the best configuration of `search` (format: schemas/search.ts). */
+export const SEARCH_BEST = 'search/best.json';

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../schemas/paths.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -42,6 +42,7 @@ export const TRAIN_PARAMS = [
   'train.architecture', 'train.modelParams', 'train.crop', 'train.mirror', 'train.subtractMean', 'train.optimizer',
   'train.learningRate', 'train.momentum', 'train.adam', 'train.batchSize', 'train.epochs', 'train.schedule', 'train.patience',
   'train.plateau', 'train.cosine', 'train.weightDecay', 'train.seed', 'train.repeats', 'train.snapshotEvery', 'train.run',
+  'train.fromSearch',
 ] as const;
 
 /** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
@@ -58,13 +59,14 @@ export const REPORT_PAGE = 'report/index.html';
 /**
  * Everything the report reads: the funnel's files, the shards (contact sheets) and the mean, the training curves,
  * the evaluations (the convnet's, with its repeats over training seeds, and the baselines `baseline.model` configures:
- * the forest's and/or the linear SVM's), and the lock file (stage timings).
+ * the forest's and/or the linear SVM's), the lock file (stage timings), and with `train.fromSearch` the search's trials.
  */
 function reportInputs(config: Config): string[] {
   return [
     'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
     metricsPath(config.train.run), 'eval/metrics.json', ...baselineOutputs(config), LOCK_FILE,
+    ...(config.train.fromSearch ? [SEARCH_TRIALS] : []),
   ];
 }
 
@@ -166,17 +168,50 @@ export const meanDeclaration: StageDeclaration = {
   version: 1,
 };
 
-/** The `train` stage: shards and per-pixel mean → `models/<train.run>/`. */
+/** The `train` stage: shards and per-pixel mean (and `search/best.json` with `train.fromSearch`) → `models/<train.run>/`. */
 export const trainDeclaration: StageDeclaration = {
   name: 'train',
   description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
   deps: ['shards', 'mean'],
-  inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
+  // With train.fromSearch, the search's best configuration (make `search` first, or name both targets).
+  inputs: (c) => [splitDir('train'), splitDir('validation'), 'shards/mean.arrow', ...(c.train.fromSearch ? [SEARCH_BEST] : [])],
   params: TRAIN_PARAMS,
   // train.resumeFrom only seeds the first snapshot of a run (the user's explicit choice); the rest change the speed.
   tuning: ['train.backend', 'train.threads', 'train.balance', 'train.resumeFrom'],
   outputs: (c) => [modelDir(c.train.run)],
   version: 3, // 3: config.json records the settings train declares, not the whole configuration (a finished run's snapshot rewrites it in seconds)
+};
+
+/** `train.*` keys of {@link TRAIN_PARAMS} that only the `train` stage reads: a search trial's run is its own. */
+const RUN_ONLY = ['train.epochs', 'train.repeats', 'train.run', 'train.snapshotEvery', 'train.fromSearch'];
+
+/**
+ * Config keys the `search` stage reads: the training keys a trial trains with, how trials run (`train.backend`,
+ * `train.threads`, `train.balance`), and the `search` section. {@link SEARCH_RESUMABLE_PARAMS} decide which recorded
+ * trials a rerun continues from.
+ */
+export const SEARCH_PARAMS = [
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), 'train.backend', 'train.threads', 'train.balance', 'search',
+] as const;
+
+/**
+ * The keys whose values make the recorded trials of a search valid for a rerun: all of {@link SEARCH_PARAMS} but the
+ * budget (`search.trials`), how many run at once (`search.parallel`) and how they run (backend, threads, balance).
+ */
+export const SEARCH_RESUMABLE_PARAMS = [
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)),
+  'search.epochs', 'search.algorithm', 'search.seed', 'search.space', 'search.pruner', 'search.asha',
+] as const;
+
+/** The `search` stage: shards and mean → `search/trials.tsv`, `search/best.json`. */
+export const searchDeclaration: StageDeclaration = {
+  name: 'search',
+  description: 'hyperparameter search (TPE or random, ASHA pruning) on the validation split → search/trials.tsv, best.json',
+  deps: ['shards', 'mean'],
+  inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
+  params: SEARCH_PARAMS,
+  outputs: [SEARCH_TRIALS, SEARCH_BEST],
+  version: 1,
 };
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */

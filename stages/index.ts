@@ -23,6 +23,8 @@ export const shardsStage: Stage = lazyStage(d.shardsDeclaration, async () => (aw
 export const meanStage: Stage = lazyStage(d.meanDeclaration, async () => (await import('./mean.ts')).meanStage);
 /** {@link d.trainDeclaration}, its work in stages/train.ts. */
 export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (await import('./train.ts')).trainStage);
+/** {@link d.searchDeclaration}, its work in stages/search.ts. */
+export const searchStage: Stage = lazyStage(d.searchDeclaration, async () => (await import('./search.ts')).searchStage);
 /** {@link d.evaluateDeclaration}, its work in stages/evaluate.ts. */
 export const evaluateStage: Stage = lazyStage(d.evaluateDeclaration, async () => (await import('./evaluate.ts')).evaluateStage);
 /** {@link d.baselineDeclaration}, its work in stages/baseline.ts. */
@@ -32,5 +34,5 @@ export const reportStage: Stage = lazyStage(d.reportDeclaration, async () => (aw
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
-  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, trainStage, evaluateStage, baselineStage, reportStage,
+  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, searchStage, trainStage, evaluateStage, baselineStage, reportStage,
 ];

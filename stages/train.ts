@@ -11,12 +11,15 @@
  * when null) on the same split (the training seed sets the initial weights, the shuffles, crops, mirrors and dropout
  * masks): the first at `models/<run>/`, each other in `models/<run>/seed-<seed>/` (the same files); `config.json` of
  * the first lists them all under `repeats`.
+ * With `train.fromSearch`, it trains the best configuration of `search` (`search/best.json`'s values set in this one).
  * Snapshots go to `DATA_DIR/.work/train/<run>/<hash of the params and the training seed>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashJson, pickParams } from '../pipeline/config.ts';
+import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
+import { readSearchBest, SEARCH_BEST } from '../schemas/search.ts';
+import { applyAssignment } from '../search/apply.ts';
 import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
@@ -25,15 +28,36 @@ import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
+import { trainOptionsFromConfig } from '../train/train-options.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
 import { TRAIN_PARAMS } from './declarations.ts';
+
+/**
+ * The configuration to train: the stage's own, or with `train.fromSearch` the search's best configuration
+ * (`search/best.json`'s values set in it, search/apply.ts).
+ * @throws UserError when `train.fromSearch` is set and the search has not been made, or its values no longer fit.
+ */
+function trainedConfig(ctx: StageContext): Config {
+  if (!ctx.config.train.fromSearch) return ctx.config;
+  const file = ctx.path(SEARCH_BEST);
+  if (!existsSync(file)) throw new UserError(`train.fromSearch is set but ${SEARCH_BEST} is missing: run \`covers make search\` first (or name both targets: \`covers make search evaluate\`)`);
+  const best = readSearchBest(file);
+  try {
+    const config = applyAssignment(ctx.config, best.values);
+    ctx.log.info(`training the search's best configuration (trial ${best.trial + 1}, validation loss ${best.validationLoss.toFixed(4)}, accuracy ${best.validationAccuracy.toFixed(3)}): ${Object.entries(best.values).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    return config;
+  } catch (e) {
+    throw new UserError(`${SEARCH_BEST}: its configuration does not apply to this one (${(e as Error).message.split('\n')[0]}); rerun \`covers make search\``);
+  }
+}
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
 export const trainStage: StageImplementation = {
   name: 'train',
   async run(ctx: StageContext) {
-    const t = ctx.config.train;
+    const config = trainedConfig(ctx);
+    const t = config.train;
     let spec;
     try {
       spec = resolveModelSpec(t.architecture, t.modelParams);
@@ -51,7 +75,7 @@ export const trainStage: StageImplementation = {
     }
     if (t.crop > train.size) throw new UserError(`train.crop = ${t.crop} is larger than the shard images (${train.size}×${train.size})`);
     const mean = t.subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
-    const seeds = repeatSeeds(ctx.config);
+    const seeds = repeatSeeds(config);
     const total = t.epochs * seeds.length;
     // The epoch progress covers only the epochs this run trains (none when a finished run is resumed) and stops
     // with the last epoch, before the final snapshot is written.
@@ -69,14 +93,11 @@ export const trainStage: StageImplementation = {
       for (const [k, seed] of seeds.entries()) {
         // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
         // resumes) the same whatever the repeat count; `seed` (the split's) stays in.
-        const params = { ...pickParams(ctx.config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
+        const params = { ...pickParams(config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
         const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
         ctx.log.info(`${spec.architecture}${t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
-        const result = await trainModel({
-          // The `train` section as this stage's view of the configuration holds it (the keys it declares; TrainSettings
-          // in train/train-loop.ts names those the loop reads); the training seed, threads and resumption are this model's.
-          ...t,
+        const result = await trainModel(trainOptionsFromConfig(t, {
           train, validation, mean, spec, seed,
           snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
           threads: t.threads ?? defaultThreads(),
@@ -90,18 +111,18 @@ export const trainStage: StageImplementation = {
             progress?.update(doneBefore + m.epoch - firstEpoch);
             if (last && k === seeds.length - 1) stopProgress();
           },
-        });
+        }));
         doneBefore += result.state.epoch - firstEpoch;
         const bestAcc = result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null;
         ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; best checkpoint: epoch ${result.state.bestEpoch}, validation accuracy ${bestAcc !== null ? bestAcc.toFixed(3) : 'n/a'}${result.state.bestLoss !== null ? `, loss ${result.state.bestLoss.toFixed(4)}` : ''}`);
-        const dir = repeatDir(ctx.config, seed);
+        const dir = repeatDir(config, seed);
         const target = join(out, dir);
         mkdirSync(target, { recursive: true });
         await result.model.save(fileSaver(target));
         const last = result.metrics[result.metrics.length - 1];
         repeats.push({ seed, dir, stopReason: result.stopReason, bestEpoch: result.state.bestEpoch, bestValidationAccuracy: bestAcc, finalTrainLoss: last?.trainLoss ?? null });
         const record: TrainRecord = {
-          config: ctx.config,
+          config,
           architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
           backend: backend.name,
           labelNames: train.labelNames,

@@ -43,7 +43,7 @@ describe('npm package', () => {
     const dist = files.filter((f) => f.startsWith('dist/'));
     for (const f of dist) assert.match(f, /\.(js|d\.ts)$/, `unexpected file in the package: ${f}`);
     for (const f of dist.filter((x) => x.endsWith('.js'))) assert.ok(files.includes(f.replace(/\.js$/, '.d.ts')), `${f} has no declaration file`);
-    for (const f of ['dist/cli/covers.js', 'dist/stages/index.js', 'dist/stages/train.js', 'dist/schemas/shards/read.js', 'dist/train/forest-worker.js', 'dist/train/batch-worker.js', 'dist/train/replica-worker.js']) {
+    for (const f of ['dist/cli/covers.js', 'dist/stages/index.js', 'dist/stages/train.js', 'dist/schemas/shards/read.js', 'dist/train/forest-worker.js', 'dist/train/batch-worker.js', 'dist/train/replica-worker.js', 'dist/stages/search.js', 'dist/search/trial-worker.js']) {
       assert.ok(files.includes(f), `${f} missing`);
     }
     assert.deepEqual(files.filter((f) => /(^|\/)(test|bench)\//.test(f) || /synthetic-shards|shared-data/.test(f)), []);
