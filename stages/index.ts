@@ -43,6 +43,9 @@ export const baselineStage: Stage = lazyStage(d.baselineDeclaration, async () =>
  */
 export const reportStage: Stage = lazyStage(d.reportDeclaration, async () => (await import('./report.ts')).reportStage);
 
+/** The `export` stage: shards and mean → `export/<format>/` (Parquet, WebDataset, TFRecord); not part of `all`. */
+export const exportStage: Stage = lazyStage(d.exportDeclaration, async () => (await import('./export.ts')).exportStage);
+
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
   discoverStage,
@@ -56,4 +59,5 @@ export const STAGES: readonly Stage[] = [
   evaluateStage,
   baselineStage,
   reportStage,
+  exportStage,
 ];
