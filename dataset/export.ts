@@ -11,7 +11,7 @@ import { streamShardBatches } from '../schemas/shards/read.ts';
 import { encodeParquetShard } from '../schemas/export/parquet.ts';
 import { encodeTFRecordShard } from '../schemas/export/tfrecord.ts';
 import { encodeWebDatasetShard } from '../schemas/export/webdataset.ts';
-import type { ExportFormat, ExportImageFormat, ExportSample } from '../schemas/export/layout.ts';
+import type { ExportFormat, ExportSample } from '../schemas/export/layout.ts';
 import { UserError } from '../util/errors.ts';
 import { encodeImage, type ExportImageOptions } from './export-image.ts';
 
@@ -78,11 +78,11 @@ export async function* streamSamples(files: readonly string[], opts: StreamSampl
 
 /**
  * One export shard's bytes in `format`.
- * @param size S, pixels. @param labelNames genre names in label order.
+ * @param labelNames genre names in label order (Parquet's ClassLabel).
  */
-export async function encodeShard(format: ExportFormat, samples: readonly ExportSample[], size: number, labelNames: readonly string[], imageFormat: ExportImageFormat): Promise<Uint8Array> {
+export async function encodeShard(format: ExportFormat, samples: readonly ExportSample[], labelNames: readonly string[]): Promise<Uint8Array> {
   switch (format) {
-    case 'parquet': return encodeParquetShard(samples, size, labelNames, imageFormat);
+    case 'parquet': return encodeParquetShard(samples, labelNames);
     case 'webdataset': return encodeWebDatasetShard(samples);
     case 'tfrecord': return encodeTFRecordShard(samples);
   }

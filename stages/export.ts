@@ -94,7 +94,7 @@ export function createExportStage(options: ExportStageOptions = {}): StageImplem
         const files: DoneShard['files'] = {};
         for (const format of cfg.formats) {
           if (ctx.signal.aborted) throw new Error('export: interrupted');
-          const data = await encodeShard(format, samples, layout.shape[0], layout.labelNames, cfg.image.format);
+          const data = await encodeShard(format, samples, layout.labelNames);
           const name = exportShardName(split, index, format);
           const path = fileOf(format, split, name);
           mkdirSync(dirname(path), { recursive: true });

@@ -12,17 +12,18 @@
  * - `genre`: string; `item_id`, `art_id`: int64 (Bandcamp ids); `sha256`: string (of the downloaded file).
  *
  * Metadata: the Arrow schema carries `huggingface` = `{"info": {"features": …}}` (what `datasets` writes and reads, so
- * `load_dataset("parquet", …)` gives `Image` and `ClassLabel` back with the genre names) and `bandcamp_covers` (shape,
- * layout, label names, image encoding); both are also written as Parquet key-value metadata, for readers that do not
- * restore the Arrow schema. Row groups of {@link PARQUET_ROW_GROUP_ROWS} rows (small groups suit image rows: the Hub
+ * `load_dataset("parquet", …)` gives `Image` and `ClassLabel` back with the genre names), also written as Parquet
+ * key-value metadata for readers that do not restore the Arrow schema. One key only: parquet-wasm passes metadata
+ * through Rust hash maps, whose order changes from run to run, so a second key would make the bytes unstable (the
+ * image size, label names and encoding are in `dataset.json`). Row groups of {@link PARQUET_ROW_GROUP_ROWS} rows (small groups suit image rows: the Hub
  * viewer and random access read a group at a time), Snappy compression, statistics off for `image`, created-by fixed
  * so reruns are byte-identical.
  */
 import * as arrow from 'apache-arrow';
 import { Compression, EnabledStatistics, readParquet, Table as ParquetTable, writeParquet, WriterPropertiesBuilder } from 'parquet-wasm';
 import { toInt64 } from '../table.ts';
-import { HF_METADATA_KEY, LAYOUT_METADATA_KEY } from '../shards/layout.ts';
-import { imageExtension, type ExportImageFormat, type ExportSample } from './layout.ts';
+import { HF_METADATA_KEY } from '../shards/layout.ts';
+import { imageExtension, type ExportSample } from './layout.ts';
 
 /** Rows per Parquet row group. */
 export const PARQUET_ROW_GROUP_ROWS = 100;
@@ -51,12 +52,9 @@ export function parquetHfFeatures(labelNames: readonly string[]): Record<string,
   };
 }
 
-/** The metadata of every Parquet shard (schema metadata and Parquet key-value metadata alike). */
-export function parquetMetadata(size: number, labelNames: readonly string[], imageFormat: ExportImageFormat): Map<string, string> {
-  return new Map([
-    [HF_METADATA_KEY, JSON.stringify({ info: { features: parquetHfFeatures(labelNames) } })],
-    [LAYOUT_METADATA_KEY, JSON.stringify({ shape: [size, size, 3], layout: 'HWC', dtype: 'uint8', labelNames: [...labelNames], imageEncoding: imageFormat })],
-  ]);
+/** The metadata of every Parquet shard (schema metadata and Parquet key-value metadata alike): `huggingface` only. */
+export function parquetMetadata(labelNames: readonly string[]): Map<string, string> {
+  return new Map([[HF_METADATA_KEY, JSON.stringify({ info: { features: parquetHfFeatures(labelNames) } })]]);
 }
 
 /** The Arrow schema of the Parquet shards. */
@@ -107,11 +105,11 @@ function recordBatch(schema: arrow.Schema, samples: readonly ExportSample[]): ar
 
 /**
  * A Parquet shard's bytes for `samples`, in order.
- * @param size S, pixels. @param labelNames genre names in label order.
+ * @param labelNames genre names in label order.
  * @throws RangeError when an id or label is not a safe integer; Error from parquet-wasm when writing fails.
  */
-export function encodeParquetShard(samples: readonly ExportSample[], size: number, labelNames: readonly string[], imageFormat: ExportImageFormat): Uint8Array {
-  const metadata = parquetMetadata(size, labelNames, imageFormat);
+export function encodeParquetShard(samples: readonly ExportSample[], labelNames: readonly string[]): Uint8Array {
+  const metadata = parquetMetadata(labelNames);
   const schema = parquetSchema(metadata);
   const ipc = arrow.RecordBatchStreamWriter.writeAll([recordBatch(schema, samples)]).toUint8Array(true);
   const table = ParquetTable.fromIPCStream(ipc);
