@@ -6,8 +6,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import pLimit from 'p-limit';
-import { streamShardBatches } from '../schemas/shards/read.ts';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { streamShardBatches, type ShardBatch } from '../schemas/shards/read.ts';
 import { encodeParquetShard } from '../schemas/export/parquet.ts';
 import { encodeTFRecordShard } from '../schemas/export/tfrecord.ts';
 import { encodeWebDatasetShard } from '../schemas/export/webdataset.ts';
@@ -41,39 +41,62 @@ export interface StreamSamplesOptions {
   signal?: AbortSignal;
 }
 
+/** An export sample with the label names of the shard it came from. */
+export type SourcedSample = ExportSample & { labelNames: string[] };
+
 /**
- * The rows of a split's shard files, in order, as export samples with their images encoded.
+ * The rows of a split's shard files, in order, as export samples with their images encoded. The next record batch's
+ * images are encoding (on libuv's thread pool) while the caller works on the current one's.
  * @param files the split's shard files (schemas/shards/read.ts `listShardFiles`).
  * @throws UserError naming the file and row when a row lacks its `item_id`, `art_id`, `genre` or `sha256`;
  *   Error `export: interrupted` when `signal` aborts.
  */
-export async function* streamSamples(files: readonly string[], opts: StreamSamplesOptions): AsyncGenerator<ExportSample & { labelNames: string[] }> {
+export async function* streamSamples(files: readonly string[], opts: StreamSamplesOptions): AsyncGenerator<SourcedSample> {
   const limit = pLimit(opts.concurrency ?? availableParallelism() * 2);
   let row = 0;
-  for await (const batch of streamShardBatches(files, { ids: true })) {
-    if (opts.signal?.aborted) throw new Error('export: interrupted');
-    const first = Math.max(0, opts.skipRows - row);
-    const start = row;
-    row += batch.rows;
-    if (first >= batch.rows) continue;
-    const size = batch.meta.shape[0];
-    const len = size * size * 3;
-    const ids = batch.ids!;
-    const encoded = await Promise.all(
-      Array.from({ length: batch.rows - first }, (_, j) => limit(() => encodeImage(batch.images.subarray((first + j) * len, (first + j + 1) * len), size, opts.image))),
-    );
-    for (let j = 0; j < encoded.length; j++) {
-      const i = first + j;
-      const itemId = ids.itemIds[i];
-      const artId = ids.artIds[i];
-      const genre = ids.genres[i];
-      const sha256 = ids.sha256s[i];
-      if (itemId == null || artId == null || genre == null || sha256 == null) {
-        throw new UserError(`export: ${batch.file}, row ${start + i} of the split: item_id, art_id, genre or sha256 is null (rebuild the shards: covers make shards --force)`);
-      }
-      yield { key: String(itemId), image: encoded[j]!, imageFormat: opts.image.format, size, label: batch.labels[i]!, genre, itemId, artId, sha256, labelNames: batch.meta.labelNames };
+  let pending: Promise<SourcedSample[]> | null = null;
+  try {
+    for await (const batch of streamShardBatches(files, { ids: true })) {
+      if (opts.signal?.aborted) throw new Error('export: interrupted');
+      const first = Math.max(0, opts.skipRows - row);
+      const start = row;
+      row += batch.rows;
+      if (first >= batch.rows) continue;
+      const next = encodeBatch(batch, first, start, opts.image, limit);
+      next.catch(() => undefined); // its error is thrown where it is awaited, not as an unhandled rejection meanwhile
+      if (pending) yield* await pending;
+      pending = next;
     }
+    if (pending) yield* await pending;
+  } finally {
+    // Let encodes still in flight settle (their errors included) before the caller goes on.
+    await pending?.catch(() => undefined);
   }
+}
+
+/**
+ * Encodes the images of rows `first…` of a record batch into samples, at most `limit` images at once.
+ * @param start the batch's first row in the split (for messages).
+ * @throws UserError naming the file and row when a row lacks an id, its genre or its sha256.
+ */
+async function encodeBatch(batch: ShardBatch, first: number, start: number, image: ExportImageOptions, limit: LimitFunction): Promise<SourcedSample[]> {
+  const size = batch.meta.shape[0];
+  const len = size * size * 3;
+  const ids = batch.ids!;
+  const samples: SourcedSample[] = [];
+  for (let i = first; i < batch.rows; i++) {
+    const itemId = ids.itemIds[i];
+    const artId = ids.artIds[i];
+    const genre = ids.genres[i];
+    const sha256 = ids.sha256s[i];
+    if (itemId == null || artId == null || genre == null || sha256 == null) {
+      throw new UserError(`export: ${batch.file}, row ${start + i} of the split: item_id, art_id, genre or sha256 is null (rebuild the shards: covers make shards --force)`);
+    }
+    samples.push({ key: String(itemId), image: new Uint8Array(0), imageFormat: image.format, size, label: batch.labels[i]!, genre, itemId, artId, sha256, labelNames: batch.meta.labelNames });
+  }
+  const encoded = await Promise.all(samples.map((_, j) => limit(() => encodeImage(batch.images.subarray((first + j) * len, (first + j + 1) * len), size, image))));
+  encoded.forEach((bytes, j) => (samples[j]!.image = bytes));
+  return samples;
 }
 
 /**

@@ -343,8 +343,11 @@ export const ConfigSchema = z
           .object({
             /** Samples per shard at most. */
             rows: z.number().int().min(1).default(1000),
-            /** Encoded image bytes per shard at most (Parquet shards are built in WebAssembly memory: at most 1 GiB). */
-            bytes: z.number().int().min(1).max(1024 * MiB).default(256 * MiB),
+            /**
+             * Encoded image bytes per shard at most. At most 512 MiB: a Parquet shard is built in parquet-wasm's 32-bit
+             * WebAssembly memory (4 GiB), which holds it about three times over while writing.
+             */
+            bytes: z.number().int().min(1).max(512 * MiB).default(256 * MiB),
           })
           .strict()
           .prefault({}),

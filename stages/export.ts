@@ -26,6 +26,7 @@ import { SPLIT_NAMES, splitDir } from '../schemas/shards/names.ts';
 import { listShardFiles, streamShardBatches } from '../schemas/shards/read.ts';
 import type { ShardLayoutMeta } from '../schemas/shards/layout.ts';
 import { sha256, writeFileAtomic } from '../util/fsutil.ts';
+import type { Progress } from '../util/progress.ts';
 
 /** Options of {@link createExportStage}. */
 export interface ExportStageOptions {
@@ -47,39 +48,16 @@ export function createExportStage(options: ExportStageOptions = {}): StageImplem
       const meanPath = ctx.path(MEAN_ARROW);
       const layout = await readLayout(splitFiles);
       const outRoot = join(ctx.workDir, 'out');
-      const fileOf = (format: ExportFormat, split: string, name: string) => join(outRoot, format, split, name);
       const progressPath = join(ctx.workDir, 'progress.json');
+      const fileOf = (format: ExportFormat, split: string, name: string) => join(outRoot, format, split, name);
       const progress = loadProgress(progressPath, inputFingerprint(cfg, splitFiles, meanPath), fileOf);
       removeUnrecorded(outRoot, progress);
       const resumed = Object.values(progress.splits).flat();
       if (resumed.length) ctx.log.info(`resuming: ${resumed.length} shard(s), ${resumed.reduce((n, s) => n + s.rows, 0)} rows already exported`);
       const bar = ctx.progress('export', estimateRows(splitFiles, layout.shape[0]));
+      const run: SplitRun = { ctx, layout, progress, progressPath, fileOf, writeFile, bar };
       try {
-        for (const split of SPLIT_NAMES) {
-          const done = (progress.splits[split] ??= []);
-          const skipRows = done.reduce((n, s) => n + s.rows, 0);
-          bar.tick(skipRows);
-          const flush = async (samples: ExportSample[]) => {
-            done.push(await writeShard(split, done.length, samples));
-            writeFile(progressPath, `${JSON.stringify(progress)}\n`);
-          };
-          let shard: ExportSample[] = [];
-          let bytes = 0;
-          for await (const s of streamSamples(splitFiles[split]!, { image: cfg.image, skipRows, signal: ctx.signal })) {
-            if (s.labelNames.join('\n') !== layout.labelNames.join('\n') || s.size !== layout.shape[0]) {
-              throw new UserError(`export: the ${split} shards disagree with the others on the image size or label names (rebuild them: covers make shards --force)`);
-            }
-            if (shardIsFull(shard.length, bytes, s.image.length, cfg.shardSize)) {
-              await flush(shard);
-              shard = [];
-              bytes = 0;
-            }
-            shard.push(s);
-            bytes += s.image.length;
-            bar.tick();
-          }
-          if (shard.length) await flush(shard);
-        }
+        for (const split of SPLIT_NAMES) await exportSplit(run, split, splitFiles[split]!);
       } finally {
         bar.stop();
       }
@@ -88,23 +66,68 @@ export function createExportStage(options: ExportStageOptions = {}): StageImplem
       rmSync(outRoot, { recursive: true, force: true });
       const counts = SPLIT_NAMES.map((s) => `${s} ${progress.splits[s]!.reduce((n, d) => n + d.rows, 0)} rows in ${progress.splits[s]!.length} shard(s)`);
       ctx.log.info(`exported ${cfg.formats.join(', ')}: ${counts.join(', ')}`);
-
-      /** Encodes and writes shard `index` of `split` in every format. */
-      async function writeShard(split: string, index: number, samples: ExportSample[]): Promise<DoneShard> {
-        const files: DoneShard['files'] = {};
-        for (const format of cfg.formats) {
-          if (ctx.signal.aborted) throw new Error('export: interrupted');
-          const data = await encodeShard(format, samples, layout.labelNames);
-          const name = exportShardName(split, index, format);
-          const path = fileOf(format, split, name);
-          mkdirSync(dirname(path), { recursive: true });
-          writeFile(path, data);
-          files[format] = { name, size: data.length };
-        }
-        return { rows: samples.length, files };
-      }
     },
   };
+}
+
+/** What exporting one split needs from the run. */
+interface SplitRun {
+  ctx: StageContext;
+  layout: ShardLayoutMeta;
+  /** Updated (and written to `progressPath`) after each finished shard. */
+  progress: ExportProgress;
+  progressPath: string;
+  /** Where a format's shard file is written in the work directory. */
+  fileOf: (format: ExportFormat, split: string, name: string) => string;
+  writeFile: (path: string, data: Uint8Array | string) => void;
+  bar: Progress;
+}
+
+/**
+ * Exports one split: passes over the rows of the shards already recorded, cuts the rest into shards of
+ * `export.shardSize` and writes each ({@link writeShard}), recording it once every format's file is written.
+ * @throws UserError when the split's shards disagree with the others on S or the label names.
+ */
+async function exportSplit(run: SplitRun, split: string, files: readonly string[]): Promise<void> {
+  const cfg = run.ctx.config.export;
+  const done = (run.progress.splits[split] ??= []);
+  const skipRows = done.reduce((n, s) => n + s.rows, 0);
+  run.bar.tick(skipRows);
+  const flush = async (samples: ExportSample[]) => {
+    done.push(await writeShard(run, split, done.length, samples));
+    run.writeFile(run.progressPath, `${JSON.stringify(run.progress)}\n`);
+  };
+  let shard: ExportSample[] = [];
+  let bytes = 0;
+  for await (const s of streamSamples(files, { image: cfg.image, skipRows, signal: run.ctx.signal })) {
+    if (s.labelNames.join('\n') !== run.layout.labelNames.join('\n') || s.size !== run.layout.shape[0]) {
+      throw new UserError(`export: the ${split} shards disagree with the others on the image size or label names (rebuild them: covers make shards --force)`);
+    }
+    if (shardIsFull(shard.length, bytes, s.image.length, cfg.shardSize)) {
+      await flush(shard);
+      shard = [];
+      bytes = 0;
+    }
+    shard.push(s);
+    bytes += s.image.length;
+    run.bar.tick();
+  }
+  if (shard.length) await flush(shard);
+}
+
+/** Encodes shard `index` of `split` in every configured format and writes each file atomically. */
+async function writeShard(run: SplitRun, split: string, index: number, samples: ExportSample[]): Promise<DoneShard> {
+  const files: DoneShard['files'] = {};
+  for (const format of run.ctx.config.export.formats) {
+    if (run.ctx.signal.aborted) throw new Error('export: interrupted');
+    const data = await encodeShard(format, samples, run.layout.labelNames);
+    const name = exportShardName(split, index, format);
+    const path = run.fileOf(format, split, name);
+    mkdirSync(dirname(path), { recursive: true });
+    run.writeFile(path, data);
+    files[format] = { name, size: data.length };
+  }
+  return { rows: samples.length, files };
 }
 
 /** The layout (S, label names) of the shards: from the first record batch of any split. @throws UserError when every split is empty. */

@@ -79,6 +79,13 @@ before(async () => {
   if (r.status === 0) writeFileSync(join(dir, 'expected.json'), JSON.stringify(await expectedOf(join(dir, 'data'))));
 });
 
+test('covers make export again: every stage fresh, nothing rewritten', () => {
+  assert.equal(made.status, 0, `covers make export failed:\n${made.stderr}`);
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'covers.js'), 'make', 'export', '--config', join(dir, 'covers.config.json'), '--data-dir', join(dir, 'data'), '--set', 'export.formats=parquet,webdataset,tfrecord'], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /^\s*export\s+fresh\s*$/m);
+});
+
 for (const format of ['parquet', 'webdataset', 'tfrecord'] as const) {
   test(`covers make export: ${format} read by its own ecosystem's reader, every image exactly the shard's pixels`, (t) => {
     assert.equal(made.status, 0, `covers make export failed:\n${made.stderr}`);
