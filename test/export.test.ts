@@ -143,6 +143,23 @@ test('export writes the three formats with the shards’ rows, order and exact p
   assert.ok(!existsSync(join(tiny, 'export', 'parquet')), 'only the configured formats');
 });
 
+test('export.image.format=jpeg: .jpg members, image/format jpeg, pixels within JPEG q95 4:4:4 error', async () => {
+  const dir = shardsDir('jpeg');
+  await runStageOnce(lazyStage(exportDeclaration, async () => createExportStage()), { config: configOf({ formats: ['webdataset', 'tfrecord'], image: { format: 'jpeg' } }), dataDir: dir, log: memoryLogger() });
+  const want = (await shardRows(dir)).test!;
+  const tar = await readWebDatasetShard(readFileSync(join(dir, 'export', 'webdataset', 'test', 'test-000000.tar')));
+  assert.deepEqual(Object.keys(tar[0]!.files).sort(), ['cls', 'jpg', 'json']);
+  const ex = decodeExample(readTFRecords(readFileSync(join(dir, 'export', 'tfrecord', 'test', 'test-000000.tfrecord')))[0]!);
+  assert.deepEqual(ex['image/format'], { bytes: [Buffer.from('jpeg')] });
+  for (const [i, s] of tar.entries()) {
+    const got = await rgb(s.files.jpg!);
+    let sum = 0;
+    for (let j = 0; j < got.length; j++) sum += Math.abs(got[j]! - want.pixels[i]![j]!);
+    // Striped noise (±40 levels per pixel) is JPEG's worst case; real covers come out closer.
+    assert.ok(sum / got.length < 6, `mean absolute error ${(sum / got.length).toFixed(2)} levels`);
+  }
+});
+
 test('export is byte-stable, and a run whose writes fail resumes at the next unfinished shard with the same bytes', async () => {
   const clean = shardsDir('clean');
   const config = configOf();

@@ -73,6 +73,15 @@ export function parquetSchema(metadata: Map<string, string>): arrow.Schema {
   );
 }
 
+/** A Binary column from whole values: int32 offsets and the values back to back (one copy; columns under 2 GiB). */
+function binaryData(values: readonly Uint8Array[]): arrow.Data<arrow.Binary> {
+  const valueOffsets = new Int32Array(values.length + 1);
+  let total = 0;
+  values.forEach((v, i) => (valueOffsets[i + 1] = total += v.length));
+  if (total > 0x7fffffff) throw new RangeError(`parquet: ${total} image bytes in one shard (at most 2 GiB)`);
+  return arrow.makeData({ type: new arrow.Binary(), length: values.length, nullCount: 0, valueOffsets, data: Buffer.concat(values, total) });
+}
+
 /** The samples as one Arrow record batch of {@link parquetSchema}. */
 function recordBatch(schema: arrow.Schema, samples: readonly ExportSample[]): arrow.RecordBatch {
   const n = samples.length;
@@ -83,7 +92,7 @@ function recordBatch(schema: arrow.Schema, samples: readonly ExportSample[]): ar
     length: n,
     nullCount: 0,
     children: [
-      arrow.vectorFromArray(samples.map((s) => s.image), new arrow.Binary()).data[0]!,
+      binaryData(samples.map((s) => s.image)),
       utf8(samples.map((s) => `${s.key}.${imageExtension(s.imageFormat)}`)),
     ],
   });

@@ -102,7 +102,9 @@ export function encodeExample(s: ExportSample): Uint8Array {
     'bandcamp/sha256': bytesFeature(text(s.sha256)),
   } satisfies Record<keyof typeof TFRECORD_FEATURES, unknown>;
   const type = exampleMessage();
-  return type.encode(type.fromObject({ features: { feature } })).finish();
+  // A plain object of the message's shape (field names as in the .proto, numbers for int64, bytes as Uint8Array):
+  // protobufjs encodes it as is, without fromObject's copy.
+  return type.encode({ features: { feature } }).finish();
 }
 
 /** A feature as {@link decodeExample} gives it back. */
