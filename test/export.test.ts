@@ -1,9 +1,11 @@
 /**
  * Stage `export` on small synthetic shards (dataset/synthetic-shards.ts), read back with our own readers
  * (schemas/export/): the same rows in the same order as the Arrow shards, every PNG decoding to exactly the shard's
- * pixels, shards cut at `export.shardSize` rows and bytes, `mean.npy` equal to `mean.arrow`; byte-identical reruns;
- * a run whose writes fail after some shards (an injected ENOSPC; a real full tmpfs where this process may mount one)
- * leaves no half shard and the rerun goes on at the next unfinished shard, giving the same bytes as an unbroken run;
+ * pixels, shards cut at `export.shardSize` rows and bytes, `mean.npy` equal to `mean.arrow`; the JPEG option;
+ * byte-identical reruns; a run whose writes fail after some shards (an injected ENOSPC half-way through a file; a real
+ * full tmpfs where this process may mount one, else skipped) or that is SIGKILLed half-way through a file leaves no
+ * half shard under a shard's name, and the rerun goes on at the next unfinished shard, giving the same bytes as an
+ * unbroken run;
  * bad config is a usage error naming the key; `all` does not run `export`. The Python readers are in
  * test/export-python.test.ts. About 15 s on 2 cores.
  */
@@ -203,6 +205,20 @@ test('export is byte-stable, and a run whose writes fail resumes at the next unf
   assert.equal(statSync(join(broken, 'export', 'parquet', 'train', 'train-000000.parquet')).mtimeMs, before, 'finished shards kept');
   assert.deepEqual(tree(join(broken, 'export')), first, 'the resumed export equals the unbroken one byte for byte');
   assert.ok(!existsSync(join(work, 'progress.json')), 'the progress record is gone once the export is complete');
+
+  // Killed (SIGKILL) half-way through writing a shard file: the half file is a temporary one, removed by the rerun.
+  const killed = join(tmp, 'killed');
+  cpSync(join(clean, 'shards'), join(killed, 'shards'), { recursive: true });
+  const child = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'test', 'helpers', 'export-kill.ts'), killed], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(child.signal, 'SIGKILL', child.stderr);
+  const kWork = join(killed, '.work', 'export');
+  const half = readdirSync(join(kWork, 'out'), { recursive: true }).map(String).filter((f) => f.includes('.tmp-'));
+  assert.equal(half.length, 1, `one half-written temporary file: ${half.join(', ')}`);
+  assert.match(half[0]!, /webdataset\/train\/\.train-000001\.tar\.tmp-/);
+  assert.equal((JSON.parse(readFileSync(join(kWork, 'progress.json'), 'utf8')) as { splits: Record<string, unknown[]> }).splits.train!.length, 1);
+  await runStageOnce(stage(), { config, dataDir: killed, log: memoryLogger() });
+  assert.deepEqual(tree(join(killed, 'export')), first, 'the export resumed after a kill equals the unbroken one');
+  assert.ok(!existsSync(join(kWork, 'out')), 'nothing left in the work directory');
 });
 
 test('a full disk (a small tmpfs) leaves no half shard, and the rerun with room finishes the same export', async (t) => {
