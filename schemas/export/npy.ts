@@ -5,7 +5,7 @@
  * Format: NumPy's NPY version 1.0 (numpy/lib/format.py, "NEP 1 — A simple file format for NumPy arrays"): the magic
  * `\x93NUMPY`, the version bytes 1, 0, a little-endian uint16 header length, then an ASCII Python dict literal
  * `{'descr': '<f4', 'fortran_order': False, 'shape': (S, S, 3), }` padded with spaces and ended by `\n` so that the
- * data starts at a multiple of 64 bytes (what NumPy ≥ 1.17 writes), then the values, C order, little-endian.
+ * data starts at a multiple of 64 bytes (numpy/lib/format.py `ARRAY_ALIGN`, as NumPy writes it), then the values, C order, little-endian.
  * Only float32 C-order arrays are written and read here: that is all the export needs.
  */
 

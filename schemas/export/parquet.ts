@@ -16,11 +16,11 @@
  * key-value metadata for readers that do not restore the Arrow schema. One key only: parquet-wasm passes metadata
  * through Rust hash maps, whose order changes from run to run, so a second key would make the bytes unstable (the
  * image size, label names and encoding are in `dataset.json`). Row groups of {@link PARQUET_ROW_GROUP_ROWS} rows (small groups suit image rows: the Hub
- * viewer and random access read a group at a time), Snappy compression, statistics off for `image`, created-by fixed
+ * viewer and random access read a group at a time), Snappy compression, parquet-rs's default statistics (binary min/max truncated to 64 bytes), created-by fixed
  * so reruns are byte-identical.
  */
 import * as arrow from 'apache-arrow';
-import { Compression, EnabledStatistics, readParquet, Table as ParquetTable, writeParquet, WriterPropertiesBuilder } from 'parquet-wasm';
+import { Compression, readParquet, Table as ParquetTable, writeParquet, WriterPropertiesBuilder } from 'parquet-wasm';
 import { toInt64 } from '../table.ts';
 import { HF_METADATA_KEY } from '../shards/layout.ts';
 import { imageExtension, type ExportSample } from './layout.ts';
@@ -126,7 +126,6 @@ export function encodeParquetShard(samples: readonly ExportSample[], labelNames:
     .setCompression(Compression.SNAPPY)
     .setCreatedBy(PARQUET_CREATED_BY)
     .setMaxRowGroupSize(PARQUET_ROW_GROUP_ROWS)
-    .setColumnStatisticsEnabled('image.bytes', EnabledStatistics.None)
     .setKeyValueMetadata(metadata)
     .build();
   return writeParquet(table, props);
