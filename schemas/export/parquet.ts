@@ -15,9 +15,10 @@
  * `load_dataset("parquet", …)` gives `Image` and `ClassLabel` back with the genre names), also written as Parquet
  * key-value metadata for readers that do not restore the Arrow schema. One key only: parquet-wasm passes metadata
  * through Rust hash maps, whose order changes from run to run, so a second key would make the bytes unstable (the
- * image size, label names and encoding are in `dataset.json`). Row groups of {@link PARQUET_ROW_GROUP_ROWS} rows (small groups suit image rows: the Hub
- * viewer and random access read a group at a time), Snappy compression, parquet-rs's default statistics (binary min/max truncated to 64 bytes), created-by fixed
- * so reruns are byte-identical.
+ * image size, label names and encoding are in `dataset.json`). Row groups of {@link PARQUET_ROW_GROUP_ROWS} rows
+ * (small groups suit image rows: the Hub viewer and random access read a group at a time), Snappy compression,
+ * parquet-rs's default statistics (binary min/max truncated to 64 bytes), created-by fixed so reruns are
+ * byte-identical.
  */
 import * as arrow from 'apache-arrow';
 import { Compression, readParquet, Table as ParquetTable, writeParquet, WriterPropertiesBuilder } from 'parquet-wasm';
