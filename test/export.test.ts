@@ -92,6 +92,7 @@ test('export writes the three formats with the shards’ rows, order and exact p
     const desc = JSON.parse(readFileSync(join(root, 'dataset.json'), 'utf8')) as ExportDescription;
     assert.deepEqual(desc.labelNames, LABELS);
     assert.match(readFileSync(join(root, 'README.md'), 'utf8'), /Load it/);
+    assert.ok(Object.keys(desc.fields).includes({ parquet: 'image', webdataset: 'png', tfrecord: 'image/encoded' }[format]), `${format}: dataset.json names the image field`);
     const npy = decodeNpyFloat32(readFileSync(join(root, 'mean.npy')));
     assert.deepEqual(npy.shape, [S, S, 3]);
     assert.deepEqual(npy.data, mean.mean);

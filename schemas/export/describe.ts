@@ -4,8 +4,8 @@
  */
 import { PARQUET_COLUMNS } from './parquet.ts';
 import { TFRECORD_FEATURES } from './tfrecord.ts';
-import { WEBDATASET_KEYS } from './webdataset.ts';
-import type { ExportDescription, ExportFormat, ExportImageFormat } from './layout.ts';
+import { webDatasetKeys } from './webdataset.ts';
+import { imageExtension, type ExportDescription, type ExportFormat, type ExportImageFormat } from './layout.ts';
 
 /** What {@link describeExport} is told. */
 export interface DescribeInput {
@@ -25,7 +25,7 @@ function shardRange(files: readonly string[]): string {
 }
 
 /** The Python loader of each format, run from the format's folder (`DATA_DIR/export/<format>`). */
-function loader(format: ExportFormat, trainFiles: readonly string[]): string {
+function loader(format: ExportFormat, trainFiles: readonly string[], imageFormat: ExportImageFormat): string {
   switch (format) {
     case 'parquet':
       return [
@@ -36,7 +36,7 @@ function loader(format: ExportFormat, trainFiles: readonly string[]): string {
     case 'webdataset':
       return [
         'import webdataset as wds                # pip install webdataset; or tarfile: a sample = consecutive members sharing a key',
-        `ds = wds.WebDataset("${shardRange(trainFiles)}").decode("rgb8").to_tuple("png;jpg", "cls")`,
+        `ds = wds.WebDataset("${shardRange(trainFiles)}").decode("rgb8").to_tuple("${imageExtension(imageFormat)}", "cls")`,
         'loader = torch.utils.data.DataLoader(ds, batch_size=64)   # images [B, S, S, 3] uint8, labels int',
       ].join('\n');
     case 'tfrecord':
@@ -51,7 +51,7 @@ function loader(format: ExportFormat, trainFiles: readonly string[]): string {
 /** The `dataset.json` of one format. */
 export function describeExport(input: DescribeInput): ExportDescription {
   const fields: Record<string, string> =
-    input.format === 'parquet' ? { ...PARQUET_COLUMNS } : input.format === 'webdataset' ? { ...WEBDATASET_KEYS } : { ...TFRECORD_FEATURES };
+    input.format === 'parquet' ? { ...PARQUET_COLUMNS } : input.format === 'webdataset' ? webDatasetKeys(input.imageFormat) : { ...TFRECORD_FEATURES };
   const splits = Object.fromEntries(Object.entries(input.splits).map(([s, v]) => [s, { ...v, total: v.rows.reduce((a, b) => a + b, 0) }]));
   return {
     format: input.format,
@@ -61,7 +61,7 @@ export function describeExport(input: DescribeInput): ExportDescription {
     splits,
     mean: { file: 'mean.npy', shape: [input.size, input.size, 3], dtype: 'float32' },
     fields,
-    load: loader(input.format, input.splits.train?.files ?? []),
+    load: loader(input.format, input.splits.train?.files ?? [], input.imageFormat),
   };
 }
 

@@ -18,14 +18,16 @@
  */
 import { Buffer } from 'node:buffer';
 import tar from 'tar-stream';
-import { imageExtension, type ExportSample } from './layout.ts';
+import { imageExtension, type ExportImageFormat, type ExportSample } from './layout.ts';
 
-/** The member extensions of a sample, besides the image's (`png` or `jpg`). */
-export const WEBDATASET_KEYS = {
-  'png | jpg': 'the cover, [S, S, 3] RGB (PNG lossless, or JPEG)',
-  cls: 'the label: index of the genre in labelNames, decimal',
-  json: '{"label": int, "genre": str, "item_id": int, "art_id": int, "sha256": str}',
-} as const;
+/** The member extensions of a sample with their meaning: the image's (`png` or `jpg`), `cls`, `json`. */
+export function webDatasetKeys(imageFormat: ExportImageFormat): Record<string, string> {
+  return {
+    [imageExtension(imageFormat)]: `the cover, [S, S, 3] RGB, ${imageFormat === 'png' ? 'PNG (lossless)' : 'JPEG'}`,
+    cls: 'the label: index of the genre in labelNames, decimal',
+    json: '{"label": int, "genre": str, "item_id": int, "art_id": int, "sha256": str}',
+  };
+}
 
 /** Fixed header fields of every member (byte-stable tars). */
 const FIXED = { mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '', mode: 0o644, type: 'file' as const };
