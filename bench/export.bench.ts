@@ -104,7 +104,7 @@ const bench: BenchModule = {
         baseline: { name: 'mean stage over the same shards (mean of 2 runs)', value: baseline },
         target: ctx.quick ? undefined : 'under 2 minutes',
         met: ctx.quick ? undefined : exp < 120,
-        notes: `${cpuS.toFixed(1)} s of CPU (this process, libuv's encode threads included: ${(cpuS / 2).toFixed(0)} s of wall on 2 idle cores); ${source}; export.formats = parquet, webdataset, tfrecord, defaults otherwise; mean stage ${mean1.toFixed(1)} s before and ${mean2.toFixed(1)} s after; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(', ')}`,
+        notes: `${cpuS.toFixed(1)} s of CPU (this process, libuv's encode threads included; CPU/2 = ${(cpuS / 2).toFixed(0)} s, a lower bound for the wall time on 2 idle cores, not measured); ${source}; export.formats = parquet, webdataset, tfrecord, defaults otherwise; mean stage ${mean1.toFixed(1)} s before and ${mean2.toFixed(1)} s after; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(', ')}`,
       },
     ];
   },
