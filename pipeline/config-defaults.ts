@@ -144,6 +144,22 @@ export const CONFIG_DEFAULTS: Config = {
     "minSamplesSplit": 2,
     "threads": null
   },
+  "export": {
+    "formats": [
+      "parquet",
+      "webdataset",
+      "tfrecord"
+    ],
+    "shardSize": {
+      "rows": 1000,
+      "bytes": 268435456
+    },
+    "image": {
+      "format": "png",
+      "pngCompression": 3,
+      "jpegQuality": 95
+    }
+  },
   "report": {
     "contactSheet": 24
   }

@@ -19,6 +19,7 @@ export { canonicalJson, ConfigError, DEFAULT_CONFIG_FILE, getPath, hashJson, pic
 // names, the schedules and their defaults.
 import { ARCHITECTURES, modelParamsProblem } from '../schemas/model-params.ts';
 import { BACKEND_CHOICES } from '../schemas/backend-names.ts';
+import { EXPORT_FORMATS } from '../schemas/export/layout.ts';
 import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../schemas/schedule-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
@@ -364,6 +365,40 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    export: z
+      .object({
+        /**
+         * Formats `covers make export` writes to `DATA_DIR/export/<format>/` (schemas/export/): `parquet`,
+         * `webdataset`, `tfrecord`. `export` is no dependency of `report`, so `covers make all` never runs it.
+         */
+        formats: z.array(z.enum(EXPORT_FORMATS)).min(1).default([...EXPORT_FORMATS]),
+        /** A shard ends at `rows` samples or before its encoded images pass `bytes` (a shard holds at least one sample). */
+        shardSize: z
+          .object({
+            /** Samples per shard at most. */
+            rows: z.number().int().min(1).default(1000),
+            /**
+             * Encoded image bytes per shard at most. At most 512 MiB: a Parquet shard is built in parquet-wasm's 32-bit
+             * WebAssembly memory (4 GiB), which holds it about three times over while writing.
+             */
+            bytes: z.number().int().min(1).max(512 * MiB).default(256 * MiB),
+          })
+          .strict()
+          .prefault({}),
+        image: z
+          .object({
+            /** `png`: lossless, every pixel as in the shards (the default: an export must not change the data); `jpeg`: about 4× smaller, lossy. */
+            format: z.enum(['png', 'jpeg']).default('png'),
+            /** zlib level of PNG (0–9): 3 gives nearly the size of 6 in about 60% of the time (bench/RESULTS.md). */
+            pngCompression: z.number().int().min(0).max(9).default(3),
+            /** JPEG quality (1–100), `format` = `jpeg` only; chroma is not subsampled (4:4:4). */
+            jpegQuality: z.number().int().min(1).max(100).default(95),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     report: z
       .object({
         /** Covers per genre on the contact sheet. */
@@ -377,6 +412,8 @@ export const ConfigSchema = z
     if (Number.isInteger(c.image.size) && c.image.size >= 8 && c.train.crop > c.image.size) {
       ctx.addIssue({ code: 'custom', path: ['train', 'crop'], message: `a crop no larger than image.size (${c.image.size})` });
     }
+    const dupFormat = c.export.formats.find((f, i) => c.export.formats.indexOf(f) !== i);
+    if (dupFormat) ctx.addIssue({ code: 'custom', path: ['export', 'formats'], message: `formats without repeats ("${dupFormat}" is listed twice)` });
     const dup = c.genres.find((g, i) => c.genres.indexOf(g) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['genres'], message: `genres without repeats ("${dup}" is listed twice)` });
     const modelProblem = modelParamsProblem(c.train.architecture, c.train.modelParams);

@@ -255,3 +255,18 @@ export const reportDeclaration: StageDeclaration = {
   outputs: [REPORT_DIR],
   version: 1,
 };
+
+/**
+ * The `export` stage: shards and mean → `export/<format>/` for each of `export.formats` (Parquet, WebDataset,
+ * TFRecord; schemas/export/). No stage depends on it, so `covers make all` (= `report`) never runs it: build it with
+ * `covers make export`.
+ */
+export const exportDeclaration: StageDeclaration = {
+  name: 'export',
+  description: 'export the shards and mean as Parquet, WebDataset and/or TFRecord (export.formats) → export/<format>/',
+  deps: ['shards', 'mean'],
+  inputs: [...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow'],
+  params: ['export'],
+  outputs: ['export'],
+  version: 1,
+};

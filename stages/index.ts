@@ -32,7 +32,10 @@ export const baselineStage: Stage = lazyStage(d.baselineDeclaration, async () =>
 /** {@link d.reportDeclaration}, its work in stages/report.ts. */
 export const reportStage: Stage = lazyStage(d.reportDeclaration, async () => (await import('./report.ts')).reportStage);
 
+/** {@link d.exportDeclaration}, its work in stages/export.ts (not part of `all`). */
+export const exportStage: Stage = lazyStage(d.exportDeclaration, async () => (await import('./export.ts')).exportStage);
+
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
-  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, searchStage, trainStage, evaluateStage, baselineStage, reportStage,
+  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, searchStage, trainStage, evaluateStage, baselineStage, reportStage, exportStage,
 ];

@@ -11,11 +11,15 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** `fs.writeSync`'s shape: writes `length` bytes of `buffer` from `offset` to `fd`, @returns the bytes written. */
+export type WriteSync = (fd: number, buffer: Uint8Array, offset: number, length: number) => number;
+
 /**
  * Writes `data` to `path` atomically, creating parent directories.
+ * @param write the write call (default `fs.writeSync`); tests pass one that fails part-way, as a full disk does.
  * @throws the underlying fs error (the temporary file is removed).
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, write: WriteSync = writeSync): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempPathFor(path);
   try {
@@ -23,7 +27,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     try {
       const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
       let off = 0;
-      while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
+      while (off < buf.byteLength) off += write(fd, buf, off, buf.byteLength - off);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

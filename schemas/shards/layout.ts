@@ -23,7 +23,7 @@ import { toInt64 } from '../table.ts';
 /** Schema-metadata key under which we record the tensor layout (JSON, {@link ShardLayoutMeta}). */
 const LAYOUT_METADATA_KEY = 'bandcamp_covers';
 /** Schema-metadata key that Hugging Face `datasets` reads its features from (`{"info": {"features": …}}`). */
-const HF_METADATA_KEY = 'huggingface';
+export const HF_METADATA_KEY = 'huggingface';
 
 /** What the `bandcamp_covers` schema metadata records. */
 export interface ShardLayoutMeta {
