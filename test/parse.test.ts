@@ -1,5 +1,5 @@
 /**
- * Parsers against the REAL Bandcamp captures in ../shared/bandcamp/fixtures (REFERENCE.md §3, §4, F1–F5, F12, F13),
+ * Parsers against the REAL Bandcamp captures in test/fixtures/bandcamp (docs/BANDCAMP.md: album pages, mobile API),
  * and against pages DERIVED from them by the edits each test names (markup drift: no `data-tralbum`, ld+json only,
  * `bc-page-properties` only, a duplicated location, tag groups, a new `tralbum_page_version`, band pages, redirects).
  * Expected values are the ones visible in the captured pages.
@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, readAlbumPage, tagNormNameFromHref, BandcampParseError, type AlbumPage } from '../bandcamp/parse.ts';
 import { normNameOfTagName } from '../bandcamp/tags.ts';
 import { labelRowOf, redirectedTo } from '../stages/label.ts';
-import { SHARED_DIR } from '../util/shared-data.ts';
 
-const FIX = join(SHARED_DIR, 'bandcamp', 'fixtures');
+const FIX = join(import.meta.dirname, 'fixtures', 'bandcamp');
 const read = (f: string): string => readFileSync(join(FIX, f), 'utf8');
 const norms = (tags: { normName: string }[]): string[] => tags.map((t) => t.normName);
 
