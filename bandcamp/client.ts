@@ -1,13 +1,13 @@
 /**
- * The polite HTTP layer towards Bandcamp hosts (REFERENCE.md §5): one shared request budget per host group
+ * The polite HTTP layer towards Bandcamp hosts (docs/BANDCAMP.md#blocking): one shared request budget per host group
  * (rate limit and concurrency), a host-wide pause on 429 that honours `Retry-After` as a floor, exponential backoff
  * with jitter and a cap, retries of transient failures (5xx, resets, timeouts, empty 403s), permanent 404/410, and
  * detection of HTTP-200 challenge/stripped pages (which stop the crawl after `crawl.maxBlockedRetries` in a row).
  *
- * Crawlee does none of this for us (PITFALLS.md #2: it retries a 429 at once and ignores `Retry-After`), so the
+ * Crawlee does none of this for us (docs/PITFALLS.md #2: it retries a 429 at once and ignores `Retry-After`), so the
  * crawlers in `bandcamp/crawl.ts` run every request through {@link PoliteClient} and keep crawlee's own retries off.
  *
- * Transport: against the real site, crawlee's `ImpitHttpClient` (browser TLS/HTTP2 fingerprint, Firefox, §5.3) when
+ * Transport: against the real site, crawlee's `ImpitHttpClient` (browser TLS/HTTP2 fingerprint, Firefox, BANDCAMP.md#crawling-politely) when
  * `crawl.impersonate` is true; against a loopback origin (the simulator: `localhost`, `127.0.0.0/8`, `::1`) or with
  * `crawl.impersonate=false`, Node's built-in `fetch` (plain HTTP; impersonation means nothing to our own server).
  */
@@ -195,7 +195,7 @@ export function fetchTransport(): Transport {
   };
 }
 
-/** crawlee's `ImpitHttpClient` (browser TLS and HTTP/2 fingerprint; REFERENCE.md §5.3 advises Firefox). */
+/** crawlee's `ImpitHttpClient` (browser TLS and HTTP/2 fingerprint; docs/BANDCAMP.md#crawling-politely advises Firefox). */
 export function impitTransport(browser: 'firefox' | 'chrome' = 'firefox'): Transport {
   const client = new ImpitHttpClient({ browser });
   return async (req) => {
@@ -298,7 +298,7 @@ export interface HostBudgetOptions {
 }
 
 /**
- * A shared request budget for a group of hosts (all `*.bandcamp.com` hosts share one, REFERENCE.md §5.3): at most
+ * A shared request budget for a group of hosts (all `*.bandcamp.com` hosts share one, docs/BANDCAMP.md#crawling-politely): at most
  * `maxConcurrency` requests in flight, request starts spaced by at least `60000 / maxRequestsPerMinute` ms, and a
  * group-wide pause (`pauseUntil`) that holds every request back, e.g. after a 429.
  */

@@ -4,7 +4,7 @@
  *
  * `label.mode`:
  * - `tags` (default, exact): each album's tags from `GET {origin}/api/mobile/22/tralbum_details?band_id=…&
- *   tralbum_type=a&tralbum_id=<item_id>` (REFERENCE.md §2.7), falling back to the album page (§3.2) when the API
+ *   tralbum_type=a&tralbum_id=<item_id>` (docs/BANDCAMP.md#tralbum_details), falling back to the album page (BANDCAMP.md#album-page-markup) when the API
  *   answers 404 or something that is not tralbum details. The page is read from whatever it still carries
  *   (`data-tralbum`, else ld+json, else `bc-page-properties` + `og:image` + `a.tag`: `readAlbumPage`); it blocks the
  *   crawl only when it is a challenge page or carries none of these. Location tags are ignored in every copy
@@ -56,7 +56,7 @@ export interface TagRecord {
 /** Version of {@link TagRecord}'s format, part of the progress file's name (older files are not read). */
 const TAG_RECORD_FORMAT = 2;
 
-/** The `tralbum_details` URL of an album (REFERENCE.md §2.7). */
+/** The `tralbum_details` URL of an album (docs/BANDCAMP.md#tralbum_details). */
 export function tralbumDetailsUrl(origin: string, bandId: number, itemId: number): string {
   return `${origin}${TRALBUM_DETAILS_PATH}?band_id=${bandId}&tralbum_type=a&tralbum_id=${itemId}`;
 }

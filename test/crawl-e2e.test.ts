@@ -97,7 +97,7 @@ test('uninterrupted crawl: exact counts, distinct images, exclusive genres, reas
   assert.ok(rejected.some((r) => r.reason === 'corrupt'), 'corrupt images are rejected as corrupt');
   assert.ok(rejected.some((r) => r.reason === 'truncated'), 'truncated images are rejected as truncated');
 
-  // One POST per page (PITFALLS #1): 90 albums per genre at 10 per page = 9 pages each, each requested once.
+  // One POST per page (docs/PITFALLS.md #1): 90 albums per genre at 10 per page = 9 pages each, each requested once.
   const posts = discover200(sim.log);
   assert.equal(posts.length, 27);
   assert.equal(sim.log.filter((e) => e.path.startsWith('/api/discover') && e.attempt === 0).length, 27);

@@ -23,7 +23,7 @@ import { COVERS_DIR } from './helpers/dataset.ts';
 
 const GENRES = ['ambient', 'metal', 'pop'];
 
-/** The body real clients send (REFERENCE.md §2.4, bandcamp-fetch 3.2.1); tests override some keys. */
+/** The body real clients send (docs/BANDCAMP.md#discover_web, bandcamp-fetch 3.2.1); tests override some keys. */
 const FULL_BODY = { category_id: 0, tag_norm_names: [] as string[], geoname_id: 0, slice: 'top', time_facet_id: null, cursor: '*', size: 60, include_result_types: ['a', 's'] };
 
 async function discover(sim: Simulator, body: Record<string, unknown>): Promise<ParsedDiscoverWebResponse> {
