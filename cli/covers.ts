@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
       .description('build targets and every stale stage they depend on, in dependency order')
       .argument('<target...>', 'targets (see below)')
       .option('-n, --dry-run', 'print the plan and change nothing')
-      .option('-f, --force', 'rerun the named targets even if they are fresh')
+      .option('-f, --force', 'rerun the named targets from scratch, even if they are fresh (their work directories go, as with clean)')
       .addHelpText('after', `\nTargets:\n${targetList(stages)}`),
   ).action(async (targets: string[], o: CommonOptions & { dryRun?: boolean; force?: boolean }) => {
     const { config, log, dataDir } = await withConfig(o);

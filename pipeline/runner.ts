@@ -67,7 +67,7 @@ export interface MakeOptions {
   /** The stages, in pipeline order (the CLI passes the registry, `stages/index.ts`). */
   stages: readonly Stage[];
   log?: Logger;
-  /** Rerun the named targets even when fresh. */
+  /** Rerun the named targets even when fresh, from scratch: their work directories are removed first. */
   force?: boolean;
   /** Print the plan and change nothing. */
   dryRun?: boolean;
@@ -304,7 +304,8 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
       const depHashes = depHashesFor(stage, opts.config, byName, current);
       let state = await stageState(stage, opts.config, lock.stages[stage.name], depHashes, hasher, lock);
-      if (state.kind === 'fresh' && opts.force && targets.has(stage.name)) state = { kind: 'stale', reasons: ['--force'] };
+      const forced = opts.force === true && targets.has(stage.name);
+      if (state.kind === 'fresh' && forced) state = { kind: 'stale', reasons: ['--force'] };
       if (rerunOnce?.name === stage.name) {
         if (state.kind === 'fresh') state = { kind: 'stale', reasons: [rerunOnce.reason] };
         rerunOnce = null;
@@ -317,6 +318,9 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       if (opts.signal?.aborted) throw new InterruptedError();
       const reason = describeState(state);
       log.info(`${stage.name}: running (${state.kind === 'never-built' ? 'never built' : state.reasons.join('; ')})`);
+      // --force starts the stage over, as `covers clean` then `make` would: its work directory (snapshots, crawl
+      // queues, partial results) goes, so nothing is resumed from an earlier run.
+      if (forced) rmSync(stageWorkDir(dataDir, stage.name), { recursive: true, force: true });
       const started = new Date();
       const t0 = performance.now();
       try {
