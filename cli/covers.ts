@@ -9,13 +9,14 @@
  * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
  * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 // loadConfigLazily loads the config schema (and zod) only for a config file or --set: --help and a plain status never do.
 import { loadConfigLazily, type Config } from '../pipeline/config-core.ts';
 import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
 import { describeFailure } from '../pipeline/errors.ts';
+import { UserError } from '../util/errors.ts';
 import { clean, closure, describeState, plan, TARGET_ALIASES } from '../pipeline/runner.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import { STAGES } from '../stages/index.ts';
@@ -101,7 +102,8 @@ export async function main(argv: string[]): Promise<number> {
     const { config, log, dataDir } = await withConfig(o);
     if (o.dryRun) {
       const steps = await plan({ targets, config, dataDir, stages, force: o.force });
-      out(`plan for ${targets.join(' ')} in ${dataDir}:`);
+      const missing = existsSync(dataDir) ? '' : ' (it does not exist: make would create it and build everything; check --data-dir)';
+      out(`plan for ${targets.join(' ')} in ${dataDir}${missing}:`);
       for (const s of steps) out(`  ${s.willRun ? 'run ' : 'skip'}  ${s.stage.name.padEnd(9)} ${describeState(s.state)}`);
       return;
     }
@@ -115,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('--json', 'machine-readable output'),
   ).action(async (o: CommonOptions & { json?: boolean }) => {
     const { config, dataDir } = await withConfig(o);
+    if (!existsSync(dataDir)) throw new UserError(`no data directory ${dataDir}: nothing was built there (check --data-dir; covers make creates it)`);
     const steps = await plan({ targets: stages.map((s) => s.name), config, dataDir, stages });
     if (o.json) {
       out(JSON.stringify(steps.map((s) => ({ stage: s.stage.name, ...s.state })), null, 2));

@@ -141,12 +141,21 @@ export async function hashInputs(stage: Stage, config: Config, lock: LockFile, h
   return out;
 }
 
-function describeChange(key: string, before: unknown, after: unknown): string {
+/**
+ * What changed in a parameter, one `key: before → after` per changed setting: a section (`train`) is compared key by
+ * key down to its settings, so the reason names `train.epochs: 20 → 5` rather than two cut-off objects.
+ */
+function describeChanges(key: string, before: unknown, after: unknown): string[] {
+  const isSection = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isSection(before) && isSection(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.filter((k) => hashJson(before[k] ?? null) !== hashJson(after[k] ?? null)).flatMap((k) => describeChanges(`${key}.${k}`, before[k], after[k]));
+  }
   const fmt = (v: unknown) => {
     const s = JSON.stringify(v);
     return s === undefined ? 'unset' : s.length > 60 ? `${s.slice(0, 57)}...` : s;
   };
-  return `${key}: ${fmt(before)} → ${fmt(after)}`;
+  return [`${key}: ${fmt(before)} → ${fmt(after)}`];
 }
 
 /**
@@ -170,7 +179,7 @@ async function stageState(
   const params = pickParams(config, resolveList(stage.params, config));
   if (hashJson(params) !== entry.paramsHash) {
     for (const k of new Set([...Object.keys(params), ...Object.keys(entry.params)])) {
-      if (hashJson(params[k] ?? null) !== hashJson(entry.params[k] ?? null)) reasons.push(`parameter ${describeChange(k, entry.params[k], params[k])}`);
+      if (hashJson(params[k] ?? null) !== hashJson(entry.params[k] ?? null)) reasons.push(...describeChanges(k, entry.params[k], params[k]).map((c) => `parameter ${c}`));
     }
   }
   for (const [dep, h] of depHashes) {

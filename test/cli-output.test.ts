@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -50,4 +50,15 @@ test('without a build, COVERS_DIST=1 (or a package missing dist/) says to run np
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('covers status on a data directory that does not exist says so and fails; make --dry-run says so in its plan', () => {
+  const missing = join(tmpdir(), `covers-no-such-dir-${process.pid}`);
+  const status = spawnSync(process.execPath, ['bin/covers.js', 'status', '--data-dir', missing], { cwd: REPO, encoding: 'utf8' });
+  assert.notEqual(status.status, 0, status.stdout);
+  assert.match(status.stderr, new RegExp(`no data directory ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: nothing was built there \\(check --data-dir`));
+  const dry = spawnSync(process.execPath, ['bin/covers.js', 'make', 'split', '--dry-run', '--data-dir', missing], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.match(dry.stdout, /^plan for split in .*covers-no-such-dir-\d+ \(it does not exist: make would create it and build everything; check --data-dir\):/);
+  assert.ok(!existsSync(missing), 'neither command created the directory');
 });

@@ -65,6 +65,14 @@ describe('runner', () => {
     assert.deepEqual(takeRuns(dir), [], 'a rebuilt byte-identical output, so b, c and d stay fresh');
   });
 
+  it('a stale reason names the settings that changed inside a section, not a cut-off section', async () => {
+    await build(['d']);
+    const before = defaultConfig().image;
+    const steps = await plan({ targets: ['d'], config: loadConfig({ sets: ['image.format=5', 'image.fit=contain'], cwd: dir }), dataDir: dir, stages: TOY_STAGES });
+    const d = steps.find((s) => s.stage.name === 'd')!;
+    assert.deepEqual(d.state, { kind: 'stale', reasons: [`parameter image.fit: "${before.fit}" → "contain"`, `parameter image.format: ${before.format} → 5`] });
+  });
+
   it('--force starts a target over: its work directory goes (as with clean), other stages keep theirs', async () => {
     await build(['b']);
     takeRuns(dir);
