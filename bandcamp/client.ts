@@ -392,6 +392,28 @@ export class RequestFailedError extends UserError {
   }
 }
 
+/**
+ * A loopback origin (`localhost`, `127.0.0.0/8`, `[::1]`) refused the connection: nothing listens there (typically a
+ * simulator that has stopped, its port still in the config). Not transient: waiting does not start a server.
+ */
+export class RefusedLoopbackError extends UserError {
+  constructor(readonly url: string) {
+    const origin = new URL(url).origin;
+    super(
+      `${url}: connection refused: nothing is listening on ${origin} (a loopback address). If it was a Bandcamp ` +
+        'simulator, it has stopped: start it again (`covers simulate`; `covers demo` starts its own) or set ' +
+        'bandcamp.origin / bandcamp.imageOrigin to one that runs.',
+    );
+    this.name = 'RefusedLoopbackError';
+  }
+}
+
+/** True when `url`'s host is a loopback address or `localhost`. */
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /** The site keeps answering with challenge/stripped/403 pages: the crawl stops; progress is kept. */
 export class BlockedError extends UserError {
   readonly transient = true;
@@ -531,6 +553,7 @@ export class PoliteClient {
       let waitMs: number;
       if (res === null) {
         if (!isTransientNetworkError(netError)) throw netError;
+        if (networkErrorCode(netError) === 'ECONNREFUSED' && isLoopbackUrl(req.url)) throw new RefusedLoopbackError(req.url);
         lastReason = isTimeout(netError) ? `timeout after ${this.opts.timeoutMs} ms` : `network error ${networkErrorCode(netError)}`;
         waitMs = this.backoffMs(attempt);
       } else if (res.status >= 200 && res.status < 300) {

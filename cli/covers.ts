@@ -155,11 +155,12 @@ export async function main(argv: string[]): Promise<number> {
     .command('demo')
     .description('offline demo: start the simulator and build the report for a small synthetic dataset in demo-data/')
     .option('--data-dir <dir>', 'data directory', 'demo-data')
+    .option('--set <key=value>', "override a key of the demo's config (dotted; repeatable), e.g. --set perGenre=120", collect, [])
     .option('-q, --quiet', 'only warnings and errors')
     .option('-v, --verbose', 'debug output')
-    .action(async (o: { dataDir: string; quiet?: boolean; verbose?: boolean }) => {
+    .action(async (o: { dataDir: string; set: string[]; quiet?: boolean; verbose?: boolean }) => {
       const { runDemo } = await import('./demo.ts');
-      exitCode = await runDemo({ dataDir: resolve(o.dataDir), level: o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal' });
+      exitCode = await runDemo({ dataDir: resolve(o.dataDir), sets: o.set, level: o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal' });
     });
 
   try {

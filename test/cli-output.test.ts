@@ -62,3 +62,15 @@ test('covers status on a data directory that does not exist says so and fails; m
   assert.match(dry.stdout, /^plan for split in .*covers-no-such-dir-\d+ \(it does not exist: make would create it and build everything; check --data-dir\):/);
   assert.ok(!existsSync(missing), 'neither command created the directory');
 });
+
+test('covers demo takes --set like make: an unknown key is a usage error naming it, before anything is built', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'covers-demo-set-'));
+  try {
+    const r = spawnSync(process.execPath, ['bin/covers.js', 'demo', '--data-dir', dir, '--set', 'perGenre=120', '--set', 'nope=1', '-q'], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /covers demo: .*--set nope: unknown key "nope"/);
+    assert.ok(!existsSync(join(dir, 'demo.config.json')), 'nothing written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
