@@ -578,7 +578,8 @@ export class PoliteClient {
         waitMs = Math.min(this.opts.backoff.maxMs, Math.max(floor, this.backoffMs(attempt)));
         if (floor > waitMs) waitMs = floor; // Retry-After is a floor even above the cap
         lastReason = 'HTTP 429';
-        budget.pause(Date.now() + waitMs);
+        // + 1: Date.now() counts whole milliseconds, so the pause could otherwise end up to 1 ms before Retry-After.
+        budget.pause(Date.now() + waitMs + 1);
         this.stats.pausedMs += waitMs;
         this.opts.log?.warn(`${req.url}: HTTP 429 (Retry-After ${res.headers['retry-after'] ?? 'absent'}); pausing all requests ${(waitMs / 1000).toFixed(1)} s`);
       } else if (res.status === 403) {

@@ -29,6 +29,7 @@ import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
+import { describeKeptCheckpoint, keptCheckpoint } from '../schemas/metrics.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
 import { TRAIN_PARAMS } from './declarations.ts';
 
@@ -98,7 +99,7 @@ export const trainStage: StageImplementation = {
         });
         doneBefore += result.state.epoch - firstEpoch;
         const bestAcc = result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null;
-        ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; best checkpoint: epoch ${result.state.bestEpoch}, validation accuracy ${bestAcc !== null ? bestAcc.toFixed(3) : 'n/a'}${result.state.bestLoss !== null ? `, loss ${result.state.bestLoss.toFixed(4)}` : ''}`);
+        ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; kept checkpoint: ${describeKeptCheckpoint(keptCheckpoint(result.metrics, t.schedule))}`);
         const dir = repeatDir(ctx.config, seed);
         const target = join(out, dir);
         mkdirSync(target, { recursive: true });
