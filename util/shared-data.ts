@@ -1,8 +1,9 @@
 /**
  * Where the project's optional shared, read-only data lives (the 1,050 real album covers, Bandcamp captures, the
  * 2015 study's links file): `$COVERS_SHARED_DIR`, else `shared/` beside the repository's folder (`../shared`, as on
- * CI). A clone has neither, and everything in the repository works without it: the tests that need the larger
- * real-cover set skip with {@link SHARED_MISSING} as their reason, and the benchmarks that need it say so.
+ * CI). A clone has neither, and everything in the repository works without it: the tests read the covers and
+ * captures committed under `test/fixtures/` instead (`test/helpers/dataset.ts`), and the benchmarks, which need the
+ * larger set, stop with {@link SHARED_MISSING}.
  *
  * Loading this module never throws.
  */
@@ -19,8 +20,8 @@ const TRIED = [process.env.COVERS_SHARED_DIR, resolve(import.meta.dirname, '..',
 export const SHARED_DIR: string | undefined = TRIED.find((p) => existsSync(join(p, 'covers', 'labels.tsv')));
 
 /**
- * A one-line reason naming the places tried, for `test(…, { skip })` and for the benchmarks' errors; `undefined`
- * when {@link SHARED_DIR} was found.
+ * A one-line reason naming the places tried (for the benchmarks' error, or a test's skip); `undefined` when
+ * {@link SHARED_DIR} was found.
  */
 export const SHARED_MISSING: string | undefined = SHARED_DIR
   ? undefined

@@ -5,27 +5,21 @@
  *
  * The covers come from `$COVERS_DIR`, else the shared 1,050-cover set (`util/shared-data.ts`), else the 30 covers
  * committed in `test/fixtures/covers/` (the first 6 of rock, pop, hiphop_rap, jazz and metal of the shared set, in the same
- * `labels.tsv` order, so a test reading only those gets the same files either way). A test that needs more skips with
- * {@link FULL_COVERS_MISSING} as its reason.
+ * `labels.tsv` order, so a test reading only those gets the same files either way). Every test here asks for no more
+ * than these hold (`test/helpers/report-fixture.ts` makes up larger counts by turning them).
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { imageRelPath, manifestFormat, type ManifestRow } from '../../schemas/manifest.ts';
-import { SHARED_DIR, SHARED_MISSING } from '../../util/shared-data.ts';
+import { SHARED_DIR } from '../../util/shared-data.ts';
 
 /** The real covers committed with the tests (a `labels.tsv` and the files it names). */
-export const FIXTURE_COVERS_DIR = join(import.meta.dirname, '..', 'fixtures', 'covers');
+const FIXTURE_COVERS_DIR = join(import.meta.dirname, '..', 'fixtures', 'covers');
 
 /** Where the real covers the tests read are (see the module's comment). */
 export const COVERS_DIR = process.env.COVERS_DIR ?? (SHARED_DIR ? join(SHARED_DIR, 'covers') : FIXTURE_COVERS_DIR);
-
-/**
- * A one-line skip reason for tests that need the full real-cover set (more covers per genre, or genres beyond
- * rock, pop, hip-hop-rap, jazz and metal, than `test/fixtures/covers/` holds); `undefined` when the tests read the full set.
- */
-export const FULL_COVERS_MISSING: string | undefined = COVERS_DIR === FIXTURE_COVERS_DIR ? SHARED_MISSING : undefined;
 
 /** Cover folders' genre names → Bandcamp-style tag norm names (config `genres` accepts only the latter). */
 const GENRE_NAMES: Record<string, string> = {
