@@ -1,16 +1,16 @@
 /**
  * Bandcamp's JSON APIs and URL formats as of 2026, declared once (zod) for the crawler (`stages/`). The simulator
- * keeps its own reading of them (`simulator/protocol.ts`), so that one does not mirror a mistake here. Sources: `../shared/bandcamp/REFERENCE.md` §2.4 (`discover_web`), §2.7 (mobile API),
- * §4 (image URLs).
+ * keeps its own reading of them (`simulator/protocol.ts`), so that one does not mirror a mistake here.
+ * Sources: `docs/BANDCAMP.md`: #discover_web, #tralbum_details (mobile API), #image-urls.
  */
 import { z } from 'zod';
 
-/** Path of the listing API: `POST {origin}/api/discover/1/discover_web` (REFERENCE.md §2.4). */
+/** Path of the listing API: `POST {origin}/api/discover/1/discover_web` (docs/BANDCAMP.md#discover_web). */
 export const DISCOVER_WEB_PATH = '/api/discover/1/discover_web';
-/** Path of the album details API: `GET {origin}/api/mobile/22/tralbum_details?band_id&tralbum_type&tralbum_id` (§2.7). */
+/** Path of the album details API: `GET {origin}/api/mobile/22/tralbum_details?band_id&tralbum_type&tralbum_id` (BANDCAMP.md#tralbum_details). */
 export const TRALBUM_DETAILS_PATH = '/api/mobile/22/tralbum_details';
 
-/** `discover_web` request body, as bandcamp-fetch 3.2.1 sends it (§2.4). `tag_norm_names` are ANDed. */
+/** `discover_web` request body, as bandcamp-fetch 3.2.1 sends it (BANDCAMP.md#discover_web). `tag_norm_names` are ANDed. */
 export const DiscoverWebRequestSchema = z.object({
   category_id: z.number().int().default(0),
   tag_norm_names: z.array(z.string()).default([]),
@@ -66,8 +66,8 @@ export const TralbumDetailsSchema = z.looseObject({
 export type TralbumDetails = z.infer<typeof TralbumDetailsSchema>;
 
 /**
- * URL of album art: `{imageOrigin}/img/a<art_id>_<format>.jpg` (§4.1). `art_id` is used unpadded (pages print it
- * padded to 10 digits; both forms are served, §4.3).
+ * URL of album art: `{imageOrigin}/img/a<art_id>_<format>.jpg` (BANDCAMP.md#image-urls). `art_id` is used unpadded (pages print it
+ * padded to 10 digits; both forms are served, BANDCAMP.md#image-urls).
  */
 export function imageUrl(imageOrigin: string, artId: number, format: number): string {
   return `${imageOrigin.replace(/\/$/, '')}/img/a${artId}_${format}.jpg`;
@@ -79,7 +79,7 @@ export function parseImageUrl(url: string): { artId: number; format: number } | 
   return m ? { artId: Number(m[1]), format: Number(m[2]) } : null;
 }
 
-/** Removes Bandcamp's tracking `from` query parameter (`?from=discover_page`) from a URL (§2.4). */
+/** Removes Bandcamp's tracking `from` query parameter (`?from=discover_page`) from a URL (BANDCAMP.md#discover_web). */
 export function stripFromParam(url: string): string {
   try {
     const u = new URL(url);

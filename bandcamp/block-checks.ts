@@ -1,6 +1,6 @@
 /**
  * Block checks for `PoliteClient.request({ blockCheck })` (bandcamp/client.ts): whether an answer is a block page
- * (REFERENCE.md: Bandcamp's challenge and stripped pages) rather than what was asked for. Shared by the stages that
+ * (docs/BANDCAMP.md#blocking: Bandcamp's challenge and stripped pages) rather than what was asked for. Shared by the stages that
  * call Bandcamp's JSON APIs (`discover`, `label`).
  */
 import type { HttpResult } from './client.ts';

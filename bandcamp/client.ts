@@ -1,13 +1,13 @@
 /**
- * The polite HTTP layer towards Bandcamp hosts (REFERENCE.md §5): one shared request budget per host group
+ * The polite HTTP layer towards Bandcamp hosts (docs/BANDCAMP.md#blocking): one shared request budget per host group
  * (rate limit and concurrency), a host-wide pause on 429 that honours `Retry-After` as a floor, exponential backoff
  * with jitter and a cap, retries of transient failures (5xx, resets, timeouts, empty 403s), permanent 404/410, and
  * detection of HTTP-200 challenge/stripped pages (which stop the crawl after `crawl.maxBlockedRetries` in a row).
  *
- * Crawlee does none of this for us (PITFALLS.md #2: it retries a 429 at once and ignores `Retry-After`), so the
+ * Crawlee does none of this for us (docs/PITFALLS.md #2: it retries a 429 at once and ignores `Retry-After`), so the
  * crawlers in `bandcamp/crawl.ts` run every request through {@link PoliteClient} and keep crawlee's own retries off.
  *
- * Transport: against the real site, crawlee's `ImpitHttpClient` (browser TLS/HTTP2 fingerprint, Firefox, §5.3) when
+ * Transport: against the real site, crawlee's `ImpitHttpClient` (browser TLS/HTTP2 fingerprint, Firefox, BANDCAMP.md#crawling-politely) when
  * `crawl.impersonate` is true; against a loopback origin (the simulator: `localhost`, `127.0.0.0/8`, `::1`) or with
  * `crawl.impersonate=false`, Node's built-in `fetch` (plain HTTP; impersonation means nothing to our own server).
  */
@@ -195,7 +195,7 @@ export function fetchTransport(): Transport {
   };
 }
 
-/** crawlee's `ImpitHttpClient` (browser TLS and HTTP/2 fingerprint; REFERENCE.md §5.3 advises Firefox). */
+/** crawlee's `ImpitHttpClient` (browser TLS and HTTP/2 fingerprint; docs/BANDCAMP.md#crawling-politely advises Firefox). */
 export function impitTransport(browser: 'firefox' | 'chrome' = 'firefox'): Transport {
   const client = new ImpitHttpClient({ browser });
   return async (req) => {
@@ -298,7 +298,7 @@ export interface HostBudgetOptions {
 }
 
 /**
- * A shared request budget for a group of hosts (all `*.bandcamp.com` hosts share one, REFERENCE.md §5.3): at most
+ * A shared request budget for a group of hosts (all `*.bandcamp.com` hosts share one, docs/BANDCAMP.md#crawling-politely): at most
  * `maxConcurrency` requests in flight, request starts spaced by at least `60000 / maxRequestsPerMinute` ms, and a
  * group-wide pause (`pauseUntil`) that holds every request back, e.g. after a 429.
  */
@@ -390,6 +390,28 @@ export class RequestFailedError extends UserError {
     );
     this.name = 'RequestFailedError';
   }
+}
+
+/**
+ * A loopback origin (`localhost`, `127.0.0.0/8`, `[::1]`) refused the connection: nothing listens there (typically a
+ * simulator that has stopped, its port still in the config). Not transient: waiting does not start a server.
+ */
+export class RefusedLoopbackError extends UserError {
+  constructor(readonly url: string) {
+    const origin = new URL(url).origin;
+    super(
+      `${url}: connection refused: nothing is listening on ${origin} (a loopback address). If it was a Bandcamp ` +
+        'simulator, it has stopped: start it again (`covers simulate`; `covers demo` starts its own) or set ' +
+        'bandcamp.origin / bandcamp.imageOrigin to one that runs.',
+    );
+    this.name = 'RefusedLoopbackError';
+  }
+}
+
+/** True when `url`'s host is a loopback address or `localhost`. */
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The site keeps answering with challenge/stripped/403 pages: the crawl stops; progress is kept. */
@@ -531,6 +553,7 @@ export class PoliteClient {
       let waitMs: number;
       if (res === null) {
         if (!isTransientNetworkError(netError)) throw netError;
+        if (networkErrorCode(netError) === 'ECONNREFUSED' && isLoopbackUrl(req.url)) throw new RefusedLoopbackError(req.url);
         lastReason = isTimeout(netError) ? `timeout after ${this.opts.timeoutMs} ms` : `network error ${networkErrorCode(netError)}`;
         waitMs = this.backoffMs(attempt);
       } else if (res.status >= 200 && res.status < 300) {
@@ -555,7 +578,8 @@ export class PoliteClient {
         waitMs = Math.min(this.opts.backoff.maxMs, Math.max(floor, this.backoffMs(attempt)));
         if (floor > waitMs) waitMs = floor; // Retry-After is a floor even above the cap
         lastReason = 'HTTP 429';
-        budget.pause(Date.now() + waitMs);
+        // + 1: Date.now() counts whole milliseconds, so the pause could otherwise end up to 1 ms before Retry-After.
+        budget.pause(Date.now() + waitMs + 1);
         this.stats.pausedMs += waitMs;
         this.opts.log?.warn(`${req.url}: HTTP 429 (Retry-After ${res.headers['retry-after'] ?? 'absent'}); pausing all requests ${(waitMs / 1000).toFixed(1)} s`);
       } else if (res.status === 403) {

@@ -1,8 +1,8 @@
 /**
  * Resumable crawls on crawlee: a {@link BasicCrawler} over a NAMED request queue (`RequestQueueV1`, without
  * persisted request locks) stored under the stage's work
- * directory (never purged on start, PITFALLS.md #3), every request with an explicit `uniqueKey` (PITFALLS.md #1),
- * crawlee's own retries off (our {@link PoliteClient} retries and backs off, PITFALLS.md #2), and our own append-only
+ * directory (never purged on start, docs/PITFALLS.md #3), every request with an explicit `uniqueKey` (docs/PITFALLS.md #1),
+ * crawlee's own retries off (our {@link PoliteClient} retries and backs off, docs/PITFALLS.md #2), and our own append-only
  * progress file ({@link ProgressLog}) as the truth of what is done: crawlee's queue only orders the work.
  */
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';

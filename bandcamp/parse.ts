@@ -1,10 +1,10 @@
 /**
  * Parsers for Bandcamp album/track pages and JSON API responses (2025–2026 formats). Used by the crawler stages and
- * checked against both the real captures in `../shared/bandcamp/fixtures/` and the simulator's pages.
+ * checked against both the real captures in `test/fixtures/bandcamp/` and the simulator's pages.
  *
- * Sources: `../shared/bandcamp/REFERENCE.md` §3.2 (embedded data and the recommended extraction order), §3.4
- * (track pages), §4.3 (zero-padded ids), §4.4 (no cover), §5.1 (challenge, stripped and 403 pages), §2.4
- * (`discover_web`), §2.7 (mobile `tralbum_details`).
+ * Sources: `docs/BANDCAMP.md`: #album-page-markup (embedded data and the extraction order), #track-pages,
+ * #band-pages, #image-urls (zero-padded ids), #no-cover, #blocking (challenge, stripped and 403 pages),
+ * #discover_web, #tralbum_details (mobile API).
  */
 import * as cheerio from 'cheerio';
 import type { CheerioAPI } from 'cheerio';
@@ -24,7 +24,7 @@ export type { TagRef } from './tags.ts';
 export type ItemType = 'a' | 't';
 
 /**
- * Where an album page's fields came from, in the order they are tried (REFERENCE.md §3.2):
+ * Where an album page's fields came from, in the order they are tried (docs/BANDCAMP.md#album-page-markup):
  * `data-tralbum` (the `script[data-tralbum]` JSON), `ld+json` (`script[type="application/ld+json"]`, schema.org
  * `MusicAlbum`/`MusicRecording`), `bc-page-properties` (`meta[name=bc-page-properties]` with `og:image` and `a.tag`).
  */
@@ -45,7 +45,7 @@ export interface AlbumPage {
    */
   itemId: number | null;
   itemType: ItemType;
-  /** Cover `art_id` as an unpadded integer; null when the release has no cover (§4.4). */
+  /** Cover `art_id` as an unpadded integer; null when the release has no cover (BANDCAMP.md#no-cover). */
   artId: number | null;
   title: string | null;
   artist: string | null;
@@ -57,7 +57,7 @@ export interface AlbumPage {
   url: string | null;
   /** Tags in page order, each norm name once, WITHOUT the location tag (in any of its copies). */
   tags: TagRef[];
-  /** The band's location tag (the page's last tag group, §3.2), or null when the page has none. */
+  /** The band's location tag (the page's last tag group, BANDCAMP.md#album-page-markup), or null when the page has none. */
   locationTag: TagRef | null;
   /** True when the page shows a cover (an `art_id` and no `#missing-tralbum-art`). */
   hasArt: boolean;
@@ -78,7 +78,7 @@ export class BandcampParseError extends Error {
 }
 
 /**
- * Why a fetched album page is unusable (§5.1, §3.1): null when it is a normal page (an album or track page, or a
+ * Why a fetched album page is unusable (BANDCAMP.md#blocking, BANDCAMP.md#album-urls-and-404s): null when it is a normal page (an album or track page, or a
  * page of another kind, which {@link readAlbumPage} reports as `not-an-album`).
  */
 export type BlockKind = 'challenge' | 'stripped' | 'not-found' | 'forbidden';
@@ -86,13 +86,13 @@ export type BlockKind = 'challenge' | 'stripped' | 'not-found' | 'forbidden';
 /** The text Bandcamp's 404 page shows (fixture `album_page_404__powergameheavy__2025-05-06.html`; note the U+2019). */
 const NOT_FOUND_RE = /Sorry, that something isn[’']t here/;
 
-/** A Fastly "Client Challenge" page (§5.1): `<title>Client Challenge`, or assets under `/_fs-ch-…/`. */
+/** A Fastly "Client Challenge" page (BANDCAMP.md#blocking): `<title>Client Challenge`, or assets under `/_fs-ch-…/`. */
 function isChallenge(html: string): boolean {
   return /<title>\s*Client Challenge/i.test(html) || html.includes('/_fs-ch-');
 }
 
 /**
- * Classifies a fetched album/track page by its HTTP status and body (REFERENCE.md §5.1, §3.1):
+ * Classifies a fetched album/track page by its HTTP status and body (docs/BANDCAMP.md#blocking, BANDCAMP.md#album-urls-and-404s):
  * - `'forbidden'`: HTTP 403 (Varnish "Error 54113", TLS fingerprint); retry with backoff, report "HTTP 403";
  * - `'not-found'`: HTTP 404, or any page with "Sorry, that something isn't here." (permanent);
  * - `'challenge'`: a Fastly "Client Challenge" page (`<title>Client Challenge`, assets under `/_fs-ch-…/`),
@@ -228,7 +228,7 @@ function namesLocation(tag: TagRef, location: string): boolean {
 }
 
 /**
- * The location tag among a page's tags, by Bandcamp's own layout (§3.2): the location is appended last, after the
+ * The location tag among a page's tags, by Bandcamp's own layout (BANDCAMP.md#album-page-markup): the location is appended last, after the
  * artist's tags, whenever the band has a location.
  * - Tags in two or more groups (containers): a last group of one tag is the location.
  * - Otherwise the last tag is the location when its text names the band location, when the band has a location at
@@ -255,25 +255,33 @@ export type PageRead =
   /** None of the album sources and nothing else recognisable (a stripped page, or not a Bandcamp page). */
   | { kind: 'none' };
 
-/** Evidence that a page is a Bandcamp page other than an album/track page, or null. */
-function otherPageKind($: CheerioAPI, props: Json | null): string | null {
+/**
+ * Evidence that a page is a Bandcamp page other than an album/track page, or null: another `bc-page-properties`
+ * item type, another `og:type`, a discography grid, or, when `bandObject` and the page has no `og:type` at all, the
+ * band object (`script[data-band]` with a numeric `id`) that a band page carries, in the 2026 markup without any of
+ * the others (docs/BANDCAMP.md#band-pages). A stripped album page still says `og:type` `album` (or has lost its
+ * `data-*` blobs altogether), so it stays `none`.
+ */
+function otherPageKind($: CheerioAPI, props: Json | null, bandObject: boolean): string | null {
   const type = str(props?.item_type);
   if (type !== null && type !== 'a' && type !== 't') return `bc-page-properties item_type "${type}"`;
   const og = str($('meta[property="og:type"]').attr('content'));
   if (og !== null && !['album', 'song', 'music.album', 'music.song'].includes(og)) return `og:type "${og}"`;
   if ($('#music-grid, ol.music-grid').length > 0) return 'a discography grid (#music-grid)';
+  const band = bandObject && og === null ? jsonAttr($, 'script[data-band]', 'data-band') : null;
+  if (band !== null && num(band.id) !== null) return `a band page (data-band id ${num(band.id)})`;
   return null;
 }
 
 /**
- * Reads an album or track page from whatever it still carries (REFERENCE.md §3.2, in this order):
+ * Reads an album or track page from whatever it still carries (docs/BANDCAMP.md#album-page-markup, in this order):
  * `script[data-tralbum]`; else ld+json `MusicAlbum`/`MusicRecording` (`@id`, `name`, `byArtist`, `image`,
  * `keywords`, `additionalProperty`, `albumRelease`); else `bc-page-properties` (`item_id`, `item_type`) with
  * `og:image` and the `a.tag` links. Any source may be missing fields the next one has (e.g. `art_id` from
  * `og:image`). Tags come from the `a.tag` hrefs, or from ld+json `keywords` when the page has no `a.tag`; the
  * location tag is found by {@link findLocationTag} and removed in every copy, the rest deduplicated by norm name.
  *
- * No cover (§4.4): `art_id:null` everywhere and `#tralbumArt > #missing-tralbum-art`.
+ * No cover (BANDCAMP.md#no-cover): `art_id:null` everywhere and `#tralbumArt > #missing-tralbum-art`.
  * Never throws: a page of another kind is `not-an-album`, a page with none of the sources is `none`.
  */
 export function readAlbumPage(html: string): PageRead {
@@ -286,12 +294,12 @@ export function readAlbumPage(html: string): PageRead {
   const propsIsAlbum = props !== null && num(props.item_id) !== null && (propsType === 'a' || propsType === 't');
 
   if (!tralbum && !ld && !propsIsAlbum) {
-    const other = otherPageKind($, props);
+    const other = otherPageKind($, props, true);
     return other ? { kind: 'not-an-album', what: other } : { kind: 'none' };
   }
   if (!tralbum && !ld) {
     // bc-page-properties says album/track; a discography grid or another og:type would contradict it.
-    const other = otherPageKind($, null);
+    const other = otherPageKind($, null, false);
     if (other) return { kind: 'not-an-album', what: other };
   }
   const source: AlbumSource = tralbum ? 'data-tralbum' : ld ? 'ld+json' : 'bc-page-properties';
@@ -391,7 +399,7 @@ export interface TralbumDetailsInfo {
 }
 
 /**
- * Validates and reduces a `GET /api/mobile/22/tralbum_details` response (§2.7; fixture
+ * Validates and reduces a `GET /api/mobile/22/tralbum_details` response (BANDCAMP.md#tralbum_details; fixture
  * `api_mobile_22_tralbum_details__track__2026-05-25.json`). The location tag is the one Bandcamp marks `isloc:true`;
  * every copy of its norm name is dropped from `tags`, and the API's repeated tags are deduplicated by norm name.
  * @throws z.ZodError (from zod) when the JSON does not match `TralbumDetailsSchema`.
@@ -431,7 +439,7 @@ export interface ParsedDiscoverWebResponse {
 }
 
 /**
- * Validates a `POST /api/discover/1/discover_web` response (§2.4): each result's `item_url` (and `band_url`) loses
+ * Validates a `POST /api/discover/1/discover_web` response (BANDCAMP.md#discover_web): each result's `item_url` (and `band_url`) loses
  * the `?from=discover_page` parameter, and `artId` is set from `primary_image`.
  * @throws z.ZodError when the JSON does not match `DiscoverWebResponseSchema`.
  */

@@ -1,6 +1,6 @@
 /**
  * Genre labels → Bandcamp tag norm names. Norm names are lowercase slugs with punctuation collapsed to `-`
- * (`hip-hop/rap` → `hip-hop-rap`, `r&b/soul` → `r-b-soul`; REFERENCE.md §2.6). Labels from other datasets that
+ * (`hip-hop/rap` → `hip-hop-rap`, `r&b/soul` → `r-b-soul`; docs/BANDCAMP.md#tag-norm-names). Labels from other datasets that
  * spell a Bandcamp genre differently map through {@link GENRE_ALIASES}.
  */
 
@@ -26,7 +26,7 @@ export interface TagRef {
 /**
  * The norm name Bandcamp gives a tag's display name, for sources that carry names only (ld+json `keywords`):
  * lowercase, runs of characters other than letters and digits collapsed to `-` (`4/4 time` → `4-4-time`,
- * `Hip Hop` → `hip-hop`, `Reykjavík` → `reykjavík`; REFERENCE.md §2.6). Checked against the `a.tag` hrefs of every
+ * `Hip Hop` → `hip-hop`, `Reykjavík` → `reykjavík`; docs/BANDCAMP.md#tag-norm-names). Checked against the `a.tag` hrefs of every
  * real capture. Prefer a slug from an href or the API when there is one.
  */
 export function normNameOfTagName(name: string): string {

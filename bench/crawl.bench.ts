@@ -59,7 +59,7 @@ const bench: BenchModule = {
         notes: `tags mode (1 tralbum_details per album), oversample 1.5, sharp validation, ${s.toFixed(1)} s wall`,
       });
 
-      const html = readFileSync(join(ctx.sharedDir, 'bandcamp/fixtures/album_page__macbenson__coming-of-age__2026-05-25.html'), 'utf8');
+      const html = readFileSync(join(import.meta.dirname, '..', 'test', 'fixtures', 'bandcamp', 'album_page__macbenson__coming-of-age__2026-05-25.html'), 'utf8');
       const n = ctx.quick ? 20 : 200;
       const parse = cpuMicros(() => parseAlbumPage(html), n);
       const load = cpuMicros(() => cheerio.load(html), n);

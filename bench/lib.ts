@@ -30,7 +30,7 @@ export interface BenchResult {
 export interface BenchContext {
   /** A scratch directory for this benchmark, removed afterwards. */
   tmpDir: string;
-  /** `../shared` relative to the repository (real covers, seed links). */
+  /** The shared data folder (`util/shared-data.ts`: real covers, seed links); the benchmarks need it. */
   sharedDir: string;
   /** Quick mode (`npm run bench -- --quick`): smaller inputs, for a smoke test. */
   quick: boolean;

@@ -9,7 +9,7 @@
  *   started (warmUp) before the timed pass; its start-up, paid once per stage run, is a figure of its own. The
  *   target applies to this figure. The in-process passes below give the cost of the isolation.
  * - ours in-process: `preprocessImage` (dataset/preprocess.ts) with `shards.concurrency` images in flight in one Node process
- *   (native work on libuv's thread pool of UV_THREADPOOL_SIZE threads, 4 by default; PITFALLS.md #4), once with
+ *   (native work on libuv's thread pool of UV_THREADPOOL_SIZE threads, 4 by default; docs/PITFALLS.md #4), once with
  *   `decoder: 'fast'` (the native JPEG path, dataset/native/fastjpeg.c, which reads each file in its pool task; what
  *   the default `auto` gives where the addon built) and once with `decoder: 'sharp'` (libvips for every image).
  *   CPU ms/image counts every thread of the process (main thread included); "cores" is CPU time / wall time.

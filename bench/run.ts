@@ -9,7 +9,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchModule, BenchResult } from './lib.ts';
-import { SHARED_DIR } from '../util/shared-data.ts';
+import { SHARED_DIR, SHARED_MISSING } from '../util/shared-data.ts';
 
 const here = import.meta.dirname;
 const RESULTS = join(here, 'RESULTS.md');
@@ -63,6 +63,7 @@ function oldSections(file: string): Map<string, string> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true } } });
+  if (!SHARED_DIR) throw new Error(`npm run bench ${SHARED_MISSING}`);
   const files = readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort();
   const only = values.only?.map((o) => (o.endsWith('.bench.ts') ? o : `${o}.bench.ts`));
   const selected = only ? files.filter((f) => only.includes(f)) : files;

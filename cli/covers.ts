@@ -9,13 +9,14 @@
  * One error path: every failure prints one message naming the stage, the item or file, the cause in plain words and
  * what to do; a stack trace only with `--verbose` (or for an internal error, which is a bug).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 // loadConfigLazily loads the config schema (and zod) only for a config file or --set: --help and a plain status never do.
 import { loadConfigLazily, type Config } from '../pipeline/config-core.ts';
 import { createLogger, type Logger, type LogLevel } from '../util/log.ts';
 import { describeFailure } from '../pipeline/errors.ts';
+import { UserError } from '../util/errors.ts';
 import { clean, closure, describeState, plan, TARGET_ALIASES } from '../pipeline/runner.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import { STAGES } from '../stages/index.ts';
@@ -95,13 +96,14 @@ export async function main(argv: string[]): Promise<number> {
       .description('build targets and every stale stage they depend on, in dependency order')
       .argument('<target...>', 'targets (see below)')
       .option('-n, --dry-run', 'print the plan and change nothing')
-      .option('-f, --force', 'rerun the named targets even if they are fresh')
+      .option('-f, --force', 'rerun the named targets from scratch, even if they are fresh (their work directories go, as with clean)')
       .addHelpText('after', `\nTargets:\n${targetList(stages)}`),
   ).action(async (targets: string[], o: CommonOptions & { dryRun?: boolean; force?: boolean }) => {
     const { config, log, dataDir } = await withConfig(o);
     if (o.dryRun) {
       const steps = await plan({ targets, config, dataDir, stages, force: o.force });
-      out(`plan for ${targets.join(' ')} in ${dataDir}:`);
+      const missing = existsSync(dataDir) ? '' : ' (it does not exist: make would create it and build everything; check --data-dir)';
+      out(`plan for ${targets.join(' ')} in ${dataDir}${missing}:`);
       for (const s of steps) out(`  ${s.willRun ? 'run ' : 'skip'}  ${s.stage.name.padEnd(9)} ${describeState(s.state)}`);
       return;
     }
@@ -115,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('--json', 'machine-readable output'),
   ).action(async (o: CommonOptions & { json?: boolean }) => {
     const { config, dataDir } = await withConfig(o);
+    if (!existsSync(dataDir)) throw new UserError(`no data directory ${dataDir}: nothing was built there (check --data-dir; covers make creates it)`);
     const steps = await plan({ targets: stages.map((s) => s.name), config, dataDir, stages });
     if (o.json) {
       out(JSON.stringify(steps.map((s) => ({ stage: s.stage.name, ...s.state })), null, 2));
@@ -152,11 +155,12 @@ export async function main(argv: string[]): Promise<number> {
     .command('demo')
     .description('offline demo: start the simulator and build the report for a small synthetic dataset in demo-data/')
     .option('--data-dir <dir>', 'data directory', 'demo-data')
+    .option('--set <key=value>', "override a key of the demo's config (dotted; repeatable), e.g. --set perGenre=120", collect, [])
     .option('-q, --quiet', 'only warnings and errors')
     .option('-v, --verbose', 'debug output')
-    .action(async (o: { dataDir: string; quiet?: boolean; verbose?: boolean }) => {
+    .action(async (o: { dataDir: string; set: string[]; quiet?: boolean; verbose?: boolean }) => {
       const { runDemo } = await import('./demo.ts');
-      exitCode = await runDemo({ dataDir: resolve(o.dataDir), level: o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal' });
+      exitCode = await runDemo({ dataDir: resolve(o.dataDir), sets: o.set, level: o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal' });
     });
 
   try {

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig, type ConfigInput } from '../pipeline/config.ts';
+import { applyOverrides, resolveConfig, type ConfigInput } from '../pipeline/config.ts';
 import { describeFailure } from '../pipeline/errors.ts';
 import { createLogger, type LogLevel } from '../util/log.ts';
 import { InterruptedError } from '../util/errors.ts';
@@ -52,6 +52,11 @@ export function demoConfig(origin: string, imageOrigin: string): ConfigInput {
 export interface DemoOptions {
   /** Output directory (default `demo-data`). */
   dataDir: string;
+  /**
+   * `--set key=value` overrides of the demo's configuration (as `covers make --set`), e.g. `perGenre=120` to grow
+   * the demo: the demo starts its simulator again each run, so its config never points at a stopped one.
+   */
+  sets?: readonly string[];
   level?: LogLevel;
 }
 
@@ -68,8 +73,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const sim = await startSimulator({ ...simOptions, port: DEMO_PORTS[0], imagePort: DEMO_PORTS[1] }).catch(() => startSimulator(simOptions));
   log.info(`simulator: listening on ${sim.url} (synthetic catalogue, ${DEMO_GENRES.length} genres × 300 albums)`);
   try {
-    const input = demoConfig(sim.origin, sim.imageOrigin);
-    const config = resolveConfig(input, 'demo');
+    const sets = opts.sets ?? [];
+    const input = applyOverrides(demoConfig(sim.origin, sim.imageOrigin) as Record<string, unknown>, sets);
+    const config = resolveConfig(input, sets.length ? 'demo + --set' : 'demo');
     mkdirSync(opts.dataDir, { recursive: true });
     writeFileSync(join(opts.dataDir, 'demo.config.json'), `${JSON.stringify(input, null, 2)}\n`);
     await makeWithSignals({ targets: ['report'], config, dataDir: opts.dataDir, stages: STAGES, log });

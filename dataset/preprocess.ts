@@ -28,7 +28,7 @@
  *   not the resampling.
  * - `auto` (the default): `fast` when the addon loaded, else `sharp`.
  *
- * Speed (PITFALLS.md #4): libvips runs one thread per image here (`sharp.concurrency()` is 1 on this machine), so both
+ * Speed (docs/PITFALLS.md #4): libvips runs one thread per image here (`sharp.concurrency()` is 1 on this machine), so both
  * cores come from having several images in flight at once (`shards.concurrency`, {@link orderedMap}); libuv runs
  * each sharp pipeline, and each fast-path task (file read included), on its own thread-pool thread. The pool has
  * UV_THREADPOOL_SIZE threads (4 by default), fixed when the process first uses it, which under tsx is before this

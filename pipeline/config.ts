@@ -29,8 +29,8 @@ const STUDY_GENRES = [
 
 /**
  * Bandcamp image format ids with a fixed meaning, from `client_template_globals.image_formats` on an album page
- * (`../shared/bandcamp/fixtures/DERIVED_image_formats__client_template_globals__2026-05-25.json`,
- * REFERENCE.md §4.2): 0 original, 1 fullsize, 2 350×350, 3 100×100, 4 300×300, 5 700×700, 7 150×150,
+ * (`test/fixtures/bandcamp/DERIVED_image_formats__client_template_globals__2026-05-25.json`,
+ * docs/BANDCAMP.md#image-formats): 0 original, 1 fullsize, 2 350×350, 3 100×100, 4 300×300, 5 700×700, 7 150×150,
  * 9 210×210, 10 fit within 1200, 13 380, 14 368, 16 700×700.
  */
 const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] as const;
@@ -38,7 +38,7 @@ const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] as const
 /** 1 MiB in bytes. */
 const MiB = 1024 * 1024;
 
-/** A Bandcamp tag norm name: lowercase slug, e.g. `hip-hop-rap` (REFERENCE.md §2.6). */
+/** A Bandcamp tag norm name: lowercase slug, e.g. `hip-hop-rap` (docs/BANDCAMP.md#tag-norm-names). */
 const normName = z
   .string()
   .regex(/^[\p{Ll}\p{Lo}\p{N}]+(?:-[\p{Ll}\p{Lo}\p{N}]+)*$/u, 'a Bandcamp tag norm name such as "hip-hop-rap" (lowercase, dashes)');
@@ -110,7 +110,7 @@ export const ConfigSchema = z
       .prefault({}),
     crawl: z
       .object({
-        /** Request rate limit towards Bandcamp hosts, requests per minute (30 = one per 2 s, REFERENCE.md §5.1). */
+        /** Request rate limit towards Bandcamp hosts, requests per minute (30 = one per 2 s, docs/BANDCAMP.md#blocking). */
         maxRequestsPerMinute: z.number().positive().default(30),
         /** Requests in flight at once towards Bandcamp hosts (1–2 advised). */
         maxConcurrency: z.number().int().min(1).max(64).default(1),
@@ -181,9 +181,9 @@ export const ConfigSchema = z
       .prefault({}),
     shards: z
       .object({
-        /** Target size of one shard file, in bytes (Arrow JS cannot read files over 2 GiB: PITFALLS.md #6). */
+        /** Target size of one shard file, in bytes (Arrow JS cannot read files over 2 GiB: docs/PITFALLS.md #6). */
         maxShardBytes: z.number().int().min(MiB).max(1536 * MiB).default(256 * MiB),
-        /** Rows per Arrow record batch (a record batch must stay well below 1 GiB: PITFALLS.md #6). */
+        /** Rows per Arrow record batch (a record batch must stay well below 1 GiB: docs/PITFALLS.md #6). */
         recordBatchRows: z.number().int().min(1).max(4096).default(64),
         /**
          * Images in flight at once (decode tasks queued on libuv's thread pool, whose size is UV_THREADPOOL_SIZE,

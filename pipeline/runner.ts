@@ -67,7 +67,7 @@ export interface MakeOptions {
   /** The stages, in pipeline order (the CLI passes the registry, `stages/index.ts`). */
   stages: readonly Stage[];
   log?: Logger;
-  /** Rerun the named targets even when fresh. */
+  /** Rerun the named targets even when fresh, from scratch: their work directories are removed first. */
   force?: boolean;
   /** Print the plan and change nothing. */
   dryRun?: boolean;
@@ -141,12 +141,21 @@ export async function hashInputs(stage: Stage, config: Config, lock: LockFile, h
   return out;
 }
 
-function describeChange(key: string, before: unknown, after: unknown): string {
+/**
+ * What changed in a parameter, one `key: before → after` per changed setting: a section (`train`) is compared key by
+ * key down to its settings, so the reason names `train.epochs: 20 → 5` rather than two cut-off objects.
+ */
+function describeChanges(key: string, before: unknown, after: unknown): string[] {
+  const isSection = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isSection(before) && isSection(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.filter((k) => hashJson(before[k] ?? null) !== hashJson(after[k] ?? null)).flatMap((k) => describeChanges(`${key}.${k}`, before[k], after[k]));
+  }
   const fmt = (v: unknown) => {
     const s = JSON.stringify(v);
     return s === undefined ? 'unset' : s.length > 60 ? `${s.slice(0, 57)}...` : s;
   };
-  return `${key}: ${fmt(before)} → ${fmt(after)}`;
+  return [`${key}: ${fmt(before)} → ${fmt(after)}`];
 }
 
 /**
@@ -170,7 +179,7 @@ async function lockState(
   const params = pickParams(config, resolveList(stage.params, config));
   if (hashJson(params) !== entry.paramsHash) {
     for (const k of new Set([...Object.keys(params), ...Object.keys(entry.params)])) {
-      if (hashJson(params[k] ?? null) !== hashJson(entry.params[k] ?? null)) reasons.push(`parameter ${describeChange(k, entry.params[k], params[k])}`);
+      if (hashJson(params[k] ?? null) !== hashJson(entry.params[k] ?? null)) reasons.push(...describeChanges(k, entry.params[k], params[k]).map((c) => `parameter ${c}`));
     }
   }
   for (const [dep, h] of depHashes) {
@@ -325,8 +334,9 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       const lock = readLock(dataDir);
       const current = new Map<string, string | null>(Object.entries(lock.stages).map(([k, v]) => [k, v.outputsHash]));
       const depHashes = depHashesFor(stage, opts.config, byName, current);
+      const forced = opts.force === true && targets.has(stage.name);
       const state = await decideState(stage, opts.config, lock, depHashes, hasher, {
-        forced: !!opts.force && targets.has(stage.name),
+        forced,
         rerun: rerunOnce?.name === stage.name ? rerunOnce.reason : null,
       });
       if (rerunOnce?.name === stage.name) rerunOnce = null;
@@ -338,6 +348,9 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
       if (opts.signal?.aborted) throw new InterruptedError();
       const reason = describeState(state);
       log.info(`${stage.name}: running (${state.kind === 'never-built' ? 'never built' : state.reasons.join('; ')})`);
+      // --force starts the stage over, as `covers clean` then `make` would: its work directory (snapshots, crawl
+      // queues, partial results) goes, so nothing is resumed from an earlier run.
+      if (forced) rmSync(stageWorkDir(dataDir, stage.name), { recursive: true, force: true });
       const started = new Date();
       const t0 = performance.now();
       try {

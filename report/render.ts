@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
-import { wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { describeKeptCheckpoint, keptCheckpoint, wilsonInterval, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { SPLIT_NAMES } from '../schemas/shards/names.ts';
 import { fmtDuration, fmtLearningRate } from '../util/format.ts';
 import { join as joinPath } from 'node:path';
@@ -346,11 +346,10 @@ function trainingSection(m: ReportModel): Section {
     series: [{ name: `learning rate (${m.config.train.schedule})`, color: COLORS.green, points: pts((e) => (e.learningRate > 0 ? Math.log10(e.learningRate) : null)) }],
     vLines: lrDrops,
   });
-  const withVal = epochs.filter((e) => e.validationAccuracy !== null);
-  const best = withVal.reduce<EpochMetrics | null>((b, e) => (b === null || e.validationAccuracy! > b.validationAccuracy! ? e : b), null);
+  const kept = keptCheckpoint(epochs, m.config.train.schedule);
   const seconds = epochs.reduce((a, e) => a + e.seconds, 0);
   const ips = epochs.reduce((a, e) => a + e.imagesPerSecond, 0) / epochs.length;
-  const facts = html`<dl class="kv"><dt>run</dt><dd><code>${m.config.train.run}</code> (${path})</dd><dt>epochs</dt><dd>${epochs.length}</dd><dt>best validation accuracy</dt><dd>${best ? `${fmtPct(best.validationAccuracy!)} at epoch ${best.epoch}` : '—'}</dd><dt>final learning rate</dt><dd>${fmtLearningRate(epochs[epochs.length - 1]!.learningRate)}</dd><dt>training time</dt><dd>${fmtDuration(seconds * 1000)} (mean ${ips.toFixed(1)} images/s)</dd></dl>`;
+  const facts = html`<dl class="kv"><dt>run</dt><dd><code>${m.config.train.run}</code> (${path})</dd><dt>epochs</dt><dd>${epochs.length}</dd><dt>kept checkpoint</dt><dd>${describeKeptCheckpoint(kept)}</dd><dt>final learning rate</dt><dd>${fmtLearningRate(epochs[epochs.length - 1]!.learningRate)}</dd><dt>training time</dt><dd>${fmtDuration(seconds * 1000)} (mean ${ips.toFixed(1)} images/s)</dd></dl>`;
   const warn = warnings.length ? html`<p class="error">Skipped ${warnings.length} malformed line${warnings.length === 1 ? '' : 's'} of ${path}: ${warnings.slice(0, 5).join(' · ')}</p>` : '';
   const lead = html`<p class="lead">Mean cross-entropy and accuracy per epoch on the training and validation splits, and the learning rate each epoch trained with (schedule <code>${m.config.train.schedule}</code>). Dotted vertical lines mark learning-rate changes; hover them for the schedule's reason.${m.config.train.repeats > 1 ? ` The curves are those of the first training seed (${m.config.train.repeats} were trained; see the evaluation for each).` : ''}</p>`;
   return section('training', 'Training curves', true, [lead, html`<div class="charts">${loss}${acc}${lr}</div>`, facts, warn]);

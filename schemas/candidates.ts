@@ -1,6 +1,6 @@
 /**
  * `DATA_DIR/candidates.arrow`: albums listed per genre by `discover` (`POST /api/discover/1/discover_web`,
- * REFERENCE.md §2.4), in listing order. An album listed under two genres has two rows.
+ * docs/BANDCAMP.md#discover_web), in listing order. An album listed under two genres has two rows.
  */
 import { defineTable, type RowOf } from './table.ts';
 

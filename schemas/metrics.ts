@@ -29,6 +29,46 @@ export const EpochMetricsSchema = z.object({
 });
 export type EpochMetrics = z.infer<typeof EpochMetricsSchema>;
 
+/** The checkpoint a training run keeps (see {@link keptCheckpoint}). */
+export interface KeptCheckpoint {
+  epoch: number;
+  /** What ranked it: the lowest validation loss, or (schedule `study`) the highest validation accuracy. */
+  by: 'lowest validation loss' | 'highest validation accuracy';
+  validationLoss: number | null;
+  validationAccuracy: number | null;
+}
+
+/**
+ * The checkpoint training keeps and restores at the end, from its epoch records (train/schedule.ts decides it the same
+ * way while training): the epoch with the lowest validation loss (ties: the higher validation accuracy, then the
+ * earlier epoch), or under the `study` schedule the first epoch with the highest validation accuracy; null without a
+ * validation split (the last weights are kept).
+ */
+export function keptCheckpoint(epochs: readonly EpochMetrics[], schedule: string): KeptCheckpoint | null {
+  let best: EpochMetrics | null = null;
+  for (const e of epochs) {
+    if (e.validationLoss === null || e.validationAccuracy === null) continue;
+    const better = best === null || (schedule === 'study'
+      ? e.validationAccuracy > best.validationAccuracy!
+      : e.validationLoss < best.validationLoss! || (e.validationLoss === best.validationLoss && e.validationAccuracy > best.validationAccuracy!));
+    if (better) best = e;
+  }
+  if (!best) return null;
+  return { epoch: best.epoch, by: schedule === 'study' ? 'highest validation accuracy' : 'lowest validation loss', validationLoss: best.validationLoss, validationAccuracy: best.validationAccuracy };
+}
+
+/**
+ * One wording of the kept checkpoint for the log and the report: `epoch 14, the lowest validation loss (0.9317;
+ * validation accuracy 70.0%)`; `the last epoch's weights (no validation split)` for null.
+ */
+export function describeKeptCheckpoint(k: KeptCheckpoint | null): string {
+  if (!k) return "the last epoch's weights (no validation split)";
+  const loss = k.validationLoss !== null ? `validation loss ${k.validationLoss.toFixed(4)}` : null;
+  const acc = k.validationAccuracy !== null ? `validation accuracy ${(100 * k.validationAccuracy).toFixed(1)}%` : null;
+  const [first, second] = k.by === 'lowest validation loss' ? [loss, acc] : [acc, loss];
+  return `epoch ${k.epoch}, the ${k.by} (${[first, second].filter(Boolean).join('; ')})`;
+}
+
 /** Accuracy of a classifier on a split, with its 95% Wilson score interval. */
 export const EvalMetricsSchema = z.object({
   /** `convnet` or `random-forest`. */

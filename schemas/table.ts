@@ -4,7 +4,7 @@
  * `apache-arrow`'s `tableFromIPC`), written atomically.
  *
  * Int64 columns hold ids. JavaScript numbers carry them exactly only up to 2^53 − 1, so writers convert with a
- * safe-integer check and readers convert back (PITFALLS.md #5, apache/arrow #40051): rows never hold BigInt.
+ * safe-integer check and readers convert back (docs/PITFALLS.md #5, apache/arrow #40051): rows never hold BigInt.
  */
 import { readFileSync } from 'node:fs';
 import * as arrow from 'apache-arrow';

@@ -38,6 +38,14 @@ export function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
+/**
+ * The lines of a text file as people save it: split at LF or CRLF, and a CR that ends the text without a LF (a
+ * last line saved with CR but no newline) is a line end too, never part of the last value.
+ */
+export function splitLines(text: string): string[] {
+  return text.split(/\r?\n|\r$/);
+}
+
 /** A header line for messages: tabs as `<TAB>`, other control and invisible characters as `\u{…}`. */
 function visible(line: string): string {
   return line.slice(0, 200).replace(/\t/g, '<TAB>').replace(/[\u0000-\u001f\u007f\u00a0\u200b-\u200f\ufeff]/g, (ch) => `\\u{${ch.codePointAt(0)!.toString(16)}}`);
@@ -75,7 +83,7 @@ export function defineTsv<C extends Record<string, TsvKind>>(name: string, colum
       writeFileAtomic(path, fmt.format(rows));
     },
     parse(text, source = name) {
-      const lines = stripBom(text).split(/\r?\n/);
+      const lines = splitLines(stripBom(text));
       if (lines[0] !== header) {
         throw new Error(`${source}: line 1: expected the ${name} header "${header.replace(/\t/g, '<TAB>')}", found "${visible(lines[0] ?? '')}"`);
       }

@@ -49,7 +49,7 @@ export interface SimAlbum {
   imageFile?: string;
 }
 
-/** Bandcamp genre ids (REFERENCE.md §2.5, fixture F7). */
+/** Bandcamp genre ids (docs/BANDCAMP.md#tag-norm-names, fixture F7). */
 const GENRE_IDS: Record<string, number> = {
   acoustic: 1, alternative: 2, ambient: 3, blues: 4, classical: 5, comedy: 6, country: 7, devotional: 9, electronic: 10, dubstep: 10,
   experimental: 11, folk: 12, funk: 13, 'hip-hop-rap': 14, jazz: 15, latin: 17, metal: 18, pop: 19, punk: 20, 'r-b-soul': 21, soul: 21,

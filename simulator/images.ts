@@ -3,8 +3,8 @@
  * with content faults, an LRU cache of encoded images and de-duplication of concurrent requests.
  *
  * Format table: `client_template_globals.image_formats` of a 2026 album page
- * (`../shared/bandcamp/fixtures/DERIVED_image_formats__client_template_globals__2026-05-25.json`, REFERENCE.md
- * §4.2): "thumb" = centre crop to the exact square, "fit" = scale to fit within the box without enlarging,
+ * (`test/fixtures/bandcamp/DERIVED_image_formats__client_template_globals__2026-05-25.json`,
+ * docs/BANDCAMP.md#image-formats): "thumb" = centre crop to the exact square, "fit" = scale to fit within the box without enlarging,
  * "original" = the uploaded file, "scrub" = the original re-encoded without metadata.
  */
 import sharp from 'sharp';
@@ -27,8 +27,8 @@ export interface ImageFormat {
 
 const F = (id: number, name: string, algo: ImageFormat['algo'], size?: number, quality = 85): ImageFormat => ({ id, name, algo, size, quality });
 
-/** Album-art formats served (REFERENCE.md §4.2). */
-const ART_FORMATS: ReadonlyMap<number, ImageFormat> = new Map(
+/** Album-art formats served (docs/BANDCAMP.md#image-formats). */
+export const ART_FORMATS: ReadonlyMap<number, ImageFormat> = new Map(
   [
     F(0, 'original', 'original'), F(1, 'fullsize', 'scrub'), F(2, 'art_thumb', 'thumb', 350), F(3, 'art_thumbthumb', 'thumb', 100),
     F(4, 'art_embedded_metadata', 'thumb', 300), F(5, 'art_embedded_metadata_large', 'thumb', 700), F(6, 'art_embedded_player', 'thumb', 100),

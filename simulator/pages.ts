@@ -1,7 +1,7 @@
 /**
  * The simulator's HTML and JSON bodies, in Bandcamp's 2026 formats, modelled on the real captures in
- * `../shared/bandcamp/fixtures/` (REFERENCE.md §3.2 album page, §3.1 404 page, §5.1 challenge/stripped pages, §2.7
- * `tralbum_details`, §2.4 `discover_web` results). The same parsers (`bandcamp/parse.ts`) must read both.
+ * `test/fixtures/bandcamp/` (docs/BANDCAMP.md#album-page-markup album page, BANDCAMP.md#album-urls-and-404s 404 page, BANDCAMP.md#blocking challenge/stripped pages, BANDCAMP.md#tralbum_details
+ * `tralbum_details`, BANDCAMP.md#discover_web `discover_web` results). The same parsers (`bandcamp/parse.ts`) must read both.
  */
 import { albumPath, type SimAlbum } from './catalog.ts';
 import type { MarkupFault, TagFault } from './faults.ts';
@@ -16,16 +16,16 @@ function scriptJson(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c');
 }
 
-/** Bandcamp's page date format: `17 Oct 2019 15:39:15 GMT` (REFERENCE.md §3.3). */
-function bandcampDate(epochSeconds: number): string {
+/** Bandcamp's page date format: `17 Oct 2019 15:39:15 GMT` (docs/BANDCAMP.md#dates). */
+export function bandcampDate(epochSeconds: number): string {
   const d = new Date(epochSeconds * 1000);
   const mon = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getUTCMonth()];
   const p = (n: number): string => String(n).padStart(2, '0');
   return `${p(d.getUTCDate())} ${mon} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} GMT`;
 }
 
-/** Album-art URL as pages print it: `art_id` zero-padded to 10 digits (§4.3). */
-function paddedImageUrl(imageOrigin: string, artId: number, format: number): string {
+/** Album-art URL as pages print it: `art_id` zero-padded to 10 digits (BANDCAMP.md#image-urls). */
+export function paddedImageUrl(imageOrigin: string, artId: number, format: number): string {
   return `${imageOrigin}/img/a${String(artId).padStart(10, '0')}_${format}.jpg`;
 }
 
@@ -55,7 +55,7 @@ function shownTags(a: SimAlbum, tagFault: TagFault | null): { name: string; norm
 }
 
 /**
- * All tags of a page in order, the location tag last (REFERENCE.md §3.2). Under `dup-location` the location also
+ * All tags of a page in order, the location tag last (docs/BANDCAMP.md#album-page-markup). Under `dup-location` the location also
  * appears lower-cased as the first tag, as some real pages show it (`united kingdom … United Kingdom`).
  */
 function pageTags(a: SimAlbum, tagFault: TagFault | null = null): { name: string; normName: string }[] {
@@ -67,7 +67,7 @@ function pageTags(a: SimAlbum, tagFault: TagFault | null = null): { name: string
 
 /** How {@link albumPageHtml} varies the page (simulator faults). */
 export interface PageVariant {
-  /** A stripped page (transient fault): none of data-tralbum, ld+json, bc-page-properties, og:image, a.tag (§5.1). */
+  /** A stripped page (transient fault): none of data-tralbum, ld+json, bc-page-properties, og:image, a.tag (BANDCAMP.md#blocking). */
   stripped?: boolean;
   /** Markup drift: `no-tralbum`, `ld-only` or `props-only` (see `simulator/faults.ts`). */
   markup?: MarkupFault | null;
@@ -79,9 +79,9 @@ export interface PageVariant {
  * The album page at `item_url` (2026 markup, as `album_page__macbenson__coming-of-age__2026-05-25.html`):
  * `meta[name=bc-page-properties]`, `og:image` (`_5`), `link[rel=image_src]` (`_16`), ld+json `MusicAlbum`,
  * `script[data-tralbum]` (entity-encoded), `.trackView.has-art`, `#tralbumArt a.popupImage` (`_10`) with a
- * `<picture>` (`_2`), `a.tag` links, `#band-name-location`. Without art (§4.4): `art_id:null`, no image fields,
+ * `<picture>` (`_2`), `a.tag` links, `#band-name-location`. Without art (BANDCAMP.md#no-cover): `art_id:null`, no image fields,
  * `#missing-tralbum-art`.
- * @param stripped omit `data-tralbum` (and the other `data-*` blobs), as Bandcamp's "stripped" pages do (§5.1).
+ * @param stripped omit `data-tralbum` (and the other `data-*` blobs), as Bandcamp's "stripped" pages do (BANDCAMP.md#blocking).
  */
 export function albumPageHtml(site: SiteUrls, a: SimAlbum, variant: PageVariant = {}): string {
   const url = itemUrl(site, a);
@@ -260,7 +260,7 @@ export function notFoundHtml(site: SiteUrls): string {
 `;
 }
 
-/** A Fastly "Client Challenge" page (HTTP 200; assets under `/_fs-ch-<token>/`), REFERENCE.md §5.1. */
+/** A Fastly "Client Challenge" page (HTTP 200; assets under `/_fs-ch-<token>/`), docs/BANDCAMP.md#blocking. */
 export function challengeHtml(token: string): string {
   return `<!DOCTYPE html>
 <html lang="en-US">
@@ -376,12 +376,12 @@ export function tralbumDetailsJson(site: SiteUrls, a: SimAlbum, tagFault: TagFau
   };
 }
 
-/** `discover_web` result date format: `2026-06-10 00:00:00 UTC` (REFERENCE.md §2.4). */
+/** `discover_web` result date format: `2026-06-10 00:00:00 UTC` (docs/BANDCAMP.md#discover_web). */
 function discoverDate(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 }
 
-/** One `discover_web` result (2026 field names, §2.4). */
+/** One `discover_web` result (2026 field names, BANDCAMP.md#discover_web). */
 export function discoverResult(site: SiteUrls, a: SimAlbum): Record<string, unknown> {
   return {
     item_id: a.itemId,

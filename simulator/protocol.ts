@@ -1,24 +1,24 @@
 /**
- * The simulator's own reading of Bandcamp's request formats, written from `../shared/bandcamp/REFERENCE.md` and
+ * The simulator's own reading of Bandcamp's request formats, written from `docs/BANDCAMP.md` and
  * NOT from the crawler's code (the simulator imports nothing from `bandcamp/` or the stages it is a witness for:
  * a mistake in the crawler's idea of the protocol must show up as a rejected request, not be mirrored).
  *
- * - Paths: REFERENCE.md §2.4 (`discover_web`), §2.7 (mobile `tralbum_details`).
- * - The `discover_web` request body: §2.4, exactly the keys bandcamp-fetch 3.2.1 sends (`getDiscoverRequestPayload`,
+ * - Paths: docs/BANDCAMP.md#discover_web (`discover_web`), BANDCAMP.md#tralbum_details (mobile `tralbum_details`).
+ * - The `discover_web` request body: BANDCAMP.md#discover_web, exactly the keys bandcamp-fetch 3.2.1 sends (`getDiscoverRequestPayload`,
  *   2026-06-25) and RSS-Bridge sends (2026-08-01), plus the Ruby client's `followed_bands`; values as the site's own
  *   option lists give them (fixture F7: `category_id` 0–5, `time_facet_id` null = fresh or 0–7, slices
  *   `top`/`new`/`rand`; `rec` "does not answer"); `size` up to 500 (the largest measured).
- * - Tag norm names: §2.6 (lowercase slugs, punctuation collapsed to `-`: `hip-hop/rap` → `hip-hop-rap`).
+ * - Tag norm names: BANDCAMP.md#tag-norm-names (lowercase slugs, punctuation collapsed to `-`: `hip-hop/rap` → `hip-hop-rap`).
  */
 import { z } from 'zod';
 
-/** `POST https://bandcamp.com/api/discover/1/discover_web` (REFERENCE.md §2.4). */
+/** `POST https://bandcamp.com/api/discover/1/discover_web` (docs/BANDCAMP.md#discover_web). */
 export const SIM_DISCOVER_WEB_PATH = '/api/discover/1/discover_web';
-/** `GET https://bandcamp.com/api/mobile/22/tralbum_details?band_id&tralbum_type&tralbum_id` (REFERENCE.md §2.7). */
+/** `GET https://bandcamp.com/api/mobile/22/tralbum_details?band_id&tralbum_type&tralbum_id` (docs/BANDCAMP.md#tralbum_details). */
 export const SIM_TRALBUM_DETAILS_PATH = '/api/mobile/22/tralbum_details';
 
 /**
- * A `discover_web` request body as real clients send it (REFERENCE.md §2.4):
+ * A `discover_web` request body as real clients send it (docs/BANDCAMP.md#discover_web):
  * `{"category_id":0,"tag_norm_names":["ambient"],"geoname_id":0,"slice":"top","time_facet_id":null,"cursor":"*",
  * "size":60,"include_result_types":["a","s"]}`. Every key is required (no client omits one), unknown keys are
  * rejected (a misspelt key would be ignored by the site and silently change the listing), `followed_bands` is
@@ -37,13 +37,13 @@ export const SimDiscoverWebRequestSchema = z.strictObject({
 });
 export type SimDiscoverWebRequest = z.infer<typeof SimDiscoverWebRequestSchema>;
 
-/** Bandcamp's slug rule for a tag's display name (REFERENCE.md §2.6): `Hip-Hop/Rap` → `hip-hop-rap`, `São Paulo` → `são-paulo`. */
+/** Bandcamp's slug rule for a tag's display name (docs/BANDCAMP.md#tag-norm-names): `Hip-Hop/Rap` → `hip-hop-rap`, `São Paulo` → `são-paulo`. */
 export function simTagNormName(name: string): string {
   return name.normalize('NFC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-+|-+$/g, '');
 }
 
 /**
- * Display names of the genre tags Bandcamp spells with punctuation (REFERENCE.md §2.6, fixture F7), and of the 2015
+ * Display names of the genre tags Bandcamp spells with punctuation (docs/BANDCAMP.md#tag-norm-names, fixture F7), and of the 2015
  * study's folder names (`hiphop_rap` is Bandcamp's `hip-hop/rap`).
  */
 const DISPLAY: Readonly<Record<string, string>> = {

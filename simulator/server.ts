@@ -1,10 +1,10 @@
 /**
  * The Bandcamp simulator: a loopback HTTP server that answers like bandcamp.com and f4.bcbits.com do in 2026
- * (REFERENCE.md §2.4, §2.7, §3, §4, §5), with deterministic fault injection and a request log.
+ * (docs/BANDCAMP.md#discover_web, BANDCAMP.md#tralbum_details, BANDCAMP.md#album-page-markup, BANDCAMP.md#image-urls, BANDCAMP.md#blocking), with deterministic fault injection and a request log.
  *
  * Endpoints (all on both listeners; `origin` plays bandcamp.com, `imageOrigin` plays f4.bcbits.com):
  * - `POST /api/discover/1/discover_web` (body: the simulator's own `SimDiscoverWebRequestSchema`, written from the
- *   real request bodies in REFERENCE.md §2.4: every key required, unknown keys rejected with 400; `tag_norm_names`
+ *   real request bodies in docs/BANDCAMP.md#discover_web: every key required, unknown keys rejected with 400; `tag_norm_names`
  *   ANDed over an item's tags, matched exactly as norm names; `slice` top/new/rand orders deterministically; opaque
  *   base64 `cursor`, `"*"` first; `size`; `include_result_types`). `category_id`, `geoname_id` and `time_facet_id`
  *   are validated and otherwise ignored.
@@ -119,7 +119,7 @@ interface Listing {
 const CURSOR_PREFIX = Buffer.from([0x02, 0x83, 0x08]);
 
 /**
- * An opaque cursor like Bandcamp's (`AoMI…`, base64, ending in `a<item_id>`, REFERENCE.md §2.4): bytes
+ * An opaque cursor like Bandcamp's (`AoMI…`, base64, ending in `a<item_id>`, docs/BANDCAMP.md#discover_web): bytes
  * `02 83 08`, the sort key (float64 BE), `2b`, then `a<item_id>`. It means "after this item".
  */
 function encodeCursor(key: number, itemId: number): string {

@@ -1,6 +1,6 @@
 /**
  * Stage `discover`: lists albums per genre through `POST {bandcamp.origin}/api/discover/1/discover_web`
- * (REFERENCE.md §2.4), paging with the opaque `cursor` until the genre has `perGenre × crawl.oversample` albums (or
+ * (docs/BANDCAMP.md#discover_web), paging with the opaque `cursor` until the genre has `perGenre × crawl.oversample` albums (or
  * more, when `download` asked for more: `.work/discover/demand.json`, written by the runner) in whole pages, or the
  * listing ends, and writes `DATA_DIR/candidates.arrow` (metadata `listing`: per genre, pages, albums, extra rounds
  * and why the listing ended, {@link ListingInfo}).
@@ -14,7 +14,7 @@
  * Resumable: each finished page is appended to `.work/discover/pages-<hash>.jsonl` (the truth of what is done;
  * `<hash>` covers origin, slice and page size), and crawlee's named request queue `discover-<hash>` lives in
  * `.work/discover/crawlee/`. A killed crawl restarts at the first page its progress file lacks: finished pages are
- * never requested again. Every POST has the `uniqueKey` `<genre>|<slice>|<cursor>` (PITFALLS.md #1).
+ * never requested again. Every POST has the `uniqueKey` `<genre>|<slice>|<cursor>` (docs/PITFALLS.md #1).
  */
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { DEMAND_FILE, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
@@ -55,7 +55,7 @@ function listingTarget(config: Config): number {
   return Math.ceil(config.perGenre * config.crawl.oversample);
 }
 
-/** The `discover_web` request body for one page (REFERENCE.md §2.4; albums only). */
+/** The `discover_web` request body for one page (docs/BANDCAMP.md#discover_web; albums only). */
 export function discoverPayload(config: Config, genre: string, cursor: string): Record<string, unknown> {
   return {
     category_id: 0,

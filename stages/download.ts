@@ -1,6 +1,6 @@
 /**
  * Stage `download`: walks each genre's ranking (`selection.arrow`) and fetches covers from
- * `{bandcamp.imageOrigin}/img/a<art_id>_<image.format>.jpg` (REFERENCE.md §4.1) until the genre has exactly
+ * `{bandcamp.imageOrigin}/img/a<art_id>_<image.format>.jpg` (docs/BANDCAMP.md#image-urls) until the genre has exactly
  * `perGenre` valid, distinct images; writes `DATA_DIR/images/<genre>/a<art_id>.jpg` (each file atomically, in place),
  * `DATA_DIR/manifest.tsv` and `DATA_DIR/rejected.tsv`.
  *

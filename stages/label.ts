@@ -4,7 +4,7 @@
  *
  * `label.mode`:
  * - `tags` (default, exact): each album's tags from `GET {origin}/api/mobile/22/tralbum_details?band_id=…&
- *   tralbum_type=a&tralbum_id=<item_id>` (REFERENCE.md §2.7), falling back to the album page (§3.2) when the API
+ *   tralbum_type=a&tralbum_id=<item_id>` (docs/BANDCAMP.md#tralbum_details), falling back to the album page (BANDCAMP.md#album-page-markup) when the API
  *   answers 404 or something that is not tralbum details. The page is read from whatever it still carries
  *   (`data-tralbum`, else ld+json, else `bc-page-properties` + `og:image` + `a.tag`: `readAlbumPage`); it blocks the
  *   crawl only when it is a challenge page or carries none of these. Location tags are ignored in every copy
@@ -16,14 +16,17 @@
  *   `redirected-to:<item_id>` (the answer is another album: its `item_id`, or with no `item_id` on the page its
  *   `art_id`/URL disagree with the listing; then the page's URL is named), `no-tags` (no tags but the location).
  *   A `bc-page-properties` `tralbum_page_version` other than the known ones is warned about once per run.
+ *   An album whose request spent its retries on transient failures (429, 5xx, resets, timeouts) waits for the next
+ *   run: the crawl goes on with the others, and the stage then ends "rerun later" (exit 75) naming how many are left,
+ *   as `download` does; the next run asks only those. Block pages still stop the crawl (`crawl.maxBlockedRetries`).
  * - `listing` (no requests): an album listed under two or more chosen genres is not exclusive.
  */
 import { join } from 'node:path';
 import { hashJson } from '../pipeline/config.ts';
-import type { StageContext, StageImplementation } from '../pipeline/stage.ts';
+import { RerunLaterError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
 import { TRALBUM_DETAILS_PATH } from '../bandcamp/api.ts';
 import { comparableUrl, detectBlocked, KNOWN_TRALBUM_PAGE_VERSIONS, parseTralbumDetails, readAlbumPage, type AlbumPage, type AlbumSource } from '../bandcamp/parse.ts';
-import { BodyTooLargeError, chooseTransport, isHttpUrl, siteClient, type HttpResult } from '../bandcamp/client.ts';
+import { BodyTooLargeError, chooseTransport, isHttpUrl, RequestFailedError, siteClient, type HttpResult } from '../bandcamp/client.ts';
 import { crawleeStorageDir, ProgressLog, runQueue } from '../bandcamp/crawl.ts';
 import { candidatesFormat, type CandidateRow } from '../schemas/candidates.ts';
 import { labelsFormat, type LabelRow } from '../schemas/labels.ts';
@@ -56,7 +59,7 @@ export interface TagRecord {
 /** Version of {@link TagRecord}'s format, part of the progress file's name (older files are not read). */
 const TAG_RECORD_FORMAT = 2;
 
-/** The `tralbum_details` URL of an album (REFERENCE.md §2.7). */
+/** The `tralbum_details` URL of an album (docs/BANDCAMP.md#tralbum_details). */
 export function tralbumDetailsUrl(origin: string, bandId: number, itemId: number): string {
   return `${origin}${TRALBUM_DETAILS_PATH}?band_id=${bandId}&tralbum_type=a&tralbum_id=${itemId}`;
 }
@@ -131,6 +134,8 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
   type Data = { item_id: number; band_id: number; item_url: string; art_id: number | null };
   const warnedVersions = new Set<number>();
   const pageSources = new Map<string, number>();
+  /** Albums whose request spent its retries this run (item_id → the failure): asked again by the next run. */
+  const deferred = new Map<number, RequestFailedError>();
   await runQueue<Data>({
     name: `label-${stateKey}`,
     storageDir: crawleeStorageDir(ctx.workDir),
@@ -139,72 +144,93 @@ async function fetchTags(ctx: StageContext, candidates: CandidateRow[]): Promise
     signal: ctx.signal,
     pending: () =>
       [...albums.values()]
-        .filter((c) => !done.has(c.item_id!))
+        .filter((c) => !done.has(c.item_id!) && !deferred.has(c.item_id!))
         .map((c) => {
           const url = tralbumDetailsUrl(origin, c.band_id!, c.item_id!);
           return { uniqueKey: `tralbum|${c.item_id}`, url, data: { item_id: c.item_id!, band_id: c.band_id!, item_url: c.item_url!, art_id: c.art_id } };
         }),
-    async handle({ item_id, band_id, item_url, art_id }, _enqueue, signal) {
+    async handle(data, _enqueue, signal) {
       // A request a killed run recorded but crawlee never marked handled: our progress file is the truth.
-      if (done.has(item_id)) return;
-      let rec: TagRecord | null = null;
-      // An answer over crawl.maxPageBytes is not tralbum details: fall back to the album page, like a 404.
-      const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal }).catch((e: unknown) => {
-        if (e instanceof BodyTooLargeError) return null;
-        throw e;
-      });
-      if (res?.status === 200) {
-        try {
-          const d = parseTralbumDetails(JSON.parse(res.body.toString('utf8')));
-          rec =
-            d.itemId !== item_id
-              ? { item_id, outcome: 'redirected', source: 'tralbum_details', tags: [], redirected_to: String(d.itemId) }
-              : { item_id, outcome: 'tags', source: 'tralbum_details', tags: d.tags.map((t) => t.normName) };
-        } catch (e) {
-          log.debug(`tralbum_details of ${item_id}: ${(e as Error).message.slice(0, 200)}; falling back to the album page`);
-        }
+      if (done.has(data.item_id)) return;
+      let rec: TagRecord;
+      try {
+        rec = await tagRecordOf(data, signal);
+      } catch (e) {
+        if (!(e instanceof RequestFailedError && e.transient)) throw e;
+        deferred.set(data.item_id, e);
+        log.debug(`${e.url} (item ${data.item_id}): ${e.reason} after ${e.attempts} attempts; asked again next run`);
+        return;
       }
-      // Only http(s) URLs are fetched: another scheme (file:, javascript:) is this item's rejection.
-      if (!rec && !isHttpUrl(item_url)) rec = { item_id, outcome: 'rejected', source: null, tags: [], rejected: 'unsupported-url' };
-      if (!rec) {
-        const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal }).catch((e: unknown) => {
-          if (e instanceof BodyTooLargeError) return null;
-          throw e;
-        });
-        const html = page?.body.toString('utf8') ?? '';
-        const read = page && page.status === 200 && detectBlocked(page.status, html) !== 'not-found' ? readAlbumPage(html) : null;
-        if (page === null) {
-          rec = { item_id, outcome: 'rejected', source: null, tags: [], rejected: 'too-large' };
-        } else if (read === null) {
-          rec = { item_id, outcome: 'not-found', source: null, tags: [] };
-        } else if (read.kind === 'album') {
-          const p = read.page;
-          pageSources.set(p.source, (pageSources.get(p.source) ?? 0) + 1);
-          if (p.pageVersion !== null && !KNOWN_TRALBUM_PAGE_VERSIONS.includes(p.pageVersion) && !warnedVersions.has(p.pageVersion)) {
-            warnedVersions.add(p.pageVersion);
-            log.warn(`album pages carry an unknown tralbum_page_version ${p.pageVersion} (known: ${KNOWN_TRALBUM_PAGE_VERSIONS.join(', ')}; first at ${page.url}): Bandcamp may have changed its album template; read from ${p.source}`);
-          }
-          const other = redirectedTo(p, { item_id, art_id, item_url }, page.url);
-          rec = other !== null
-            ? { item_id, outcome: 'redirected', source: p.source, tags: [], redirected_to: other }
-            : { item_id, outcome: 'tags', source: p.source, tags: p.tags.map((t) => t.normName) };
-        } else {
-          // pageBlockCheck lets no 'none' page through; a page of another kind is this item's rejection.
-          const what = read.kind === 'not-an-album' ? read.what : 'no album data';
-          rec = { item_id, outcome: 'not-an-album', source: null, tags: [], detail: `${page.url}: ${what}` };
-        }
-      }
-      if (rec.outcome === 'redirected') log.debug(`${item_url} (item ${item_id}): answered by another album, ${rec.redirected_to}`);
-      if (rec.outcome === 'not-an-album') log.debug(`${item_url} (item ${item_id}): not an album page (${rec.detail})`);
+      if (rec.outcome === 'redirected') log.debug(`${data.item_url} (item ${data.item_id}): answered by another album, ${rec.redirected_to}`);
+      if (rec.outcome === 'not-an-album') log.debug(`${data.item_url} (item ${data.item_id}): not an album page (${rec.detail})`);
       progress.append(rec);
-      done.set(item_id, rec);
+      done.set(data.item_id, rec);
       bar.tick();
     },
   });
   bar.stop();
   const sources = [...pageSources].map(([k, n]) => `${k} ${n}`).join(', ');
   log.info(`tralbum_details: ${client.stats.requests} request(s), ${client.stats.status429} × 429, ${client.stats.retries} retries, ${client.stats.blocked} block page(s)${sources ? `; album pages read from ${sources}` : ''}`);
+  if (deferred.size > 0) {
+    const eg = [...deferred.values()].slice(0, 3).map((e) => `${e.url}: ${e.reason}`);
+    throw new RerunLaterError(
+      `label: ${deferred.size} album${deferred.size === 1 ? '' : 's'} could not be asked yet (their requests spent ${config.crawl.maxRetries + 1} attempts each; e.g. ${eg.join('; ')}); ` +
+        `the tags of the other ${done.size} are recorded: rerun the same command later to continue with these only.`,
+    );
+  }
   return done;
+
+  /** Asks for one album's tags (API, else its page) and says what came back. @throws RequestFailedError, BlockedError. */
+  async function tagRecordOf({ item_id, band_id, item_url, art_id }: Data, signal: AbortSignal): Promise<TagRecord> {
+    let rec: TagRecord | null = null;
+    // An answer over crawl.maxPageBytes is not tralbum details: fall back to the album page, like a 404.
+    const res = await client.request({ url: tralbumDetailsUrl(origin, band_id, item_id), blockCheck: jsonBlockCheck, signal }).catch((e: unknown) => {
+      if (e instanceof BodyTooLargeError) return null;
+      throw e;
+    });
+    if (res?.status === 200) {
+      try {
+        const d = parseTralbumDetails(JSON.parse(res.body.toString('utf8')));
+        rec =
+          d.itemId !== item_id
+            ? { item_id, outcome: 'redirected', source: 'tralbum_details', tags: [], redirected_to: String(d.itemId) }
+            : { item_id, outcome: 'tags', source: 'tralbum_details', tags: d.tags.map((t) => t.normName) };
+      } catch (e) {
+        log.debug(`tralbum_details of ${item_id}: ${(e as Error).message.slice(0, 200)}; falling back to the album page`);
+      }
+    }
+    // Only http(s) URLs are fetched: another scheme (file:, javascript:) is this item's rejection.
+    if (!rec && !isHttpUrl(item_url)) rec = { item_id, outcome: 'rejected', source: null, tags: [], rejected: 'unsupported-url' };
+    if (!rec) {
+      const page = await client.request({ url: item_url, blockCheck: pageBlockCheck, signal }).catch((e: unknown) => {
+        if (e instanceof BodyTooLargeError) return null;
+        throw e;
+      });
+      const html = page?.body.toString('utf8') ?? '';
+      const read = page && page.status === 200 && detectBlocked(page.status, html) !== 'not-found' ? readAlbumPage(html) : null;
+      if (page === null) {
+        rec = { item_id, outcome: 'rejected', source: null, tags: [], rejected: 'too-large' };
+      } else if (read === null) {
+        rec = { item_id, outcome: 'not-found', source: null, tags: [] };
+      } else if (read.kind === 'album') {
+        const p = read.page;
+        pageSources.set(p.source, (pageSources.get(p.source) ?? 0) + 1);
+        if (p.pageVersion !== null && !KNOWN_TRALBUM_PAGE_VERSIONS.includes(p.pageVersion) && !warnedVersions.has(p.pageVersion)) {
+          warnedVersions.add(p.pageVersion);
+          log.warn(`album pages carry an unknown tralbum_page_version ${p.pageVersion} (known: ${KNOWN_TRALBUM_PAGE_VERSIONS.join(', ')}; first at ${page.url}): Bandcamp may have changed its album template; read from ${p.source}`);
+        }
+        const other = redirectedTo(p, { item_id, art_id, item_url }, page.url);
+        rec = other !== null
+          ? { item_id, outcome: 'redirected', source: p.source, tags: [], redirected_to: other }
+          : { item_id, outcome: 'tags', source: p.source, tags: p.tags.map((t) => t.normName) };
+      } else {
+        // pageBlockCheck lets no 'none' page through; a page of another kind is this item's rejection.
+        const what = read.kind === 'not-an-album' ? read.what : 'no album data';
+        rec = { item_id, outcome: 'not-an-album', source: null, tags: [], detail: `${page.url}: ${what}` };
+      }
+    }
+    return rec;
+  }
 }
 
 async function run(ctx: StageContext): Promise<void> {

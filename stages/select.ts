@@ -28,7 +28,7 @@ import { parseImageUrl } from '../bandcamp/api.ts';
 import { candidatesFormat } from '../schemas/candidates.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
-import { parseIntCell, stripBom } from '../schemas/tsv.ts';
+import { parseIntCell, splitLines, stripBom } from '../schemas/tsv.ts';
 
 /** True when `text` parses as a URL with the `http:` or `https:` scheme. */
 function isHttpUrlText(text: string): boolean {
@@ -77,7 +77,7 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       rows.push({ genre: m.genre, rank: next(m.genre), item_id: m.item_id, art_id: m.art_id, url: m.url, sha256: m.sha256 });
     });
   } else {
-    text.split(/\r?\n/).forEach((line, i) => {
+    splitLines(text).forEach((line, i) => {
       if (line.trim() === '') return;
       const where = `select.fromManifest: ${abs}: line ${i + 1}`;
       const cells = line.split('\t');

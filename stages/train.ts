@@ -14,6 +14,10 @@
  * With `train.fromSearch`, it trains the best configuration of `search` (`search/best.json`'s values set in this one).
  * Snapshots go to `DATA_DIR/.work/train/<run>/<hash of the params and the training seed>/` every `train.snapshotEvery` epochs, so a killed run
  * resumes where its last snapshot left off (and a finished one is not retrained when only its outputs were lost).
+ * `train.epochs` is not in that hash (except under the `cosine` schedule, whose curve is drawn over `train.epochs`):
+ * raising it on a finished run continues from the finished run's last epoch, exactly as if the higher count had been
+ * asked for from the start; lowering it below a snapshot's epoch starts over (train/train-loop.ts says so in the
+ * log). `covers make train --force` starts over (the runner removes the stage's work directory).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +34,7 @@ import { readSplit } from '../schemas/shards/read.ts';
 import { trainModel } from '../train/train-loop.ts';
 import { trainOptionsFromConfig } from '../train/train-options.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
+import { describeKeptCheckpoint, keptCheckpoint } from '../schemas/metrics.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
 import { TRAIN_PARAMS } from './declarations.ts';
 
@@ -92,8 +97,10 @@ export const trainStage: StageImplementation = {
     try {
       for (const [k, seed] of seeds.entries()) {
         // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
-        // resumes) the same whatever the repeat count; `seed` (the split's) stays in.
-        const params = { ...pickParams(config, TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed')), trainingSeed: seed };
+        // resumes) the same whatever the repeat count; `seed` (the split's) stays in. train.epochs is left out too
+        // unless the schedule depends on it (see the module comment).
+        const hashed = TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed' && (p !== 'train.epochs' || t.schedule === 'cosine'));
+        const params = { ...pickParams(config, hashed), trainingSeed: seed };
         const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
         ctx.log.info(`${spec.architecture}${t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
@@ -114,7 +121,7 @@ export const trainStage: StageImplementation = {
         }));
         doneBefore += result.state.epoch - firstEpoch;
         const bestAcc = result.state.bestAccuracy >= 0 ? result.state.bestAccuracy : null;
-        ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; best checkpoint: epoch ${result.state.bestEpoch}, validation accuracy ${bestAcc !== null ? bestAcc.toFixed(3) : 'n/a'}${result.state.bestLoss !== null ? `, loss ${result.state.bestLoss.toFixed(4)}` : ''}`);
+        ctx.log.info(`training stopped (${result.stopReason}) after ${result.state.epoch} epochs${of}; kept checkpoint: ${describeKeptCheckpoint(keptCheckpoint(result.metrics, t.schedule))}`);
         const dir = repeatDir(config, seed);
         const target = join(out, dir);
         mkdirSync(target, { recursive: true });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -47,6 +47,29 @@ test('without a build, COVERS_DIST=1 (or a package missing dist/) says to run np
     const dist = spawnSync(process.execPath, ['bin/covers.js', '--help'], { cwd: dir, encoding: 'utf8', env: { ...process.env, COVERS_DIST: '1' } });
     assert.equal(dist.status, 1, dist.stderr);
     assert.match(dist.stderr, /^covers: COVERS_DIST=1 runs the compiled JavaScript, .*dist\/cli\/covers\.js is missing; run `npm run build` first\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('covers status on a data directory that does not exist says so and fails; make --dry-run says so in its plan', () => {
+  const missing = join(tmpdir(), `covers-no-such-dir-${process.pid}`);
+  const status = spawnSync(process.execPath, ['bin/covers.js', 'status', '--data-dir', missing], { cwd: REPO, encoding: 'utf8' });
+  assert.notEqual(status.status, 0, status.stdout);
+  assert.match(status.stderr, new RegExp(`no data directory ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: nothing was built there \\(check --data-dir`));
+  const dry = spawnSync(process.execPath, ['bin/covers.js', 'make', 'split', '--dry-run', '--data-dir', missing], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.match(dry.stdout, /^plan for split in .*covers-no-such-dir-\d+ \(it does not exist: make would create it and build everything; check --data-dir\):/);
+  assert.ok(!existsSync(missing), 'neither command created the directory');
+});
+
+test('covers demo takes --set like make: an unknown key is a usage error naming it, before anything is built', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'covers-demo-set-'));
+  try {
+    const r = spawnSync(process.execPath, ['bin/covers.js', 'demo', '--data-dir', dir, '--set', 'perGenre=120', '--set', 'nope=1', '-q'], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /covers demo: .*--set nope: unknown key "nope"/);
+    assert.ok(!existsSync(join(dir, 'demo.config.json')), 'nothing written');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -51,6 +51,33 @@ test('429: Retry-After is a floor and pauses every request of the host group', a
   assert.equal(c.stats.status429, 1);
 });
 
+test('a 429 holds every request of the host, queued or new, until its Retry-After has passed (those already sent excepted)', async () => {
+  // 40 requests over 4 slots, answers taking 0–15 ms, 429 (Retry-After 0.08 s) on a fifth of first attempts. Each
+  // transport call is a request going out; none may go out after the client read a 429 and before its time passed.
+  let seed = 7;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const received: number[] = [];
+  const sent: { url: string; at: number }[] = [];
+  const transport: Transport = async (req): Promise<HttpResult> => {
+    sent.push({ url: req.url, at: performance.now() });
+    const first = sent.filter((c) => c.url === req.url).length === 1;
+    await new Promise((r) => setTimeout(r, Math.floor(rand() * 15)));
+    if (first && rand() < 0.2) {
+      received.push(performance.now());
+      return { status: 429, headers: { 'retry-after': '0.08' }, body: Buffer.alloc(0), url: req.url };
+    }
+    return { status: 200, headers: {}, body: Buffer.from('{}'), url: req.url };
+  };
+  const c = client(transport, { budget: new HostBudget({ maxRequestsPerMinute: Infinity, maxConcurrency: 4 }), maxRetries: 5 });
+  const all = Array.from({ length: 40 }, (_, i) => c.request({ url: `http://x/${i}` }));
+  await new Promise((r) => setTimeout(r, 30));
+  all.push(...Array.from({ length: 10 }, (_, i) => c.request({ url: `http://x/new-${i}` }))); // new ones, mid-crawl
+  await Promise.all(all);
+  assert.ok(received.length >= 4, `429s: ${received.length}`);
+  const inside = sent.filter((s) => received.some((r) => s.at > r + 1 && s.at < r + 80));
+  assert.deepEqual(inside.map((s) => `${s.url} ${received.filter((r) => s.at > r + 1 && s.at < r + 80).map((r) => (s.at - r).toFixed(1)).join(',')} ms after a 429`), [], 'requests sent inside a Retry-After');
+});
+
 test('404 is permanent: returned, never retried', async () => {
   const { transport, calls } = scripted(() => ({ status: 404 }));
   const res = await client(transport).request({ url: 'http://x/missing' });

@@ -22,7 +22,6 @@ import { candidatesFormat } from '../schemas/candidates.ts';
 import { imageRelPath, manifestFormat, rejectedFormat } from '../schemas/manifest.ts';
 import { startSimulator, type Simulator, type RequestLogEntry } from '../simulator/server.ts';
 import { discoverStage, downloadStage, labelStage, selectStage } from '../stages/index.ts';
-import { SHARED_DIR } from '../util/shared-data.ts';
 
 const STAGES = [discoverStage, labelStage, selectStage, downloadStage];
 const GENRES = ['ambient', 'jazz', 'metal'];
@@ -98,7 +97,7 @@ test('uninterrupted crawl: exact counts, distinct images, exclusive genres, reas
   assert.ok(rejected.some((r) => r.reason === 'corrupt'), 'corrupt images are rejected as corrupt');
   assert.ok(rejected.some((r) => r.reason === 'truncated'), 'truncated images are rejected as truncated');
 
-  // One POST per page (PITFALLS #1): 90 albums per genre at 10 per page = 9 pages each, each requested once.
+  // One POST per page (docs/PITFALLS.md #1): 90 albums per genre at 10 per page = 9 pages each, each requested once.
   const posts = discover200(sim.log);
   assert.equal(posts.length, 27);
   assert.equal(sim.log.filter((e) => e.path.startsWith('/api/discover') && e.attempt === 0).length, 27);
@@ -195,7 +194,8 @@ test('rebuild from manifest.tsv gives the same files; the 2015 links file import
   // The study's links file: 10 lines of each of three genres, URLs on f1.bcbits.com rewritten to the simulator.
   const clean = await startSimulator({ genres: GENRES, perGenre: 10, seed: 1 });
   try {
-    const lines = readFileSync(join(SHARED_DIR, 'seed', 'dataset-links.tsv'), 'utf8').split('\n');
+    // test/fixtures/dataset-links-sample.tsv: the first 10 lines of each of these genres in the study's file.
+    const lines = readFileSync(join(import.meta.dirname, 'fixtures', 'dataset-links-sample.tsv'), 'utf8').split('\n');
     const pick = ['ambient', 'punk', 'hiphop_rap'].flatMap((g) => lines.filter((l) => l.includes(`\t${g}/`)).slice(0, 10));
     const links = join(tmp, 'links.tsv');
     writeFileSync(links, `${pick.join('\n')}\n`);

@@ -89,7 +89,7 @@ test('an unreachable image origin stops download early with the reason, not afte
       stages: STAGES,
       log: memoryLogger(),
     }),
-    /download: the first 8 images could not be fetched from http:\/\/127\.0\.0\.1:\d+ \(e\.g\. .*network error ECONNREFUSED\)\. Check bandcamp\.imageOrigin/,
+    /http:\/\/127\.0\.0\.1:\d+\/img\/a\d+_\d+\.jpg: connection refused: nothing is listening on http:\/\/127\.0\.0\.1:\d+ \(a loopback address\).*bandcamp\.imageOrigin/,
   );
   assert.ok(Date.now() - t0 < 20_000, 'stops after the first failures');
 });

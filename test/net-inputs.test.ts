@@ -153,6 +153,9 @@ test('TSV as people save it: a UTF-8 BOM and CRLF line ends are accepted; an id 
   const rows = [{ item_id: 12, genre: 'metal', art_id: 34, url: 'https://f4.bcbits.com/img/a34_2.jpg', sha256: 'ab'.repeat(32), bytes: 10, width: 350, height: 350 }];
   const text = manifestFormat.format(rows);
   assert.deepEqual(manifestFormat.parse(`\uFEFF${text.replace(/\n/g, '\r\n')}`), rows);
+  // The last line ends with CR and no LF: the CR is a line end, not part of the last value (height 350, not "350\r").
+  assert.deepEqual(manifestFormat.parse(text.replace(/\n/g, '\r\n').replace(/\r\n$/, '\r')), rows);
+  assert.deepEqual(manifestFormat.parse(text.replace(/\n$/, '\r')), rows);
   const big = text.replace('\t34\t', '\t12345678901234567890\t');
   assert.throws(() => manifestFormat.parse(big, 'm.tsv'), /m\.tsv: line 2: column art_id: 12345678901234567890 \(20 digits\) is beyond 2\^53 − 1/);
   assert.throws(() => manifestFormat.parse(text.replace('item_id', 'itemid'), 'm.tsv'), /m\.tsv: line 1: expected the manifest header .* found "itemid<TAB>genre/);
@@ -176,6 +179,8 @@ test('links file: a line that is not genre/aN.jpg is refused with its line, neve
   const ok = 'http://f1.bcbits.com/img/a0123_2.jpg\tmetal/a1.jpg\nhttp://f1.bcbits.com/img/a0456_2.jpg\tjazz/a2.jpg\n';
   const file = join(tmp, 'links.tsv');
   writeFileSync(file, `\uFEFF${ok}`);
+  assert.deepEqual(readManifestInput(file, config).map((r) => [r.genre, r.item_id, r.art_id]), [['metal', 1, 123], ['jazz', 2, 456]]);
+  writeFileSync(file, ok.replace(/\n$/, '\r')); // the last line ends with CR alone: jazz/a2.jpg, not "jazz/a2.jpg\r"
   assert.deepEqual(readManifestInput(file, config).map((r) => [r.genre, r.item_id, r.art_id]), [['metal', 1, 123], ['jazz', 2, 456]]);
   for (const [bad, re] of [
     ['../a123.jpg', /line 3: "\.\.\/a123\.jpg" is not of the form genre\/a<N>\.jpg/],

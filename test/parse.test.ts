@@ -1,5 +1,5 @@
 /**
- * Parsers against the REAL Bandcamp captures in ../shared/bandcamp/fixtures (REFERENCE.md §3, §4, F1–F5, F12, F13),
+ * Parsers against the REAL Bandcamp captures in test/fixtures/bandcamp (docs/BANDCAMP.md: album pages, mobile API),
  * and against pages DERIVED from them by the edits each test names (markup drift: no `data-tralbum`, ld+json only,
  * `bc-page-properties` only, a duplicated location, tag groups, a new `tralbum_page_version`, band pages, redirects).
  * Expected values are the ones visible in the captured pages.
@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { detectBlocked, parseAlbumPage, parseDiscoverWebResponse, parseTralbumDetails, readAlbumPage, tagNormNameFromHref, BandcampParseError, type AlbumPage } from '../bandcamp/parse.ts';
 import { normNameOfTagName } from '../bandcamp/tags.ts';
 import { labelRowOf, redirectedTo } from '../stages/label.ts';
-import { SHARED_DIR } from '../util/shared-data.ts';
 
-const FIX = join(SHARED_DIR, 'bandcamp', 'fixtures');
+const FIX = join(import.meta.dirname, 'fixtures', 'bandcamp');
 const read = (f: string): string => readFileSync(join(FIX, f), 'utf8');
 const norms = (tags: { normName: string }[]): string[] => tags.map((t) => t.normName);
 
@@ -109,7 +108,7 @@ test('mobile tralbum_details: art_id, tags without isloc, location tag', () => {
 });
 
 test('discover_web response: from= stripped, artId from primary_image, no-art results', () => {
-  // Shape of §2.4's example (raw field names; values from F8).
+  // Shape of BANDCAMP.md#discover_web's example (raw field names; values from F8).
   const r = parseDiscoverWebResponse({
     results: [
       {
@@ -280,6 +279,24 @@ test('derived band /music page (no data-tralbum, no ld+json album, a discography
   assert.deepEqual(readAlbumPage(props), { kind: 'not-an-album', what: 'bc-page-properties item_type "b"' });
   // The 404 capture stays not-found (its status and text), not "not an album".
   assert.equal(detectBlocked(200, read('album_page_404__powergameheavy__2025-05-06.html')), 'not-found');
+});
+
+test('band page in the 2026 markup (data-band and scaffolding; no album source, no og:type, no #music-grid): not-an-album, not stripped', () => {
+  // Derived from the real 2026 capture album_page__macbenson__coming-of-age__2026-05-25.html the way Bandcamp's 2026
+  // band pages (a band's root, /music, or a custom domain) differ from an album page: the tralbum_head script keeps
+  // data-band (and data-cart, data-vars…) but loses data-tralbum; no bc-page-properties, no ld+json, no og:type
+  // meta, and the album body (.trackView) is gone without a #music-grid in its place.
+  const album = read(CAPTURES[0]!.file);
+  const band = dropProps(dropLd(dropTralbum(album)))
+    .replace(/<meta property="og:type"[^>]*>/, '')
+    .replace(/<div class="trackView[\s\S]*?<div id="rightColumn"/, '<div id="rightColumn"');
+  assert.ok(band.includes('data-band=') && band.includes('content="Bandcamp"'), 'the band object and the generator meta stay');
+  assert.ok(!/data-tralbum=|og:type|music-grid|application\/ld\+json|bc-page-properties/.test(band), 'no album source, og:type nor grid');
+  assert.equal(detectBlocked(200, band), null, 'not a block');
+  assert.deepEqual(readAlbumPage(band), { kind: 'not-an-album', what: 'a band page (data-band id 1196681540)' });
+  // The same page without the band object carries nothing recognisable: that is a stripped page.
+  const bare = band.replace(/\sdata-band="[^"]*"/, '');
+  assert.equal(detectBlocked(200, bare), 'stripped');
 });
 
 test('redirects: another album answering for the requested item_id is rejected as redirected-to:<item_id>', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -64,6 +64,27 @@ describe('runner', () => {
     assert.deepEqual(takeRuns(dir), ['a']);
     await build(['d']);
     assert.deepEqual(takeRuns(dir), [], 'a rebuilt byte-identical output, so b, c and d stay fresh');
+  });
+
+  it('a stale reason names the settings that changed inside a section, not a cut-off section', async () => {
+    await build(['d']);
+    const before = defaultConfig().image;
+    const steps = await plan({ targets: ['d'], config: loadConfig({ sets: ['image.format=5', 'image.fit=contain'], cwd: dir }), dataDir: dir, stages: TOY_STAGES });
+    const d = steps.find((s) => s.stage.name === 'd')!;
+    assert.deepEqual(d.state, { kind: 'stale', reasons: [`parameter image.fit: "${before.fit}" → "contain"`, `parameter image.format: ${before.format} → 5`] });
+  });
+
+  it('--force starts a target over: its work directory goes (as with clean), other stages keep theirs', async () => {
+    await build(['b']);
+    takeRuns(dir);
+    for (const s of ['a', 'b']) {
+      mkdirSync(join(dir, '.work', s), { recursive: true });
+      writeFileSync(join(dir, '.work', s, 'snapshot.json'), '{}');
+    }
+    await build(['b'], [], { force: true });
+    assert.deepEqual(takeRuns(dir), ['b']);
+    assert.ok(!existsSync(join(dir, '.work', 'b', 'snapshot.json')), 'the forced stage resumed nothing');
+    assert.ok(existsSync(join(dir, '.work', 'a', 'snapshot.json')), 'a fresh dependency keeps its work directory');
   });
 
   it('a modified or missing output makes the stage stale', async () => {

@@ -12,6 +12,7 @@ import {
   type ScheduleDecision, type ScheduleName, type ScheduleOptions, type ValidationMetrics,
 } from '../train/schedule.ts';
 import { readMean } from '../schemas/mean.ts';
+import { describeKeptCheckpoint, keptCheckpoint, type EpochMetrics } from '../schemas/metrics.ts';
 import { splitDir } from '../schemas/shards/names.ts';
 import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { predictSplit } from '../train/predict.ts';
@@ -88,6 +89,23 @@ test('best checkpoint (all but study): lowest validation loss, ties broken by th
     assert.equal(r.state.bestLoss, 1.2);
     assert.equal(r.state.bestAccuracy, 0.35);
   }
+});
+
+test('the report and the log name the checkpoint the schedule keeps (keptCheckpoint agrees with afterEpoch)', () => {
+  const series: ValidationMetrics[] = [
+    { loss: 1.5, accuracy: 0.2 }, { loss: 1.2, accuracy: 0.3 }, { loss: 1.3, accuracy: 0.6 }, { loss: 1.2, accuracy: 0.35 }, { loss: 1.25, accuracy: 0.6 },
+  ];
+  const records: EpochMetrics[] = series.map((v, i) => ({
+    epoch: i + 1, trainLoss: 1, trainAccuracy: 0.5, validationLoss: v.loss, validationAccuracy: v.accuracy, learningRate: 0.01, seconds: 1, imagesPerSecond: 1,
+  }));
+  for (const name of ['plateau', 'cosine', 'constant', 'study'] as const) {
+    const r = run(opts(name, { patience: 10 }), series);
+    const k = keptCheckpoint(records, name)!;
+    assert.equal(k.epoch, r.state.bestEpoch, name);
+  }
+  assert.equal(describeKeptCheckpoint(keptCheckpoint(records, 'plateau')), 'epoch 4, the lowest validation loss (validation loss 1.2000; validation accuracy 35.0%)');
+  assert.equal(describeKeptCheckpoint(keptCheckpoint(records, 'study')), 'epoch 3, the highest validation accuracy (validation accuracy 60.0%; validation loss 1.3000)');
+  assert.equal(describeKeptCheckpoint(keptCheckpoint(records.map((e) => ({ ...e, validationLoss: null, validationAccuracy: null })), 'plateau')), "the last epoch's weights (no validation split)");
 });
 
 test('cosine: linear warm-up, then a half cosine to the minimum; logged as changes', () => {

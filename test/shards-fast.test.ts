@@ -35,7 +35,7 @@ function halves(left: [number, number, number], right: [number, number, number])
 }
 
 async function build(dir: string): Promise<void> {
-  const ds = await buildTestDataset(dir, { genres, perGenre: 4, offset: 10 });
+  const ds = await buildTestDataset(dir, { genres, perGenre: 4, offset: 2 });
   ds.rows.forEach((r, i) => files.set(r.item_id!, ds.sources[i]!));
   const cmyk = await halves([220, 40, 40], [220, 40, 40]).toColourspace('cmyk').jpeg().toBuffer();
   // Stored upright: left red, right blue; orientation 6 ("rotate 90° clockwise to display") puts red on top.

@@ -13,6 +13,11 @@ import sharp, { type Sharp } from 'sharp';
 import { classifyError, fastJpeg, orderedMap, preprocessCounts, preprocessImage, PreprocessError, RESIZE_KERNEL, type PreprocessOptions } from '../dataset/preprocess.ts';
 import { listCovers } from './helpers/dataset.ts';
 
+/** Why the Pillow comparison cannot run here, or false when Python's Pillow imports. */
+const NO_PILLOW: string | false = spawnSync('python3', ['-c', 'import PIL'], { stdio: 'ignore' }).status === 0
+  ? false
+  : 'needs Python with Pillow (pip install -r test/python/requirements.txt)';
+
 const S = 16;
 const opts: PreprocessOptions = { size: S, fit: 'cover', maxPixels: 10_000_000 };
 
@@ -250,7 +255,7 @@ test('fast decoder: the native addon is built (npm install / npm run build:nativ
   assert.ok(fastJpeg(), 'dataset/native/build/Release/fastjpeg.node did not load: run `npm run build:native` (needs g++ and libjpeg-turbo headers)');
 });
 
-test('fast decoder: real covers (300×300 progressive, 640×640 baseline) match Pillow draft + resize, and sharp closely', async () => {
+test('fast decoder: real covers (300×300 progressive, 640×640 baseline) match Pillow draft + resize, and sharp closely', { skip: NO_PILLOW }, async () => {
   const covers = listCovers();
   const picks = [covers[0]!.path, covers.find((c) => c.genre === 'metal')!.path];
   for (const path of picks) {

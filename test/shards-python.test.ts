@@ -2,7 +2,7 @@
  * Python interop: the shards load with `datasets.load_from_disk`, `pyarrow.ipc.open_stream` and a PyTorch DataLoader,
  * and hold the same rows and pixels as Node wrote (test/python/read_shards.py). Skipped, with the reason, when
  * python3 or one of its modules is missing; install them with
- * `pip install --index-url file:///opt/pypi/simple pyarrow datasets numpy torch`.
+ * `pip install -r test/python/requirements.txt`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +27,7 @@ test('Python reads the shards: datasets.load_from_disk, pyarrow.ipc.open_stream,
   const probe = spawnSync(PYTHON, ['-c', 'import numpy, pyarrow, datasets, torch'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
     const missing = probe.error ? `${PYTHON} not found` : (probe.stderr.match(/No module named '([^']+)'/)?.[1] ?? probe.stderr.trim().split('\n').pop());
-    t.skip(`python modules missing (${missing}): pip install --index-url file:///opt/pypi/simple pyarrow datasets numpy torch`);
+    t.skip(`python modules missing (${missing}): pip install -r test/python/requirements.txt`);
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'shards-py-'));

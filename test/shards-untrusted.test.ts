@@ -38,7 +38,7 @@ interface Built { dir: string; extra: Map<number, string>; all: number[] }
 
 /** A small real dataset plus `files` (item_id 880_000 + i), split. */
 async function build(dir: string, files: Record<string, Buffer>): Promise<Built> {
-  const ds = await buildTestDataset(dir, { genres, perGenre: 3, offset: 20 });
+  const ds = await buildTestDataset(dir, { genres, perGenre: 3, offset: 3 });
   const extra = new Map<number, string>();
   const rows: ManifestRow[] = [...ds.rows];
   let i = 0;

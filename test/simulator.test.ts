@@ -19,11 +19,11 @@ import { albumPath } from '../simulator/catalog.ts';
 import { IMAGE_FAULTS, parseFaultSpec } from '../simulator/faults.ts';
 import { BOMB_SIDE } from '../simulator/images.ts';
 import { decodeCursor, startSimulator, type Simulator } from '../simulator/server.ts';
-import { SHARED_DIR } from '../util/shared-data.ts';
+import { COVERS_DIR } from './helpers/dataset.ts';
 
 const GENRES = ['ambient', 'metal', 'pop'];
 
-/** The body real clients send (REFERENCE.md §2.4, bandcamp-fetch 3.2.1); tests override some keys. */
+/** The body real clients send (docs/BANDCAMP.md#discover_web, bandcamp-fetch 3.2.1); tests override some keys. */
 const FULL_BODY = { category_id: 0, tag_norm_names: [] as string[], geoname_id: 0, slice: 'top', time_facet_id: null, cursor: '*', size: 60, include_result_types: ['a', 's'] };
 
 async function discover(sim: Simulator, body: Record<string, unknown>): Promise<ParsedDiscoverWebResponse> {
@@ -127,7 +127,7 @@ describe('synthetic catalogue, no faults', () => {
   });
 
   test('faithfulness: the parsers read the same fields from simulator pages as from the real capture', async () => {
-    const real = cheerio.load(readFileSync(join(SHARED_DIR, 'bandcamp', 'fixtures', 'album_page__macbenson__coming-of-age__2026-05-25.html'), 'utf8'));
+    const real = cheerio.load(readFileSync(join(import.meta.dirname, 'fixtures', 'bandcamp', 'album_page__macbenson__coming-of-age__2026-05-25.html'), 'utf8'));
     const album = sim.catalog.albums.find((a) => a.artId !== null && a.resultType === 'a' && a.location && a.genres.length > 1)!;
     const html = await (await fetch(sim.origin + albumPath(album))).text();
     const $ = cheerio.load(html);
@@ -305,7 +305,7 @@ describe('faults', () => {
 });
 
 test('DIR catalogue: covers served unchanged as _0 and resized for other formats', async () => {
-  const sim = await startSimulator({ catalog: join(SHARED_DIR, 'covers'), dirLimit: 2, seed: 1 });
+  const sim = await startSimulator({ catalog: COVERS_DIR, dirLimit: 2, seed: 1 });
   try {
     assert.equal(sim.catalog.kind, 'dir');
     assert.ok(sim.catalog.genres.includes('hip-hop-rap'), 'the label hiphop_rap is served as the norm name hip-hop-rap');

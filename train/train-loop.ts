@@ -16,7 +16,7 @@ import { Rng } from '../util/rng.ts';
 import { fmtLearningRate } from '../util/format.ts';
 import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from '../schemas/model-params.ts';
-import { readSnapshot, writeSnapshot, type TensorGroups } from './model-io.ts';
+import { readSnapshot, writeSnapshot, type Snapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
 import { ReplicaPool } from './data-parallel.ts';
 import { disposeOptimizer, makeOptimizer as makeOptimizerOf, type OptimizerConfig } from './optimizer.ts';
@@ -179,6 +179,21 @@ async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Va
 /** Threads this much slower per image than the fastest, over an epoch, make the log suggest `train.balance=speed`. */
 const UNEQUAL_THREADS = 1.15;
 
+/**
+ * The snapshot to resume from, or null to start at epoch 0: `snap` unless it is past `o.epochs` (a run cannot be
+ * wound back to fewer epochs, so it starts over and says so; its tensors are disposed).
+ * @throws UserError when `o.resumeFrom` names a directory without a snapshot, or one past `o.epochs`.
+ */
+function resumableSnapshot(snap: Snapshot<TrainState> | null, dir: string, o: TrainOptions): Snapshot<TrainState> | null {
+  if (o.resumeFrom && !snap) throw new UserError(`train.resumeFrom: no snapshot (snapshot.json) in ${o.resumeFrom}`);
+  if (!snap || snap.state.epoch <= o.epochs) return snap;
+  Object.values(snap.groups).flat().forEach((t) => t.tensor.dispose());
+  const why = `the snapshot in ${dir} is after epoch ${snap.state.epoch}, past train.epochs = ${o.epochs}`;
+  if (o.resumeFrom) throw new UserError(`train.resumeFrom: ${why}; raise train.epochs or resume from another snapshot`);
+  o.log(`${why}: training starts over from epoch 0`);
+  return null;
+}
+
 function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
   return vars.map((v) => tf.keep(tf.clone(v)));
 }
@@ -210,8 +225,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   let optimizer = makeOptimizer(o, state.learningRate);
 
   const resumeDir = o.resumeFrom ?? o.snapshotDir;
-  const snap = readSnapshot<TrainState>(resumeDir);
-  if (o.resumeFrom && !snap) throw new UserError(`train.resumeFrom: no snapshot (snapshot.json) in ${o.resumeFrom}`);
+  const snap = resumableSnapshot(readSnapshot<TrainState>(resumeDir), resumeDir, o);
   if (snap) {
     const g = snap.groups;
     const w = g.weights ?? [];
@@ -228,6 +242,12 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     for (const t of [...w, ...(g.optimizer ?? [])]) t.tensor.dispose();
     rng.state = state.rngState;
     o.log(`resumed from ${resumeDir} after epoch ${state.epoch} (learning rate ${fmtLearningRate(state.learningRate)})`);
+    if (state.done && state.stopReason === 'epochs' && state.epoch < o.epochs) {
+      // A run that ended only because it had done its epochs goes on: its last epoch's weights, optimizer slots,
+      // schedule and PRNG state are in the snapshot (the best checkpoint is put into the model only after it).
+      state = { ...state, done: false, stopReason: null };
+      o.log(`continuing the finished ${state.epoch}-epoch run to train.epochs = ${o.epochs}`);
+    }
   }
 
   const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });

@@ -4,7 +4,7 @@
  * the path a stage declares as its input).
  *
  * Record batches are streamed from each file with apache-arrow's `RecordBatchReader` (never a whole file at once:
- * PITFALLS.md #6); the `image` column is read as a view of the FixedSizeList child's `Uint8Array` (no per-record copy).
+ * docs/PITFALLS.md #6); the `image` column is read as a view of the FixedSizeList child's `Uint8Array` (no per-record copy).
  */
 import { createReadStream, existsSync, readdirSync, readFileSync, type ReadStream } from 'node:fs';
 import { basename, join } from 'node:path';

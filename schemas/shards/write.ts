@@ -4,7 +4,7 @@
  *
  * - Each shard is an Arrow IPC **stream** file (schema message, record batches, end-of-stream marker), as
  *   `Dataset.save_to_disk` writes them and `datasets.load_from_disk` / `pyarrow.ipc.open_stream` read them
- *   (PITFALLS.md #7).
+ *   (docs/PITFALLS.md #7).
  * - A shard never exceeds `maxShardBytes`: before a record batch is appended, its exact encoded size is known, and the
  *   writer rolls over to a new file when it would not fit. The number of shards N is known only at the end, so files
  *   are written under temporary names and renamed to `data-0000K-of-0000N.arrow` by {@link SplitShardWriter.finish}.
@@ -62,8 +62,8 @@ export interface SplitShardResult {
   fingerprint: string;
 }
 
-/** Largest record batch body we write, in bytes: far below Arrow JS's 1 GiB read limit (PITFALLS.md #6). */
-const MAX_RECORD_BATCH_BYTES = 256 * 1024 * 1024;
+/** Largest record batch body we write, in bytes: far below Arrow JS's 1 GiB read limit (docs/PITFALLS.md #6). */
+export const MAX_RECORD_BATCH_BYTES = 256 * 1024 * 1024;
 /** Bytes of the end-of-stream marker (continuation token 0xFFFFFFFF, then a zero length). */
 const EOS_BYTES = 8;
 /** Upper bound of a record batch's flatbuffer header plus the variable-width columns' bytes per row (ids, genre, sha256). */

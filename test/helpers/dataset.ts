@@ -1,8 +1,12 @@
 /**
- * Test helper: a small downloaded dataset (what `download` leaves behind) built from the real covers in
- * `../shared/covers` (test/helpers/shared.ts, or `$COVERS_DIR`): `DATA_DIR/manifest.tsv` (schemas/manifest.ts) and
- * `DATA_DIR/images/<genre>/a<art_id>.jpg`. Ids are synthetic and deterministic. Extra images (e.g. deliberately bad
- * files) can be added with {@link addImage}.
+ * Test helper: a small downloaded dataset (what `download` leaves behind) built from real covers:
+ * `DATA_DIR/manifest.tsv` (schemas/manifest.ts) and `DATA_DIR/images/<genre>/a<art_id>.jpg`. Ids are synthetic and
+ * deterministic. Extra images (e.g. deliberately bad files) can be added with {@link addImage}.
+ *
+ * The covers come from `$COVERS_DIR`, else the shared 1,050-cover set (`util/shared-data.ts`), else the 30 covers
+ * committed in `test/fixtures/covers/` (the first 6 of rock, pop, hiphop_rap, jazz and metal of the shared set, in the same
+ * `labels.tsv` order, so a test reading only those gets the same files either way). Every test here asks for no more
+ * than these hold (`test/helpers/report-fixture.ts` makes up larger counts by turning them).
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,8 +15,11 @@ import sharp from 'sharp';
 import { imageRelPath, manifestFormat, type ManifestRow } from '../../schemas/manifest.ts';
 import { SHARED_DIR } from '../../util/shared-data.ts';
 
-/** Where the shared real covers are. */
-export const COVERS_DIR = process.env.COVERS_DIR ?? join(SHARED_DIR, 'covers');
+/** The real covers committed with the tests (a `labels.tsv` and the files it names). */
+const FIXTURE_COVERS_DIR = join(import.meta.dirname, '..', 'fixtures', 'covers');
+
+/** Where the real covers the tests read are (see the module's comment). */
+export const COVERS_DIR = process.env.COVERS_DIR ?? (SHARED_DIR ? join(SHARED_DIR, 'covers') : FIXTURE_COVERS_DIR);
 
 /** Cover folders' genre names → Bandcamp-style tag norm names (config `genres` accepts only the latter). */
 const GENRE_NAMES: Record<string, string> = {

@@ -1,6 +1,7 @@
 /**
  * Test helper: builds a small, realistic data directory for the `report` stage, written with the real schema modules:
- * 3 genres of real covers from `../shared/covers` preprocessed to 32×32 (`dataset/preprocess.ts`), candidates,
+ * 3 genres of real covers (`test/helpers/dataset.ts`: the shared set, else the committed few, turned and mirrored
+ * to make up the count) preprocessed to 32×32 (`dataset/preprocess.ts`), candidates,
  * labels, selection, manifest + rejected, splits, Arrow shards and the per-pixel mean, a training run's
  * metrics.jsonl, the convnet's and the random forest's eval metrics, and a pipeline lock file.
  *
@@ -21,10 +22,8 @@ import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
 import { shardFileName, shardRecordBatch, shardSchema } from '../../schemas/shards/layout.ts';
 import { SPLIT_NAMES, type SplitName } from '../../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
-import { SHARED_DIR } from '../../util/shared-data.ts';
-
-/** Where the real covers are (`path<TAB>genre` in labels.tsv). */
-export const SHARED_COVERS = `${join(SHARED_DIR, 'covers')}/`;
+import sharp from 'sharp';
+import { listCovers } from './dataset.ts';
 
 /** Genres of the fixture: Bandcamp norm names that are also folders of the shared covers. */
 export const FIXTURE_GENRES = ['jazz', 'metal', 'pop'] as const;
@@ -54,11 +53,25 @@ export interface ReportFixtureOptions {
   hostileReason?: string;
 }
 
-function coversOf(genre: string, n: number): string[] {
-  const lines = readFileSync(join(SHARED_COVERS, 'labels.tsv'), 'utf8').trim().split('\n').slice(1);
-  const paths = lines.map((l) => l.split('\t')).filter(([, g]) => g === genre).map(([p]) => join(SHARED_COVERS, p!));
-  if (paths.length < n) throw new Error(`fixture: only ${paths.length} ${genre} covers in ${SHARED_COVERS}, need ${n}`);
-  return paths.slice(0, n);
+/**
+ * `n` covers of a genre, JPEG bytes: the genre's real covers in `labels.tsv` order; when fewer are at hand (the
+ * committed fixture holds 6 per genre), the rest are made from them, each turned by 90°, 180° or 270° and/or mirrored,
+ * and re-encoded (quality 90), so that every image is distinct.
+ * @throws Error when the genre has no cover at all.
+ */
+async function coversOf(genre: string, n: number): Promise<Buffer[]> {
+  const real = listCovers().filter((c) => c.genre === genre).slice(0, n).map((c) => readFileSync(c.path));
+  if (real.length === 0) throw new Error(`fixture: no ${genre} cover found`);
+  const out = [...real];
+  for (let v = 1; out.length < n; v++) {
+    if (v >= 8) throw new Error(`fixture: only ${real.length} ${genre} covers, too few to make ${n}`);
+    for (const bytes of real) {
+      if (out.length >= n) break;
+      const img = sharp(bytes).rotate(90 * (v % 4));
+      out.push(await (v >= 4 ? img.flop() : img).jpeg({ quality: 90 }).toBuffer());
+    }
+  }
+  return out;
 }
 
 interface Img {
@@ -144,11 +157,11 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
   // Real covers → [32, 32, 3] uint8, one per (genre, index); item ids are made up but unique.
   const imgs: Img[] = [];
   for (const [label, genre] of genres.entries()) {
-    const paths = coversOf(genre, perGenre);
-    for (const [i, path] of paths.entries()) {
+    const covers = await coversOf(genre, perGenre);
+    for (const [i, bytes] of covers.entries()) {
       const split: SplitName = i < FIXTURE_PER_SPLIT.train ? 'train' : i < FIXTURE_PER_SPLIT.train + FIXTURE_PER_SPLIT.validation ? 'validation' : 'test';
-      const pixels = new Uint8Array(await preprocessImage(path, { size: FIXTURE_SIZE, fit: 'cover', maxPixels: 50_000_000 }));
-      imgs.push({ genre, label, itemId: 1_000_000 * (label + 1) + i, artId: 3_000_000_000 + 1000 * label + i, split, pixels, sha: sha256(readFileSync(path)) });
+      const pixels = new Uint8Array(await preprocessImage(bytes, { size: FIXTURE_SIZE, fit: 'cover', maxPixels: 50_000_000 }));
+      imgs.push({ genre, label, itemId: 1_000_000 * (label + 1) + i, artId: 3_000_000_000 + 1000 * label + i, split, pixels, sha: sha256(bytes) });
     }
   }
 
