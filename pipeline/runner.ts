@@ -127,14 +127,30 @@ async function hashExtraInputs(stage: Stage, config: Config): Promise<Record<str
 }
 
 /**
+ * The stages upstream of `stage`: its declared dependencies and, through their lock entries' recorded `deps`, theirs.
+ */
+function upstreamInLock(stage: Stage, lock: LockFile): Set<string> {
+  const out = new Set<string>();
+  const visit = (name: string) => {
+    if (out.has(name)) return;
+    out.add(name);
+    for (const d of Object.keys(lock.stages[name]?.deps ?? {})) visit(d);
+  };
+  for (const d of stage.deps) visit(d);
+  return out;
+}
+
+/**
  * The content hash of each declared input of `stage` (null when absent). `pipeline.lock.json` is hashed over the
- * other stages' entries only, so a stage that reads the lock is not made stale by its own entry.
+ * entries of the stages upstream of it only ({@link upstreamInLock}), so a stage that reads the lock (the report) is
+ * made stale neither by its own entry nor by a stage it does not depend on (`export`, run after it).
  */
 export async function hashInputs(stage: Stage, config: Config, lock: LockFile, hasher: Hasher): Promise<Record<string, string | null>> {
   const out: Record<string, string | null> = {};
   for (const rel of resolveList(stage.inputs, config)) {
     if (rel === LOCK_FILE) {
-      const others = Object.fromEntries(Object.entries(lock.stages).filter(([name]) => name !== stage.name).sort(([a], [b]) => a.localeCompare(b)));
+      const upstream = upstreamInLock(stage, lock);
+      const others = Object.fromEntries(Object.entries(lock.stages).filter(([name]) => upstream.has(name)).sort(([a], [b]) => a.localeCompare(b)));
       out[rel] = hashJson(others);
     } else out[rel] = (await hasher.output(rel))?.hash ?? null;
   }
