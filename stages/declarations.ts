@@ -95,7 +95,7 @@ export const selectDeclaration: StageDeclaration = {
   params: ['genres', 'seed', 'select.fromManifest', 'crawl.pageSize'],
   extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
   outputs: ['selection.arrow'],
-  version: 2,
+  version: 3, // 3: band_id
 };
 
 /** The `download` stage: `selection.arrow` → `images/`, `manifest.tsv`, `rejected.tsv`. */
@@ -104,10 +104,10 @@ export const downloadDeclaration: StageDeclaration = {
   description: 'download each genre’s covers until it has perGenre valid, distinct images',
   deps: ['select'],
   inputs: ['selection.arrow'],
-  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds'],
+  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds', 'dedupe.near', 'dedupe.maxDistance'],
   outputs: ['manifest.tsv', 'rejected.tsv'],
   inPlaceOutputs: ['images'],
-  version: 2,
+  version: 3, // 3: perceptual hashes and band_id in the manifest; near-duplicates across genres rejected
 };
 
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */

@@ -154,7 +154,7 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
 
   // The manifest: every image kept by download (one of them later fails preprocessing in `shards`).
   const manifest: ManifestRow[] = imgs.map((m) => ({
-    item_id: m.itemId, genre: m.genre, art_id: m.artId, url: `https://f4.bcbits.com/img/a${m.artId}_2.jpg`, sha256: m.sha, bytes: 20_000, width: 350, height: 350,
+    item_id: m.itemId, genre: m.genre, art_id: m.artId, url: `https://f4.bcbits.com/img/a${m.artId}_2.jpg`, sha256: m.sha, bytes: 20_000, width: 350, height: 350, phash: null, band_id: null,
   }));
   manifestFormat.write(join(dataDir, 'manifest.tsv'), manifest);
 
@@ -208,7 +208,7 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
         reason: exclusive ? 'exclusive' : noTags ? 'no-tags' : `multi-genre:${genre},${genres[(gi + 1) % 3]}`,
         source: 'tralbum_details',
       });
-      if (exclusive) selection.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, url: null, sha256: null });
+      if (exclusive) selection.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, url: null, sha256: null, band_id: null });
     });
     // The 3 exclusive extras were tried by download and rejected.
     for (const [j, reason] of ['http-404', 'duplicate-of:1000001', opts.hostileReason ?? 'not-an-image'].entries()) {
