@@ -113,12 +113,12 @@ export const downloadDeclaration: StageDeclaration = {
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */
 export const splitDeclaration: StageDeclaration = {
   name: 'split',
-  description: 'assign the downloaded images to train/validation/test, stratified by genre (DATA_DIR/splits.arrow)',
+  description: 'assign the downloaded images to train/validation/test, stratified by genre, each artist and near-duplicate group in one split (DATA_DIR/splits.arrow, split/audit.json)',
   deps: ['download'],
   inputs: ['manifest.tsv'],
-  params: ['genres', 'seed', 'splits'],
-  outputs: ['splits.arrow'],
-  version: 1,
+  params: ['genres', 'seed', 'splits', 'split.groupBy', 'dedupe.near', 'dedupe.maxDistance'],
+  outputs: ['splits.arrow', 'split/audit.json'],
+  version: 2, // 2: artist and near-duplicate groups kept in one split; the leakage audit
 };
 
 /** The `shards` stage: `splits.arrow` and the downloaded images → {@link SHARDS_OUTPUTS}. */
