@@ -70,7 +70,7 @@ export const CONFIG_DEFAULTS: Config = {
     "truncatedRuns": 3
   },
   "dedupe": {
-    "maxDistance": 8,
+    "maxDistance": 10,
     "near": "group"
   },
   "split": {

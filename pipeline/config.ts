@@ -36,7 +36,7 @@ export const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] a
 /** 1 MiB in bytes. */
 const MiB = 1024 * 1024;
 /** Default of `dedupe.maxDistance`, bits: chosen by looking at the real covers' groups (docs/RESULTS.md, near-duplicates). */
-const DEDUPE_MAX_DISTANCE = 8;
+const DEDUPE_MAX_DISTANCE = 10;
 
 /** A Bandcamp tag norm name: lowercase slug, e.g. `hip-hop-rap` (REFERENCE.md §2.6). */
 const normName = z
