@@ -50,42 +50,45 @@ export function nearPairs(packed: Uint32Array, maxDistance: number): NearPair[] 
   return out;
 }
 
-/** The four 16-bit blocks of a hash. */
-function blocksOf(hi: number, lo: number): [number, number, number, number] {
-  return [hi >>> 16, hi & 0xffff, lo >>> 16, lo & 0xffff];
+/** Block `b` (0–3, 16 bits each, most significant first) of packed hash `k`. */
+function blockOf(packed: Uint32Array, k: number, b: number): number {
+  const w = packed[2 * k + (b >> 1)]!;
+  return b & 1 ? w & 0xffff : w >>> 16;
 }
 
-/** Every 16-bit key within `radius` bits of `key` (itself first). */
-function keysWithin(key: number, radius: number): number[] {
-  const out = [key];
+/** The XOR masks of 16 bits with at most `radius` bits set (0 first). */
+function masksWithin(radius: number): Uint32Array {
+  const out = [0];
   const flip = (from: number, start: number, left: number): void => {
     for (let b = start; b < 16; b++) {
-      const k = from ^ (1 << b);
-      out.push(k);
-      if (left > 1) flip(k, b + 1, left - 1);
+      out.push(from | (1 << b));
+      if (left > 1) flip(from | (1 << b), b + 1, left - 1);
     }
   };
-  if (radius > 0) flip(key, 0, radius);
-  return out;
+  if (radius > 0) flip(0, 0, radius);
+  return Uint32Array.from(out);
 }
 
 /**
  * Multi-index hashing over 64-bit hashes (4 blocks of 16 bits; see the module comment). Same pairs as
- * {@link nearPairs}, in a time that grows with the candidates per query rather than with n².
+ * {@link nearPairs}, in a time that grows with the candidates per query rather than with n². Each block's table is a
+ * counting-sorted index (offsets by 16-bit key, then member indices ascending): no per-entry allocation.
  */
 export class MultiIndex {
-  private readonly tables: Map<number, number[]>[] = [new Map(), new Map(), new Map(), new Map()];
+  private readonly offsets: Uint32Array[] = [];
+  private readonly members: Uint32Array[] = [];
   /** @param packed [n, 2] uint32 ({@link packHashes}); indexed at construction. */
   constructor(private readonly packed: Uint32Array) {
     const n = packed.length >> 1;
-    for (let k = 0; k < n; k++) {
-      const blocks = blocksOf(packed[2 * k]!, packed[2 * k + 1]!);
-      for (let b = 0; b < 4; b++) {
-        const t = this.tables[b]!;
-        const list = t.get(blocks[b]!);
-        if (list) list.push(k);
-        else t.set(blocks[b]!, [k]);
-      }
+    for (let b = 0; b < 4; b++) {
+      const off = new Uint32Array(65537);
+      for (let k = 0; k < n; k++) off[blockOf(packed, k, b) + 1]!++;
+      for (let key = 0; key < 65536; key++) off[key + 1]! += off[key]!;
+      const fill = off.slice(0, 65536);
+      const mem = new Uint32Array(n);
+      for (let k = 0; k < n; k++) mem[fill[blockOf(packed, k, b)]!++] = k;
+      this.offsets.push(off);
+      this.members.push(mem);
     }
   }
 
@@ -94,27 +97,33 @@ export class MultiIndex {
    * @returns the pairs, sorted by `i`, then `j` (as {@link nearPairs}).
    */
   pairs(maxDistance: number): NearPair[] {
-    const n = this.packed.length >> 1;
-    const radius = Math.floor(maxDistance / 4);
+    const packed = this.packed;
+    const n = packed.length >> 1;
+    const masks = masksWithin(Math.floor(maxDistance / 4));
     const out: NearPair[] = [];
     const seenBy = new Int32Array(n).fill(-1);
+    const found: NearPair[] = [];
     for (let i = 0; i < n; i++) {
-      const hi = this.packed[2 * i]!;
-      const lo = this.packed[2 * i + 1]!;
-      const blocks = blocksOf(hi, lo);
-      const found: NearPair[] = [];
+      const hi = packed[2 * i]!;
+      const lo = packed[2 * i + 1]!;
+      found.length = 0;
       for (let b = 0; b < 4; b++) {
-        for (const key of keysWithin(blocks[b]!, radius)) {
-          for (const j of this.tables[b]!.get(key) ?? []) {
+        const key = blockOf(packed, i, b);
+        const off = this.offsets[b]!;
+        const mem = this.members[b]!;
+        for (let m = 0; m < masks.length; m++) {
+          const kk = key ^ masks[m]!;
+          for (let at = off[kk]!, end = off[kk + 1]!; at < end; at++) {
+            const j = mem[at]!;
             if (j <= i || seenBy[j] === i) continue;
             seenBy[j] = i;
-            const d = popcount32(hi ^ this.packed[2 * j]!) + popcount32(lo ^ this.packed[2 * j + 1]!);
+            const d = popcount32(hi ^ packed[2 * j]!) + popcount32(lo ^ packed[2 * j + 1]!);
             if (d <= maxDistance) found.push({ i, j, distance: d });
           }
         }
       }
-      found.sort((a, b) => a.j - b.j);
-      out.push(...found);
+      if (found.length > 1) found.sort((a, b) => a.j - b.j);
+      for (const p of found) out.push(p);
     }
     return out;
   }

@@ -72,7 +72,8 @@ export function phashOfGrey32(grey: ArrayLike<number>): PHash {
  * The 32×32 grey sample a hash is taken of, from decoded pixels: grey = (299·R + 587·G + 114·B) / 1000 (ITU-R BT.601
  * luma; a one- or two-channel image is taken as grey already; alpha is ignored), then each of the 32×32 cells is the
  * mean of the pixels that fall in it (pixel (x, y) belongs to cell (⌊32x / W⌋, ⌊32y / H⌋): a box filter, so a
- * resized copy gives nearly the same cells). Plain integer sums in JavaScript: the same values on every machine.
+ * resized copy gives nearly the same cells), sampling every s-th pixel of every s-th row, s = max(1, ⌊min(W, H) /
+ * 128⌋) (350×350: s = 2; at least 4×4 samples per cell), so the cost hardly grows with the image. Plain integer sums in JavaScript: the same values on every machine.
  * (sharp-phash resizes with libvips instead, which costs a second decode: bench/phash.bench.ts.)
  * @param raw [H, W, C] uint8, HWC, C = 1…4 (what sharp's `.raw()` gives).
  * @returns [32, 32] float64 grey levels 0–255, row-major.
@@ -85,29 +86,36 @@ export function greySample(raw: Uint8Array, width: number, height: number, chann
   }
   const sums = new Float64Array(N * N);
   const counts = new Uint32Array(N * N);
-  const cellOfX = new Uint8Array(width);
+  const cellOfX = new Int32Array(width);
   for (let x = 0; x < width; x++) cellOfX[x] = Math.floor((x * N) / width);
-  const rgb = channels >= 3;
-  let at = 0;
-  for (let y = 0; y < height; y++) {
-    const row = Math.floor((y * N) / height) * N;
-    let acc = 0;
-    let cell = 0;
-    let n = 0;
-    for (let x = 0; x < width; x++, at += channels) {
-      const c = cellOfX[x]!;
-      if (c !== cell) {
-        sums[row + cell]! += acc;
-        counts[row + cell]! += n;
-        acc = 0;
-        n = 0;
-        cell = c;
+  const rowSums = new Float64Array(N);
+  const rowCounts = new Uint32Array(N);
+  // Every `step`-th pixel of every `step`-th row: at least 128 samples per side (at least 4×4 per cell), so the cost
+  // stays about the same for any image size.
+  const step = Math.max(1, Math.floor(Math.min(width, height) / 128));
+  const stride = step * channels;
+  for (let y = 0; y < height; y += step) {
+    rowSums.fill(0);
+    rowCounts.fill(0);
+    let at = y * width * channels;
+    if (channels >= 3) {
+      for (let x = 0; x < width; x += step, at += stride) {
+        const c = cellOfX[x]!;
+        rowSums[c]! += 299 * raw[at]! + 587 * raw[at + 1]! + 114 * raw[at + 2]!;
+        rowCounts[c]!++;
       }
-      acc += rgb ? 299 * raw[at]! + 587 * raw[at + 1]! + 114 * raw[at + 2]! : 1000 * raw[at]!;
-      n++;
+    } else {
+      for (let x = 0; x < width; x += step, at += stride) {
+        const c = cellOfX[x]!;
+        rowSums[c]! += 1000 * raw[at]!;
+        rowCounts[c]!++;
+      }
     }
-    sums[row + cell]! += acc;
-    counts[row + cell]! += n;
+    const row = Math.floor((y * N) / height) * N;
+    for (let c = 0; c < N; c++) {
+      sums[row + c]! += rowSums[c]!;
+      counts[row + c]! += rowCounts[c]!;
+    }
   }
   const out = new Float64Array(N * N);
   for (let k = 0; k < N * N; k++) out[k] = counts[k]! ? sums[k]! / (1000 * counts[k]!) : 0;
