@@ -51,7 +51,7 @@ export const REPORT_PAGE = 'report/index.html';
  */
 export function reportInputs(config: Config): string[] {
   return [
-    'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
+    'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow', 'split/audit.json',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
     metricsPath(config.train.run), 'eval/metrics.json', ...baselineOutputs(config), LOCK_FILE,
   ];

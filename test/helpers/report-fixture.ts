@@ -21,6 +21,8 @@ import { selectionFormat, type SelectionRow } from '../../schemas/selection.ts';
 import { shardFileName, shardRecordBatch, shardSchema } from '../../schemas/shards/layout.ts';
 import { SPLIT_NAMES, type SplitName } from '../../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
+import { SPLIT_AUDIT, writeSplitAudit } from '../../schemas/split-audit.ts';
+import { auditSplit } from '../../dataset/leakage.ts';
 import { SHARED_DIR } from '../../util/shared-data.ts';
 
 /** Where the real covers are (`path<TAB>genre` in labels.tsv). */
@@ -223,6 +225,12 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
     imgs.filter((m) => m.split === split).map((m, order) => ({ item_id: m.itemId, genre: m.genre, label: m.label, art_id: m.artId, split, order, sha256: m.sha, path: imageRelPath(m.genre, m.artId) })),
   );
   splitsFormat.write(join(dataDir, 'splits.arrow'), splitRows, { seed: '0', ratios: JSON.stringify(config.splits), genres: JSON.stringify(genres) });
+  // The leakage audit: the first two training covers form a near-duplicate group; every cover its own artist but two.
+  const auditCovers = splitRows.map((r, k) => ({ item_id: r.item_id!, genre: r.genre!, art_id: r.art_id!, split: r.split as SplitName, path: r.path!, phash: null, band_id: k < 2 ? 1 : 100 + k }));
+  writeSplitAudit(
+    join(dataDir, SPLIT_AUDIT),
+    auditSplit(auditCovers, [[0, 1]], [{ i: 0, j: 1, distance: 3 }], { groupBy: 'artist', near: 'group', maxDistance: 10, requested: config.splits }),
+  );
   const testSize = imgs.filter((m) => m.split === 'test').length;
 
   // A training run of 8 epochs with one learning-rate drop.
