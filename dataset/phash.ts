@@ -86,35 +86,33 @@ export function greySample(raw: Uint8Array, width: number, height: number, chann
   }
   const sums = new Float64Array(N * N);
   const counts = new Uint32Array(N * N);
-  const cellOfX = new Int32Array(width);
-  for (let x = 0; x < width; x++) cellOfX[x] = Math.floor((x * N) / width);
-  const rowSums = new Float64Array(N);
-  const rowCounts = new Uint32Array(N);
   // Every `step`-th pixel of every `step`-th row: at least 128 samples per side (at least 4×4 per cell), so the cost
   // stays about the same for any image size.
   const step = Math.max(1, Math.floor(Math.min(width, height) / 128));
-  const stride = step * channels;
+  // Cell c holds the sampled columns x = first[c], first[c] + step, … below end[c] (pixel x is in cell ⌊32x / W⌋).
+  const first = new Int32Array(N);
+  const end = new Int32Array(N);
+  for (let c = 0; c < N; c++) {
+    const from = Math.ceil((c * width) / N);
+    first[c] = Math.ceil(from / step) * step;
+    end[c] = Math.ceil(((c + 1) * width) / N);
+  }
+  const rgb = channels >= 3;
   for (let y = 0; y < height; y += step) {
-    rowSums.fill(0);
-    rowCounts.fill(0);
-    let at = y * width * channels;
-    if (channels >= 3) {
-      for (let x = 0; x < width; x += step, at += stride) {
-        const c = cellOfX[x]!;
-        rowSums[c]! += 299 * raw[at]! + 587 * raw[at + 1]! + 114 * raw[at + 2]!;
-        rowCounts[c]!++;
-      }
-    } else {
-      for (let x = 0; x < width; x += step, at += stride) {
-        const c = cellOfX[x]!;
-        rowSums[c]! += 1000 * raw[at]!;
-        rowCounts[c]!++;
-      }
-    }
     const row = Math.floor((y * N) / height) * N;
+    const base = y * width * channels;
     for (let c = 0; c < N; c++) {
-      sums[row + c]! += rowSums[c]!;
-      counts[row + c]! += rowCounts[c]!;
+      let acc = 0;
+      let n = 0;
+      const stop = base + end[c]! * channels;
+      const stride = step * channels;
+      if (rgb) {
+        for (let at = base + first[c]! * channels; at < stop; at += stride, n++) acc += 299 * raw[at]! + 587 * raw[at + 1]! + 114 * raw[at + 2]!;
+      } else {
+        for (let at = base + first[c]! * channels; at < stop; at += stride, n++) acc += 1000 * raw[at]!;
+      }
+      sums[row + c]! += acc;
+      counts[row + c]! += n;
     }
   }
   const out = new Float64Array(N * N);
