@@ -118,6 +118,13 @@ test('planted leaks: with the defaults no band or near-duplicate group spans two
     assert.equal(audit.leaks.validation.shareNearDuplicateWithTrain + audit.leaks.test.shareNearDuplicateWithTrain, 0);
     for (const g of audit.nearDuplicateGroups) assert.equal(g.splits.length, 1);
 
+    // A rebuild from the manifest (the dataset's lock file) reproduces the same covers, hashes and artists.
+    const rebuildDir = join(tmp, 'rebuild');
+    await make({ targets: ['download'], config: base({ select: { fromManifest: join(dataDir, 'manifest.tsv') } }), dataDir: rebuildDir, stages, log: memoryLogger() });
+    const rebuilt = manifestFormat.read(join(rebuildDir, 'manifest.tsv'));
+    const key = (m: (typeof manifest)[number]) => `${m.item_id} ${m.sha256} ${m.phash} ${m.band_id}`;
+    assert.deepEqual(rebuilt.map(key).sort(), manifest.map(key).sort());
+
     // 2. Both defaults off: the near-duplicates are kept and the split is the genre-stratified one of earlier versions.
     const offDir = join(tmp, 'off');
     await make({ targets: ['split'], config: base({ dedupe: { near: 'off' }, split: { groupBy: 'none' } }), dataDir: offDir, stages, log: memoryLogger() });
