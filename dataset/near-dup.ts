@@ -11,7 +11,7 @@
  *   that radius and checks only those candidates. For 100,000 to 1,000,000 covers (bench/phash.bench.ts).
  * Groups are the connected components of the "within d" graph (single linkage: a chain of near pairs is one group).
  */
-import { hamming, popcount32, type PHash } from './phash.ts';
+import { popcount32, type PHash } from './phash.ts';
 
 /** A pair of covers (indices into the hash list, `i < j`) and their Hamming distance, bits. */
 export interface NearPair {
@@ -155,14 +155,4 @@ export function groupsOf(n: number, pairs: readonly { i: number; j: number }[]):
     else byRoot.set(r, [k]);
   }
   return [...byRoot.values()].filter((g) => g.length > 1).sort((a, b) => a[0]! - b[0]!);
-}
-
-/** The nearest of `candidates` to `h` within `maxDistance` bits (ties: the earliest), or null. */
-export function nearestWithin<T extends { phash: PHash }>(h: PHash, candidates: readonly T[], maxDistance: number): { item: T; distance: number } | null {
-  let best: { item: T; distance: number } | null = null;
-  for (const c of candidates) {
-    const d = hamming(h, c.phash);
-    if (d <= maxDistance && (best === null || d < best.distance)) best = { item: c, distance: d };
-  }
-  return best;
 }

@@ -10,6 +10,7 @@ import { greySample, hamming, phashFromHex, phashOfGrey32, phashOfImage, phashTo
 import { groupsOf, MultiIndex, nearPairs, packHashes } from '../dataset/near-dup.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
 import { SplitRng } from '../dataset/split.ts';
+import { nearDuplicateOf } from '../stages/download.ts';
 
 /** sharp-phash is CommonJS (`module.exports = phash`); its types declare an ES default export. */
 const sharpPhash = sharpPhashModule as unknown as (image: Buffer) => Promise<string>;
@@ -119,4 +120,18 @@ test('manifest.tsv: phash and band_id columns; a manifest written before them is
   assert.ok(manifestFormat.isHeader('item_id\tgenre\tart_id\turl\tsha256\tbytes\twidth\theight'));
   assert.ok(!manifestFormat.isHeader('item_id\tgenre\tart_id\turl\tsha256\tbytes\twidth'));
   assert.throws(() => manifestFormat.parse(old.replace('\t350\n', '\t350\tx\n')), /line 2: expected 8 tab-separated cells, found 9/);
+});
+
+test('nearDuplicateOf: another genre always rejects, the same genre only with dedupe.near=drop; the nearest, then the first kept', () => {
+  const kept = [
+    { itemId: 1, genre: 'jazz', phash: { hi: 0, lo: 0 } },
+    { itemId: 2, genre: 'metal', phash: { hi: 0, lo: 0b111 } },
+    { itemId: 3, genre: 'metal', phash: { hi: 0, lo: 0b011 } },
+    { itemId: 4, genre: 'rock', phash: { hi: 0, lo: 0b011 } },
+  ];
+  const h = { hi: 0, lo: 0b1 };
+  assert.deepEqual(nearDuplicateOf(h, 'jazz', kept, 10, false), { ...kept[2]!, distance: 1 }, 'nearest of another genre, first kept on a tie');
+  assert.deepEqual(nearDuplicateOf(h, 'jazz', kept, 10, true), { ...kept[0]!, distance: 1 }, 'drop: the same genre counts too');
+  assert.equal(nearDuplicateOf(h, 'jazz', kept.slice(0, 1), 10, false), null, 'group: the same genre is kept');
+  assert.equal(nearDuplicateOf({ hi: 0xffffffff, lo: 0 }, 'jazz', kept, 10, true), null, 'beyond maxDistance');
 });
