@@ -69,6 +69,13 @@ export const CONFIG_DEFAULTS: Config = {
     "maxBytes": 33554432,
     "truncatedRuns": 3
   },
+  "dedupe": {
+    "maxDistance": 10,
+    "near": "group"
+  },
+  "split": {
+    "groupBy": "artist"
+  },
   "shards": {
     "maxShardBytes": 268435456,
     "recordBatchRows": 64,

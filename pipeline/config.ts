@@ -37,6 +37,8 @@ const BANDCAMP_IMAGE_FORMATS = [0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 14, 16] as const
 
 /** 1 MiB in bytes. */
 const MiB = 1024 * 1024;
+/** Default of `dedupe.maxDistance`, bits: chosen by looking at the real covers' groups (docs/RESULTS.md, near-duplicates). */
+const DEDUPE_MAX_DISTANCE = 10;
 
 /** A Bandcamp tag norm name: lowercase slug, e.g. `hip-hop-rap` (docs/BANDCAMP.md#tag-norm-names). */
 const normName = z
@@ -176,6 +178,31 @@ export const ConfigSchema = z
          * permanently `truncated`; the next attempt waits `crawl.backoff` × the attempts so far.
          */
         truncatedRuns: z.number().int().min(1).default(3),
+      })
+      .strict()
+      .prefault({}),
+    dedupe: z
+      .object({
+        /**
+         * Covers whose perceptual hashes (dataset/phash.ts) are this close or closer, in bits of Hamming distance (of
+         * 64), are near-duplicates: `download` rejects one of another genre, `split` keeps a group in one split.
+         */
+        maxDistance: z.number().int().min(0).max(32).default(DEDUPE_MAX_DISTANCE),
+        /**
+         * Near-duplicates within a genre: `group` (kept, always in one split), `drop` (keep the first, reject the
+         * others as `near-duplicate-of:<item_id>`), `off` (no perceptual hashing at all: exact duplicates only).
+         */
+        near: z.enum(['group', 'drop', 'off']).default('group'),
+      })
+      .strict()
+      .prefault({}),
+    split: z
+      .object({
+        /**
+         * `artist`: covers of one artist (Bandcamp `band_id`) and each near-duplicate group go to one split; `none`:
+         * stratified by genre only (the 2015 study's protocol).
+         */
+        groupBy: z.enum(['artist', 'none']).default('artist'),
       })
       .strict()
       .prefault({}),

@@ -52,7 +52,7 @@ const THUMBNAIL_MAX = 128;
  * @param pixels S·S·3 bytes; @param size S in pixels; @param side thumbnail side in pixels.
  * @returns a `data:image/jpeg;base64,…` URI.
  */
-async function thumbnailDataUri(pixels: Uint8Array, size: number, side: number): Promise<string> {
+export async function thumbnailDataUri(pixels: Uint8Array, size: number, side: number): Promise<string> {
   let img = sharp(pixels, { raw: { width: size, height: size, channels: 3 } });
   if (side !== size) img = img.resize(side, side, { kernel: 'lanczos3' });
   const jpeg = await img.jpeg({ quality: 82, mozjpeg: true }).toBuffer();

@@ -12,6 +12,7 @@ import { fmtDuration, fmtLearningRate } from '../util/format.ts';
 import { join as joinPath } from 'node:path';
 import { fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
+import { LEAKAGE_GROUPS_SHOWN, readLeakage, type Leakage } from './leakage.ts';
 import { readInputs, type DataPath, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
 import { REPORT_CSS } from './style.ts';
 import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, scatterChart, type BarSeries } from './svg.ts';
@@ -47,6 +48,8 @@ export interface ReportModel {
   sheets: Part<ContactSheets>;
   mean: Part<MeanImage>;
   versions: Versions;
+  /** The split's leakage audit and near-duplicate thumbnails (absent: section shown as not built). */
+  leakage?: Part<Leakage>;
 }
 
 /** Options of {@link buildReport}. */
@@ -89,12 +92,13 @@ async function readVersions(): Promise<Versions> {
 export async function buildReport(opts: BuildReportOptions): Promise<string> {
   const path = opts.path ?? ((rel: string) => joinPath(opts.dataDir, rel));
   const inputs = await readInputs(path, opts.config, opts.stageOrder);
-  const [sheets, mean, versions] = await Promise.all([
+  const [sheets, mean, versions, leakage] = await Promise.all([
     readContactSheets(path, inputs.genres, opts.config.report.contactSheet),
     readMeanImage(path),
     readVersions(),
+    readLeakage(path),
   ]);
-  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions });
+  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions, leakage });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -497,6 +501,41 @@ function reproSection(m: ReportModel): Section {
   return section('reproducibility', 'Reproducibility', true, [lead, facts, html`<h3>Stage timings</h3>`, timings, html`<h3>Resolved configuration</h3>`, cfg]);
 }
 
+/**
+ * The leakage audit (split/audit.json): held-out covers sharing an artist or a near-duplicate group with train, the
+ * achieved fractions, the largest artists, and each near-duplicate group as thumbnails with its pairwise distances.
+ */
+function leakageSection(m: ReportModel): Section {
+  const part: Part<Leakage> = m.leakage ?? { ok: false, kind: 'missing', stage: 'split', message: 'split/audit.json not read' };
+  if (!part.ok) return section('leakage', 'Leakage audit', false, absent(part, 'the split audit'));
+  const { audit, thumbnails } = part.data;
+  const lead = html`<p class="lead">Split by <code>split.groupBy=${audit.groupBy}</code>, near-duplicates <code>dedupe.near=${audit.near}</code> within ${audit.maxDistance} bits of 64 (perceptual hash). ${fmtInt(audit.withBandId)} of ${fmtInt(audit.covers)} covers have a known artist (band_id), ${fmtInt(audit.withPhash)} a perceptual hash. Covers of one artist or one near-duplicate group in both training and held-out splits let a model score by recognising them.</p>`;
+  const leakRows = (['validation', 'test'] as const).map((s) => {
+    const l = audit.leaks[s];
+    return html`<tr data-split="${s}"><th scope="row">${s}</th><td class="num">${fmtInt(l.covers)}</td><td class="num">${fmtInt(l.shareArtistWithTrain)}</td><td class="num">${fmtInt(l.shareNearDuplicateWithTrain)}</td></tr>`;
+  });
+  const leaks = html`<table class="leaks"><thead><tr><th scope="col">split</th><th scope="col">covers</th><th scope="col">share an artist with train</th><th scope="col">share a near-duplicate group with train</th></tr></thead><tbody>${leakRows}</tbody></table>`;
+  const fr = audit.fractions;
+  const fractions = html`<p>Fractions requested / achieved: ${join(SPLIT_NAMES.map((s) => html`${s} ${fmtPct(fr.requested[s])} / ${fmtPct(fr.achieved[s])}`), ', ')}.</p>`;
+  const artists = audit.largestArtists.length
+    ? html`<h3>Largest artists (${fmtInt(audit.multiCoverArtists)} with several covers)</h3><table class="artists"><thead><tr><th scope="col">band_id</th><th scope="col">covers</th><th scope="col">genres</th><th scope="col">splits</th></tr></thead><tbody>${audit.largestArtists.slice(0, 10).map((a) => html`<tr><td class="num">${a.band_id}</td><td class="num">${fmtInt(a.covers)}</td><td>${Object.entries(a.genres).map(([g, n]) => `${g} ${n}`).join(', ')}</td><td>${Object.entries(a.splits).map(([sp, n]) => `${sp} ${n}`).join(', ')}</td></tr>`)}</tbody></table>`
+    : html`<p>No artist has more than one cover here.</p>`;
+  const groups = audit.nearDuplicateGroups;
+  const shown = groups.slice(0, LEAKAGE_GROUPS_SHOWN).map((g, gi) => {
+    const covers = g.covers.map((c) => {
+      const src = thumbnails.get(c.item_id);
+      return html`<figure class="nd-cover">${src ? html`<img src="${src}" alt="item ${c.item_id}" width="96" height="96">` : html`<span class="na">not in the shards</span>`}<figcaption>${c.genre} · ${c.split}<br>item ${c.item_id}</figcaption></figure>`;
+    });
+    const dist = g.pairs.map((p) => `${p.a}–${p.b}: ${p.distance}`).join('; ');
+    return html`<div class="nd-group" data-group="${gi}"><div class="nd-covers">${covers}</div><p class="nd-dist">distances (bits): ${dist}</p></div>`;
+  });
+  const more = groups.length > LEAKAGE_GROUPS_SHOWN ? html`<p>${fmtInt(groups.length - LEAKAGE_GROUPS_SHOWN)} more groups in <code>split/audit.json</code>.</p>` : html``;
+  const nd = groups.length
+    ? html`<h3>Near-duplicate groups (${fmtInt(groups.length)})</h3><p>Judge the threshold here: each row should show the same artwork (re-encoded, resized, cropped, re-listed).</p>${shown}${more}`
+    : html`<h3>Near-duplicate groups</h3><p>None within ${audit.maxDistance} bits.</p>`;
+  return section('leakage', 'Leakage audit', true, [lead, leaks, fractions, artists, nd]);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Page
 
@@ -505,6 +544,7 @@ export const REPORT_SECTIONS = [
   ['summary', 'Summary'],
   ['funnel', 'Dataset funnel'],
   ['covers', 'Contact sheets'],
+  ['leakage', 'Leakage audit'],
   ['mean', 'Per-pixel mean image'],
   ['training', 'Training curves'],
   ['evaluation', 'Evaluation'],
@@ -526,7 +566,7 @@ const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'
 
 /** Renders the page from a {@link ReportModel}. Pure: reads nothing. */
 function renderHtml(m: ReportModel): string {
-  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), ...(m.config.train.fromSearch ? [searchSection(m)] : []), evaluationSection(m), reproSection(m)];
+  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), leakageSection(m), meanSection(m), trainingSection(m), ...(m.config.train.fromSearch ? [searchSection(m)] : []), evaluationSection(m), reproSection(m)];
   const state = (id: string) => sections.find((s) => s.id === id)?.ok ?? false;
   const sub: Record<string, SafeHtml> = {
     evaluation: html`<ol><li><a href="#confusion">Confusion matrix</a></li><li><a href="#per-class">Per-class accuracy</a></li></ol>`,

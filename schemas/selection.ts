@@ -20,7 +20,8 @@ export const selectionFormat = defineTable('selection', {
   art_id: 'int64',
   url: 'utf8',
   sha256: 'utf8',
-});
+  band_id: 'int64',
+}, ['band_id']);
 export type SelectionRow = RowOf<typeof selectionFormat.columns>;
 
 /** Per-genre counts at each step of `select`, stored as JSON under the metadata key `counts` (in `crawl` mode). */

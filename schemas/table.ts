@@ -75,8 +75,11 @@ export interface TableFormat<C extends Record<string, ColumnKind>> {
   readMetadata(path: string): Map<string, string>;
 }
 
-/** Declares a table format from its columns. */
-export function defineTable<C extends Record<string, ColumnKind>>(name: string, columns: C): TableFormat<C> {
+/**
+ * Declares a table format from its columns.
+ * @param optional columns added later: a file written before them is still read, those cells as null.
+ */
+export function defineTable<C extends Record<string, ColumnKind>>(name: string, columns: C, optional: readonly (keyof C & string)[] = []): TableFormat<C> {
   const entries = Object.entries(columns) as [keyof C & string, ColumnKind][];
   const schema = new arrow.Schema(entries.map(([col, kind]) => new arrow.Field(col, arrowType(kind), true)));
   const format: TableFormat<C> = {
@@ -109,14 +112,14 @@ export function defineTable<C extends Record<string, ColumnKind>>(name: string, 
     },
     fromTable(table, source = name) {
       for (const [col] of entries) {
-        if (!table.schema.fields.some((f) => f.name === col)) throw new Error(`${source}: column "${col}" missing (not a ${name} table)`);
+        if (!optional.includes(col) && !table.schema.fields.some((f) => f.name === col)) throw new Error(`${source}: column "${col}" missing (not a ${name} table)`);
       }
-      const cols = entries.map(([col, kind]) => [col, kind, table.getChild(col)!] as const);
+      const cols = entries.map(([col, kind]) => [col, kind, table.getChild(col)] as const);
       const rows: RowOf<C>[] = new Array(table.numRows);
       for (let i = 0; i < table.numRows; i++) {
         const row: Record<string, unknown> = {};
         for (const [col, kind, vec] of cols) {
-          const v: unknown = vec.get(i);
+          const v: unknown = vec ? vec.get(i) : null;
           if (v === null || v === undefined) row[col] = null;
           else if (kind === 'int64') row[col] = fromInt64(v as bigint, `${source}: row ${i} column ${col}`);
           else if (kind === 'utf8list') row[col] = Array.from((v as arrow.Vector).toArray() as ArrayLike<string>);

@@ -17,6 +17,11 @@ export interface TsvFormat<C extends Record<string, TsvKind>> {
   readonly columns: C;
   /** The header line (no newline). */
   readonly header: string;
+  /**
+   * True when `line` is a header this format reads: {@link TsvFormat.header}, or an older one that lacks some of the
+   * trailing columns declared optional (their cells read as null).
+   */
+  isHeader(line: string): boolean;
   /** Serialises rows, header first, one row per line, `\n` line ends. */
   format(rows: readonly TsvRow<C>[]): string;
   /** Writes rows atomically. */
@@ -66,14 +71,24 @@ export function parseIntCell(cell: string, where: string): number {
   return n;
 }
 
-/** Declares a TSV format from its columns (in file order). */
-export function defineTsv<C extends Record<string, TsvKind>>(name: string, columns: C): TsvFormat<C> {
+/**
+ * Declares a TSV format from its columns (in file order).
+ * @param optionalTrailing how many of the last columns were added later: files written before them (a header without
+ * some of them, from the end) are still read, those cells as null. Writers always write every column.
+ */
+export function defineTsv<C extends Record<string, TsvKind>>(name: string, columns: C, optionalTrailing = 0): TsvFormat<C> {
   const cols = Object.entries(columns) as [keyof C & string, TsvKind][];
   const header = cols.map(([c]) => c).join('\t');
+  /** Accepted headers and their column counts. */
+  const headers = new Map<string, number>();
+  for (let k = cols.length; k >= cols.length - optionalTrailing && k > 0; k--) headers.set(cols.slice(0, k).map(([c]) => c).join('\t'), k);
   const fmt: TsvFormat<C> = {
     name,
     columns,
     header,
+    isHeader(line) {
+      return headers.has(line);
+    },
     format(rows) {
       const lines = [header];
       for (const r of rows) lines.push(cols.map(([c]) => (r[c] === null || r[c] === undefined ? '' : clean(String(r[c])))).join('\t'));
@@ -84,7 +99,8 @@ export function defineTsv<C extends Record<string, TsvKind>>(name: string, colum
     },
     parse(text, source = name) {
       const lines = splitLines(stripBom(text));
-      if (lines[0] !== header) {
+      const width = headers.get(lines[0] ?? '');
+      if (width === undefined) {
         throw new Error(`${source}: line 1: expected the ${name} header "${header.replace(/\t/g, '<TAB>')}", found "${visible(lines[0] ?? '')}"`);
       }
       const rows: TsvRow<C>[] = [];
@@ -92,10 +108,10 @@ export function defineTsv<C extends Record<string, TsvKind>>(name: string, colum
         const line = lines[i]!;
         if (line === '') continue;
         const cells = line.split('\t');
-        if (cells.length !== cols.length) throw new Error(`${source}: line ${i + 1}: expected ${cols.length} tab-separated cells, found ${cells.length}`);
+        if (cells.length !== width) throw new Error(`${source}: line ${i + 1}: expected ${width} tab-separated cells, found ${cells.length}`);
         const row: Record<string, string | number | null> = {};
         cols.forEach(([c, kind], j) => {
-          const cell = cells[j]!;
+          const cell = cells[j] ?? '';
           if (cell === '') row[c] = null;
           else if (kind === 'int') row[c] = parseIntCell(cell, `${source}: line ${i + 1}: column ${c}`);
           else row[c] = cell;

@@ -4,7 +4,8 @@
  *
  * - `synthetic`: `perGenre` albums per genre, a share `overlap` also tagged with one or two other genres, location
  *   tags, some albums without art, a few merch (`result_type:"s"`) items; covers drawn by `simulator/covers.ts`.
- * - `DIR`: one album per row of `DIR/labels.tsv` (`path<TAB>genre`, with a header), covers are those files.
+ * - `DIR`: one album per row of `DIR/labels.tsv` (`path<TAB>genre`, with a header; an optional `band` column makes
+ *   the rows with the same value releases of one artist), covers are those files.
  *
  * Metadata is built eagerly (small); cover pixels are generated lazily by `simulator/images.ts`.
  */
@@ -118,9 +119,10 @@ export class Catalog {
     const withArt = albums.filter((a) => a.artId !== null && a.resultType === 'a');
     for (const a of withArt) {
       const f = faults.image(a.artId!);
-      if (f !== 'dup-album' && f !== 'dup-genre') continue;
+      if (f !== 'dup-album' && f !== 'dup-genre' && f !== 'near-dup-album' && f !== 'near-dup-genre') continue;
+      const sameGenre = f === 'dup-album' || f === 'near-dup-album';
       const want = (b: SimAlbum): boolean =>
-        b !== a && faults.image(b.artId!) === null && (f === 'dup-album' ? b.genres[0] === a.genres[0] : !b.genres.some((g) => a.genres.includes(g)));
+        b !== a && faults.image(b.artId!) === null && (sameGenre ? b.genres[0] === a.genres[0] : !b.genres.some((g) => a.genres.includes(g)));
       const start = hash32(`dup|${faults.seed}|${a.artId}`) % withArt.length;
       for (let k = 0; k < withArt.length; k++) {
         const b = withArt[(start + k) % withArt.length]!;
@@ -141,7 +143,7 @@ export class Catalog {
   faultsOf(artId: number): ImageFault[] {
     const f = this.faults.image(artId);
     if (f === null) return [];
-    if ((f === 'dup-album' || f === 'dup-genre') && !this.dupSource.has(artId)) return [];
+    if ((f === 'dup-album' || f === 'dup-genre' || f === 'near-dup-album' || f === 'near-dup-genre') && !this.dupSource.has(artId)) return [];
     return [f];
   }
 
@@ -193,7 +195,7 @@ export class Catalog {
     return out;
   }
 
-  /** The `art_id` whose bytes an image shows (itself, or the source of a `dup-*` fault). */
+  /** The `art_id` whose picture an image shows (itself, or the source of a `dup-*` or `near-dup-*` fault). */
   imageSourceOf(artId: number): number {
     return this.dupSource.get(artId) ?? artId;
   }
@@ -288,7 +290,8 @@ export function syntheticCatalog(o: SyntheticOptions, faults: FaultPlan): Catalo
 }
 
 /**
- * Builds a catalogue from a folder with `labels.tsv` (`path<TAB>genre`, header line): one album per row, tagged with
+ * Builds a catalogue from a folder with `labels.tsv` (`path<TAB>genre`, header line; an optional `band` column: rows
+ * with the same non-empty value are albums of one band, with one `band_id`, name and URL slug): one album per row, tagged with
  * the genre as a Bandcamp tag (the simulator's own rule, `simulator/protocol.ts`: the label `hiphop_rap` is served
  * as the tag `hip-hop/rap`, norm name `hip-hop-rap`), its cover the file (served unchanged as
  * format `_0`).
@@ -307,12 +310,15 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
   const header = lines[0]?.split('\t') ?? [];
   const pathCol = header.indexOf('path');
   const genreCol = header.indexOf('genre');
+  const bandCol = header.indexOf('band');
   if (pathCol < 0 || genreCol < 0) throw new Error(`${labels}: line 1 must be a header with columns "path" and "genre"`);
   const ids = new IdMaker(seed);
   const arts = new IdMaker(seed + 7919);
   const albums: SimAlbum[] = [];
   const genres: string[] = [];
   const perGenre = new Map<string, number>();
+  /** `band` column value → its band id (one id per band). */
+  const bandIds = new Map<string, number>();
   for (let ln = 1; ln < lines.length; ln++) {
     const line = lines[ln]!;
     if (line.trim() === '') continue;
@@ -328,16 +334,18 @@ export function dirCatalog(dir: string, seed: number, faults: FaultPlan, limit?:
     if (!genres.includes(genre)) genres.push(genre);
     const r = rngFor('dir', seed, file);
     const base = file.replace(/^.*\//, '').replace(/\.[a-z]+$/i, '');
-    const bandName = `${pick(r, WORDS)} ${pick(r, NOUNS)}`.replace(/^./, (c) => c.toUpperCase());
+    const randomName = `${pick(r, WORDS)} ${pick(r, NOUNS)}`.replace(/^./, (c) => c.toUpperCase());
+    const band = bandCol >= 0 ? (cols[bandCol]?.trim() ?? '') : '';
+    const bandName = band || randomName;
     albums.push({
       itemId: ids.make(`dir|${file}`),
       resultType: 'a',
       artId: arts.make(`dir|${file}`),
       title: base,
-      slug: slugify(base) || `item-${ln}`,
-      bandId: ids.make(`band|${file}`),
+      slug: band ? `${slugify(base) || 'item'}-${ln}` : slugify(base) || `item-${ln}`,
+      bandId: band ? (bandIds.get(band) ?? bandIds.set(band, ids.make(`band-name|${band}`)).get(band)!) : ids.make(`band|${file}`),
       bandName,
-      bandSlug: `${slugify(bandName).replace(/-/g, '')}${ln}`,
+      bandSlug: band ? slugify(band).replace(/-/g, '') || 'band' : `${slugify(randomName).replace(/-/g, '')}${ln}`,
       genres: [genre],
       tags: [{ name: display, normName: genre }],
       location: makeLocation(r),

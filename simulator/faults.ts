@@ -13,7 +13,7 @@ const TRANSIENT_FAULTS = ['429', '503', 'reset', 'slow', 'challenge', 'stripped'
 export type TransientFault = (typeof TRANSIENT_FAULTS)[number];
 
 /** Per-image content faults (fixed per `art_id`). */
-export const IMAGE_FAULTS = ['truncated', 'corrupt', 'cmyk', 'grayscale', 'progressive', 'png-alpha', 'bomb', 'dup-album', 'dup-genre'] as const;
+export const IMAGE_FAULTS = ['truncated', 'corrupt', 'cmyk', 'grayscale', 'progressive', 'png-alpha', 'bomb', 'dup-album', 'dup-genre', 'near-dup-album', 'near-dup-genre'] as const;
 export type ImageFault = (typeof IMAGE_FAULTS)[number];
 
 /**
@@ -77,6 +77,9 @@ Content faults (fixed per item, the same on every request):
   bomb       a small JPEG whose header declares 60000x60000 pixels            per art_id
   dup-album  the same image bytes as another album of the same genre          per art_id (catalogue)
   dup-genre  the same image bytes as an album of another genre                per art_id (catalogue)
+  near-dup-album another album's cover of the same genre, re-encoded (JPEG     per art_id (catalogue)
+             quality 65-75), cropped by 2% on each side and resized to 90%
+  near-dup-genre the same, from an album of another genre                     per art_id (catalogue)
   404        the album's page, tralbum_details and cover answer 404            per item_id
   redirect   the album was removed and its URL 301s to ANOTHER album's page   per item_id
              (one of its first genre only; tralbum_details answers 404)

@@ -63,7 +63,7 @@ export const REPORT_PAGE = 'report/index.html';
  */
 function reportInputs(config: Config): string[] {
   return [
-    'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow',
+    'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow', 'split/audit.json',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
     metricsPath(config.train.run), 'eval/metrics.json', ...baselineOutputs(config), LOCK_FILE,
     ...(config.train.fromSearch ? [SEARCH_TRIALS] : []),
@@ -114,7 +114,7 @@ export const selectDeclaration: StageDeclaration = {
   tuning: ['perGenre'], // only in its log lines ("need N"): the ranking holds every eligible album whatever perGenre is
   extraInputs: (config) => (config.select.fromManifest ? [resolve(config.select.fromManifest)] : []),
   outputs: ['selection.arrow'],
-  version: 2,
+  version: 3, // 3: band_id
 };
 
 /** The `download` stage: `selection.arrow` → `images/`, `manifest.tsv`, `rejected.tsv`. */
@@ -124,23 +124,23 @@ export const downloadDeclaration: StageDeclaration = {
   deps: ['select'],
   inputs: ['selection.arrow'],
   // crawl.pageSize sizes the further listing it asks discover for when a genre is short.
-  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds', 'crawl.pageSize'],
+  params: ['genres', 'perGenre', 'bandcamp.imageOrigin', 'image.format', 'image.maxPixels', 'select.allowShort', 'select.fromManifest', 'download.maxBytes', 'download.truncatedRuns', 'crawl.maxRounds', 'crawl.pageSize', 'dedupe.near', 'dedupe.maxDistance'],
   // A cover that spent its retries keeps its place for the next run; it is not replaced.
   tuning: ['download.concurrency', 'download.timeoutMs', 'download.retries', 'crawl.maxBlockedRetries', 'crawl.backoff', 'crawl.impersonate', 'bandcamp.userAgent'],
   outputs: ['manifest.tsv', 'rejected.tsv'],
   inPlaceOutputs: ['images'],
-  version: 2,
+  version: 3, // 3: perceptual hashes and band_id in the manifest; near-duplicates across genres rejected
 };
 
 /** The `split` stage: `manifest.tsv` → `splits.arrow`. */
 export const splitDeclaration: StageDeclaration = {
   name: 'split',
-  description: 'assign the downloaded images to train/validation/test, stratified by genre (DATA_DIR/splits.arrow)',
+  description: 'assign the downloaded images to train/validation/test, stratified by genre, each artist and near-duplicate group in one split (DATA_DIR/splits.arrow, split/audit.json)',
   deps: ['download'],
   inputs: ['manifest.tsv'],
-  params: ['genres', 'seed', 'splits'],
-  outputs: ['splits.arrow'],
-  version: 1,
+  params: ['genres', 'seed', 'splits', 'split.groupBy', 'dedupe.near', 'dedupe.maxDistance'],
+  outputs: ['splits.arrow', 'split/audit.json'],
+  version: 2, // 2: artist and near-duplicate groups kept in one split; the leakage audit
 };
 
 /** The `shards` stage: `splits.arrow` and the downloaded images → {@link SHARDS_OUTPUTS}. */

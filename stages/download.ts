@@ -11,6 +11,13 @@
  *   (each after a backoff) before it counts as permanent; anything else undecodable is `corrupt` (permanent).
  *   Distinct: a new sha256; the same bytes under another album (even of another genre) are
  *   rejected as `duplicate-of:<item_id>` of the album kept first, and the next album of the ranking replaces it.
+ * - Near-duplicates (unless `dedupe.near=off`): every valid cover gets a 64-bit perceptual hash (dataset/phash.ts,
+ *   from the pixels the check decoded; stored in the progress file and in `manifest.tsv`). A cover within
+ *   `dedupe.maxDistance` bits of a kept cover of ANOTHER genre is ambiguous: it is rejected as
+ *   `near-duplicate-of:<item_id>` (the nearest kept one) and replaced like an exact duplicate, so the genres stay
+ *   balanced. Within a genre, `dedupe.near=group` keeps it (`split` keeps the group in one split) and `drop` rejects
+ *   it the same way. A rebuild from a manifest (`select.fromManifest`) keeps exactly the listed covers and only
+ *   recomputes their hashes (the same bytes give the same hash).
  * - Transient never substitutes: a cover that fails for a transient reason (timeouts, resets, 429/5xx after the
  *   retries, truncation still to retry) keeps its place; the stage ends with "N covers could not be fetched yet"
  *   ({@link RerunLaterError}, exit code 75) and the next run tries them again. Only permanent reasons (404, corrupt,
@@ -37,6 +44,7 @@ import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { sha256, writeFileAtomic } from '../util/fsutil.ts';
 import { withOwnSharpErrors } from '../dataset/preprocess.ts';
+import { hamming, phashFromHex, phashOfImage, phashOfRaw, phashToHex, type PHash } from '../dataset/phash.ts';
 import { MoreInputNeeded, RerunLaterError, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
@@ -64,10 +72,12 @@ export interface FetchRecord {
   tries?: number;
   /** For `truncated`: when it was last fetched, ms since the epoch. */
   at?: number;
+  /** Perceptual hash, 16 hex digits (dataset/phash.ts); absent in records of runs without hashing. */
+  phash?: string;
 }
 
 /** What a downloaded image is, once checked. */
-export type Checked = { ok: true; sha256: string; bytes: number; width: number; height: number } | { ok: false; reason: string; detail: string };
+export type Checked = { ok: true; sha256: string; bytes: number; width: number; height: number; phash?: string } | { ok: false; reason: string; detail: string };
 
 /**
  * True when image bytes end before the image does: a JPEG (`FF D8`) whose last marker is not EOI (`FF D9`, trailing
@@ -88,15 +98,17 @@ export function looksTruncated(data: Buffer, decoderMessage = ''): boolean {
 }
 
 /**
- * Checks image bytes: fully decodes them with sharp within `maxPixels` (width × height) and hashes them.
- * Reasons: `too-large` (over the pixel limit), `truncated` ({@link looksTruncated}), `corrupt` (anything else
+ * Checks image bytes: fully decodes them with sharp within `maxPixels` (width × height) and hashes them (sha256; with
+ * `perceptual`, also the perceptual hash of the decoded pixels, dataset/phash.ts, as `phash`). Reasons: `too-large` (over the pixel limit), `truncated` ({@link looksTruncated}), `corrupt` (anything else
  * sharp/libvips rejects). A failed check is redone alone ({@link withOwnSharpErrors}), so its `detail` is the same on
  * every run.
  */
-export async function checkImage(data: Buffer, maxPixels: number): Promise<Checked> {
+export async function checkImage(data: Buffer, maxPixels: number, perceptual = false): Promise<Checked> {
   try {
-    const { info } = await withOwnSharpErrors(() => sharp(data, { limitInputPixels: maxPixels, failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true }));
-    return { ok: true, sha256: sha256(data), bytes: data.length, width: info.width, height: info.height };
+    const { data: px, info } = await withOwnSharpErrors(() => sharp(data, { limitInputPixels: maxPixels, failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true }));
+    const checked: Checked = { ok: true, sha256: sha256(data), bytes: data.length, width: info.width, height: info.height };
+    if (perceptual) checked.phash = phashToHex(phashOfRaw(new Uint8Array(px.buffer, px.byteOffset, px.length), info.width, info.height, info.channels));
+    return checked;
   } catch (e) {
     const msg = (e as Error).message.replace(/\s+/g, ' ').slice(0, 200);
     if (/pixel limit/i.test(msg)) return { ok: false, reason: 'too-large', detail: `more than image.maxPixels=${maxPixels} pixels (${msg})` };
@@ -160,6 +172,7 @@ async function run(ctx: StageContext): Promise<void> {
     maxBytes: config.download.maxBytes,
   });
   const limit = pLimit(config.download.concurrency);
+  const hashing = config.dedupe.near !== 'off';
   let reused = 0;
   let fetched = 0;
 
@@ -174,7 +187,15 @@ async function run(ctx: StageContext): Promise<void> {
       const data = readFileSync(file);
       if (sha256(data) === rec.sha256) {
         reused++;
-        return { row, url, checked: expect({ ok: true, sha256: rec.sha256!, bytes: rec.bytes!, width: rec.width!, height: rec.height! }) };
+        let phash = rec.phash;
+        if (hashing && phash === undefined) {
+          // A record of a run without hashing: hash the file on disk once and remember it.
+          phash = phashToHex(await phashOfImage(data));
+          const r: FetchRecord = { ...rec, phash };
+          progress.append(r);
+          records.set(key, r);
+        }
+        return { row, url, checked: expect({ ok: true, sha256: rec.sha256!, bytes: rec.bytes!, width: rec.width!, height: rec.height!, ...(hashing ? { phash } : {}) }) };
       }
     }
     const truncatedTries = rec && !rec.ok && rec.reason === 'truncated' ? (rec.tries ?? 1) : 0;
@@ -207,9 +228,9 @@ async function run(ctx: StageContext): Promise<void> {
     fetched++;
     let checked: Checked;
     if (res.status === 404 || res.status === 410) checked = { ok: false, reason: 'not-found', detail: `HTTP ${res.status}` };
-    else checked = await checkImage(res.body, config.image.maxPixels);
+    else checked = await checkImage(res.body, config.image.maxPixels, hashing);
     let newRec: FetchRecord;
-    if (checked.ok) newRec = { key, ok: true, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height };
+    if (checked.ok) newRec = { key, ok: true, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height, ...(checked.phash ? { phash: checked.phash } : {}) };
     else if (checked.reason === 'truncated') newRec = { key, ok: false, reason: 'truncated', detail: checked.detail, tries: truncatedTries + 1, at: Date.now() };
     else newRec = { key, ok: false, reason: checked.reason, detail: checked.detail };
     progress.append(newRec);
@@ -232,6 +253,8 @@ async function run(ctx: StageContext): Promise<void> {
   const held: Outcome[] = [];
   const heldOf = new Map<string, number>(config.genres.map((g) => [g, 0]));
   const shaOwner = new Map<string, number>();
+  /** Kept covers' perceptual hashes, in acceptance order (empty with dedupe.near=off). */
+  const keptHashes: KeptHash[] = [];
   let failuresBeforeFirst = 0;
   const unreachableAfter = Math.max(8, 2 * config.download.concurrency);
   for (;;) {
@@ -285,8 +308,21 @@ async function run(ctx: StageContext): Promise<void> {
       if (checked.ok) {
         const owner = shaOwner.get(checked.sha256);
         if (owner === undefined) {
+          const phash = checked.phash !== undefined ? phashFromHex(checked.phash) : null;
+          const near = phash && !manifestMode ? nearDuplicateOf(phash, row.genre!, keptHashes, config.dedupe.maxDistance, config.dedupe.near === 'drop') : null;
+          if (near) {
+            rejected.push({
+              stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: `near-duplicate-of:${near.itemId}`,
+              detail: `perceptual hash ${checked.phash} within ${near.distance} bit(s) of item ${near.itemId} (${near.genre}; dedupe.maxDistance=${config.dedupe.maxDistance})`,
+            });
+            continue;
+          }
           shaOwner.set(checked.sha256, row.item_id!);
-          kept.get(row.genre!)!.push({ item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height });
+          if (phash) keptHashes.push({ itemId: row.item_id!, genre: row.genre!, phash });
+          kept.get(row.genre!)!.push({
+            item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height,
+            phash: checked.phash ?? null, band_id: row.band_id ?? null,
+          });
           bar.tick();
           continue;
         }
@@ -328,7 +364,8 @@ async function run(ctx: StageContext): Promise<void> {
     if (have >= want && !(manifestMode && have < ranking.get(g)!.length)) continue;
     const byReason = new Map<string, number>();
     for (const r of rejected) if (r.genre === g) {
-      const k = reasonKey(r.reason) === 'duplicate-of' ? 'duplicate' : r.reason!;
+      const rk = reasonKey(r.reason);
+      const k = rk === 'duplicate-of' ? 'duplicate' : rk === 'near-duplicate-of' ? 'near-duplicate' : r.reason!;
       byReason.set(k, (byReason.get(k) ?? 0) + 1);
     }
     const rej = [...byReason].map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
@@ -340,7 +377,7 @@ async function run(ctx: StageContext): Promise<void> {
       if (k?.listing && endedByGuard(k.listing.ended)) guardEnded.push(`"${g}" (${k.listing.ended})`);
       const listed = k?.listing ? `; listing ${k.listing.ended ? `ended (${k.listing.ended})` : 'not ended'} after ${k.listing.pages} page(s), ${k.listing.extraRounds} extra round(s)` : '';
       const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible${listed}` : `${ranking.get(g)!.length} eligible`;
-      const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
+      const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of' && reasonKey(r.reason) !== 'near-duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
       short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})${eg.length ? `; e.g. ${eg.join('; ')}` : ''}`);
     }
   }
@@ -374,6 +411,28 @@ async function run(ctx: StageContext): Promise<void> {
     }
   }
   log.info(`manifest: ${manifest.length} image(s); rejected: ${rejected.length}`);
+}
+
+/** A kept cover's perceptual hash. */
+export interface KeptHash {
+  itemId: number;
+  genre: string;
+  phash: PHash;
+}
+
+/**
+ * The kept cover a new cover of `genre` is a near-duplicate of, if it must be rejected: the nearest kept cover within
+ * `maxDistance` bits of another genre (always), or of the same genre when `sameGenreToo` (`dedupe.near=drop`); ties go
+ * to the one kept first. Null when the cover may be kept.
+ */
+export function nearDuplicateOf(phash: PHash, genre: string, kept: readonly KeptHash[], maxDistance: number, sameGenreToo: boolean): (KeptHash & { distance: number }) | null {
+  let best: (KeptHash & { distance: number }) | null = null;
+  for (const k of kept) {
+    if (k.genre === genre && !sameGenreToo) continue;
+    const d = hamming(phash, k.phash);
+    if (d <= maxDistance && (best === null || d < best.distance)) best = { ...k, distance: d };
+  }
+  return best;
 }
 
 /**

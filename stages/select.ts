@@ -60,7 +60,7 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
     rankOf.set(g, r);
     return r;
   };
-  if (text.startsWith(`${manifestFormat.header}\n`) || text.startsWith(`${manifestFormat.header}\r\n`)) {
+  if (manifestFormat.isHeader(text.split(/\r?\n/, 1)[0]!)) {
     let parsed;
     try {
       parsed = manifestFormat.parse(text, abs);
@@ -74,7 +74,7 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       if (m.url !== null && !isHttpUrlText(m.url)) {
         throw new UserError(`select.fromManifest: ${abs}: line ${i + 2}: column url: "${m.url.slice(0, 100)}" is not an http(s) URL; fix the line or leave the cell empty (the URL is then built from art_id)`);
       }
-      rows.push({ genre: m.genre, rank: next(m.genre), item_id: m.item_id, art_id: m.art_id, url: m.url, sha256: m.sha256 });
+      rows.push({ genre: m.genre, rank: next(m.genre), item_id: m.item_id, art_id: m.art_id, url: m.url, sha256: m.sha256, band_id: m.band_id });
     });
   } else {
     splitLines(text).forEach((line, i) => {
@@ -99,7 +99,7 @@ export function readManifestInput(path: string, config: Config): SelectionRow[] 
       } catch (e) {
         throw new UserError((e as Error).message);
       }
-      rows.push({ genre, rank: next(genre), item_id: itemId, art_id: artId, url, sha256: null });
+      rows.push({ genre, rank: next(genre), item_id: itemId, art_id: artId, url, sha256: null, band_id: null });
     });
   }
   if (rows.length === 0) throw new UserError(`select.fromManifest: ${abs} lists no images`);
@@ -176,7 +176,7 @@ export function selectFromCandidates(
     }
     keyed.sort((a, b) => a.block - b.block || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     k.eligible = keyed.length;
-    keyed.forEach(({ c }, i) => rows.push({ genre, rank: i + 1, item_id: c.item_id, art_id: c.art_id, url: null, sha256: null }));
+    keyed.forEach(({ c }, i) => rows.push({ genre, rank: i + 1, item_id: c.item_id, art_id: c.art_id, url: null, sha256: null, band_id: c.band_id }));
   }
   return { rows, counts };
 }

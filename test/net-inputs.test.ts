@@ -150,7 +150,7 @@ test('one error path: plain causes, the file named, what to do; no stack trace u
 });
 
 test('TSV as people save it: a UTF-8 BOM and CRLF line ends are accepted; an id beyond 2^53 is named with its line and digits', () => {
-  const rows = [{ item_id: 12, genre: 'metal', art_id: 34, url: 'https://f4.bcbits.com/img/a34_2.jpg', sha256: 'ab'.repeat(32), bytes: 10, width: 350, height: 350 }];
+  const rows = [{ item_id: 12, genre: 'metal', art_id: 34, url: 'https://f4.bcbits.com/img/a34_2.jpg', sha256: 'ab'.repeat(32), bytes: 10, width: 350, height: 350, phash: null, band_id: null }];
   const text = manifestFormat.format(rows);
   assert.deepEqual(manifestFormat.parse(`\uFEFF${text.replace(/\n/g, '\r\n')}`), rows);
   // The last line ends with CR and no LF: the CR is a line end, not part of the last value (height 350, not "350\r").

@@ -75,7 +75,7 @@ test('assignSplits: stratified, exact per genre, independent of input order, tra
 
 function manifestRows(genres: string[], per: number): ManifestRow[] {
   return genres.flatMap((genre, g) => Array.from({ length: per }, (_, i) => ({
-    item_id: 10_000 + g * 1000 + i, genre, art_id: 70_000 + g * 1000 + i, url: null, sha256: `s${g}-${i}`, bytes: 100, width: 300, height: 300,
+    item_id: 10_000 + g * 1000 + i, genre, art_id: 70_000 + g * 1000 + i, url: null, sha256: `s${g}-${i}`, bytes: 100, width: 300, height: 300, phash: null, band_id: null,
   })));
 }
 

@@ -71,7 +71,7 @@ export async function addImage(dataDir: string, genre: string, itemId: number, a
   }
   return {
     item_id: itemId, genre, art_id: artId, url: `https://f4.bcbits.com/img/a${artId}_2.jpg`,
-    sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, width, height,
+    sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, width, height, phash: null, band_id: null,
   };
 }
 

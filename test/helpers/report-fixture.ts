@@ -24,6 +24,8 @@ import { SPLIT_NAMES, type SplitName } from '../../schemas/shards/names.ts';
 import { splitsFormat, type SplitRow } from '../../schemas/splits.ts';
 import sharp from 'sharp';
 import { listCovers } from './dataset.ts';
+import { SPLIT_AUDIT, writeSplitAudit } from '../../schemas/split-audit.ts';
+import { auditSplit } from '../../dataset/leakage.ts';
 
 /** Genres of the fixture: Bandcamp norm names that are also folders of the shared covers. */
 export const FIXTURE_GENRES = ['jazz', 'metal', 'pop'] as const;
@@ -167,7 +169,7 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
 
   // The manifest: every image kept by download (one of them later fails preprocessing in `shards`).
   const manifest: ManifestRow[] = imgs.map((m) => ({
-    item_id: m.itemId, genre: m.genre, art_id: m.artId, url: `https://f4.bcbits.com/img/a${m.artId}_2.jpg`, sha256: m.sha, bytes: 20_000, width: 350, height: 350,
+    item_id: m.itemId, genre: m.genre, art_id: m.artId, url: `https://f4.bcbits.com/img/a${m.artId}_2.jpg`, sha256: m.sha, bytes: 20_000, width: 350, height: 350, phash: null, band_id: null,
   }));
   manifestFormat.write(join(dataDir, 'manifest.tsv'), manifest);
 
@@ -221,7 +223,7 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
         reason: exclusive ? 'exclusive' : noTags ? 'no-tags' : `multi-genre:${genre},${genres[(gi + 1) % 3]}`,
         source: 'tralbum_details',
       });
-      if (exclusive) selection.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, url: null, sha256: null });
+      if (exclusive) selection.push({ genre, rank: rank + 1, item_id: a.itemId, art_id: a.artId, url: null, sha256: null, band_id: null });
     });
     // The 3 exclusive extras were tried by download and rejected.
     for (const [j, reason] of ['http-404', 'duplicate-of:1000001', opts.hostileReason ?? 'not-an-image'].entries()) {
@@ -236,6 +238,12 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
     imgs.filter((m) => m.split === split).map((m, order) => ({ item_id: m.itemId, genre: m.genre, label: m.label, art_id: m.artId, split, order, sha256: m.sha, path: imageRelPath(m.genre, m.artId) })),
   );
   splitsFormat.write(join(dataDir, 'splits.arrow'), splitRows, { seed: '0', ratios: JSON.stringify(config.splits), genres: JSON.stringify(genres) });
+  // The leakage audit: the first two training covers form a near-duplicate group; every cover its own artist but two.
+  const auditCovers = splitRows.map((r, k) => ({ item_id: r.item_id!, genre: r.genre!, art_id: r.art_id!, split: r.split as SplitName, path: r.path!, phash: null, band_id: k < 2 ? 1 : 100 + k }));
+  writeSplitAudit(
+    join(dataDir, SPLIT_AUDIT),
+    auditSplit(auditCovers, [[0, 1]], [{ i: 0, j: 1, distance: 3 }], { groupBy: 'artist', near: 'group', maxDistance: 10, requested: config.splits }),
+  );
   const testSize = imgs.filter((m) => m.split === 'test').length;
 
   // A training run of 8 epochs with one learning-rate drop.
