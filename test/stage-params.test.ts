@@ -213,7 +213,7 @@ describe('a stage sees only the settings it declares', () => {
       const sneaky = standInStages.map((s) => (s.name === 'split' ? { ...s, run: async (ctx: StageContext) => void ctx.config.perGenre } : s));
       await assert.rejects(
         make({ targets: ['split'], config: defaultConfig(), dataDir: dir, stages: sneaky, log: memoryLogger() }),
-        /stage split: reads config key "perGenre", which it does not declare \(declared: genres, seed, splits\)/,
+        /stage split: reads config key "perGenre", which it does not declare \(declared: genres, seed, splits[,)]/,
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
