@@ -67,7 +67,7 @@ export class GroupedConv2D extends tfl.layers.Layer {
       const kernel = this.kernel!.read() as tf.Tensor4D;
       const xs = tf.split(x, this.args.groups, 3);
       const ks = tf.split(kernel, this.args.groups, 3);
-      const ys = xs.map((xi, g) => tf.conv2d(xi, ks[g]!, this.args.strides, 'valid', 'NHWC', this.args.dilationRate));
+      const ys = xs.map((xi, g) => tf.conv2d(xi as tf.Tensor4D, ks[g]! as tf.Tensor4D, this.args.strides, 'valid', 'NHWC', this.args.dilationRate));
       const y = ys.length === 1 ? ys[0]! : tf.concat(ys, 3);
       return this.bias ? tf.add(y, this.bias.read()) : y;
     });

@@ -193,15 +193,15 @@ function pool(ctx: Context, node: OnnxNode, kind: 'max' | 'avg'): void {
   const strides = attr<number[]>(node, 'strides', [1, 1]);
   const dilations = attr<number[]>(node, 'dilations', [1, 1]);
   if (dilations.some((d) => d !== 1)) throw fail(ctx, node, `dilated pooling is not supported`);
-  if (kind === 'max' && attr(node, 'storage_order', 0) !== 0) throw fail(ctx, node, 'storage_order 1 is not supported');
+  if (kind === 'max' && attr<number>(node, 'storage_order', 0) !== 0) throw fail(ctx, node, 'storage_order 1 is not supported');
   if (node.outputs.length > 1 && node.outputs[1]) throw fail(ctx, node, 'the Indices output is not supported');
   const p = spatialPads(ctx, node, [h, w], k, strides, dilations);
-  if (attr(node, 'ceil_mode', 0) === 1) {
+  if (attr<number>(node, 'ceil_mode', 0) === 1) {
     p[2] += ceilExtra(h, k[0]!, strides[0]!, p[0], p[2]);
     p[3] += ceilExtra(w, k[1]!, strides[1]!, p[1], p[3]);
   }
   const anyPad = p.some((v) => v !== 0);
-  if (kind === 'avg' && anyPad && attr(node, 'count_include_pad', 0) !== 1) {
+  if (kind === 'avg' && anyPad && attr<number>(node, 'count_include_pad', 0) !== 1) {
     throw fail(ctx, node, `average pooling with pads [${p.join(', ')}] that excludes the padding from the count is not supported`);
   }
   const name = layerName(ctx, node);
@@ -239,15 +239,15 @@ function dense(ctx: Context, node: OnnxNode, gemm: boolean): void {
   if (a.rank !== 2) throw fail(ctx, node, `expects a 2-D input (after Flatten), got rank ${a.rank}`);
   const B = constant(ctx, node, 1)!;
   const C = gemm ? constant(ctx, node, 2, true) : null;
-  if (gemm && attr(node, 'transA', 0) !== 0) throw fail(ctx, node, 'transA = 1 is not supported');
-  const transB = gemm && attr(node, 'transB', 0) === 1;
+  if (gemm && attr<number>(node, 'transA', 0) !== 0) throw fail(ctx, node, 'transA = 1 is not supported');
+  const transB = gemm && attr<number>(node, 'transB', 0) === 1;
   const alpha = gemm ? attr(node, 'alpha', 1) : 1;
   const beta = gemm ? attr(node, 'beta', 1) : 1;
   if (B.dims.length !== 2) throw fail(ctx, node, `weight '${B.name}' is not 2-D`);
   const [k, n] = transB ? [B.dims[1]!, B.dims[0]!] : [B.dims[0]!, B.dims[1]!];
   if (k !== a.x.shape[1]) throw fail(ctx, node, `weight [${B.dims.join(', ')}] does not take ${a.x.shape[1]} inputs`);
   const b = float(ctx, node, B);
-  let kernel = new Float32Array(k * n);
+  let kernel: Float32Array = new Float32Array(k * n);
   for (let r = 0; r < k; r++) for (let col = 0; col < n; col++) kernel[r * n + col] = alpha * (transB ? b[col * k + r]! : b[r * n + col]!);
   if (a.flattenedFrom && a.flattenedFrom[1] * a.flattenedFrom[2] > 1) kernel = chwRowsToHwc(kernel, a.flattenedFrom, n);
   let bias: Float32Array | null = null;

@@ -9,7 +9,7 @@ convolutions, LRN and Caffe's ceil-mode pooling.
     python3 export_pretrained.py --arch resnet18 --bn kept --width 0.25 --size 64 \
         --out model.onnx --input x.bin --batch 3 --ref-dir refs/
 
-writes model.onnx and, for the float32 NCHW input x.bin ([batch, 3, size, size], little-endian), refs/meta.json
+(or --specs FILE, a JSON list of such runs, in one process) writes model.onnx and, for the float32 NCHW input x.bin ([batch, 3, size, size], little-endian), refs/meta.json
 (the ONNX names of the feature tensor and the logits), refs/{torch,ort}_{features,logits}.bin (float32).
 `--bn folded` exports in eval mode (the exporter folds batch norm into the convolutions); `--bn kept` exports with
 training=PRESERVE and do_constant_folding=False so BatchNormalization nodes stay, as in model-zoo files.
@@ -239,40 +239,54 @@ def ort_outputs(onnx_path, names, x):
         return sess.run(names, {"input": x})
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", choices=sorted(ARCHS), required=True)
-    p.add_argument("--bn", choices=["folded", "kept"], default="folded")
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.add_argument("--input", help="float32 NCHW input file")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--ref-dir")
-    a = p.parse_args()
-    torch.set_num_threads(1)
-    model = build(a.arch, a.width, a.seed, a.classes)
-    export(model, a.size, a.out, a.bn)
-    if not a.input:
+def run(arch, bn, width, size, classes, seed, out, input_path=None, batch=1, ref_dir=None):
+    """Exports one network to `out` and, given an input file, writes its references to `ref_dir`."""
+    model = build(arch, width, seed, classes)
+    export(model, size, out, bn)
+    if not input_path:
         return
-    x = np.fromfile(a.input, dtype="<f4").reshape(a.batch, 3, a.size, a.size)
+    x = np.fromfile(input_path, dtype="<f4").reshape(batch, 3, size, size)
     last_linear = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     captured = {}
     hook = last_linear.register_forward_hook(lambda m, inp, out: captured.update(features=inp[0].detach()))
     with torch.no_grad():
         logits = model(torch.from_numpy(x))
     hook.remove()
-    feature_name, logits_name = feature_tensor_name(a.out)
-    ort_features, ort_logits = ort_outputs(a.out, [feature_name, logits_name], x)
-    os.makedirs(a.ref_dir, exist_ok=True)
+    feature_name, logits_name = feature_tensor_name(out)
+    ort_features, ort_logits = ort_outputs(out, [feature_name, logits_name], x)
+    os.makedirs(ref_dir, exist_ok=True)
     for name, arr in [("torch_features", captured["features"].numpy()), ("torch_logits", logits.numpy()),
                       ("ort_features", ort_features), ("ort_logits", ort_logits)]:
-        np.ascontiguousarray(arr, dtype="<f4").reshape(a.batch, -1).tofile(os.path.join(a.ref_dir, name + ".bin"))
-    with open(os.path.join(a.ref_dir, "meta.json"), "w") as f:
+        np.ascontiguousarray(arr, dtype="<f4").reshape(batch, -1).tofile(os.path.join(ref_dir, name + ".bin"))
+    with open(os.path.join(ref_dir, "meta.json"), "w") as f:
         json.dump({"feature": feature_name, "logits": logits_name, "featureSize": int(np.prod(ort_features.shape[1:])),
-                   "classes": a.classes}, f)
+                   "classes": classes}, f)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=sorted(ARCHS))
+    p.add_argument("--bn", choices=["folded", "kept"], default="folded")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out")
+    p.add_argument("--input", help="float32 NCHW input file")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--ref-dir")
+    p.add_argument("--specs", help="JSON file: a list of {arch, bn, width, size, classes, seed, out, input, batch, refDir} (one process for several)")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    if a.specs:
+        with open(a.specs) as f:
+            for s in json.load(f):
+                run(s["arch"], s.get("bn", "folded"), s.get("width", 1.0), s["size"], s.get("classes", 1000), s.get("seed", 0),
+                    s["out"], s.get("input"), s.get("batch", 1), s.get("refDir"))
+        return
+    if not a.arch or not a.out:
+        p.error("--arch and --out are required without --specs")
+    run(a.arch, a.bn, a.width, a.size, a.classes, a.seed, a.out, a.input, a.batch, a.ref_dir)
 
 
 if __name__ == "__main__":
