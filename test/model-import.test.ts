@@ -108,7 +108,11 @@ const SPECS: Spec[] = [
   { arch: 'mobilenet_v2', bn: 'kept', width: 0.35, size: 64 },
   { arch: 'caffenet', bn: 'folded', width: 0.25, size: 227 },
 ];
-const specName = (s: Spec) => `${s.arch}-${s.bn}`;
+// COVERS_ONNX_FULL=1: also the full-size AlexNet (61 M weights, 233 MiB file) and ResNet-18 at 224 px (slow: minutes).
+if (process.env.COVERS_ONNX_FULL === '1') {
+  SPECS.push({ arch: 'alexnet', bn: 'folded', width: 1, size: 224 }, { arch: 'resnet18', bn: 'kept', width: 1, size: 224 }, { arch: 'resnet18', bn: 'folded', width: 1, size: 224 });
+}
+const specName = (s: Spec) => `${s.arch}-${s.bn}-${s.width}-${s.size}`;
 
 describe('ONNX import equals PyTorch and onnxruntime', () => {
   const missing = pythonMissing();
