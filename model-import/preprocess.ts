@@ -2,6 +2,7 @@
  * A pretrained network's input preprocessing (`pretrained.input`): channel order, scaling of the 0–255 pixels, and
  * per-channel mean and standard deviation, as the network was trained with.
  */
+import { INPUT_PRESET_NAMES, type InputPresetName } from '../schemas/pretrained-names.ts';
 
 /** How a network expects its input: `x = (pixel[order] · scale − mean) / std`, per channel. */
 export interface InputPreprocessing {
@@ -15,9 +16,7 @@ export interface InputPreprocessing {
   std: [number, number, number];
 }
 
-/** The presets' names. */
-export const INPUT_PRESET_NAMES = ['imagenet', 'caffe'] as const;
-export type InputPresetName = (typeof INPUT_PRESET_NAMES)[number];
+export { INPUT_PRESET_NAMES, type InputPresetName };
 
 /**
  * The presets. `imagenet`: torchvision's and timm's (RGB, [0, 1], mean 0.485/0.456/0.406, std 0.229/0.224/0.225;

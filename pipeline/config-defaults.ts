@@ -130,6 +130,18 @@ export const CONFIG_DEFAULTS: Config = {
     "minSamplesSplit": 2,
     "threads": null
   },
+  "pretrained": {
+    "model": "",
+    "sha256": "",
+    "input": "imagenet",
+    "channelOrder": null,
+    "scale": null,
+    "mean": null,
+    "std": null,
+    "layer": "",
+    "crops": 1,
+    "batchSize": 32
+  },
   "report": {
     "contactSheet": 24
   }

@@ -18,3 +18,6 @@ export function metricsPath(run: string): string {
 export const FOREST_OUTPUT = 'eval/baseline.json';
 /** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's metrics. */
 export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
+
+/** `features`, relative to the data directory: a pretrained network's features (format: schemas/features.ts). */
+export const FEATURES_DIR = 'features';

@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../schemas/paths.ts';
+import { FEATURES_DIR, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -140,6 +140,25 @@ export const meanDeclaration: StageDeclaration = {
   inputs: [splitDir('train')],
   params: [],
   outputs: ['shards/mean.arrow', 'shards/mean.json'],
+  version: 1,
+};
+
+/** Config keys the `features` stage reads. */
+export const FEATURES_PARAMS = [
+  'genres', 'pretrained.model', 'pretrained.sha256', 'pretrained.input', 'pretrained.channelOrder', 'pretrained.scale', 'pretrained.mean', 'pretrained.std',
+  'pretrained.layer', 'pretrained.crops', 'pretrained.batchSize', 'train.backend', 'shards.maxShardBytes',
+];
+
+/** The `features` stage: the shards and a pretrained network (`pretrained.model`) → `features/<split>/`. */
+export const featuresDeclaration: StageDeclaration = {
+  name: 'features',
+  description: "a pretrained network's features of every shard row (pretrained.model, .layer) → features/<split>/",
+  deps: ['shards'],
+  inputs: SPLIT_NAMES.map((s) => splitDir(s)),
+  params: FEATURES_PARAMS,
+  // A local file is hashed; a URL's download is pinned by pretrained.sha256 (and named by pretrained.model).
+  extraInputs: (c) => (c.pretrained.model && !/^https?:\/\//i.test(c.pretrained.model) ? [resolve(c.pretrained.model)] : []),
+  outputs: [FEATURES_DIR],
   version: 1,
 };
 

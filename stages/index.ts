@@ -27,6 +27,9 @@ export const shardsStage: Stage = lazyStage(d.shardsDeclaration, async () => (aw
 /** The `mean` stage: training shards → `shards/mean.arrow`, `shards/mean.json`. */
 export const meanStage: Stage = lazyStage(d.meanDeclaration, async () => (await import('./mean.ts')).meanStage);
 
+/** The `features` stage: the shards and a pretrained network → `features/<split>/`. */
+export const featuresStage: Stage = lazyStage(d.featuresDeclaration, async () => (await import('./features.ts')).featuresStage);
+
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/`. */
 export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (await import('./train.ts')).trainStage);
 
@@ -52,6 +55,7 @@ export const STAGES: readonly Stage[] = [
   splitStage,
   shardsStage,
   meanStage,
+  featuresStage,
   trainStage,
   evaluateStage,
   baselineStage,

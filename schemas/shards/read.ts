@@ -23,8 +23,8 @@ export interface ShardBatch {
   meta: ShardLayoutMeta;
   /** The shard file, for messages. */
   file: string;
-  /** Per row, with `{ids: true}` only: `genre`, `item_id`, `art_id` (null where the cell is null). */
-  ids?: { genres: (string | null)[]; itemIds: (number | null)[]; artIds: (number | null)[] };
+  /** Per row, with `{ids: true}` only: `genre`, `item_id`, `art_id`, `sha256` (null where the cell is null). */
+  ids?: { genres: (string | null)[]; itemIds: (number | null)[]; artIds: (number | null)[]; sha256s: (string | null)[] };
 }
 
 /**
@@ -59,7 +59,7 @@ export function listShardFiles(dir: string, opts: { allowMissing?: boolean } = {
 
 /**
  * Streams the record batches of shard files as {@link ShardBatch}es.
- * @param opts.ids also read the `genre`, `item_id` and `art_id` columns ({@link ShardBatch.ids}).
+ * @param opts.ids also read the `genre`, `item_id`, `art_id` and `sha256` columns ({@link ShardBatch.ids}).
  * @throws UserError naming the file when it is not one of our shards (no layout metadata), has a null image or
  *   label, or its image length does not match the layout.
  */
@@ -119,7 +119,13 @@ function readIds(batch: arrow.RecordBatch, file: string): NonNullable<ShardBatch
       return x === null || x === undefined ? null : fromInt64(x, `${file}: ${name}`);
     });
   };
-  return { genres: Array.from({ length: batch.numRows }, (_, i) => genre.get(i) as string | null), itemIds: id('item_id'), artIds: id('art_id') };
+  const sha = batch.getChild('sha256');
+  return {
+    genres: Array.from({ length: batch.numRows }, (_, i) => genre.get(i) as string | null),
+    itemIds: id('item_id'),
+    artIds: id('art_id'),
+    sha256s: Array.from({ length: batch.numRows }, (_, i) => (sha?.get(i) as string | null | undefined) ?? null),
+  };
 }
 
 /** A whole split in memory. */
