@@ -120,6 +120,7 @@ export const CONFIG_DEFAULTS: Config = {
   },
   "baseline": {
     "model": "forest",
+    "features": "pixels",
     "svmC": 1,
     "svmMaxIter": 1000,
     "trees": 100,

@@ -307,6 +307,13 @@ export const ConfigSchema = z
          * linear SVM on pixels scaled to [0, 1] → eval/baseline-linear-svm.json), or `both`.
          */
         model: z.enum(['forest', 'linear-svm', 'both']).default('forest'),
+        /**
+         * What the baselines learn from: `pixels` (the study's downsampled pixels → eval/baseline.json,
+         * eval/baseline-linear-svm.json), `pretrained` (the `features` target's vectors, e.g. fc7 →
+         * eval/baseline-pretrained.json, eval/baseline-linear-svm-pretrained.json; run `covers make features` first),
+         * or `both`.
+         */
+        features: z.enum(['pixels', 'pretrained', 'both']).default('pixels'),
         /** Linear SVM: inverse regularisation strength C (scikit-learn's LinearSVC default 1). */
         svmC: z.number().positive().default(1),
         /** Linear SVM: most passes of the dual coordinate descent per class (LinearSVC's max_iter, 1,000). */

@@ -19,5 +19,10 @@ export const FOREST_OUTPUT = 'eval/baseline.json';
 /** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's metrics. */
 export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
 
+/** `eval/baseline-pretrained.json`: the random forest on a pretrained network's features (`baseline.features`). */
+export const PRETRAINED_FOREST_OUTPUT = 'eval/baseline-pretrained.json';
+/** `eval/baseline-linear-svm-pretrained.json`: the linear SVM on a pretrained network's features. */
+export const PRETRAINED_LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm-pretrained.json';
+
 /** `features`, relative to the data directory: a pretrained network's features (format: schemas/features.ts). */
 export const FEATURES_DIR = 'features';

@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { FEATURES_DIR, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir } from '../schemas/paths.ts';
+import { FEATURES_DIR, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -36,7 +36,11 @@ export const TRAIN_PARAMS = [
 /** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
 export function baselineOutputs(c: Config): string[] {
   const m = c.baseline.model;
-  return [...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT])];
+  const f = c.baseline.features;
+  const out: string[] = [];
+  if (f !== 'pretrained') out.push(...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT]));
+  if (f !== 'pixels') out.push(...(m === 'linear-svm' ? [] : [PRETRAINED_FOREST_OUTPUT]), ...(m === 'forest' ? [] : [PRETRAINED_LINEAR_SVM_OUTPUT]));
+  return out;
 }
 
 /** The report's declared output (a directory), relative to the data directory. */
@@ -187,16 +191,17 @@ export const evaluateDeclaration: StageDeclaration = {
 /** The `baseline` stage: `shards` → `eval/baseline.json` and/or `eval/baseline-linear-svm.json`. */
 export const baselineDeclaration: StageDeclaration = {
   name: 'baseline',
-  description: 'the study baselines on downsampled pixels: random forest and/or linear SVM → eval/baseline*.json',
+  description: 'the study baselines on downsampled pixels and/or pretrained features: random forest and/or linear SVM → eval/baseline*.json',
   deps: ['shards'],
-  inputs: [splitDir('train'), splitDir('test')],
+  // With baseline.features ≠ pixels it also reads the features target's output (built by `covers make features`).
+  inputs: (c) => [splitDir('train'), splitDir('test'), ...(c.baseline.features === 'pixels' ? [] : [`${FEATURES_DIR}/train`, `${FEATURES_DIR}/test`])],
   // baseline.threads is left out: the forest is the same for any thread count.
   params: [
-    'seed', 'train.repeats', 'baseline.model', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
+    'seed', 'train.repeats', 'baseline.model', 'baseline.features', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
     'baseline.minSamplesSplit', 'baseline.svmC', 'baseline.svmMaxIter',
   ],
   outputs: baselineOutputs,
-  version: 3,
+  version: 4,
 };
 
 /**

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
-import { featuresStage } from '../stages/index.ts';
+import { baselineStage, featuresStage } from '../stages/index.ts';
+import { readEvalMetrics } from '../schemas/metrics.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { readFeatureSplit } from '../schemas/features.ts';
 
@@ -60,6 +61,34 @@ describe('features stage', () => {
     for (const s of Object.values(summary.splits)) for (const e of Object.values(s.relative_error)) assert.ok(e <= 1e-3, String(e));
     assert.deepEqual(summary.columns, ['features', 'label', 'genre', 'item_id', 'sha256']);
     assert.ok(summary.pyarrow_rows > 0 && summary.pyarrow_rows === summary.polars_rows);
+  });
+
+  it('baseline.features=both: the forest and the linear SVM on the pretrained features and on pixels', { skip: missing ?? false }, async () => {
+    assert.ok(existsSync(join(dir, 'features', 'train')), 'the features test ran first');
+    const config = resolveConfig({
+      genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64, backend: 'wasm' }, pretrained: { model: onnx },
+      baseline: { features: 'both', model: 'both', trees: 5, threads: 1 },
+    });
+    await runStageOnce(baselineStage, { config, dataDir: dir, log });
+    for (const [file, model, source] of [
+      ['eval/baseline.json', 'random-forest', 'pixels'], ['eval/baseline-linear-svm.json', 'linear-svm', 'pixels'],
+      ['eval/baseline-pretrained.json', 'random-forest', 'pretrained'], ['eval/baseline-linear-svm-pretrained.json', 'linear-svm', 'pretrained'],
+    ] as const) {
+      const m = readEvalMetrics(join(dir, file));
+      assert.equal(m.model, model, file);
+      assert.equal(m.n, 6, file);
+      assert.ok(String(m.details.source).startsWith(source), `${file}: ${String(m.details.source)}`);
+      assert.equal(m.details.features, source === 'pixels' ? 2500 : 128, file);
+    }
+    // Without features/, baseline.features=pretrained says what to run.
+    const empty = mkdtempSync(join(tmpdir(), 'baseline-nofeat-'));
+    try {
+      writeTestShards(empty, { size: 72, perClass: { train: 2, validation: 1, test: 1 } });
+      const c2 = resolveConfig({ genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64 }, baseline: { features: 'pretrained', trees: 2 } });
+      await assert.rejects(runStageOnce(baselineStage, { config: c2, dataDir: empty, log }), /run `covers make features`/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it('a file that is not a model fails with the file named and writes no features', async () => {
