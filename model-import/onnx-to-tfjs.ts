@@ -47,6 +47,54 @@ interface Context {
   weights: { layer: tfl.layers.Layer; arrays: { data: Float32Array; shape: number[] }[] }[];
   model: OnnxModel;
   where: string;
+  /** The nodes reading each tensor. */
+  consumers: Map<string, OnnxNode[]>;
+  /** Activation nodes folded into the layer before them (tfjs' fused conv/matmul with bias and activation). */
+  fused: Set<OnnxNode>;
+  /** Pre-activation tensors that no longer exist on their own (folded), left out of {@link ImportedNetwork.tensors}. */
+  hidden: Set<string>;
+}
+
+/**
+ * The activation a Conv/Gemm's only consumer applies, when it can be folded into the layer: `relu` (Relu),
+ * `relu6` (Clip to [0, 6]); null when the output is read elsewhere too or is a graph output.
+ */
+function foldableActivation(ctx: Context, node: OnnxNode): { activation: 'relu' | 'relu6'; consumer: OnnxNode } | null {
+  const out = node.outputs[0]!;
+  const readers = ctx.consumers.get(out) ?? [];
+  if (readers.length !== 1 || ctx.model.outputs.some((o) => o.name === out)) return null;
+  const r = readers[0]!;
+  if (r.opType === 'Relu') return { activation: 'relu', consumer: r };
+  if (r.opType === 'Clip') {
+    // Bounds: constant inputs (an initializer or a Constant node, which may come later in the file) or, before
+    // opset 11, attributes.
+    const bound = (i: number, name: string): number | undefined => {
+      const input = r.inputs[i];
+      if (!input) return r.attributes.get(name) as number | undefined;
+      const v = ctx.values.get(input);
+      if (v?.kind === 'const') return v.t.data[0];
+      const producer = ctx.model.nodes.find((n) => n.opType === 'Constant' && n.outputs[0] === input);
+      const t = producer?.attributes.get('value');
+      return t && typeof t === 'object' && !Array.isArray(t) ? t.data[0] : undefined;
+    };
+    if (bound(1, 'min') === 0 && bound(2, 'max') === 6) return { activation: 'relu6', consumer: r };
+  }
+  return null;
+}
+
+/** Marks a folded activation: its node becomes an alias, the pre-activation tensor is hidden. */
+function fold(ctx: Context, node: OnnxNode, f: { consumer: OnnxNode }): void {
+  ctx.fused.add(f.consumer);
+  ctx.hidden.add(node.outputs[0]!);
+}
+
+/** True when TensorFlow's `same` padding of a window equals the pads [top, left, bottom, right] (so no pad layer is needed). */
+function isSamePadding(size: [number, number], kernel: number[], strides: number[], dilations: number[], p: [number, number, number, number]): boolean {
+  return [0, 1].every((i) => {
+    const k = (kernel[i]! - 1) * dilations[i]! + 1;
+    const total = Math.max((Math.ceil(size[i]! / strides[i]!) - 1) * strides[i]! + k - size[i]!, 0);
+    return p[i] === Math.floor(total / 2) && p[i + 2] === total - Math.floor(total / 2);
+  });
 }
 
 const fail = (ctx: Context, node: OnnxNode, why: string) => new OnnxFormatError(`${ctx.where}: node '${node.name}' (${node.opType}): ${why}`);
@@ -155,20 +203,27 @@ function conv(ctx: Context, node: OnnxNode): void {
   const strides = attr<number[]>(node, 'strides', [1, 1]) as [number, number];
   const dilations = attr<number[]>(node, 'dilations', [1, 1]) as [number, number];
   const name = layerName(ctx, node);
-  const padded = pad(ctx, node, name, x.x, spatialPads(ctx, node, [h, w], [kh, kw], strides, dilations), 0);
+  const pads = spatialPads(ctx, node, [h, w], [kh, kw], strides, dilations);
+  const same = (group === 1 || (group === c && i === 1)) && pads.some((v) => v > 0) && isSamePadding([h, w], [kh, kw], strides, dilations, pads);
+  const padding = same ? ('same' as const) : ('valid' as const);
+  const padded = same ? x.x : pad(ctx, node, name, x.x, pads, 0);
+  const act = group === 1 || (group === c && i === 1) ? foldableActivation(ctx, node) : null;
+  if (act) fold(ctx, node, act);
+  const activation = act?.activation ?? 'linear';
   const hwio = oihwToHwio(float(ctx, node, W), W.dims);
   const bias = B ? [{ data: float(ctx, node, B), shape: [o] }] : [];
   let layer: tfl.layers.Layer;
   let kernel: { data: Float32Array; shape: number[] };
   if (group === 1) {
-    layer = tfl.layers.conv2d({ name, filters: o, kernelSize: [kh, kw], strides, dilationRate: dilations, padding: 'valid', useBias: B !== null });
+    layer = tfl.layers.conv2d({ name, filters: o, kernelSize: [kh, kw], strides, dilationRate: dilations, padding, activation, useBias: B !== null });
     kernel = { data: hwio, shape: [kh, kw, i, o] };
   } else if (group === c && i === 1 && (dilations[0] === 1 || strides[0] === 1)) {
     // Depthwise: ONNX output channel k·m + j reads input channel k; tfjs' depthwise kernel [kh, kw, C, m] is the same order.
     const m = o / c;
-    layer = tfl.layers.depthwiseConv2d({ name, kernelSize: [kh, kw], depthMultiplier: m, strides, dilationRate: dilations, padding: 'valid', useBias: B !== null });
+    layer = tfl.layers.depthwiseConv2d({ name, kernelSize: [kh, kw], depthMultiplier: m, strides, dilationRate: dilations, padding, activation, useBias: B !== null });
     kernel = { data: hwio, shape: [kh, kw, c, m] };
   } else {
+    if (same) throw new Error('unreachable: grouped convolutions are padded explicitly');
     layer = new GroupedConv2D({ name, filters: o, kernelSize: [kh, kw], strides, dilationRate: dilations, groups: group, useBias: B !== null });
     kernel = { data: hwio, shape: [kh, kw, i, o] };
   }
@@ -256,7 +311,9 @@ function dense(ctx: Context, node: OnnxNode, gemm: boolean): void {
     if (cData.length !== n && cData.length !== 1) throw fail(ctx, node, `bias '${C.name}' has ${cData.length} values, expected ${n}`);
     bias = new Float32Array(n).map((_, j) => beta * cData[cData.length === 1 ? 0 : j]!);
   }
-  const layer = tfl.layers.dense({ name: layerName(ctx, node), units: n, useBias: bias !== null });
+  const act = foldableActivation(ctx, node);
+  if (act) fold(ctx, node, act);
+  const layer = tfl.layers.dense({ name: layerName(ctx, node), units: n, useBias: bias !== null, activation: act?.activation ?? 'linear' });
   const y = apply(ctx, layer, a.x);
   ctx.weights.push({ layer, arrays: [{ data: kernel, shape: [k, n] }, ...(bias ? [{ data: bias, shape: [n] }] : [])] });
   setOutput(ctx, node, { kind: 'sym', x: y, rank: 2 });
@@ -344,6 +401,7 @@ function padNode(ctx: Context, node: OnnxNode): void {
 
 function convertNode(ctx: Context, node: OnnxNode): void {
   if (node.domain && node.domain !== 'ai.onnx') throw fail(ctx, node, `operator domain '${node.domain}' is not supported`);
+  if (ctx.fused.has(node)) return setOutput(ctx, node, ctx.values.get(node.inputs[0]!)!);
   switch (node.opType) {
     case 'Conv': return conv(ctx, node);
     case 'Relu': {
@@ -417,7 +475,9 @@ export function onnxToTfjs(model: OnnxModel, where: string): ImportedNetwork {
     throw new OnnxFormatError(`${where}: input '${inputInfo.name}' must be N×C×H×W with fixed C, H, W; the file gives [${(dims ?? []).map((d) => d ?? '?').join(', ')}]`);
   }
   const [, c, h, w] = dims as [number | null, number, number, number];
-  const ctx: Context = { values: new Map(), names: new Set(), weights: [], model, where };
+  const consumers = new Map<string, OnnxNode[]>();
+  for (const n of model.nodes) for (const t of n.inputs) if (t) consumers.set(t, [...(consumers.get(t) ?? []), n]);
+  const ctx: Context = { values: new Map(), names: new Set(), weights: [], model, where, consumers, fused: new Set(), hidden: new Set() };
   for (const t of model.initializers.values()) ctx.values.set(t.name, { kind: 'const', t });
   const input = tfl.input({ shape: [h, w, c], name: 'image' });
   ctx.names.add('image');
@@ -431,7 +491,7 @@ export function onnxToTfjs(model: OnnxModel, where: string): ImportedNetwork {
   const out = ctx.values.get(outName);
   if (!out || out.kind !== 'sym') throw new OnnxFormatError(`${where}: graph output '${outName}' is not computed by the graph`);
   const tensors = new Map<string, tfl.SymbolicTensor>();
-  for (const [name, v] of ctx.values) if (v.kind === 'sym') tensors.set(name, v.x);
+  for (const [name, v] of ctx.values) if (v.kind === 'sym' && !ctx.hidden.has(name)) tensors.set(name, v.x);
   const last = denseNodes[denseNodes.length - 1];
   if (!last) throw new OnnxFormatError(`${where}: the graph has no fully connected layer (Gemm/MatMul) to take features before`);
   const tfModel = tfl.model({ inputs: input, outputs: out.x, name: 'imported' });
