@@ -23,6 +23,8 @@ import { ONNX_PROTO } from '../model-import/onnx-proto.ts';
 import { decodeOnnx, OnnxFormatError } from '../model-import/onnx-read.ts';
 import { truncatedModel } from '../model-import/onnx-to-tfjs.ts';
 import { INPUT_PRESETS, inputPreprocessing, preprocessPixels } from '../model-import/preprocess.ts';
+import { cropPixels, extractFeatures } from '../model-import/extract.ts';
+import { evalCrops } from '../train/augment.ts';
 
 const SCRIPT = join(import.meta.dirname, 'python', 'export_pretrained.py');
 const PYTHON = process.env.PYTHON ?? 'python3';
@@ -322,5 +324,30 @@ describe('input presets', () => {
     const o = preprocessPixels(px, inputPreprocessing('caffe', { mean: [0, 0, 0] }));
     assert.deepEqual(Array.from(o), [128, 0, 255]);
     assert.throws(() => inputPreprocessing('imagenet', { std: [1, 0, 1] }), /pretrained.std must be positive/);
+  });
+});
+
+describe('feature extraction crops', () => {
+  before(() => selectBackend('wasm'));
+
+  it('cropPixels takes the window (mirrored when asked); extractFeatures averages the crops', () => {
+    // A 3×3 image whose pixel (y, x) has R = 10y + x, G = 100, B = 200.
+    const size = 3;
+    const img = new Uint8Array(size * size * 3);
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) img.set([10 * y + x, 100, 200], (y * size + x) * 3);
+    const raw = { channelOrder: 'rgb' as const, scale: 1, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
+    const red = (a: Float32Array) => Array.from(a.filter((_, i) => i % 3 === 0));
+    assert.deepEqual(red(cropPixels(img, size, 2, [1, 0, 0], raw)), [10, 11, 20, 21]);
+    assert.deepEqual(red(cropPixels(img, size, 2, [1, 0, 1], raw)), [11, 10, 21, 20]);
+    assert.deepEqual(Array.from(cropPixels(img, size, 2, [0, 0, 0], INPUT_PRESETS.caffe).subarray(0, 3)), [200 - 104, 100 - 117, 0 - 123]);
+    // The identity network (flatten): the features are the crops' pixels, averaged over the 10 crops.
+    const input = tfl.input({ shape: [2, 2, 3] });
+    const model = tfl.model({ inputs: input, outputs: tfl.layers.flatten().apply(input) as tfl.SymbolicTensor });
+    const crops = evalCrops(size, 2, 10);
+    const { features, dim } = extractFeatures(model, img, 1, size, 2, crops, raw);
+    assert.equal(dim, 12);
+    const expected = new Float64Array(12);
+    for (const c of crops) cropPixels(img, size, 2, c, raw).forEach((v, i) => (expected[i]! += v / crops.length));
+    features.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-4, `${i}: ${v} vs ${expected[i]}`));
   });
 });
