@@ -141,6 +141,7 @@ export const CONFIG_DEFAULTS: Config = {
   },
   "baseline": {
     "model": "forest",
+    "features": "pixels",
     "svmC": 1,
     "svmMaxIter": 1000,
     "trees": 100,
@@ -166,6 +167,18 @@ export const CONFIG_DEFAULTS: Config = {
       "pngCompression": 3,
       "jpegQuality": 95
     }
+  },
+  "pretrained": {
+    "model": "",
+    "sha256": "",
+    "input": "imagenet",
+    "channelOrder": null,
+    "scale": null,
+    "mean": null,
+    "std": null,
+    "layer": "",
+    "crops": 1,
+    "batchSize": 32
   },
   "report": {
     "contactSheet": 24

@@ -21,6 +21,7 @@ import { ARCHITECTURES, modelParamsProblem } from '../schemas/model-params.ts';
 import { BACKEND_CHOICES } from '../schemas/backend-names.ts';
 import { EXPORT_FORMATS } from '../schemas/export/layout.ts';
 import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../schemas/schedule-names.ts';
+import { INPUT_PRESET_NAMES } from '../schemas/pretrained-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 const STUDY_GENRES = [
@@ -368,6 +369,13 @@ export const ConfigSchema = z
          * linear SVM on pixels scaled to [0, 1] → eval/baseline-linear-svm.json), or `both`.
          */
         model: z.enum(['forest', 'linear-svm', 'both']).default('forest'),
+        /**
+         * What the baselines learn from: `pixels` (the study's downsampled pixels → eval/baseline.json,
+         * eval/baseline-linear-svm.json), `pretrained` (the `features` target's vectors, e.g. fc7 →
+         * eval/baseline-pretrained.json, eval/baseline-linear-svm-pretrained.json; run `covers make features` first),
+         * or `both`.
+         */
+        features: z.enum(['pixels', 'pretrained', 'both']).default('pixels'),
         /** Linear SVM: inverse regularisation strength C (scikit-learn's LinearSVC default 1). */
         svmC: z.number().positive().default(1),
         /** Linear SVM: most passes of the dual coordinate descent per class (LinearSVC's max_iter, 1,000). */
@@ -423,6 +431,38 @@ export const ConfigSchema = z
           })
           .strict()
           .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    pretrained: z
+      .object({
+        /**
+         * A pretrained network: the path or http(s) URL of an ONNX file (torch.onnx.export, the ONNX model zoo) or a
+         * path to a TensorFlow.js layers `model.json`; '' = none. A URL is downloaded once into the cache
+         * (`$COVERS_CACHE_DIR/models`, else `~/.cache/bandcamp-covers/models`), resumably.
+         */
+        model: z.string().default(''),
+        /** sha256 (hex) the file must have; '' = not checked. */
+        sha256: z.union([z.literal(''), z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits')]).default(''),
+        /** Input preprocessing preset: `imagenet` (RGB, [0, 1], torchvision's mean/std) or `caffe` (BGR, 0–255, mean 104/117/123). */
+        input: z.enum(INPUT_PRESET_NAMES).default('imagenet'),
+        /** Overrides of the preset (null = the preset's): channel order the network takes. */
+        channelOrder: z.enum(['rgb', 'bgr']).nullable().default(null),
+        /** Override: factor applied to the 0–255 pixels before the mean is subtracted. */
+        scale: z.number().positive().nullable().default(null),
+        /** Override: per-channel mean, in the network's channel order, after scaling. */
+        mean: z.tuple([z.number(), z.number(), z.number()]).nullable().default(null),
+        /** Override: per-channel standard deviation, in the network's channel order, after scaling. */
+        std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).nullable().default(null),
+        /**
+         * The feature layer: an ONNX tensor name or a tfjs layer name; '' = the input of the last fully connected
+         * layer (fc7 for AlexNet/CaffeNet, the pooled features for ResNet/MobileNet).
+         */
+        layer: z.string().default(''),
+        /** Crops per image for `features`: 1 (centre) or 10 (centre and four corners, each mirrored; features averaged). */
+        crops: z.union([z.literal(1), z.literal(10)]).default(1),
+        /** Images per forward pass. */
+        batchSize: z.number().int().min(1).default(32),
       })
       .strict()
       .prefault({}),

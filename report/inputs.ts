@@ -11,7 +11,7 @@ import { candidatesFormat, readListingInfo, type ListingInfo } from '../schemas/
 import { labelsFormat } from '../schemas/labels.ts';
 import { selectionFormat } from '../schemas/selection.ts';
 import { manifestFormat, reasonKey, rejectedFormat, type RejectedRow } from '../schemas/manifest.ts';
-import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT, readEvalMetrics, type EpochMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { metricsPath, readEpochMetrics } from '../schemas/model.ts';
 import { LOCK_FILE, readLockFile } from '../pipeline/lock.ts';
 import { SPLIT_NAMES, type SplitName } from '../schemas/shards/names.ts';
@@ -94,6 +94,10 @@ export interface ReportInputs {
   baseline: Part<EvalMetrics>;
   /** `eval/baseline-linear-svm.json`: the linear SVM on the test split (`baseline.model` = `linear-svm` or `both`). */
   linearSvm: Part<EvalMetrics>;
+  /** `eval/baseline-pretrained.json`: the random forest on a pretrained network's features (`baseline.features`). */
+  pretrainedForest: Part<EvalMetrics>;
+  /** `eval/baseline-linear-svm-pretrained.json`: the linear SVM on a pretrained network's features. */
+  pretrainedLinearSvm: Part<EvalMetrics>;
   /** `pipeline.lock.json` stage entries, in pipeline order where known. */
   timings: Part<StageTiming[]>;
   /** `search/trials.tsv`, read when the trained model came from the search (`train.fromSearch`; a declared input then). */
@@ -106,7 +110,19 @@ function missing<T>(stage: string, file: string): Part<T> {
 
 /** A baseline that `baseline.model` leaves out: absent, and not read (it is not among the report's inputs). */
 function notConfigured<T>(file: string, config: Config): Part<T> {
-  return { ok: false, kind: 'missing', stage: 'baseline', message: `${file} not configured (baseline.model = ${config.baseline.model})` };
+  return { ok: false, kind: 'missing', stage: 'baseline', message: `${file} not configured (baseline.model = ${config.baseline.model}, baseline.features = ${config.baseline.features})` };
+}
+
+/**
+ * A baseline file, read when `baseline.model` and `baseline.features` configure it (the same rule as the stage's
+ * outputs, stages/declarations.ts `baselineOutputs`, which report/ may not import).
+ */
+function readBaseline(p: DataPath, file: string, config: Config): Part<EvalMetrics> {
+  const { model, features } = config.baseline;
+  const forest = file === FOREST_OUTPUT || file === PRETRAINED_FOREST_OUTPUT;
+  const pretrained = file === PRETRAINED_FOREST_OUTPUT || file === PRETRAINED_LINEAR_SVM_OUTPUT;
+  const configured = (forest ? model !== 'linear-svm' : model !== 'forest') && (pretrained ? features !== 'pixels' : features !== 'pretrained');
+  return configured ? readEval(p, file, 'baseline') : notConfigured(file, config);
 }
 
 function failed<T>(stage: string, file: string, e: unknown): Part<T> {
@@ -294,8 +310,10 @@ export async function readInputs(dataDir: string | DataPath, config: Config, sta
     training,
     evaluation: readEval(p, 'eval/metrics.json', 'evaluate'),
     // Only the baselines `baseline.model` configures are declared inputs of the report (stages/declarations.ts).
-    baseline: config.baseline.model === 'linear-svm' ? notConfigured(FOREST_OUTPUT, config) : readEval(p, FOREST_OUTPUT, 'baseline'),
-    linearSvm: config.baseline.model === 'forest' ? notConfigured(LINEAR_SVM_OUTPUT, config) : readEval(p, LINEAR_SVM_OUTPUT, 'baseline'),
+    baseline: readBaseline(p, FOREST_OUTPUT, config),
+    linearSvm: readBaseline(p, LINEAR_SVM_OUTPUT, config),
+    pretrainedForest: readBaseline(p, PRETRAINED_FOREST_OUTPUT, config),
+    pretrainedLinearSvm: readBaseline(p, PRETRAINED_LINEAR_SVM_OUTPUT, config),
     timings,
     search,
   };

@@ -26,6 +26,7 @@ export const STUDY_2015 = [
   { name: '2015 study: fine-tuned CaffeNet', accuracy: 0.226 },
   { name: '2015 study: AlexNet from scratch', accuracy: 0.172 },
   { name: '2015 study: random forest', accuracy: 0.15 },
+  { name: '2015 study: random forest on CaffeNet fc7', accuracy: 0.1672 },
   { name: '2015 study: chance (10 genres)', accuracy: 0.1 },
 ] as const;
 
@@ -414,8 +415,12 @@ function evaluationSection(m: ReportModel): Section {
   if (evaluation.ok) models.push({ name: `convnet (${m.config.train.architecture}${evaluation.data.crops ? `, ${evaluation.data.crops} crop${evaluation.data.crops === 1 ? '' : 's'}` : ''})`, data: evaluation.data, color: COLORS.blue });
   if (baseline.ok) models.push({ name: 'random forest (baseline)', data: baseline.data, color: COLORS.green });
   if (linearSvm.ok) models.push({ name: 'linear SVM (baseline)', data: linearSvm.data, color: COLORS.orange });
-  const wantForest = m.config.baseline.model !== 'linear-svm';
-  const wantSvm = m.config.baseline.model !== 'forest';
+  const { pretrainedForest, pretrainedLinearSvm } = m.inputs;
+  if (pretrainedForest.ok) models.push({ name: 'random forest on pretrained features', data: pretrainedForest.data, color: COLORS.green });
+  if (pretrainedLinearSvm.ok) models.push({ name: 'linear SVM on pretrained features', data: pretrainedLinearSvm.data, color: COLORS.orange });
+  const pixels = m.config.baseline.features !== 'pretrained';
+  const wantForest = pixels && m.config.baseline.model !== 'linear-svm';
+  const wantSvm = pixels && m.config.baseline.model !== 'forest';
   const notes = [
     evaluation.ok ? '' : absent(evaluation, 'the convnet evaluation'),
     baseline.ok || !wantForest ? '' : absent(baseline, 'the random-forest baseline'),

@@ -145,7 +145,7 @@ export function wilsonInterval(successes: number, n: number, z95 = 1.95996398454
 }
 
 /** Where the baselines' {@link EvalMetrics} go (schemas/paths.ts). */
-export { FOREST_OUTPUT, LINEAR_SVM_OUTPUT } from './paths.ts';
+export { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT } from './paths.ts';
 
 /**
  * Writes `eval/metrics.json` or `eval/baseline.json`: the metrics, validated, pretty-printed.

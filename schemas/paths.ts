@@ -23,3 +23,11 @@ export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
 export const SEARCH_TRIALS = 'search/trials.tsv';
 /** `search/best.json`, relative to the data directory: the best configuration of `search` (format: schemas/search.ts). */
 export const SEARCH_BEST = 'search/best.json';
+
+/** `eval/baseline-pretrained.json`: the random forest on a pretrained network's features (`baseline.features`). */
+export const PRETRAINED_FOREST_OUTPUT = 'eval/baseline-pretrained.json';
+/** `eval/baseline-linear-svm-pretrained.json`: the linear SVM on a pretrained network's features. */
+export const PRETRAINED_LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm-pretrained.json';
+
+/** `features`, relative to the data directory: a pretrained network's features (format: schemas/features.ts). */
+export const FEATURES_DIR = 'features';

@@ -12,39 +12,74 @@
  * holds every accuracy and their mean ± standard deviation; the other fields are the first seed's.
  */
 import { InterruptedError, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
-import { EvalMetricsSchema, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, summariseRepeats, writeEvalMetrics, type EvalMetrics } from '../schemas/metrics.ts';
+import { existsSync } from 'node:fs';
+import { EvalMetricsSchema, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT, summariseRepeats, writeEvalMetrics, type EvalMetrics } from '../schemas/metrics.ts';
 import { repeatSeeds } from '../schemas/model.ts';
 import { splitDir } from '../schemas/shards/names.ts';
-import { forestParams, forestThreads, pixelFeatures, type PixelFeatures } from '../train/baseline.ts';
+import { featuresSplitDir, readFeatureSplit, type FeatureSplit } from '../schemas/features.ts';
+import { forestParams, forestThreads, pixelFeatures, quantizeFeatures, type PixelFeatures } from '../train/baseline.ts';
 import { fitLinearSvm, minMaxScale, predictLinearSvm } from '../train/linear-svm.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fitForest, predict } from '../train/random-forest.ts';
 
 
-/** The `baseline` stage: `shards` → `eval/baseline.json` and/or `eval/baseline-linear-svm.json`. */
+/** The `baseline` stage: `shards` (and `features/`) → `eval/baseline*.json`. */
 export const baselineStage: StageImplementation = {
   name: 'baseline',
   async run(ctx: StageContext) {
     const b = ctx.config.baseline;
-    const trainDir = ctx.path(splitDir('train'));
-    const testDir = ctx.path(splitDir('test'));
-    const t0 = performance.now();
-    const train = await pixelFeatures(trainDir, b.pixels, b.grayscale);
-    const test = await pixelFeatures(testDir, b.pixels, b.grayscale);
-    if (train.n === 0) throw new UserError(`baseline: the training split in ${trainDir} has no images`);
-    if (test.n === 0) throw new UserError(`baseline: the test split in ${testDir} has no images`);
-    const featureSeconds = (performance.now() - t0) / 1000;
     const seeds = repeatSeeds(ctx.config);
-    if (b.model !== 'linear-svm') {
-      const m = await repeated(ctx, seeds, (seed) => forest(ctx, train, test, seed, featureSeconds));
-      writeEvalMetrics(ctx.out(FOREST_OUTPUT), m);
-    }
-    if (b.model !== 'forest') {
-      const m = await repeated(ctx, seeds, async (seed) => linearSvm(ctx, train, test, seed, featureSeconds));
-      writeEvalMetrics(ctx.out(LINEAR_SVM_OUTPUT), m);
+    for (const source of ['pixels', 'pretrained'] as const) {
+      if (b.features !== 'both' && b.features !== source) continue;
+      const t0 = performance.now();
+      const [train, test] = source === 'pixels' ? await pixelSets(ctx) : pretrainedSets(ctx);
+      const featureSeconds = (performance.now() - t0) / 1000;
+      if (b.model !== 'linear-svm') {
+        const m = await repeated(ctx, seeds, (seed) => forest(ctx, train, test, seed, featureSeconds));
+        writeEvalMetrics(ctx.out(source === 'pixels' ? FOREST_OUTPUT : PRETRAINED_FOREST_OUTPUT), m);
+      }
+      if (b.model !== 'forest') {
+        const m = await repeated(ctx, seeds, async (seed) => linearSvm(ctx, train, test, seed, featureSeconds));
+        writeEvalMetrics(ctx.out(source === 'pixels' ? LINEAR_SVM_OUTPUT : PRETRAINED_LINEAR_SVM_OUTPUT), m);
+      }
     }
   },
 };
+
+/** The study's downsampled pixels of the training and test splits. */
+async function pixelSets(ctx: StageContext): Promise<[PixelFeatures, PixelFeatures]> {
+  const b = ctx.config.baseline;
+  const trainDir = ctx.path(splitDir('train'));
+  const testDir = ctx.path(splitDir('test'));
+  const train = await pixelFeatures(trainDir, b.pixels, b.grayscale);
+  const test = await pixelFeatures(testDir, b.pixels, b.grayscale);
+  if (train.n === 0) throw new UserError(`baseline: the training split in ${trainDir} has no images`);
+  if (test.n === 0) throw new UserError(`baseline: the test split in ${testDir} has no images`);
+  return [train, test];
+}
+
+/**
+ * The `features` target's vectors of the training and test splits, quantised per feature to 8 bits over the
+ * training range ({@link quantizeFeatures}).
+ * @throws UserError when `features/` is missing (run `covers make features`) or empty.
+ */
+function pretrainedSets(ctx: StageContext): [PixelFeatures, PixelFeatures] {
+  const [train, test] = (['train', 'test'] as const).map((split) => {
+    const dir = ctx.path(featuresSplitDir(split));
+    if (!existsSync(dir)) throw new UserError(`baseline: baseline.features=${ctx.config.baseline.features} needs ${dir}; run \`covers make features\` (with pretrained.model) first`);
+    const f = readFeatureSplit(dir);
+    if (f.rows === 0) throw new UserError(`baseline: the ${split} features in ${dir} have no rows`);
+    return f;
+  }) as [FeatureSplit, FeatureSplit];
+  if (train.meta.dim !== test.meta.dim) throw new UserError(`baseline: train features have ${train.meta.dim} values per row, test ${test.meta.dim}; rebuild features`);
+  const d = train.meta.dim;
+  const [xTrain, xTest] = quantizeFeatures(train.features, d, test.features);
+  ctx.log.info(`baseline on ${train.meta.model}'s '${train.meta.layer}' features (${d} per image, quantised to 8 bits over the training range)`);
+  return [
+    { x: xTrain!, n: train.rows, d, labels: train.labels, labelNames: train.meta.labelNames, source: `pretrained: ${train.meta.model} at ${train.meta.layer}` },
+    { x: xTest!, n: test.rows, d, labels: test.labels, labelNames: test.meta.labelNames, source: `pretrained: ${test.meta.model} at ${test.meta.layer}` },
+  ];
+}
 
 /** Fits one model per seed; the first seed's metrics with `repeats` added when there are several. */
 async function repeated(ctx: StageContext, seeds: number[], fit: (seed: number) => Promise<EvalMetrics>): Promise<EvalMetrics> {
@@ -78,7 +113,7 @@ async function forest(ctx: StageContext, train: PixelFeatures, test: PixelFeatur
   const metrics = classificationMetrics(predicted, test.labels, test.labelNames, {
     model: 'random-forest', split: 'test', crops: null, backend: 'train/random-forest.ts (scikit-learn algorithm)', seconds: featureSeconds + (performance.now() - t1) / 1000,
     details: {
-      trees: b.trees, pixels: b.pixels, grayscale: b.grayscale, features: train.d, trainImages: train.n,
+      trees: b.trees, pixels: b.pixels, grayscale: b.grayscale, features: train.d, source: train.source ?? 'pixels', trainImages: train.n,
       maxFeatures: b.maxFeatures, featuresPerSplit: f.maxFeatures, maxSamples: b.maxSamples, minSamplesSplit: b.minSamplesSplit,
       seed, threads: f.threads, trainSeconds, meanNodes: nodes, meanDepth: depth,
     },
@@ -99,7 +134,7 @@ function linearSvm(ctx: StageContext, train: PixelFeatures, test: PixelFeatures,
   const metrics = classificationMetrics(predicted, test.labels, test.labelNames, {
     model: 'linear-svm', split: 'test', crops: null, backend: 'train/linear-svm.ts (liblinear algorithm)', seconds: featureSeconds + (performance.now() - t1) / 1000,
     details: {
-      C: b.svmC, maxIter: b.svmMaxIter, pixels: b.pixels, grayscale: b.grayscale, features: train.d, trainImages: train.n, scaling: 'min-max to [0, 1] per feature (training split)',
+      C: b.svmC, maxIter: b.svmMaxIter, pixels: b.pixels, grayscale: b.grayscale, features: train.d, source: train.source ?? 'pixels', trainImages: train.n, scaling: 'min-max to [0, 1] per feature (training split)',
       seed, trainSeconds, passes: svm.iterations, converged: svm.converged.every(Boolean),
     },
   });

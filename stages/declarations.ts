@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
+import { FEATURES_DIR, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -48,7 +48,11 @@ export const TRAIN_PARAMS = [
 /** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
 function baselineOutputs(c: Config): string[] {
   const m = c.baseline.model;
-  return [...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT])];
+  const f = c.baseline.features;
+  const out: string[] = [];
+  if (f !== 'pretrained') out.push(...(m === 'linear-svm' ? [] : [FOREST_OUTPUT]), ...(m === 'forest' ? [] : [LINEAR_SVM_OUTPUT]));
+  if (f !== 'pixels') out.push(...(m === 'linear-svm' ? [] : [PRETRAINED_FOREST_OUTPUT]), ...(m === 'forest' ? [] : [PRETRAINED_LINEAR_SVM_OUTPUT]));
+  return out;
 }
 
 /** The report's declared output (a directory), relative to the data directory. */
@@ -168,6 +172,25 @@ export const meanDeclaration: StageDeclaration = {
   version: 1,
 };
 
+/** Config keys the `features` stage reads. */
+export const FEATURES_PARAMS = [
+  'genres', 'pretrained.model', 'pretrained.sha256', 'pretrained.input', 'pretrained.channelOrder', 'pretrained.scale', 'pretrained.mean', 'pretrained.std',
+  'pretrained.layer', 'pretrained.crops', 'pretrained.batchSize', 'train.backend', 'shards.maxShardBytes',
+];
+
+/** The `features` stage: the shards and a pretrained network (`pretrained.model`) → `features/<split>/`. */
+export const featuresDeclaration: StageDeclaration = {
+  name: 'features',
+  description: "a pretrained network's features of every shard row (pretrained.model, .layer) → features/<split>/",
+  deps: ['shards'],
+  inputs: SPLIT_NAMES.map((s) => splitDir(s)),
+  params: FEATURES_PARAMS,
+  // A local file is hashed; a URL's download is pinned by pretrained.sha256 (and named by pretrained.model).
+  extraInputs: (c) => (c.pretrained.model && !/^https?:\/\//i.test(c.pretrained.model) ? [resolve(c.pretrained.model)] : []),
+  outputs: [FEATURES_DIR],
+  version: 1,
+};
+
 /** The `train` stage: shards and per-pixel mean (and `search/best.json` with `train.fromSearch`) → `models/<train.run>/`. */
 export const trainDeclaration: StageDeclaration = {
   name: 'train',
@@ -229,16 +252,17 @@ export const evaluateDeclaration: StageDeclaration = {
 /** The `baseline` stage: `shards` → `eval/baseline.json` and/or `eval/baseline-linear-svm.json`. */
 export const baselineDeclaration: StageDeclaration = {
   name: 'baseline',
-  description: 'the study baselines on downsampled pixels: random forest and/or linear SVM → eval/baseline*.json',
+  description: 'the study baselines on downsampled pixels and/or pretrained features: random forest and/or linear SVM → eval/baseline*.json',
   deps: ['shards'],
-  inputs: [splitDir('train'), splitDir('test')],
+  // With baseline.features ≠ pixels it also reads the features target's output (built by `covers make features`).
+  inputs: (c) => [splitDir('train'), splitDir('test'), ...(c.baseline.features === 'pixels' ? [] : [`${FEATURES_DIR}/train`, `${FEATURES_DIR}/test`])],
   params: [
-    'seed', 'train.seed', 'train.repeats', 'baseline.model', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
+    'seed', 'train.seed', 'train.repeats', 'baseline.model', 'baseline.features', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',
     'baseline.minSamplesSplit', 'baseline.svmC', 'baseline.svmMaxIter',
   ],
   tuning: ['baseline.threads'], // the forest is the same for any thread count
   outputs: baselineOutputs,
-  version: 3,
+  version: 4,
 };
 
 /**

@@ -21,6 +21,8 @@ export const splitStage: Stage = lazyStage(d.splitDeclaration, async () => (awai
 export const shardsStage: Stage = lazyStage(d.shardsDeclaration, async () => (await import('./shards.ts')).shardsStage);
 /** {@link d.meanDeclaration}, its work in stages/mean.ts. */
 export const meanStage: Stage = lazyStage(d.meanDeclaration, async () => (await import('./mean.ts')).meanStage);
+/** {@link d.featuresDeclaration}, its work in stages/features.ts. */
+export const featuresStage: Stage = lazyStage(d.featuresDeclaration, async () => (await import('./features.ts')).featuresStage);
 /** {@link d.trainDeclaration}, its work in stages/train.ts. */
 export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (await import('./train.ts')).trainStage);
 /** {@link d.searchDeclaration}, its work in stages/search.ts. */
@@ -37,5 +39,5 @@ export const exportStage: Stage = lazyStage(d.exportDeclaration, async () => (aw
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
-  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, searchStage, trainStage, evaluateStage, baselineStage, reportStage, exportStage,
+  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, featuresStage, searchStage, trainStage, evaluateStage, baselineStage, reportStage, exportStage,
 ];

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 
 const REPO = join(import.meta.dirname, '..');
 /** Folders of source code (tests, fixtures and node_modules are not layered). */
-const SOURCE = ['bin', 'cli', 'pipeline', 'stages', 'schemas', 'util', 'bandcamp', 'simulator', 'dataset', 'train', 'report', 'search', 'bench'];
+const SOURCE = ['bin', 'cli', 'pipeline', 'stages', 'schemas', 'util', 'bandcamp', 'simulator', 'dataset', 'train', 'report', 'search', 'model-import', 'bench'];
 
 function sourceFiles(dir: string): string[] {
   const out: string[] = [];
@@ -62,7 +62,7 @@ describe('import directions', () => {
   });
 
   it('pipeline/ (the runner and the config schema) imports no stage, no CLI and no domain folder, train/ included', () => {
-    assert.deepEqual(offending((e) => top(e.from) === 'pipeline' && ['stages', 'cli', 'bandcamp', 'simulator', 'dataset', 'report', 'train', 'search'].includes(top(e.to))), []);
+    assert.deepEqual(offending((e) => top(e.from) === 'pipeline' && ['stages', 'cli', 'bandcamp', 'simulator', 'dataset', 'report', 'train', 'search', 'model-import'].includes(top(e.to))), []);
   });
 
   it('a stage module imports no other stage module (only declarations.ts); the registry imports them only lazily', () => {
@@ -86,6 +86,10 @@ describe('import directions', () => {
   it('util/ is the floor (imports only util/); schemas/ imports only schemas/ and util/', () => {
     assert.deepEqual(offending((e) => top(e.from) === 'util' && top(e.to) !== 'util'), []);
     assert.deepEqual(offending((e) => top(e.from) === 'schemas' && !['schemas', 'util'].includes(top(e.to))), []);
+  });
+
+  it('model-import/ (ONNX and tfjs model import) imports only model-import/, schemas/ and util/', () => {
+    assert.deepEqual(offending((e) => top(e.from) === 'model-import' && !['model-import', 'schemas', 'util'].includes(top(e.to))), []);
   });
 
   it('the simulator shares no code with the crawler: simulator/ imports nothing from bandcamp/', () => {

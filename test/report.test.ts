@@ -226,6 +226,20 @@ describe('report of a data directory', () => {
     assert.ok(!page.includes('0000000000002'));
   });
 
+  it('shows the baselines on pretrained features beside the study\'s fc7 row (baseline.features=both)', async () => {
+    const dir = join(root, 'pretrained');
+    await writeReportFixture(dir);
+    const forest = JSON.parse(readFileSync(join(dir, 'eval', 'baseline.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'eval', 'baseline-pretrained.json'), JSON.stringify({ ...forest, details: { source: 'pretrained: resnet18.onnx at fc' } }));
+    const config = { ...full.config, baseline: { ...full.config.baseline, features: 'both' as const } };
+    const page = await buildReport({ dataDir: dir, config });
+    assert.match(page, /<th scope="row">random forest \(baseline\)<\/th>/);
+    assert.match(page, /<th scope="row">random forest on pretrained features<\/th>/);
+    assert.match(page, /2015 study: random forest on CaffeNet fc7<\/th><td class="num">—<\/td><td class="num">—<\/td><td class="num">16\.7%/);
+    const only = await buildReport({ dataDir: dir, config: { ...config, baseline: { ...config.baseline, features: 'pretrained' as const } } });
+    assert.ok(!only.includes('<th scope="row">random forest (baseline)</th>') && !only.includes('Not built yet: run <code>covers make baseline'), 'pixel rows are not expected');
+  });
+
   it('renders an empty data directory', async () => {
     const empty = join(root, 'empty');
     const page = await buildReport({ dataDir: empty, config: full.config });

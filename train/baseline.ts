@@ -27,6 +27,8 @@ export interface PixelFeatures {
   /** `[n]` class labels (indices into `labelNames`). */
   labels: Int32Array;
   labelNames: string[];
+  /** What the features are, for the metrics' details: absent for pixels; `pretrained: <model> at <layer>`. */
+  source?: string;
 }
 
 /**
@@ -81,4 +83,33 @@ export function forestParams(b: Config['baseline'], seed: number): ForestParams 
 /** The thread count of the `baseline` config section (null = the machine's available parallelism). */
 export function forestThreads(b: Config['baseline']): FitOptions['threads'] {
   return b.threads ?? undefined;
+}
+
+/**
+ * Float feature vectors (a pretrained network's, schemas/features.ts) as the 8-bit features the forest and the SVM
+ * take: each feature is mapped linearly from its range over the training split, [min, max], to 0–255 and rounded
+ * (values outside the range, in the test split, are clamped). A constant feature becomes 0.
+ * @param train `[n, d]` float32 training rows; `others`: further `[m, d]` sets scaled with the training ranges.
+ * @returns one `[·, d]` uint8 array per input, in order.
+ */
+export function quantizeFeatures(train: Float32Array, d: number, ...others: Float32Array[]): Uint8Array[] {
+  const lo = new Float32Array(d).fill(Infinity);
+  const hi = new Float32Array(d).fill(-Infinity);
+  for (let i = 0; i < train.length; i += d) {
+    for (let j = 0; j < d; j++) {
+      const v = train[i + j]!;
+      if (v < lo[j]!) lo[j] = v;
+      if (v > hi[j]!) hi[j] = v;
+    }
+  }
+  return [train, ...others].map((x) => {
+    const out = new Uint8Array(x.length);
+    for (let i = 0; i < x.length; i += d) {
+      for (let j = 0; j < d; j++) {
+        const span = hi[j]! - lo[j]!;
+        out[i + j] = span > 0 ? Math.min(255, Math.max(0, Math.round(((x[i + j]! - lo[j]!) / span) * 255))) : 0;
+      }
+    }
+    return out;
+  });
 }

@@ -83,7 +83,7 @@ function encodeStream(schema: arrow.Schema, batches: readonly arrow.RecordBatch[
  * The `state.json` of a split, with all seven keys `datasets.load_from_disk` reads (as `Dataset.save_to_disk` writes
  * them: keys sorted, 2-space indent).
  */
-function hfState(files: readonly string[], fingerprint: string, split: SplitName): Record<string, unknown> {
+export function hfState(files: readonly string[], fingerprint: string, split: SplitName): Record<string, unknown> {
   return {
     _data_files: files.map((filename) => ({ filename })),
     _fingerprint: fingerprint,

@@ -1,0 +1,107 @@
+/**
+ * `covers make features`: a seeded ResNet-18 (width ×0.25, 64 px) exported by PyTorch (test/python/export_pretrained.py)
+ * runs over synthetic 72×72 shards; DATA_DIR/features/<split>/ reads back with `datasets.load_from_disk`, pyarrow and
+ * polars, one row per shard row in the same order, and every row equals PyTorch's and onnxruntime's features of the
+ * same centre crop within 1e-3 relative (test/python/check_features.py). Also: a bad model file fails the stage with
+ * the file named and leaves no features behind. Skipped, with the reason, without python3/torch/onnx/onnxruntime/
+ * datasets/polars.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../pipeline/config.ts';
+import { runStageOnce } from '../pipeline/context.ts';
+import { createLogger } from '../util/log.ts';
+import { baselineStage, featuresStage } from '../stages/index.ts';
+import { readEvalMetrics } from '../schemas/metrics.ts';
+import { writeTestShards } from '../dataset/synthetic-shards.ts';
+import { readFeatureSplit } from '../schemas/features.ts';
+
+const PY = join(import.meta.dirname, 'python');
+const PYTHON = process.env.PYTHON ?? 'python3';
+const SPEC = { arch: 'resnet18', bn: 'kept', width: 0.25, size: 64, seed: 3 };
+
+function pythonMissing(): string | null {
+  const probe = spawnSync(PYTHON, ['-c', 'import numpy, torch, onnx, onnxruntime, datasets, pyarrow, polars'], { encoding: 'utf8' });
+  if (probe.error) return `${PYTHON} not found`;
+  if (probe.status !== 0) return `python modules missing (${probe.stderr.match(/No module named '([^']+)'/)?.[1] ?? probe.stderr.trim().split('\n').pop()})`;
+  return null;
+}
+
+describe('features stage', () => {
+  const missing = pythonMissing();
+  let dir = '';
+  let onnx = '';
+  const log = createLogger({ level: 'quiet' });
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'features-stage-'));
+    writeTestShards(dir, { size: 72, labelNames: ['ambient', 'metal', 'jazz'], perClass: { train: 6, validation: 2, test: 2 }, batchRows: 5 });
+    if (missing) return;
+    onnx = join(dir, 'resnet18.onnx');
+    const run = spawnSync(PYTHON, [join(PY, 'export_pretrained.py'), '--arch', SPEC.arch, '--bn', SPEC.bn, '--width', String(SPEC.width), '--size', String(SPEC.size), '--seed', String(SPEC.seed), '--out', onnx], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr.slice(-2000));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes features equal to PyTorch/onnxruntime on the centre crops, readable by datasets, pyarrow and polars', { skip: missing ?? false }, async () => {
+    const config = resolveConfig({ genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64, backend: 'wasm' }, pretrained: { model: onnx, input: 'imagenet', batchSize: 4 } });
+    await runStageOnce(featuresStage, { config, dataDir: dir, log });
+    const train = readFeatureSplit(join(dir, 'features', 'train'));
+    assert.equal(train.rows, 18);
+    assert.equal(train.meta.dim, 128);
+    assert.equal(train.meta.layer, '/Flatten_output_0');
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'features', 'dataset_dict.json'), 'utf8')), { splits: ['train', 'validation', 'test'] });
+    const check = spawnSync(PYTHON, [join(PY, 'check_features.py'), dir, onnx, SPEC.arch, SPEC.bn, String(SPEC.width), String(SPEC.size), String(SPEC.seed)], { encoding: 'utf8' });
+    assert.equal(check.status, 0, `${check.stdout}\n${check.stderr.slice(-3000)}`);
+    const summary = JSON.parse(check.stdout.trim().split('\n').pop()!) as { splits: Record<string, { rows: number; relative_error: Record<string, number> }>; pyarrow_rows: number; polars_rows: number; columns: string[] };
+    assert.deepEqual(Object.fromEntries(Object.entries(summary.splits).map(([k, v]) => [k, v.rows])), { train: 18, validation: 6, test: 6 });
+    for (const s of Object.values(summary.splits)) for (const e of Object.values(s.relative_error)) assert.ok(e <= 1e-3, String(e));
+    assert.deepEqual(summary.columns, ['features', 'label', 'genre', 'item_id', 'sha256']);
+    assert.ok(summary.pyarrow_rows > 0 && summary.pyarrow_rows === summary.polars_rows);
+  });
+
+  it('baseline.features=both: the forest and the linear SVM on the pretrained features and on pixels', { skip: missing ?? false }, async () => {
+    assert.ok(existsSync(join(dir, 'features', 'train')), 'the features test ran first');
+    const config = resolveConfig({
+      genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64, backend: 'wasm' }, pretrained: { model: onnx },
+      baseline: { features: 'both', model: 'both', trees: 5, threads: 1 },
+    });
+    await runStageOnce(baselineStage, { config, dataDir: dir, log });
+    for (const [file, model, source] of [
+      ['eval/baseline.json', 'random-forest', 'pixels'], ['eval/baseline-linear-svm.json', 'linear-svm', 'pixels'],
+      ['eval/baseline-pretrained.json', 'random-forest', 'pretrained'], ['eval/baseline-linear-svm-pretrained.json', 'linear-svm', 'pretrained'],
+    ] as const) {
+      const m = readEvalMetrics(join(dir, file));
+      assert.equal(m.model, model, file);
+      assert.equal(m.n, 6, file);
+      assert.ok(String(m.details.source).startsWith(source), `${file}: ${String(m.details.source)}`);
+      assert.equal(m.details.features, source === 'pixels' ? 2500 : 128, file);
+    }
+    // Without features/, baseline.features=pretrained says what to run.
+    const empty = mkdtempSync(join(tmpdir(), 'baseline-nofeat-'));
+    try {
+      writeTestShards(empty, { size: 72, perClass: { train: 2, validation: 1, test: 1 } });
+      const c2 = resolveConfig({ genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64 }, baseline: { features: 'pretrained', trees: 2 } });
+      await assert.rejects(runStageOnce(baselineStage, { config: c2, dataDir: empty, log }), /run `covers make features`/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('a file that is not a model fails with the file named and writes no features', async () => {
+    const bad = join(dir, 'bad.onnx');
+    writeFileSync(bad, 'not a model');
+    const dataDir = mkdtempSync(join(tmpdir(), 'features-bad-'));
+    try {
+      writeTestShards(dataDir, { size: 72, perClass: { train: 2, validation: 1, test: 1 } });
+      const config = resolveConfig({ genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64, backend: 'wasm' }, pretrained: { model: bad } });
+      await assert.rejects(runStageOnce(featuresStage, { config, dataDir, log }), (e: Error) => e.message.includes(bad) && /not (a readable ONNX file|an ONNX model)/.test(e.message));
+      assert.ok(!existsSync(join(dataDir, 'features')));
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
