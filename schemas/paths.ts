@@ -18,3 +18,8 @@ export function metricsPath(run: string): string {
 export const FOREST_OUTPUT = 'eval/baseline.json';
 /** `eval/baseline-linear-svm.json`, relative to the data directory: the linear SVM's metrics. */
 export const LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm.json';
+
+/** `eval/predictions.arrow`, relative to the data directory: the convnet's per-image test predictions (schemas/predictions.ts). */
+export const PREDICTIONS_OUTPUT = 'eval/predictions.arrow';
+/** `eval/inspect`, relative to the data directory: what the network learned, for the report (schemas/inspect.ts). */
+export const INSPECT_DIR = 'eval/inspect';

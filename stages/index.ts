@@ -33,6 +33,9 @@ export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (awai
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
 export const evaluateStage: Stage = lazyStage(d.evaluateDeclaration, async () => (await import('./evaluate.ts')).evaluateStage);
 
+/** The `inspect` stage: model, test shards, predictions → `eval/inspect/` (what the network learned). */
+export const inspectStage: Stage = lazyStage(d.inspectDeclaration, async () => (await import('./inspect.ts')).inspectStage);
+
 /** The `baseline` stage: `shards` → `eval/baseline.json`. */
 export const baselineStage: Stage = lazyStage(d.baselineDeclaration, async () => (await import('./baseline.ts')).baselineStage);
 
@@ -54,6 +57,7 @@ export const STAGES: readonly Stage[] = [
   meanStage,
   trainStage,
   evaluateStage,
+  inspectStage,
   baselineStage,
   reportStage,
 ];
