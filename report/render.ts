@@ -13,6 +13,7 @@ import { join as joinPath } from 'node:path';
 import { fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from './html.ts';
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
 import { readInputs, type DataPath, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
+import { confusionCellId, INSPECT_SECTIONS, inspectSections, inspectStyles, linkedCells, readInspect, type InspectView } from './inspect.ts';
 import { REPORT_CSS } from './style.ts';
 import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, type BarSeries } from './svg.ts';
 
@@ -47,6 +48,8 @@ export interface ReportModel {
   sheets: Part<ContactSheets>;
   mean: Part<MeanImage>;
   versions: Versions;
+  /** What the network learned (`eval/inspect/`, report/inspect.ts); absent = not read (shown as not built). */
+  inspect?: Part<InspectView>;
 }
 
 /** Options of {@link buildReport}. */
@@ -94,7 +97,7 @@ export async function buildReport(opts: BuildReportOptions): Promise<string> {
     readMeanImage(path),
     readVersions(),
   ]);
-  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions });
+  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions, inspect: readInspect(path) });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -414,7 +417,9 @@ function evaluationSection(m: ReportModel): Section {
         : n === testSplitSize
           ? html`<p class="check-ok">The matrix holds ${fmtInt(n)} images: the whole test split (${fmtInt(testSplitSize)}).</p>`
           : html`<p class="check-bad">The matrix holds ${fmtInt(n)} images but the test split has ${fmtInt(testSplitSize)}: the evaluation is out of date or incomplete (rerun <code>covers make evaluate</code>).</p>`;
-    confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p class="lead">Rows: true genre; columns: predicted genre. Shading is the fraction of the row; the diagonal (outlined) holds the correct predictions.</p>${confusionHeatmap(e.labels, e.confusionMatrix, 'Confusion matrix of the convnet on the test split')}${check}</div>`;
+    const linked = linkedCells(inspectPart(m));
+    const href = (i: number, j: number) => (linked.has(`${i},${j}`) ? `#${confusionCellId(i, j)}` : null);
+    confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p class="lead">Rows: true genre; columns: predicted genre. Shading is the fraction of the row; the diagonal (outlined) holds the correct predictions.${linked.size ? ' Click a cell off the diagonal for its covers.' : ''}</p>${confusionHeatmap(e.labels, e.confusionMatrix, 'Confusion matrix of the convnet on the test split', href)}${check}</div>`;
   } else confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p>Shown once the convnet evaluation (above) is built.</p></div>`;
 
   // Per-class accuracy.
@@ -474,14 +479,25 @@ export const REPORT_SECTIONS = [
 /** The Content-Security-Policy of the page: nothing may be loaded except inline styles and `data:` images. */
 export const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
 
+/** The model's inspection, or "not built" when it was not read. */
+function inspectPart(m: ReportModel): Part<InspectView> {
+  return m.inspect ?? { ok: false, kind: 'missing', stage: 'inspect', message: 'eval/inspect/inspect.json not read' };
+}
+
+/** The table of contents: {@link REPORT_SECTIONS} with the inspect sections (report/inspect.ts) after the evaluation. */
+function tocSections(): readonly (readonly [string, string])[] {
+  const at = REPORT_SECTIONS.findIndex(([id]) => id === 'evaluation') + 1;
+  return [...REPORT_SECTIONS.slice(0, at), ...INSPECT_SECTIONS, ...REPORT_SECTIONS.slice(at)];
+}
+
 /** Renders the page from a {@link ReportModel}. Pure: reads nothing. */
 export function renderHtml(m: ReportModel): string {
-  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), evaluationSection(m), reproSection(m)];
+  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), meanSection(m), trainingSection(m), evaluationSection(m), ...inspectSections(inspectPart(m)), reproSection(m)];
   const state = (id: string) => sections.find((s) => s.id === id)?.ok ?? false;
   const sub: Record<string, SafeHtml> = {
     evaluation: html`<ol><li><a href="#confusion">Confusion matrix</a></li><li><a href="#per-class">Per-class accuracy</a></li></ol>`,
   };
-  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${REPORT_SECTIONS.map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
+  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${tocSections().map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
   const title = `Bandcamp album covers by genre — ${m.inputs.genres.length} genres`;
   const page = html`<!doctype html>
 <html lang="en">
@@ -492,7 +508,7 @@ export function renderHtml(m: ReportModel): string {
 <meta name="color-scheme" content="light">
 <meta name="referrer" content="no-referrer">
 <title>${title}</title>
-<style>${raw(REPORT_CSS)}</style>
+<style>${raw(REPORT_CSS)}${inspectStyles(inspectPart(m))}</style>
 </head>
 <body>
 <header class="page"><h1>${title}</h1><p>${m.inputs.genres.join(' · ')}</p><p>Generated ${m.generatedAt.toISOString()} by bandcamp-covers ${m.versions.package}</p></header>

@@ -75,7 +75,8 @@ async function writeFilters(out: string, model: tfl.LayersModel, rec: TrainRecor
   const initial = firstConvKernel(built.model)!;
   built.model.dispose();
   const [kh, kw, cin, count] = trained.shape;
-  const scale = Math.max(2, Math.ceil(40 / Math.max(kh, kw)));
+  // Cells of at least 40 px and a grid of at least 240 px across.
+  const scale = Math.max(2, Math.ceil(40 / Math.max(kh, kw)), Math.ceil(240 / (Math.ceil(Math.sqrt(count)) * kw)));
   await writeInspectImage(out, 'filters-trained.png', filterGrid(trained.kernel, trained.shape, scale));
   await writeInspectImage(out, 'filters-initial.png', filterGrid(initial.kernel, initial.shape, scale));
   return { layer: trained.layer, count, kernel: [kh, kw], channels: cin, trained: 'filters-trained.png', initial: 'filters-initial.png' };

@@ -6,8 +6,8 @@
 import type { Raster } from '../schemas/inspect.ts';
 
 /**
- * Draws conv filters as a grid: each filter scaled to its own range (min → 0, max → 255), magnified `scale` times
- * (nearest neighbour), one pixel of gray between cells.
+ * Draws conv filters as a grid (⌈√F⌉ columns): each filter scaled to its own range (min → 0, max → 255), magnified
+ * `scale` times (nearest neighbour), two white pixels between cells.
  * @param kernel tfjs conv2d kernel `[kh, kw, cin, F]` float32, row-major.
  * @param shape `[kh, kw, cin, F]`.
  * @returns RGB when cin = 3 (channel order as the input's: R, G, B), else gray (the mean over input channels) as RGB.
@@ -19,9 +19,10 @@ export function filterGrid(kernel: Float32Array, shape: readonly [number, number
   const rows = Math.ceil(f / cols);
   const cw = kw * scale;
   const ch = kh * scale;
-  const width = cols * (cw + 1) + 1;
-  const height = rows * (ch + 1) + 1;
-  const pixels = new Uint8Array(width * height * 3).fill(128);
+  const gap = 2;
+  const width = cols * (cw + gap) + gap;
+  const height = rows * (ch + gap) + gap;
+  const pixels = new Uint8Array(width * height * 3).fill(255);
   const at = (y: number, x: number, c: number, k: number) => kernel[((y * kw + x) * cin + c) * f + k]!;
   for (let k = 0; k < f; k++) {
     let lo = Infinity;
@@ -32,8 +33,8 @@ export function filterGrid(kernel: Float32Array, shape: readonly [number, number
       hi = Math.max(hi, v);
     }
     const span = hi - lo || 1;
-    const ox = (k % cols) * (cw + 1) + 1;
-    const oy = Math.floor(k / cols) * (ch + 1) + 1;
+    const ox = (k % cols) * (cw + gap) + gap;
+    const oy = Math.floor(k / cols) * (ch + gap) + gap;
     for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
       const rgb = [0, 1, 2].map((c) => {
         if (cin === 3) return at(y, x, c, k);
