@@ -484,8 +484,8 @@ function inspectPart(m: ReportModel): Part<InspectView> {
   return m.inspect ?? { ok: false, kind: 'missing', stage: 'inspect', message: 'eval/inspect/inspect.json not read' };
 }
 
-/** The table of contents: {@link REPORT_SECTIONS} with the inspect sections (report/inspect.ts) after the evaluation. */
-function tocSections(): readonly (readonly [string, string])[] {
+/** The page's sections in order (the table of contents): {@link REPORT_SECTIONS} with the inspect sections (report/inspect.ts) after the evaluation. */
+export function pageSections(): readonly (readonly [string, string])[] {
   const at = REPORT_SECTIONS.findIndex(([id]) => id === 'evaluation') + 1;
   return [...REPORT_SECTIONS.slice(0, at), ...INSPECT_SECTIONS, ...REPORT_SECTIONS.slice(at)];
 }
@@ -497,7 +497,7 @@ export function renderHtml(m: ReportModel): string {
   const sub: Record<string, SafeHtml> = {
     evaluation: html`<ol><li><a href="#confusion">Confusion matrix</a></li><li><a href="#per-class">Per-class accuracy</a></li></ol>`,
   };
-  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${tocSections().map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
+  const toc = html`<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>${pageSections().map(([id, title]) => html`<li class="state-${state(id) ? 'ok' : 'missing'}"><a href="#${id}">${title}</a>${state(id) ? '' : ' (not built)'}${sub[id] ?? ''}</li>`)}</ol></nav>`;
   const title = `Bandcamp album covers by genre — ${m.inputs.genres.length} genres`;
   const page = html`<!doctype html>
 <html lang="en">
