@@ -47,7 +47,7 @@ export const REPORT_PAGE = 'report/index.html';
 /**
  * Everything the report reads: the funnel's files, the shards (contact sheets) and the mean, the training curves,
  * the evaluations (the convnet's, with its repeats over training seeds, and the baselines `baseline.model` configures:
- * the forest's and/or the linear SVM's), and the lock file (stage timings).
+ * the forest's and/or the linear SVM's), what the network learned (`eval/inspect/`), and the lock file (stage timings).
  */
 export function reportInputs(config: Config): string[] {
   return [
