@@ -135,7 +135,7 @@ function filtersSection(part: Part<InspectView>): InspectSection {
   const { data: d, images } = part.data;
   const f = d.filters;
   if (!f) return wrap(id, title, true, html`<p class="note">The ${d.model.architecture} model has no conv layer: no filters to show.</p>`);
-  const lead = html`<p class="lead">The ${fmtInt(f.count)} filters (${f.kernel[0]}×${f.kernel[1]}${f.channels === 3 ? ', RGB' : `, mean over ${f.channels} channels`}) of the first conv layer <code>${f.layer}</code>, each scaled to its own range, after training and at the untrained initialisation of the same seed (${d.model.seed}). Filters that became edge, colour or blob detectors look smooth and structured; filters that stayed like the initialisation are noise the data never shaped.</p>`;
+  const lead = html`<p class="lead">The ${fmtInt(f.count)} filters (${f.kernel[0]}×${f.kernel[1]}${f.channels === 3 ? ', RGB' : `, mean over ${f.channels} channels`}) of the first conv layer <code>${f.layer}</code>, each scaled to its own range, after training and at the untrained initialisation of the same seed (${d.model.seed}). Filters that became edge, colour or blob detectors look smooth and structured; filters that stayed like the initialisation are noise the data never shaped. On average training moved each filter by ${fmtPct(f.change, 0)} of its initial norm.</p>`;
   return wrap(id, title, true, [lead, html`<div class="filters"><figure><img src="${images[f.trained]!}" alt="trained first-layer filters"><figcaption>after training</figcaption></figure><figure><img src="${images[f.initial]!}" alt="first-layer filters at initialisation"><figcaption>at initialisation (seed ${d.model.seed})</figcaption></figure></div>`]);
 }
 

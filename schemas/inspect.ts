@@ -61,6 +61,8 @@ export const InspectionSchema = z.object({
       kernel: z.tuple([z.number().int(), z.number().int()]),
       /** Input channels shown: 3 as RGB, else the mean over channels as gray. */
       channels: z.number().int(),
+      /** Mean over filters of ‖trained − initial‖ / ‖initial‖ (0 = unchanged by training). */
+      change: z.number().min(0),
       trained: FileRef,
       initial: FileRef,
     })

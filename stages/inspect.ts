@@ -31,7 +31,7 @@ import { accuracyByGroup, pickConfusions, pickExamples, pickSaliencyRows, sample
 import { fileLoader } from '../train/model-io.ts';
 import { buildModel } from '../train/models.ts';
 import { firstConvKernel, penultimate, planSaliency, saliencyMaps } from '../train/saliency.ts';
-import { centreCrop, filterGrid, heatOverlay, heatRaster, shrink, spriteSheet } from '../train/visualise.ts';
+import { centreCrop, filterChange, filterGrid, heatOverlay, heatRaster, shrink, spriteSheet } from '../train/visualise.ts';
 
 /** Side of the cover thumbnails of the examples, pixels (at most the image side). */
 const THUMB_SIDE = 96;
@@ -79,7 +79,8 @@ async function writeFilters(out: string, model: tfl.LayersModel, rec: TrainRecor
   const scale = Math.max(2, Math.ceil(40 / Math.max(kh, kw)), Math.ceil(240 / (Math.ceil(Math.sqrt(count)) * kw)));
   await writeInspectImage(out, 'filters-trained.png', filterGrid(trained.kernel, trained.shape, scale));
   await writeInspectImage(out, 'filters-initial.png', filterGrid(initial.kernel, initial.shape, scale));
-  return { layer: trained.layer, count, kernel: [kh, kw], channels: cin, trained: 'filters-trained.png', initial: 'filters-initial.png' };
+  const change = filterChange(trained.kernel, initial.kernel, count);
+  return { layer: trained.layer, count, kernel: [kh, kw], channels: cin, change, trained: 'filters-trained.png', initial: 'filters-initial.png' };
 }
 
 /** `source` per `item_id` from labels.arrow (the exclusive row's, else any), or null when the file is absent. */

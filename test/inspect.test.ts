@@ -93,6 +93,7 @@ describe('inspect on a planted shortcut', () => {
     assert.deepEqual(ins.filters?.kernel, [5, 5]);
     const [trained, initial] = [ins.filters!.trained, ins.filters!.initial].map((f) => readFileSync(join(out, f)));
     assert.notDeepEqual(trained, initial, 'training changed the filters');
+    assert.ok(ins.filters!.change > 0.01 && ins.filters!.change < 10, `filters moved by ${ins.filters!.change}`);
     for (const e of ins.examples) {
       const right = e.right.map((r) => preds[r]!);
       const wrong = e.wrong.map((r) => preds[r]!);

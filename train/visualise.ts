@@ -161,3 +161,23 @@ export function spriteSheet(tiles: readonly Uint8Array[], side: number, columns:
   });
   return { pixels, width, height, channels: 3 };
 }
+
+/**
+ * How far training moved conv filters from their initialisation: the mean over filters of ‖w − w₀‖ / ‖w₀‖ (L2 over
+ * each filter's kh·kw·cin weights; a filter whose initial norm is 0 counts its own norm).
+ * @param trained, initial kernels `[kh, kw, cin, F]` float32 of the same shape.
+ */
+export function filterChange(trained: Float32Array, initial: Float32Array, filters: number): number {
+  if (trained.length !== initial.length || trained.length % filters !== 0) throw new Error(`filterChange: kernels of ${trained.length} and ${initial.length} values for ${filters} filters`);
+  let sum = 0;
+  for (let k = 0; k < filters; k++) {
+    let d = 0;
+    let n = 0;
+    for (let i = k; i < trained.length; i += filters) {
+      d += (trained[i]! - initial[i]!) ** 2;
+      n += initial[i]! ** 2;
+    }
+    sum += n > 0 ? Math.sqrt(d / n) : Math.sqrt(d);
+  }
+  return sum / filters;
+}

@@ -302,7 +302,7 @@ async function writeInspectFixture(dataDir: string, genres: string[], test: read
     labels: genres,
     model: { run: 'fixture', seed: 0, architecture: 'ConvNet', crop: 28, imageSize: S, testImages: test.length },
     covers,
-    filters: { layer: 'conv0', count: 6, kernel: [5, 5], channels: 3, trained: 'filters-trained.png', initial: 'filters-initial.png' },
+    filters: { layer: 'conv0', count: 6, kernel: [5, 5], channels: 3, change: 0.4, trained: 'filters-trained.png', initial: 'filters-initial.png' },
     examples: genres.map((_, g) => ({ label: g, right: covers.filter((c) => c.label === g && c.predicted === g).map((c) => c.row), wrong: covers.filter((c) => c.label === g && c.predicted !== g).map((c) => c.row) })),
     confusions: [...cells.values()].map((cs) => ({ label: cs[0]!.label, predicted: cs[0]!.predicted, count: cs.length, rows: cs.map((c) => c.row) })),
     saliency: { method: 'hires-cam', layer: 'conv1', grid: [4, 4], items: saliency },
