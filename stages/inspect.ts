@@ -14,7 +14,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { UserError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
+import { InterruptedError, UserError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
+import type { Progress } from '../util/progress.ts';
 import { INSPECT_DIR, writeInspectImage, writeInspection, type CoverRef, type Inspection } from '../schemas/inspect.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
@@ -30,7 +31,7 @@ import { embed2d } from '../train/embedding.ts';
 import { accuracyByGroup, pickConfusions, pickExamples, pickSaliencyRows, sampleRows, sizeClasses } from '../train/inspect-select.ts';
 import { fileLoader } from '../train/model-io.ts';
 import { buildModel } from '../train/models.ts';
-import { firstConvKernel, penultimate, planSaliency, saliencyMaps } from '../train/saliency.ts';
+import { firstConvKernel, penultimate, planSaliency, saliencyMaps, type SaliencyPlan } from '../train/saliency.ts';
 import { centreCrop, filterChange, filterGrid, heatOverlay, heatRaster, shrink, spriteSheet } from '../train/visualise.ts';
 
 /** Side of the cover thumbnails of the examples, pixels (at most the image side). */
@@ -110,6 +111,114 @@ function groups(ps: readonly Prediction[], labelsPath: string | null, manifestPa
   return out;
 }
 
+/** What the steps below share: the test split, its predictions, the model and where images go. */
+interface Inspecting {
+  ctx: StageContext;
+  test: SplitData;
+  ps: Prediction[];
+  model: tfl.LayersModel;
+  crop: number;
+  mean: Float32Array | null;
+  /** The inspect directory being written (absolute). */
+  out: string;
+}
+
+/** Reads the model record, the test split and the predictions, and checks that they belong together. */
+async function readInputs(ctx: StageContext): Promise<{ dir: string; rec: TrainRecord; test: SplitData; labels: string[]; ps: Prediction[] }> {
+  const dir = ctx.path(modelDir(ctx.config.train.run));
+  if (!existsSync(join(dir, 'config.json'))) throw new UserError(`inspect: ${join(dir, 'config.json')} not found (run \`covers make train\`)`);
+  const rec = readTrainRecord(dir);
+  const predPath = ctx.path(PREDICTIONS_OUTPUT);
+  if (!existsSync(predPath)) throw new UserError(`inspect: ${predPath} not found (run \`covers make evaluate\`)`);
+  const test = await readSplit(ctx.path(splitDir('test')));
+  const { labels, predictions: ps } = readPredictions(predPath);
+  if (labels.join('\n') !== test.labelNames.join('\n') || ps.length !== test.n || ps.some((p, i) => p.row !== i || p.label !== test.labels[i])) {
+    throw new UserError(`inspect: ${PREDICTIONS_OUTPUT} does not match the test shards (${ps.length} predictions, ${test.n} images); rerun \`covers make evaluate\``);
+  }
+  if (test.size !== rec.imageSize) throw new UserError(`inspect: test images are ${test.size}×${test.size}, the model was trained on ${rec.imageSize}×${rec.imageSize}; retrain`);
+  return { dir, rec, test, labels, ps };
+}
+
+/** Penultimate activations of `rows` (centre crops), `[rows, dims]`, ticking `progress` per batch. */
+function activations(x: Inspecting, rows: readonly number[], progress: Progress): { features: Float32Array; dims: number } {
+  let dims = 0;
+  let features = new Float32Array(0);
+  for (let s = 0; s < rows.length; s += BATCH) {
+    const batch = rows.slice(s, s + BATCH);
+    const r = penultimate(x.model, centreInputs(x.test, batch, x.crop, x.mean), batch.length, x.crop);
+    if (!dims) {
+      dims = r.dims;
+      features = new Float32Array(rows.length * dims);
+    }
+    features.set(r.features, s * dims);
+    progress.tick(batch.length);
+    if (x.ctx.signal.aborted) throw new InterruptedError();
+  }
+  return { features, dims };
+}
+
+/** Saliency maps of `rows` for the logit of each one's predicted genre, written as heat maps and overlays. */
+async function writeSaliency(x: Inspecting, rows: readonly number[], plan: SaliencyPlan, progress: Progress): Promise<Inspection['saliency']['items']> {
+  const side = x.crop >= OVERLAY_MIN ? x.crop : x.crop * Math.ceil(OVERLAY_MIN / x.crop);
+  const [gh, gw] = plan.grid;
+  const items: Inspection['saliency']['items'] = [];
+  for (let s = 0; s < rows.length; s += BATCH / 2) {
+    const batch = rows.slice(s, s + BATCH / 2);
+    const maps = saliencyMaps(x.model, plan, centreInputs(x.test, batch, x.crop, x.mean), batch.length, x.crop, batch.map((r) => x.ps[r]!.predicted));
+    for (const [i, row] of batch.entries()) {
+      const heat = maps.subarray(i * gh * gw, (i + 1) * gh * gw);
+      const item = { row, target: x.ps[row]!.predicted, heat: `saliency/${row}-heat.png`, overlay: `saliency/${row}-overlay.png` };
+      await writeInspectImage(x.out, item.heat, heatRaster(heat, gh, gw));
+      await writeInspectImage(x.out, item.overlay, heatOverlay(centreCrop(imageOf(x.test, row), x.test.size, x.crop), x.crop, heat, gh, gw, side));
+      items.push(item);
+    }
+    progress.tick(batch.length);
+    if (x.ctx.signal.aborted) throw new InterruptedError();
+  }
+  return items;
+}
+
+/** UMAP embeddings of the penultimate activations and of the raw pixels (shrunk) of `rows`, and their sprite sheet. */
+async function writeEmbeddings(x: Inspecting, rows: readonly number[], act: { features: Float32Array; dims: number }): Promise<{ embeddings: Inspection['embeddings']; sprite: Inspection['sprite'] }> {
+  if (!rows.length) return { embeddings: [], sprite: null };
+  const { test, ps, ctx } = x;
+  const px = PIXEL_SIDE * PIXEL_SIDE * 3;
+  const pixels = new Float32Array(rows.length * px);
+  rows.forEach((row, i) => pixels.set(shrink(imageOf(test, row), test.size, PIXEL_SIDE), i * px));
+  const sets = [
+    { name: 'penultimate', title: `Penultimate-layer activations (${act.dims} values per cover)`, vectors: act.features, dims: act.dims },
+    { name: 'pixels', title: `Raw pixels, shrunk to ${PIXEL_SIDE}×${PIXEL_SIDE} RGB (${px} values per cover)`, vectors: pixels, dims: px },
+  ];
+  const embeddings: Inspection['embeddings'] = [];
+  for (const set of sets) {
+    const bar = ctx.progress(`inspect: UMAP of ${set.name}`, 1);
+    const xy = await embed2d(set.vectors, rows.length, set.dims, { seed: ctx.config.seed, onEpoch: (done, total) => { bar.setTotal(total); bar.update(done); } });
+    bar.stop();
+    embeddings.push({
+      name: set.name, title: set.title, method: 'umap', inputDims: set.dims,
+      points: rows.map((row, i) => ({ row, label: ps[row]!.label, predicted: ps[row]!.predicted, x: xy[i * 2]!, y: xy[i * 2 + 1]! })),
+    });
+    if (ctx.signal.aborted) throw new InterruptedError();
+  }
+  const side = Math.min(SPRITE_SIDE, test.size);
+  const columns = Math.min(rows.length, 50);
+  await writeInspectImage(x.out, 'embedding-covers.jpg', spriteSheet(rows.map((row) => shrink(imageOf(test, row), test.size, side)), side, columns));
+  return { embeddings, sprite: { file: 'embedding-covers.jpg', side, columns } };
+}
+
+/** A thumbnail of each cover in `rows`, with its prediction. */
+async function writeCovers(x: Inspecting, rows: Iterable<number>): Promise<CoverRef[]> {
+  const thumb = Math.min(THUMB_SIDE, x.test.size);
+  const covers: CoverRef[] = [];
+  for (const row of [...new Set(rows)].sort((a, b) => a - b)) {
+    const p = x.ps[row]!;
+    const file = `covers/${row}.jpg`;
+    await writeInspectImage(x.out, file, { pixels: shrink(imageOf(x.test, row), x.test.size, thumb), width: thumb, height: thumb, channels: 3 });
+    covers.push({ row, itemId: p.itemId, artId: p.artId, label: p.label, predicted: p.predicted, confidence: p.confidence, trueProbability: p.trueProbability, file });
+  }
+  return covers;
+}
+
 /** The `inspect` stage: model, test shards, mean, predictions, labels and manifest → `eval/inspect/`. */
 export const inspectStage: StageImplementation = {
   name: 'inspect',
@@ -122,120 +231,40 @@ export const inspectStage: StageImplementation = {
       seconds[part] = (now - t) / 1000;
       t = now;
     };
-    const dir = ctx.path(modelDir(ctx.config.train.run));
-    if (!existsSync(join(dir, 'config.json'))) throw new UserError(`inspect: ${join(dir, 'config.json')} not found (run \`covers make train\`)`);
-    const rec = readTrainRecord(dir);
-    const predPath = ctx.path(PREDICTIONS_OUTPUT);
-    if (!existsSync(predPath)) throw new UserError(`inspect: ${predPath} not found (run \`covers make evaluate\`)`);
     await selectBackend(ctx.config.train.backend, (l) => ctx.log.info(l));
-    const test = await readSplit(ctx.path(splitDir('test')));
-    const { labels, predictions: ps } = readPredictions(predPath);
-    if (labels.join('\n') !== test.labelNames.join('\n') || ps.length !== test.n || ps.some((p, i) => p.row !== i || p.label !== test.labels[i])) {
-      throw new UserError(`inspect: ${PREDICTIONS_OUTPUT} does not match the test shards (${ps.length} predictions, ${test.n} images); rerun \`covers make evaluate\``);
-    }
-    if (test.size !== rec.imageSize) throw new UserError(`inspect: test images are ${test.size}×${test.size}, the model was trained on ${rec.imageSize}×${rec.imageSize}; retrain`);
-    const mean = rec.subtractMean ? readMean(ctx.path('shards/mean.arrow'), test.size) : null;
+    const { dir, rec, test, labels, ps } = await readInputs(ctx);
     const first = rec.repeats?.[0] ?? { seed: rec.config.seed ?? 0, dir: '.' };
     const model = await tfl.loadLayersModel(fileLoader(join(dir, first.dir)));
-    const crop = rec.crop;
-    const classes = labels.length;
-    const out = ctx.out(INSPECT_DIR);
-    mkdirSync(out, { recursive: true });
+    const x: Inspecting = { ctx, test, ps, model, crop: rec.crop, mean: rec.subtractMean ? readMean(ctx.path('shards/mean.arrow'), test.size) : null, out: ctx.out(INSPECT_DIR) };
+    mkdirSync(x.out, { recursive: true });
     lap('load');
 
-    const filters = await writeFilters(out, model, rec, first.seed);
+    const filters = await writeFilters(x.out, model, rec, first.seed);
     lap('filters');
 
-    const examples = pickExamples(ps, classes, c.examples);
+    const examples = pickExamples(ps, labels.length, c.examples);
     const confusions = pickConfusions(ps, c.confusions);
-    const salRows = pickSaliencyRows(ps, classes, c.saliency);
+    const salRows = pickSaliencyRows(ps, labels.length, c.saliency);
     const embRows = sampleRows(test.n, c.embedding, ctx.config.seed);
     const progress = ctx.progress('inspect: forward and backward passes', embRows.length + salRows.length);
-
-    // Penultimate activations of the sampled covers (centre crops), and their raw pixels shrunk to 16×16.
-    let dims = 0;
-    let features = new Float32Array(0);
-    for (let s = 0; s < embRows.length; s += BATCH) {
-      const rows = embRows.slice(s, s + BATCH);
-      const r = penultimate(model, centreInputs(test, rows, crop, mean), rows.length, crop);
-      if (!dims) {
-        dims = r.dims;
-        features = new Float32Array(embRows.length * dims);
-      }
-      features.set(r.features, s * dims);
-      progress.tick(rows.length);
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-    }
+    const act = activations(x, embRows, progress);
     lap('activations');
-
-    // Saliency of each picked cover, for the logit of its predicted genre.
-    const plan = planSaliency(model, crop, c.saliencyMethod);
-    const side = crop >= OVERLAY_MIN ? crop : crop * Math.ceil(OVERLAY_MIN / crop);
-    const [gh, gw] = plan.grid;
-    const saliencyItems: Inspection['saliency']['items'] = [];
-    for (let s = 0; s < salRows.length; s += BATCH / 2) {
-      const rows = salRows.slice(s, s + BATCH / 2);
-      const maps = saliencyMaps(model, plan, centreInputs(test, rows, crop, mean), rows.length, crop, rows.map((r) => ps[r]!.predicted));
-      for (const [i, row] of rows.entries()) {
-        const heat = maps.subarray(i * gh * gw, (i + 1) * gh * gw);
-        const item = { row, target: ps[row]!.predicted, heat: `saliency/${row}-heat.png`, overlay: `saliency/${row}-overlay.png` };
-        await writeInspectImage(out, item.heat, heatRaster(heat, gh, gw));
-        await writeInspectImage(out, item.overlay, heatOverlay(centreCrop(imageOf(test, row), test.size, crop), crop, heat, gh, gw, side));
-        saliencyItems.push(item);
-      }
-      progress.tick(rows.length);
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-    }
+    const plan = planSaliency(model, rec.crop, c.saliencyMethod);
+    const saliencyItems = await writeSaliency(x, salRows, plan, progress);
     progress.stop();
     model.dispose();
     lap('saliency');
 
-    // Embeddings: penultimate activations and raw pixels of the same covers, and their hover thumbnails.
-    const embeddings: Inspection['embeddings'] = [];
-    let sprite: Inspection['sprite'] = null;
-    if (embRows.length) {
-      const pixels = new Float32Array(embRows.length * PIXEL_SIDE * PIXEL_SIDE * 3);
-      embRows.forEach((row, i) => pixels.set(shrink(imageOf(test, row), test.size, PIXEL_SIDE), i * PIXEL_SIDE * PIXEL_SIDE * 3));
-      const sets = [
-        { name: 'penultimate', title: `Penultimate-layer activations (${dims} values per cover)`, vectors: features, dims },
-        { name: 'pixels', title: `Raw pixels, shrunk to ${PIXEL_SIDE}×${PIXEL_SIDE} RGB (${PIXEL_SIDE * PIXEL_SIDE * 3} values per cover)`, vectors: pixels, dims: PIXEL_SIDE * PIXEL_SIDE * 3 },
-      ];
-      for (const set of sets) {
-        const bar = ctx.progress(`inspect: UMAP of ${set.name}`, 1);
-        const xy = await embed2d(set.vectors, embRows.length, set.dims, { seed: ctx.config.seed, onEpoch: (done, total) => { bar.setTotal(total); bar.update(done); } });
-        bar.stop();
-        embeddings.push({
-          name: set.name, title: set.title, method: 'umap', inputDims: set.dims,
-          points: embRows.map((row, i) => ({ row, label: ps[row]!.label, predicted: ps[row]!.predicted, x: xy[i * 2]!, y: xy[i * 2 + 1]! })),
-        });
-        if (ctx.signal.aborted) throw ctx.signal.reason;
-      }
-      const spriteSide = Math.min(SPRITE_SIDE, test.size);
-      const columns = Math.min(embRows.length, 50);
-      await writeInspectImage(out, 'embedding-covers.jpg', spriteSheet(embRows.map((row) => shrink(imageOf(test, row), test.size, spriteSide)), spriteSide, columns));
-      sprite = { file: 'embedding-covers.jpg', side: spriteSide, columns };
-    }
+    const { embeddings, sprite } = await writeEmbeddings(x, embRows, act);
     lap('embedding');
-
-    // Thumbnails of every cover the examples and saliency maps refer to.
-    const referenced = new Set<number>([...examples.flatMap((e) => [...e.right, ...e.wrong]), ...confusions.flatMap((x) => x.rows), ...salRows]);
-    const thumb = Math.min(THUMB_SIDE, test.size);
-    const covers: CoverRef[] = [];
-    for (const row of [...referenced].sort((a, b) => a - b)) {
-      const p = ps[row]!;
-      const file = `covers/${row}.jpg`;
-      await writeInspectImage(out, file, { pixels: shrink(imageOf(test, row), test.size, thumb), width: thumb, height: thumb, channels: 3 });
-      covers.push({ row, itemId: p.itemId, artId: p.artId, label: p.label, predicted: p.predicted, confidence: p.confidence, trueProbability: p.trueProbability, file });
-    }
+    const covers = await writeCovers(x, [...examples.flatMap((e) => [...e.right, ...e.wrong]), ...confusions.flatMap((cf) => cf.rows), ...salRows]);
     lap('thumbnails');
-
-    const labelsRel = ctx.config.select.fromManifest ? null : ctx.path('labels.arrow');
-    const grouped = groups(ps, labelsRel, ctx.path('manifest.tsv'));
+    const grouped = groups(ps, ctx.config.select.fromManifest ? null : ctx.path('labels.arrow'), ctx.path('manifest.tsv'));
     lap('groups');
 
-    writeInspection(out, {
+    writeInspection(x.out, {
       labels,
-      model: { run: ctx.config.train.run, seed: first.seed, architecture: rec.architecture.name, crop, imageSize: test.size, testImages: test.n },
+      model: { run: ctx.config.train.run, seed: first.seed, architecture: rec.architecture.name, crop: rec.crop, imageSize: test.size, testImages: test.n },
       covers, filters, examples, confusions,
       saliency: { method: plan.method, layer: plan.layer, grid: plan.grid, items: saliencyItems },
       sprite, embeddings, groups: grouped, seconds,
