@@ -1,9 +1,17 @@
-/** The pure parts of `inspect`: which covers are shown, accuracy by group, size classes, filter pictures. */
+/**
+ * The parts of `inspect`: which covers are shown, accuracy by group, size classes, filter pictures, and saliency maps
+ * and penultimate activations of small untrained models (cpu backend).
+ */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Prediction } from '../schemas/predictions.ts';
 import { accuracyByGroup, pickConfusions, pickExamples, pickSaliencyRows, sampleRows, sizeClasses } from '../train/inspect-select.ts';
 import { filterChange, filterGrid, heatOverlay, resizeMap } from '../train/visualise.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelSpec } from '../schemas/model-params.ts';
+import { selectBackend } from '../train/backends.ts';
+import { buildModel } from '../train/models.ts';
+import { firstConvKernel, penultimate, planSaliency, saliencyMaps } from '../train/saliency.ts';
 
 const p = (row: number, label: number, predicted: number, confidence: number, itemId: number | null = row): Prediction => ({ row, itemId, artId: null, label, predicted, confidence, trueProbability: label === predicted ? confidence : 0.1 });
 const PS = [p(0, 0, 0, 0.9), p(1, 0, 0, 0.6), p(2, 0, 1, 0.8), p(3, 0, 1, 0.5), p(4, 1, 1, 0.7), p(5, 1, 0, 0.4), p(6, 0, 2, 0.95)];
@@ -75,5 +83,42 @@ describe('inspect: pictures', () => {
     const o = heatOverlay(cover, 2, Float32Array.from([0, 1, 0, 1]), 2, 2, 2);
     assert.deepEqual([...o.pixels.subarray(0, 3)], [100, 100, 100], 'cold pixels show the cover');
     assert.notDeepEqual([...o.pixels.subarray(3, 6)], [100, 100, 100], 'hot pixels are coloured');
+  });
+});
+
+describe('inspect: saliency and activations of a built model', () => {
+  const spec = (convs: number): ModelSpec => ({
+    architecture: 'ConvNet',
+    convs: Array.from({ length: convs }, () => ({ filters: 4, kernelSize: [3, 3] as [number, number], strides: [1, 1] as [number, number], padding: 'same' as const, pool: null })),
+    denses: [{ units: 8, dropout: 0 }],
+    params: {},
+  });
+
+  it('maps each image to [0, 1] on the last conv layer (HiResCAM, Grad-CAM) or the input (no conv layer)', async () => {
+    await selectBackend('cpu');
+    const x = Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => Math.sin(i));
+    for (const [convs, cam, method, grid] of [[2, 'hires-cam', 'hires-cam', [8, 8]], [2, 'grad-cam', 'grad-cam', [8, 8]], [0, 'hires-cam', 'gradient', [8, 8]]] as const) {
+      const { model } = buildModel(spec(convs), 8, 3, 1);
+      const plan = planSaliency(model, 8, cam);
+      assert.equal(plan.method, method);
+      assert.deepEqual(plan.grid, grid);
+      assert.equal(plan.layer, convs ? 'conv1' : null);
+      const maps = saliencyMaps(model, plan, x, 2, 8, [0, 2]);
+      assert.equal(maps.length, 2 * 64);
+      for (const m of [maps.subarray(0, 64), maps.subarray(64)]) {
+        const hi = Math.max(...m);
+        assert.ok(Math.min(...m) >= 0 && (hi === 1 || hi === 0), `${method}: scaled to [0, 1] by its maximum (${hi})`);
+      }
+      const { features, dims, probabilities } = penultimate(model, x, 2, 8);
+      assert.equal(dims, 8);
+      assert.equal(features.length, 16);
+      const ref = model.predict(tf.tensor4d(x, [2, 8, 8, 3])) as tf.Tensor;
+      const want = ref.dataSync();
+      probabilities.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-5, 'the softmax of the head equals model.predict'));
+      ref.dispose();
+      const k = firstConvKernel(model);
+      assert.deepEqual(k?.shape ?? null, convs ? [3, 3, 3, 4] : null);
+      model.dispose();
+    }
   });
 });
