@@ -24,6 +24,8 @@ export interface TestShardOptions {
   seed?: number;
   /** Noise amplitude, uint8 units (default 40). */
   noise?: number;
+  /** Draws one `[S, S, 3]` uint8 image of class `label` (default {@link syntheticImage} with `noise`). */
+  draw?: (label: number, size: number, rng: Rng) => Uint8Array;
 }
 
 const COLOURS = [[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40], [40, 200, 200], [200, 40, 200], [120, 120, 120], [240, 150, 60], [60, 150, 240], [150, 60, 240]];
@@ -71,6 +73,7 @@ export function writeTestShards(dataDir: string, opts: TestShardOptions = {}): {
   const batchRows = opts.batchRows ?? 7;
   const noise = opts.noise ?? 40;
   const rng = new Rng(opts.seed ?? 1);
+  const draw = opts.draw ?? ((k: number, s: number, r: Rng) => syntheticImage(k, s, r, noise));
   const schema = shardSchema(size, labelNames, 'test-config-hash');
   const root = join(dataDir, 'shards');
   const meanAcc = new Float64Array(size * size * 3);
@@ -81,7 +84,7 @@ export function writeTestShards(dataDir: string, opts: TestShardOptions = {}): {
     mkdirSync(dir, { recursive: true });
     const rows: { img: Uint8Array; label: number }[] = [];
     for (let i = 0; i < perClass[split]; i++) {
-      for (let k = 0; k < labelNames.length; k++) rows.push({ img: syntheticImage(k, size, rng, noise), label: k });
+      for (let k = 0; k < labelNames.length; k++) rows.push({ img: draw(k, size, rng), label: k });
     }
     if (split === 'train') {
       for (const r of rows) for (let j = 0; j < r.img.length; j++) meanAcc[j]! += r.img[j]!;

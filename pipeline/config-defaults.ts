@@ -139,6 +139,13 @@ export const CONFIG_DEFAULTS: Config = {
   "eval": {
     "crops": 10
   },
+  "inspect": {
+    "examples": 6,
+    "confusions": 3,
+    "saliency": 4,
+    "saliencyMethod": "hires-cam",
+    "embedding": 2000
+  },
   "baseline": {
     "model": "forest",
     "features": "pixels",

@@ -362,6 +362,24 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    inspect: z
+      .object({
+        /** Test covers per genre shown as most confidently right, and as many most confidently wrong (stage `inspect`). */
+        examples: z.number().int().min(0).max(50).default(6),
+        /** Covers shown per confusion-matrix cell (true genre predicted as another), the most confident first. */
+        confusions: z.number().int().min(0).max(20).default(3),
+        /** Test covers per genre with a saliency map (Grad-CAM, or input gradients without a conv layer). */
+        saliency: z.number().int().min(0).max(20).default(4),
+        /**
+         * Class activation map on the last conv layer: `hires-cam` (each position's gradient × activation; faithful
+         * for our flatten → dense heads) or `grad-cam` (channel weights = the gradient averaged over positions).
+         */
+        saliencyMethod: z.enum(['hires-cam', 'grad-cam']).default('hires-cam'),
+        /** Most test covers in the 2-D embeddings (UMAP; a seeded sample of the test split when it is larger). */
+        embedding: z.number().int().min(0).max(5000).default(2000),
+      })
+      .strict()
+      .prefault({}),
     baseline: z
       .object({
         /**

@@ -14,6 +14,7 @@ import { fmtInt, fmtPct, html, join, raw, type HtmlValue, type SafeHtml } from '
 import { readContactSheets, readMeanImage, type ContactSheets, type MeanImage } from './images.ts';
 import { LEAKAGE_GROUPS_SHOWN, readLeakage, type Leakage } from './leakage.ts';
 import { readInputs, type DataPath, type FunnelCounts, type Part, type ReportInputs } from './inputs.ts';
+import { confusionCellId, INSPECT_SECTIONS, inspectSections, inspectStyles, linkedCells, readInspect, type InspectView } from './inspect.ts';
 import { REPORT_CSS } from './style.ts';
 import { classBars, COLORS, confusionHeatmap, funnelChart, intervalPlot, lineChart, scatterChart, type BarSeries } from './svg.ts';
 
@@ -51,6 +52,8 @@ export interface ReportModel {
   versions: Versions;
   /** The split's leakage audit and near-duplicate thumbnails (absent: section shown as not built). */
   leakage?: Part<Leakage>;
+  /** What the network learned (`eval/inspect/`, report/inspect.ts); absent = not read (shown as not built). */
+  inspect?: Part<InspectView>;
 }
 
 /** Options of {@link buildReport}. */
@@ -99,7 +102,7 @@ export async function buildReport(opts: BuildReportOptions): Promise<string> {
     readVersions(),
     readLeakage(path),
   ]);
-  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions, leakage });
+  return renderHtml({ config: opts.config, dataDir: opts.dataDir, generatedAt: opts.now ?? new Date(), inputs, sheets, mean, versions, leakage, inspect: readInspect(path) });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -463,7 +466,9 @@ function evaluationSection(m: ReportModel): Section {
         : n === testSplitSize
           ? html`<p class="check-ok">The matrix holds ${fmtInt(n)} images: the whole test split (${fmtInt(testSplitSize)}).</p>`
           : html`<p class="check-bad">The matrix holds ${fmtInt(n)} images but the test split has ${fmtInt(testSplitSize)}: the evaluation is out of date or incomplete (rerun <code>covers make evaluate</code>).</p>`;
-    confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p class="lead">Rows: true genre; columns: predicted genre. Shading is the fraction of the row; the diagonal (outlined) holds the correct predictions.</p>${confusionHeatmap(e.labels, e.confusionMatrix, 'Confusion matrix of the convnet on the test split')}${check}</div>`;
+    const linked = linkedCells(inspectPart(m));
+    const href = (i: number, j: number) => (linked.has(`${i},${j}`) ? `#${confusionCellId(i, j)}` : null);
+    confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p class="lead">Rows: true genre; columns: predicted genre. Shading is the fraction of the row; the diagonal (outlined) holds the correct predictions.${linked.size ? ' Click a cell off the diagonal for its covers.' : ''}</p>${confusionHeatmap(e.labels, e.confusionMatrix, 'Confusion matrix of the convnet on the test split', href)}${check}</div>`;
   } else confusion = html`<div id="confusion" class="subsection"><h3>Confusion matrix (convnet)</h3><p>Shown once the convnet evaluation (above) is built.</p></div>`;
 
   // Per-class accuracy.
@@ -559,19 +564,31 @@ export const REPORT_SECTIONS = [
 /** The search's section, shown after the training curves only when the model came from the search (`train.fromSearch`). */
 const SEARCH_SECTION = ['search', 'Hyperparameter search'] as const;
 
-/** The sections of the page for this configuration, in order: {@link REPORT_SECTIONS}, and the search's when shown. */
+/** The sections of the page for this configuration, in order: {@link pageSections}, and the search's when shown. */
 function sectionsShown(m: ReportModel): readonly (readonly [string, string])[] {
-  if (!m.config.train.fromSearch) return REPORT_SECTIONS;
-  const i = REPORT_SECTIONS.findIndex(([id]) => id === 'training') + 1;
-  return [...REPORT_SECTIONS.slice(0, i), SEARCH_SECTION, ...REPORT_SECTIONS.slice(i)];
+  const page = pageSections();
+  if (!m.config.train.fromSearch) return page;
+  const i = page.findIndex(([id]) => id === 'training') + 1;
+  return [...page.slice(0, i), SEARCH_SECTION, ...page.slice(i)];
 }
 
 /** The Content-Security-Policy of the page: nothing may be loaded except inline styles and `data:` images. */
 const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
 
+/** The model's inspection, or "not built" when it was not read. */
+function inspectPart(m: ReportModel): Part<InspectView> {
+  return m.inspect ?? { ok: false, kind: 'missing', stage: 'inspect', message: 'eval/inspect/inspect.json not read' };
+}
+
+/** The page's sections in order (the table of contents): {@link REPORT_SECTIONS} with the inspect sections (report/inspect.ts) after the evaluation. */
+export function pageSections(): readonly (readonly [string, string])[] {
+  const at = REPORT_SECTIONS.findIndex(([id]) => id === 'evaluation') + 1;
+  return [...REPORT_SECTIONS.slice(0, at), ...INSPECT_SECTIONS, ...REPORT_SECTIONS.slice(at)];
+}
+
 /** Renders the page from a {@link ReportModel}. Pure: reads nothing. */
 function renderHtml(m: ReportModel): string {
-  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), leakageSection(m), meanSection(m), trainingSection(m), ...(m.config.train.fromSearch ? [searchSection(m)] : []), evaluationSection(m), reproSection(m)];
+  const sections = [summarySection(m), funnelSection(m), sheetsSection(m), leakageSection(m), meanSection(m), trainingSection(m), ...(m.config.train.fromSearch ? [searchSection(m)] : []), evaluationSection(m), ...inspectSections(inspectPart(m)), reproSection(m)];
   const state = (id: string) => sections.find((s) => s.id === id)?.ok ?? false;
   const sub: Record<string, SafeHtml> = {
     evaluation: html`<ol><li><a href="#confusion">Confusion matrix</a></li><li><a href="#per-class">Per-class accuracy</a></li></ol>`,
@@ -587,7 +604,7 @@ function renderHtml(m: ReportModel): string {
 <meta name="color-scheme" content="light">
 <meta name="referrer" content="no-referrer">
 <title>${title}</title>
-<style>${raw(REPORT_CSS)}</style>
+<style>${raw(REPORT_CSS)}${inspectStyles(inspectPart(m))}</style>
 </head>
 <body>
 <header class="page"><h1>${title}</h1><p>${m.inputs.genres.join(' · ')}</p><p>Generated ${m.generatedAt.toISOString()} by bandcamp-covers ${m.versions.package}</p></header>

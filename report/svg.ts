@@ -147,9 +147,10 @@ function shade(t: number, rgb: readonly [number, number, number] = [0, 114, 178]
  * and is shaded by the row-normalised fraction (so rows of different sizes compare). The diagonal is outlined.
  * Every cell carries `data-count`, `data-true` and `data-predicted` attributes.
  * @param labels genre names in label order; @param matrix `matrix[true][predicted]` counts, `labels.length` square.
+ * @param cellHref a link target per cell (true i, predicted j), or null for none.
  * @throws Error when the matrix is not square in the number of labels.
  */
-export function confusionHeatmap(labels: readonly string[], matrix: readonly (readonly number[])[], title = 'Confusion matrix'): SafeHtml {
+export function confusionHeatmap(labels: readonly string[], matrix: readonly (readonly number[])[], title = 'Confusion matrix', cellHref: (i: number, j: number) => string | null = () => null): SafeHtml {
   const k = labels.length;
   if (matrix.length !== k || matrix.some((row) => row.length !== k)) {
     throw new Error(`confusion matrix: expected ${k}×${k} counts for ${k} labels, found ${matrix.length} rows`);
@@ -168,9 +169,9 @@ export function confusionHeatmap(labels: readonly string[], matrix: readonly (re
       const x = lm + j * cell;
       const y = tm + i * cell;
       const dark = frac > 0.55;
-      cells.push(
-        html`<g class="cm-cell" data-true="${labels[i]!}" data-predicted="${labels[j]!}" data-count="${count}"><rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${shade(frac)}" stroke="${i === j ? '#222' : '#fff'}" stroke-width="${i === j ? 1.5 : 1}"/><text x="${x + cell / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" class="${dark ? 'cm-count dark' : 'cm-count'}">${count}</text><title>true ${labels[i]!}, predicted ${labels[j]!}: ${count} of ${total} (${total ? ((frac * 100).toFixed(1)) : '0'}%)</title></g>`,
-      );
+      const g = html`<g class="cm-cell" data-true="${labels[i]!}" data-predicted="${labels[j]!}" data-count="${count}"><rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${shade(frac)}" stroke="${i === j ? '#222' : '#fff'}" stroke-width="${i === j ? 1.5 : 1}"/><text x="${x + cell / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" class="${dark ? 'cm-count dark' : 'cm-count'}">${count}</text><title>true ${labels[i]!}, predicted ${labels[j]!}: ${count} of ${total} (${total ? ((frac * 100).toFixed(1)) : '0'}%)</title></g>`;
+      const href = cellHref(i, j);
+      cells.push(href ? html`<a href="${href}">${g}</a>` : g);
     });
   });
   const rowLabels = labels.map((l, i) => html`<text class="tick" x="${lm - 6}" y="${tm + i * cell + cell / 2 + 4}" text-anchor="end">${l}</text>`);

@@ -31,3 +31,8 @@ export const PRETRAINED_LINEAR_SVM_OUTPUT = 'eval/baseline-linear-svm-pretrained
 
 /** `features`, relative to the data directory: a pretrained network's features (format: schemas/features.ts). */
 export const FEATURES_DIR = 'features';
+
+/** `eval/predictions.arrow`, relative to the data directory: the convnet's per-image test predictions (schemas/predictions.ts). */
+export const PREDICTIONS_OUTPUT = 'eval/predictions.arrow';
+/** `eval/inspect`, relative to the data directory: what the network learned, for the report (schemas/inspect.ts). */
+export const INSPECT_DIR = 'eval/inspect';

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
 import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
-import { FEATURES_DIR, FOREST_OUTPUT, LINEAR_SVM_OUTPUT, metricsPath, modelDir, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
+import { FEATURES_DIR, FOREST_OUTPUT, INSPECT_DIR, LINEAR_SVM_OUTPUT, metricsPath, modelDir, PREDICTIONS_OUTPUT, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
 
 /** Config keys whose values change the shards' bytes. */
@@ -63,13 +63,14 @@ export const REPORT_PAGE = 'report/index.html';
 /**
  * Everything the report reads: the funnel's files, the shards (contact sheets) and the mean, the training curves,
  * the evaluations (the convnet's, with its repeats over training seeds, and the baselines `baseline.model` configures:
- * the forest's and/or the linear SVM's), the lock file (stage timings), and with `train.fromSearch` the search's trials.
+ * the forest's and/or the linear SVM's), what the network learned (`eval/inspect/`), the lock file (stage timings), and
+ * with `train.fromSearch` the search's trials.
  */
 function reportInputs(config: Config): string[] {
   return [
     'candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow', 'split/audit.json',
     'shards/rejected.tsv', ...SPLIT_NAMES.map((s) => splitDir(s)), 'shards/mean.arrow',
-    metricsPath(config.train.run), 'eval/metrics.json', ...baselineOutputs(config), LOCK_FILE,
+    metricsPath(config.train.run), 'eval/metrics.json', INSPECT_DIR, ...baselineOutputs(config), LOCK_FILE,
     ...(config.train.fromSearch ? [SEARCH_TRIALS] : []),
   ];
 }
@@ -245,8 +246,19 @@ export const evaluateDeclaration: StageDeclaration = {
   inputs: (c) => [modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow'],
   params: ['eval', 'train.run'],
   tuning: ['train.backend', 'train.threads'],
-  outputs: ['eval/metrics.json'],
-  version: 2,
+  outputs: ['eval/metrics.json', PREDICTIONS_OUTPUT],
+  version: 3, // 3: also writes the per-image predictions
+};
+
+/** The `inspect` stage: the model, test shards, mean, predictions, labels and manifest → `eval/inspect/`. */
+export const inspectDeclaration: StageDeclaration = {
+  name: 'inspect',
+  description: 'what the network learned: filters, right and wrong covers, saliency, embeddings, accuracy by source → eval/inspect/',
+  deps: ['evaluate'],
+  inputs: (c) => [modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow', PREDICTIONS_OUTPUT, 'manifest.tsv', ...(c.select.fromManifest ? [] : ['labels.arrow'])],
+  params: ['seed', 'inspect', 'train.run', 'train.backend', 'select.fromManifest'],
+  outputs: [INSPECT_DIR],
+  version: 1,
 };
 
 /** The `baseline` stage: `shards` → `eval/baseline.json` and/or `eval/baseline-linear-svm.json`. */
@@ -273,7 +285,7 @@ export const baselineDeclaration: StageDeclaration = {
 export const reportDeclaration: StageDeclaration = {
   name: 'report',
   description: 'write report/index.html: funnel, contact sheets, training curves, confusion matrix, comparison with chance and the 2015 study',
-  deps: ['evaluate', 'baseline'],
+  deps: ['evaluate', 'inspect', 'baseline'],
   inputs: reportInputs,
   params: (config) => Object.keys(config),
   outputs: [REPORT_DIR],

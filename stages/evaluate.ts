@@ -3,7 +3,8 @@
  * (`eval.crops`: centre only, or ten: centre + four corners, each mirrored; softmax averaged) and writes
  * `DATA_DIR/eval/metrics.json` (`EvalMetrics`, schemas/metrics.ts). With `train.repeats` > 1 it scores every seed's
  * model (`repeats` in `models/<run>/config.json`) and adds each accuracy and their mean ± standard deviation
- * (`repeats`); the other fields stay the first seed's.
+ * (`repeats`); the other fields stay the first seed's. The first seed's per-image predictions go to
+ * `eval/predictions.arrow` (schemas/predictions.ts), for `inspect`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,8 @@ import { predictSplit } from '../train/predict.ts';
 import { defaultThreads, startInferencePool } from '../train/data-parallel.ts';
 import { readMean } from '../schemas/mean.ts';
 import { splitDir } from '../schemas/shards/names.ts';
-import { readSplit } from '../schemas/shards/read.ts';
+import { readSplit, readSplitIds } from '../schemas/shards/read.ts';
+import { predictionRows, PREDICTIONS_OUTPUT, writePredictions } from '../schemas/predictions.ts';
 import { modelDir, readTrainRecord } from '../schemas/model.ts';
 
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
@@ -41,19 +43,20 @@ export const evaluateStage: StageImplementation = {
     const perBatch = Math.max(1, Math.floor(rec.config.train.batchSize / crops));
     const repeats = rec.repeats ?? [{ seed: rec.config.seed ?? 0, dir: '.' }];
     const progress = ctx.progress(repeats.length > 1 ? `test images × ${repeats.length} seeds` : 'test images', test.n * repeats.length);
-    const perSeed: (SeedAccuracy & { predicted: Int32Array })[] = [];
+    const perSeed: (SeedAccuracy & { predicted: Int32Array; probabilities: Float32Array })[] = [];
     for (const r of repeats) {
       const model = await tfl.loadLayersModel(fileLoader(join(dir, r.dir)));
       const pool = await startInferencePool(join(dir, r.dir), rec.crop, test.labelNames.length, perBatch * crops, ctx.config.train.threads ?? defaultThreads(), (l) => ctx.log.info(l));
       let predicted: Int32Array;
+      let probabilities: Float32Array;
       try {
-        ({ predicted } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n), pool));
+        ({ predicted, probabilities } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n), pool));
       } finally {
         await pool?.close();
       }
       model.dispose();
       const m = classificationMetrics(predicted, test.labels, test.labelNames, { model: 'convnet', split: 'test', crops, backend: backend.name, seconds: 0, details: {} });
-      perSeed.push({ seed: r.seed, n: m.n, accuracy: m.accuracy, accuracyInterval95: m.accuracyInterval95, predicted });
+      perSeed.push({ seed: r.seed, n: m.n, accuracy: m.accuracy, accuracyInterval95: m.accuracyInterval95, predicted, probabilities });
       if (repeats.length > 1) ctx.log.info(`seed ${r.seed}: test accuracy ${(m.accuracy * 100).toFixed(1)}%`);
     }
     progress.stop();
@@ -64,9 +67,11 @@ export const evaluateStage: StageImplementation = {
         details: { run: ctx.config.train.run, architecture: rec.architecture.name, crop: rec.crop, seed: perSeed[0]!.seed },
       }),
     );
-    if (perSeed.length > 1) metrics.repeats = summariseRepeats(perSeed.map(({ predicted: _p, ...s }) => s));
+    if (perSeed.length > 1) metrics.repeats = summariseRepeats(perSeed.map(({ predicted: _p, probabilities: _q, ...s }) => s));
     ctx.log.info(`test accuracy ${(metrics.accuracy * 100).toFixed(1)}% (95% CI ${metrics.accuracyInterval95.map((v) => (v * 100).toFixed(1)).join('–')}%) on ${metrics.n} images, ${crops} crop(s)`);
     if (metrics.repeats) ctx.log.info(`over ${perSeed.length} seeds: ${(metrics.repeats.mean * 100).toFixed(1)}% ± ${(metrics.repeats.std * 100).toFixed(1)}% (mean ± standard deviation)`);
     writeEvalMetrics(ctx.out('eval/metrics.json'), metrics);
+    // The first seed's per-image predictions, for `inspect` (right and wrong covers, accuracy per source).
+    writePredictions(ctx.out(PREDICTIONS_OUTPUT), predictionRows(perSeed[0]!.probabilities, test.labels, await readSplitIds(ctx.path(splitDir('test')))), test.labelNames);
   },
 };

@@ -29,6 +29,8 @@ export const trainStage: Stage = lazyStage(d.trainDeclaration, async () => (awai
 export const searchStage: Stage = lazyStage(d.searchDeclaration, async () => (await import('./search.ts')).searchStage);
 /** {@link d.evaluateDeclaration}, its work in stages/evaluate.ts. */
 export const evaluateStage: Stage = lazyStage(d.evaluateDeclaration, async () => (await import('./evaluate.ts')).evaluateStage);
+/** {@link d.inspectDeclaration}, its work in stages/inspect.ts. */
+export const inspectStage: Stage = lazyStage(d.inspectDeclaration, async () => (await import('./inspect.ts')).inspectStage);
 /** {@link d.baselineDeclaration}, its work in stages/baseline.ts. */
 export const baselineStage: Stage = lazyStage(d.baselineDeclaration, async () => (await import('./baseline.ts')).baselineStage);
 /** {@link d.reportDeclaration}, its work in stages/report.ts. */
@@ -39,5 +41,5 @@ export const exportStage: Stage = lazyStage(d.exportDeclaration, async () => (aw
 
 /** All stages, in pipeline order (dependencies before dependents). */
 export const STAGES: readonly Stage[] = [
-  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, featuresStage, searchStage, trainStage, evaluateStage, baselineStage, reportStage, exportStage,
+  discoverStage, labelStage, selectStage, downloadStage, splitStage, shardsStage, meanStage, featuresStage, searchStage, trainStage, evaluateStage, inspectStage, baselineStage, reportStage, exportStage,
 ];

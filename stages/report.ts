@@ -2,7 +2,9 @@
  * Stage `report`: writes `DATA_DIR/report/index.html`, one self-contained page (inline CSS and SVG, images as
  * `data:` URIs, no script, nothing fetched) with the dataset funnel per genre, contact sheets and the per-pixel mean
  * read from the shards, training curves, the confusion matrix, per-class accuracy against chance, a comparison of the
- * convnet, the random-forest baseline, chance and the 2015 study, and what is needed to reproduce the result.
+ * convnet, the random-forest baseline, chance and the 2015 study, what the network learned (`eval/inspect/`:
+ * filters, right and wrong covers, saliency, embeddings, accuracy by source; report/inspect.ts), and what is needed to
+ * reproduce the result.
  *
  * It is the final target (`covers make all`), so it depends on `evaluate` and `baseline` (and through them on every
  * stage); on a partially built data directory (e.g. `buildReport` called directly) the missing sections say which

@@ -17,7 +17,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
-import { buildReport, REPORT_SECTIONS } from '../report/render.ts';
+import { buildReport, pageSections } from '../report/render.ts';
 import { reportStage } from '../stages/index.ts';
 import { writeReportFixture, type ReportFixture } from './helpers/report-fixture.ts';
 
@@ -100,8 +100,10 @@ describe('report in headless Chromium', { skip }, () => {
     assert.deepEqual(consoleErrors, []);
     assert.deepEqual(foreignRequests, []);
     const images = await page.$$eval('img', (imgs) => imgs.map((i) => ({ ok: i.complete && i.naturalWidth > 0 && i.naturalHeight > 0, src: i.src.slice(0, 40), w: i.getBoundingClientRect().width })));
-    // 3 genres × 12 covers + the mean image + the two covers of the fixture's near-duplicate group (leakage audit).
-    assert.equal(images.length, full.genres.length * 12 + 1 + 2);
+    // 3 genres × 12 covers + the mean image, and the inspection's images (test/inspect.test.ts checks those).
+    assert.equal(await page.locator('section#covers img, section#mean img').count(), full.genres.length * 12 + 1);
+    // The two covers of the fixture's near-duplicate group (leakage audit).
+    assert.equal(await page.locator('section#leakage img').count(), 2);
     for (const img of images) {
       assert.ok(img.ok, `image did not load: ${img.src}`);
       assert.ok(img.w >= 90, `image not laid out: ${img.src}`);
@@ -130,7 +132,7 @@ describe('report in headless Chromium', { skip }, () => {
     await page.screenshot({ path: fullShot, fullPage: true });
     t.diagnostic(`screenshot: ${fullShot}`);
     assert.ok((await pixelStdev(fullShot)) > 10);
-    for (const [id, title] of REPORT_SECTIONS) {
+    for (const [id, title] of pageSections()) {
       const section = page.locator(`section#${id}`);
       assert.equal(await section.getAttribute('data-state'), 'ok', `${id} built`);
       const box = await section.boundingBox();

@@ -15,7 +15,7 @@ import { fmtDuration } from '../util/format.ts';
 import { readTimings } from '../report/inputs.ts';
 import { reasonKey } from '../schemas/manifest.ts';
 import { readEpochMetrics } from '../schemas/model.ts';
-import { buildReport, confusionTotals, perClassFromMatrix, REPORT_SECTIONS, STUDY_2015 } from '../report/render.ts';
+import { buildReport, confusionTotals, pageSections, perClassFromMatrix, STUDY_2015 } from '../report/render.ts';
 import { confusionHeatmap, niceTicks } from '../report/svg.ts';
 import { reportStage } from '../stages/index.ts';
 import { writeReportFixture, type ReportFixture } from './helpers/report-fixture.ts';
@@ -131,7 +131,7 @@ describe('report of a data directory', () => {
 
   it('renders every section of a fully built data directory, with no "not built" note', () => {
     const states = sectionStates(fullPage);
-    assert.deepEqual(Object.keys(states), REPORT_SECTIONS.map(([id]) => id));
+    assert.deepEqual(Object.keys(states), pageSections().map(([id]) => id));
     for (const [id, state] of Object.entries(states)) assert.equal(state, 'ok', `section ${id}`);
     assert.ok(!fullPage.includes('Not built yet'));
     assert.ok(!fullPage.includes('class="error"'));
@@ -139,7 +139,10 @@ describe('report of a data directory', () => {
 
   it('references nothing outside the page', () => {
     for (const u of urls(fullPage)) assert.match(u, /^(data:image\/(jpeg|png);base64,|#)/, u.slice(0, 60));
-    assert.ok(!/<script|<link|@import|url\(/i.test(fullPage));
+    assert.ok(!/<script|<link|@import/i.test(fullPage));
+    // CSS url() only for inline images (the embedding's sprite sheet).
+    for (const m of fullPage.matchAll(/url\(([^)]{0,40})/gi)) assert.match(m[1]!, /^"data:image\/(jpeg|png);base64,/, m[0]);
+    assert.ok(fullPage.includes('url("data:image/jpeg;base64,'), 'the sprite sheet is inlined');
     assert.match(fullPage, /<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;; img-src data:;/);
   });
 
@@ -270,6 +273,6 @@ describe('report of a data directory', () => {
     const out = join(dir, 'report', 'index.html');
     assert.ok(existsSync(out));
     assert.match(readFileSync(out, 'utf8'), /^<!doctype html>/);
-    assert.deepEqual(reportStage.deps, ['evaluate', 'baseline']);
+    assert.deepEqual(reportStage.deps, ['evaluate', 'inspect', 'baseline']);
   });
 });

@@ -173,3 +173,19 @@ export async function readSplit(dir: string, limit = Infinity): Promise<SplitDat
   }
   return { split, size: meta.shape[0], labelNames: meta.labelNames, images, labels, n };
 }
+
+/**
+ * The ids of a split's records, in {@link readSplit}'s order (without keeping the images).
+ * @param dir the split directory, `DATA_DIR/shards/<split>`.
+ * @returns per record: `item_id`, `art_id` (null where the cell is null).
+ * @throws UserError as {@link streamShardBatches}.
+ */
+export async function readSplitIds(dir: string): Promise<{ itemIds: (number | null)[]; artIds: (number | null)[] }> {
+  const itemIds: (number | null)[] = [];
+  const artIds: (number | null)[] = [];
+  for await (const b of streamShardBatches(listShardFiles(dir), { ids: true })) {
+    itemIds.push(...b.ids!.itemIds);
+    artIds.push(...b.ids!.artIds);
+  }
+  return { itemIds, artIds };
+}

@@ -3,7 +3,8 @@
  * 3 genres of real covers (`test/helpers/dataset.ts`: the shared set, else the committed few, turned and mirrored
  * to make up the count) preprocessed to 32×32 (`dataset/preprocess.ts`), candidates,
  * labels, selection, manifest + rejected, splits, Arrow shards and the per-pixel mean, a training run's
- * metrics.jsonl, the convnet's and the random forest's eval metrics, and a pipeline lock file.
+ * metrics.jsonl, the convnet's and the random forest's eval metrics, the convnet's inspection (`eval/inspect/`), and a
+ * pipeline lock file.
  *
  * `partial: true` writes only the manifest and the shards (+ mean), as after `covers make mean`.
  */
@@ -26,6 +27,8 @@ import sharp from 'sharp';
 import { listCovers } from './dataset.ts';
 import { SPLIT_AUDIT, writeSplitAudit } from '../../schemas/split-audit.ts';
 import { auditSplit } from '../../dataset/leakage.ts';
+import { INSPECT_DIR, writeInspectImage, writeInspection, type CoverRef } from '../../schemas/inspect.ts';
+import { filterGrid, heatOverlay, heatRaster, spriteSheet } from '../../train/visualise.ts';
 
 /** Genres of the fixture: Bandcamp norm names that are also folders of the shared covers. */
 export const FIXTURE_GENRES = ['jazz', 'metal', 'pop'] as const;
@@ -265,6 +268,8 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
   writeFileSync(join(dataDir, 'eval', 'metrics.json'), JSON.stringify(evalMetrics('convnet', genres, confusion(3, testPer, [3, 2, 1]), { crops: 10, backend: 'wasm', details: { run: 'fixture' } }), null, 2));
   writeFileSync(join(dataDir, 'eval', 'baseline.json'), JSON.stringify(evalMetrics('random-forest', genres, confusion(3, testPer, [2, 1, 1]), { backend: 'ml-random-forest' }), null, 2));
 
+  await writeInspectFixture(dataDir, genres, imgs.filter((m) => m.split === 'test'), [3, 2, 1]);
+
   // The runner's lock file (only the fields the report reads matter).
   const stages = ['discover', 'label', 'select', 'download', 'split', 'shards', 'mean', 'train', 'evaluate', 'baseline'];
   const t0 = Date.parse('2026-05-25T10:00:00Z');
@@ -278,4 +283,59 @@ export async function writeReportFixture(dataDir: string, opts: ReportFixtureOpt
   writeFileSync(join(dataDir, 'pipeline.lock.json'), JSON.stringify({ lockVersion: 1, stages: entries }, null, 2));
 
   return { dataDir, config, genres, testSize, manifestRows: manifest.length, shardRows };
+}
+
+/**
+ * Writes `eval/inspect/` (schemas/inspect.ts) as `inspect` would for the fixture's convnet: predictions that match
+ * its confusion matrix (genre i's first `correct[i]` test covers right, the others predicted as the next genres),
+ * made-up 5×5 filters, one saliency map per genre, an embedding of every test cover and one source and size.
+ */
+async function writeInspectFixture(dataDir: string, genres: string[], test: readonly Img[], correct: readonly number[]): Promise<void> {
+  const out = join(dataDir, INSPECT_DIR);
+  const k = genres.length;
+  const S = FIXTURE_SIZE;
+  const covers: CoverRef[] = [];
+  for (const [row, m] of test.entries()) {
+    const i = test.filter((x, j) => j < row && x.label === m.label).length;
+    const predicted = i < correct[m.label]! ? m.label : (m.label + 1 + i - correct[m.label]!) % k;
+    const file = `covers/${row}.jpg`;
+    await writeInspectImage(out, file, { pixels: m.pixels, width: S, height: S, channels: 3 });
+    covers.push({ row, itemId: m.itemId, artId: m.artId, label: m.label, predicted, confidence: 0.5 + 0.04 * (row % 5), trueProbability: predicted === m.label ? 0.5 + 0.04 * (row % 5) : 0.2, file });
+  }
+  const kernel = Float32Array.from({ length: 5 * 5 * 3 * 6 }, (_, i) => Math.sin(i * 0.37));
+  await writeInspectImage(out, 'filters-trained.png', filterGrid(kernel, [5, 5, 3, 6], 16));
+  await writeInspectImage(out, 'filters-initial.png', filterGrid(kernel.map((v, i) => Math.cos(v * i)), [5, 5, 3, 6], 16));
+  const heat = Float32Array.from({ length: 16 }, (_, i) => (i % 5) / 4);
+  const saliency = [];
+  for (let g = 0; g < k; g++) {
+    const c = covers.find((x) => x.label === g)!;
+    const item = { row: c.row, target: c.predicted, heat: `saliency/${c.row}-heat.png`, overlay: `saliency/${c.row}-overlay.png` };
+    await writeInspectImage(out, item.heat, heatRaster(heat, 4, 4));
+    await writeInspectImage(out, item.overlay, heatOverlay(test[c.row]!.pixels, S, heat, 4, 4, 128));
+    saliency.push(item);
+  }
+  await writeInspectImage(out, 'embedding-covers.jpg', spriteSheet(test.map((m) => m.pixels), S, 6));
+  const wrong = covers.filter((c) => c.label !== c.predicted);
+  const cells = new Map<string, CoverRef[]>();
+  for (const c of wrong) cells.set(`${c.label},${c.predicted}`, [...(cells.get(`${c.label},${c.predicted}`) ?? []), c]);
+  const point = (c: CoverRef, t: number) => ({ row: c.row, label: c.label, predicted: c.predicted, x: ((c.row * 7 + t) % 12) / 11, y: ((c.row * 5 + 3 * t) % 12) / 11 });
+  writeInspection(out, {
+    labels: genres,
+    model: { run: 'fixture', seed: 0, architecture: 'ConvNet', crop: 28, imageSize: S, testImages: test.length },
+    covers,
+    filters: { layer: 'conv0', count: 6, kernel: [5, 5], channels: 3, change: 0.4, trained: 'filters-trained.png', initial: 'filters-initial.png' },
+    examples: genres.map((_, g) => ({ label: g, right: covers.filter((c) => c.label === g && c.predicted === g).map((c) => c.row), wrong: covers.filter((c) => c.label === g && c.predicted !== g).map((c) => c.row) })),
+    confusions: [...cells.values()].map((cs) => ({ label: cs[0]!.label, predicted: cs[0]!.predicted, count: cs.length, rows: cs.map((c) => c.row) })),
+    saliency: { method: 'hires-cam', layer: 'conv1', grid: [4, 4], items: saliency },
+    sprite: { file: 'embedding-covers.jpg', side: S, columns: 6 },
+    embeddings: [
+      { name: 'penultimate', title: 'Penultimate-layer activations (64 values per cover)', method: 'umap', inputDims: 64, points: covers.map((c) => point(c, 0)) },
+      { name: 'pixels', title: 'Raw pixels, shrunk to 16×16 RGB (768 values per cover)', method: 'umap', inputDims: 768, points: covers.map((c) => point(c, 1)) },
+    ],
+    groups: [
+      { by: 'source', title: 'Source of the album data (labels.arrow)', rows: [{ value: 'tralbum_details', n: covers.length, correct: covers.length - wrong.length }], note: 'Every test album came from one source.' },
+      { by: 'size', title: 'Size of the downloaded image (manifest.tsv)', rows: [{ value: '350×350', n: covers.length, correct: covers.length - wrong.length }], note: 'Every test image was downloaded at one size.' },
+    ],
+    seconds: { load: 0.1 },
+  });
 }
