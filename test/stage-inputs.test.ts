@@ -135,7 +135,7 @@ describe('the stage registry', () => {
     writeLock(dir, lock);
     const stateWith = async (config: Config) => (await plan({ targets: ['report'], config, dataDir: dir, stages: STAGES })).at(-1)!.state;
     assert.doesNotMatch(JSON.stringify(await stateWith(base)), /parameter/);
-    assert.match(JSON.stringify(await stateWith(resolveConfig({ train: { backend: 'wasm' } }))), /parameter train: /);
+    assert.match(JSON.stringify(await stateWith(resolveConfig({ train: { backend: 'wasm' } }))), /parameter train\.backend: /);
     const inputs = resolveList(reportStage.inputs, base);
     for (const f of ['candidates.arrow', 'labels.arrow', 'selection.arrow', 'manifest.tsv', 'rejected.tsv', 'splits.arrow', 'shards/rejected.tsv', 'shards/train', 'shards/mean.arrow', `models/${base.train.run}/metrics.jsonl`, 'eval/metrics.json', 'eval/baseline.json', LOCK_FILE]) {
       assert.ok(inputs.includes(f), `report does not declare ${f}`);
