@@ -167,7 +167,8 @@ test('a genre left short because a guard cut its listing: `covers make download`
   assert.equal(readLock(dir).stages.discover!.incomplete, undefined);
   for (const g of GENRES) assert.equal(readManifest(dir).split('\n').filter((l) => l.split('\t')[1] === g).length, 20, g);
   t.diagnostic(`exit 75 after ${first.ms} ms; exit 0 after ${second.ms} ms`);
-  assert.ok(first.ms + second.ms < 30_000, `the two runs took ${first.ms} + ${second.ms} ms`);
+  // No run waits out long retries: about 10–20 s in all on a quiet machine, up to 35 s seen under load 20 on 2 cores.
+  assert.ok(first.ms + second.ms < 90_000, `the two runs took ${first.ms} + ${second.ms} ms`);
 });
 
 test('file: and javascript: item URLs are per-item rejections (unsupported-url), never fetched; the stage goes on', async () => {
