@@ -122,6 +122,11 @@ export const CONFIG_DEFAULTS: Config = {
     "algorithm": "tpe",
     "seed": null,
     "space": "",
+    "tpe": {
+      "startupTrials": 10,
+      "gamma": 0.15,
+      "split": "linear"
+    },
     "pruner": "asha",
     "asha": {
       "eta": 3,

@@ -1,10 +1,13 @@
 /**
  * Samplers: what configuration a search tries next, given the space and the trials so far. `random` draws every
  * active parameter from its prior (hyperopt/rand.py `suggest`); `tpe` is hyperopt's Tree-structured Parzen
- * Estimator (hyperopt/tpe.py `suggest`, hyperopt commit c49ad14), with its defaults:
- * - `n_startup_jobs = 20` (`_default_n_startup_jobs`): the first 20 trials are random;
- * - `gamma = 0.25` (`_default_gamma`): the ⌈γ·√N⌉ lowest-loss trials, at most `LF = 25` (`ap_split_trials`,
- *   `gamma_cap=DEFAULT_LF`), are "good", the rest "bad"; failed and unfinished trials have loss +∞ (`suggest`);
+ * Estimator (hyperopt/tpe.py `suggest`, hyperopt commit c49ad14):
+ * - `n_startup_jobs` (hyperopt's `_default_n_startup_jobs` 20; ours 10, Optuna's): the first trials are random;
+ * - `gamma` (hyperopt's `_default_gamma` 0.25 with ⌈γ·√N⌉, `ap_split_trials`; ours 0.15 with ⌈γ·N⌉, the form of
+ *   Optuna's `default_gamma`, whose γ is 0.1): so many lowest-loss trials, at most `LF = 25` (`gamma_cap=DEFAULT_LF`),
+ *   are "good", the rest "bad"; failed and unfinished trials have loss +∞ (`suggest`). Ours differ from hyperopt's
+ *   because on bench/search.bench.ts's objectives hyperopt's (3 good trials of 100) explored too long to match
+ *   Optuna's TPESampler (bench/RESULTS.md "Search samplers"); {@link HYPEROPT_TPE} holds hyperopt's;
  * - per parameter, over the trials where it is active: an adaptive Parzen estimator of the good values l(x) and of
  *   the bad values g(x), each with the prior as one component of weight `prior_weight = 1.0`
  *   (`_default_prior_weight`) and linear forgetting past 25 observations (`DEFAULT_LF`), in log space for the
@@ -30,6 +33,11 @@ export interface Observation {
 export interface TpeOptions {
   nStartupJobs: number;
   gamma: number;
+  /**
+   * How many trials are "good": `sqrt` ⌈γ·√N⌉ (hyperopt's `ap_split_trials`) or `linear` ⌈γ·N⌉ (Optuna's
+   * `default_gamma`, γ = 0.1 there); both at most `lf`.
+   */
+  split: 'sqrt' | 'linear';
   nEiCandidates: number;
   priorWeight: number;
   /** Linear forgetting: observations beyond the newest `lf` lose weight (hyperopt `DEFAULT_LF`). */
@@ -37,7 +45,13 @@ export interface TpeOptions {
 }
 
 /** hyperopt/tpe.py's defaults (`_default_*`, `DEFAULT_LF`). */
-export const TPE_DEFAULTS: TpeOptions = { nStartupJobs: 20, gamma: 0.25, nEiCandidates: 24, priorWeight: 1.0, lf: DEFAULT_LF };
+export const HYPEROPT_TPE: TpeOptions = { nStartupJobs: 20, gamma: 0.25, split: 'sqrt', nEiCandidates: 24, priorWeight: 1.0, lf: DEFAULT_LF };
+
+/**
+ * Our defaults (`search.tpe`'s, pipeline/config.ts): hyperopt's but for 10 start-up trials and ⌈0.15·N⌉ good ones,
+ * chosen on bench/search.bench.ts's objectives (see the module comment).
+ */
+export const TPE_DEFAULTS: TpeOptions = { ...HYPEROPT_TPE, nStartupJobs: 10, gamma: 0.15, split: 'linear' };
 
 /** The sampling algorithms of `search.algorithm`. */
 export const ALGORITHMS = ['tpe', 'random'] as const;
@@ -78,8 +92,8 @@ export function suggestRandom(space: SearchSpace, rng: Rng): Assignment {
  * hyperopt `ap_split_trials`: the indices (into `history`) of the good trials, the ⌈γ·√N⌉ lowest losses (at most
  * `cap`); ties broken by trial order (numpy's argsort is not stable; ours is, so a rerun agrees).
  */
-export function goodTrials(history: readonly Observation[], gamma: number, cap: number): Set<number> {
-  const nBelow = Math.min(Math.ceil(gamma * Math.sqrt(history.length)), cap);
+export function goodTrials(history: readonly Observation[], gamma: number, cap: number, split: TpeOptions['split'] = 'sqrt'): Set<number> {
+  const nBelow = Math.min(Math.ceil(gamma * (split === 'sqrt' ? Math.sqrt(history.length) : history.length)), cap);
   const order = history.map((_, i) => i).sort((a, b) => compareLoss(history[a]!.loss, history[b]!.loss) || a - b);
   return new Set(order.slice(0, nBelow));
 }
@@ -95,7 +109,7 @@ function compareLoss(a: number, b: number): number {
  */
 export function suggestTpe(space: SearchSpace, history: readonly Observation[], rng: Rng, o: TpeOptions = TPE_DEFAULTS): Assignment {
   if (history.length < o.nStartupJobs) return suggestRandom(space, rng);
-  const good = goodTrials(history, o.gamma, o.lf);
+  const good = goodTrials(history, o.gamma, o.lf, o.split);
   const a: Assignment = {};
   for (const p of space) {
     if (!isActive(p, a)) continue;

@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import {
   adaptiveParzenNormal, categoricalPosterior, erf, gmmLpdf, linearForgettingWeights, logMixtureLpdf,
 } from '../search/parzen.ts';
-import { goodTrials, samplePrior, suggest, suggestRandom, suggestTpe, trialRng, TPE_DEFAULTS, type Observation } from '../search/samplers.ts';
+import { goodTrials, HYPEROPT_TPE, samplePrior, suggest, suggestRandom, suggestTpe, trialRng, TPE_DEFAULTS, type Observation } from '../search/samplers.ts';
+import { defaultConfig } from '../pipeline/config-core.ts';
 import { formatParam, parseSpace, SpaceError, studySpace } from '../search/space.ts';
 import { Rng } from '../util/rng.ts';
 import { ashaPrunes, lossesAt, rungEpochs } from '../search/asha.ts';
@@ -112,7 +113,19 @@ describe('samplers', () => {
     assert.deepEqual([...goodTrials(h(Array.from({ length: 100 }, (_, i) => 100 - i)), 0.25, 25)].sort((a, b) => a - b), [97, 98, 99]); // ⌈2.5⌉
     assert.equal(goodTrials(h(Array.from({ length: 20000 }, (_, i) => i)), 0.25, 25).size, 25);
   });
-  test('TPE is random search for the first 20 trials, then follows the good trials; suggestions are reproducible', () => {
+  test("with the linear split (Optuna's form) the good trials are the ⌈γ·N⌉ lowest losses, capped at 25", () => {
+    const h = (losses: number[]): Observation[] => losses.map((loss) => ({ assignment: {}, loss }));
+    assert.deepEqual([...goodTrials(h([3, 1, Infinity, 2]), 0.15, 25, 'linear')], [1]); // ⌈0.6⌉ = 1
+    assert.deepEqual([...goodTrials(h(Array.from({ length: 20 }, (_, i) => 20 - i)), 0.15, 25, 'linear')].sort((a, b) => a - b), [17, 18, 19]); // ⌈3⌉
+    assert.equal(goodTrials(h(Array.from({ length: 100 }, (_, i) => i)), 0.15, 25, 'linear').size, 15);
+    assert.equal(goodTrials(h(Array.from({ length: 200 }, (_, i) => i)), 0.15, 25, 'linear').size, 25);
+  });
+  test("search.tpe's defaults are the samplers' TPE_DEFAULTS, and hyperopt's settings stay available", () => {
+    const t = defaultConfig().search.tpe;
+    assert.deepEqual({ nStartupJobs: t.startupTrials, gamma: t.gamma, split: t.split }, { nStartupJobs: TPE_DEFAULTS.nStartupJobs, gamma: TPE_DEFAULTS.gamma, split: TPE_DEFAULTS.split });
+    assert.deepEqual({ n: HYPEROPT_TPE.nStartupJobs, g: HYPEROPT_TPE.gamma, s: HYPEROPT_TPE.split, c: HYPEROPT_TPE.nEiCandidates, w: HYPEROPT_TPE.priorWeight, lf: HYPEROPT_TPE.lf }, { n: 20, g: 0.25, s: 'sqrt', c: 24, w: 1, lf: 25 });
+  });
+  test('TPE is random search for the start-up trials, then follows the good trials; suggestions are reproducible', () => {
     const f = (a: Record<string, unknown>) => (Math.log(a.lr as number) + 7) ** 2 + ((a.k as number) - 7) ** 2 + (a.o === 'b' ? 0 : 3);
     const history: Observation[] = [];
     for (let t = 0; t < 60; t++) {
