@@ -125,7 +125,8 @@ export const CONFIG_DEFAULTS: Config = {
     "tpe": {
       "startupTrials": 10,
       "gamma": 0.15,
-      "split": "linear"
+      "split": "linear",
+      "multivariate": true
     },
     "pruner": "asha",
     "asha": {

@@ -312,7 +312,7 @@ export const ConfigSchema = z
         space: z.string().default(''),
         /**
          * TPE's settings (search/samplers.ts). Defaults: ours, chosen on the synthetic objectives of
-         * bench/search.bench.ts (bench/RESULTS.md "Search samplers"); hyperopt's are 20, 0.25, `sqrt`.
+         * bench/search.bench.ts (bench/RESULTS.md "Search samplers"); hyperopt's are 20, 0.25, `sqrt`, false.
          */
         tpe: z
           .object({
@@ -322,6 +322,11 @@ export const ConfigSchema = z
             gamma: z.number().gt(0).max(1).default(0.15),
             /** Good trials: `linear` ⌈γ·N⌉ (Optuna's `default_gamma`) or `sqrt` ⌈γ·√N⌉ (hyperopt's); at most 25 either way. */
             split: z.enum(['linear', 'sqrt']).default('linear'),
+            /**
+             * Model the unconditional parameters jointly (search/joint.ts: one kernel per trial over all of them, as
+             * Optuna 5's TPESampler) instead of one by one (hyperopt's TPE); conditional ones stay one by one. Ours: true.
+             */
+            multivariate: z.boolean().default(true),
           })
           .strict()
           .prefault({}),

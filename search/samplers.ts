@@ -8,6 +8,8 @@
  *   are "good", the rest "bad"; failed and unfinished trials have loss +∞ (`suggest`). Ours differ from hyperopt's
  *   because on bench/search.bench.ts's objectives hyperopt's (3 good trials of 100) explored too long to match
  *   Optuna's TPESampler (bench/RESULTS.md "Search samplers"); {@link HYPEROPT_TPE} holds hyperopt's;
+ * - `multivariate` (hyperopt: false; ours true, as Optuna 5's TPESampler always is): the unconditional parameters are
+ *   drawn and scored as one configuration from per-trial kernels (search/joint.ts) instead of each on its own;
  * - per parameter, over the trials where it is active: an adaptive Parzen estimator of the good values l(x) and of
  *   the bad values g(x), each with the prior as one component of weight `prior_weight = 1.0`
  *   (`_default_prior_weight`) and linear forgetting past 25 observations (`DEFAULT_LF`), in log space for the
@@ -21,6 +23,7 @@ import { Rng } from '../util/rng.ts';
 import {
   adaptiveParzenNormal, categoricalPosterior, DEFAULT_LF, drawIndex, EPS, gmmLpdf, logMixtureLpdf, sampleTruncated, type Mixture,
 } from './parzen.ts';
+import { jointLogDensity, jointMixture, sampleJoint } from './joint.ts';
 import { isActive, quantize, type Assignment, type Distribution, type SearchParam, type SearchSpace, type SpaceValue } from './space.ts';
 
 /** A trial as the samplers see it: its configuration and its loss (+∞ when it failed or is still running). */
@@ -42,16 +45,21 @@ export interface TpeOptions {
   priorWeight: number;
   /** Linear forgetting: observations beyond the newest `lf` lose weight (hyperopt `DEFAULT_LF`). */
   lf: number;
+  /**
+   * Model the unconditional parameters jointly (search/joint.ts, Optuna 5's TPE) instead of one by one (hyperopt's);
+   * conditional ones stay one by one either way.
+   */
+  multivariate: boolean;
 }
 
 /** hyperopt/tpe.py's defaults (`_default_*`, `DEFAULT_LF`). */
-export const HYPEROPT_TPE: TpeOptions = { nStartupJobs: 20, gamma: 0.25, split: 'sqrt', nEiCandidates: 24, priorWeight: 1.0, lf: DEFAULT_LF };
+export const HYPEROPT_TPE: TpeOptions = { nStartupJobs: 20, gamma: 0.25, split: 'sqrt', nEiCandidates: 24, priorWeight: 1.0, lf: DEFAULT_LF, multivariate: false };
 
 /**
- * Our defaults (`search.tpe`'s, pipeline/config.ts): hyperopt's but for 10 start-up trials and ⌈0.15·N⌉ good ones,
- * chosen on bench/search.bench.ts's objectives (see the module comment).
+ * Our defaults (`search.tpe`'s, pipeline/config.ts): hyperopt's but for 10 start-up trials, ⌈0.15·N⌉ good ones and
+ * the unconditional parameters modelled jointly, chosen on bench/search.bench.ts's objectives (see the module comment).
  */
-export const TPE_DEFAULTS: TpeOptions = { ...HYPEROPT_TPE, nStartupJobs: 10, gamma: 0.15, split: 'linear' };
+export const TPE_DEFAULTS: TpeOptions = { ...HYPEROPT_TPE, nStartupJobs: 10, gamma: 0.15, split: 'linear', multivariate: true };
 
 /** The sampling algorithms of `search.algorithm`. */
 export const ALGORITHMS = ['tpe', 'random'] as const;
@@ -110,9 +118,9 @@ function compareLoss(a: number, b: number): number {
 export function suggestTpe(space: SearchSpace, history: readonly Observation[], rng: Rng, o: TpeOptions = TPE_DEFAULTS): Assignment {
   if (history.length < o.nStartupJobs) return suggestRandom(space, rng);
   const good = goodTrials(history, o.gamma, o.lf, o.split);
-  const a: Assignment = {};
+  const a: Assignment = o.multivariate ? suggestJoint(space.filter((p) => p.when === null), history, good, rng, o) : {};
   for (const p of space) {
-    if (!isActive(p, a)) continue;
+    if (!isActive(p, a) || p.key in a) continue;
     const below: SpaceValue[] = [];
     const above: SpaceValue[] = [];
     history.forEach((h, i) => {
@@ -122,6 +130,26 @@ export function suggestTpe(space: SearchSpace, history: readonly Observation[], 
     a[p.key] = suggestParam(p, below, above, rng, o);
   }
   return a;
+}
+
+/** The best of `nEiCandidates` joint draws of `params` from the good trials' mixture, by log l(x) − log g(x) (search/joint.ts). */
+function suggestJoint(params: readonly SearchParam[], history: readonly Observation[], good: Set<number>, rng: Rng, o: TpeOptions): Assignment {
+  if (params.length === 0) return {};
+  const below = history.filter((_, i) => good.has(i)).map((h) => h.assignment);
+  const above = history.filter((_, i) => !good.has(i)).map((h) => h.assignment);
+  const l = jointMixture(params, below, o.priorWeight, o.lf);
+  const g = jointMixture(params, above, o.priorWeight, o.lf);
+  let best: Assignment = {};
+  let bestScore = -Infinity;
+  for (let c = 0; c < o.nEiCandidates; c++) {
+    const x = sampleJoint(rng, l);
+    const score = jointLogDensity(l, x) - jointLogDensity(g, x);
+    if (c === 0 || score > bestScore) {
+      best = x;
+      bestScore = Number.isNaN(score) ? -Infinity : score;
+    }
+  }
+  return best;
 }
 
 /** The best of `nEiCandidates` draws from the good density of one parameter, by log l(x) − log g(x). */

@@ -85,7 +85,7 @@ export const searchStage: StageImplementation = {
     const file = join(dir, 'trials.tsv');
     const rows: TrialRecord[] = existsSync(file) ? readTrials(file, keys) : [];
     const seed = s.seed ?? c.seed;
-    const tpe: TpeOptions = { ...TPE_DEFAULTS, nStartupJobs: s.tpe.startupTrials, gamma: s.tpe.gamma, split: s.tpe.split };
+    const tpe: TpeOptions = { ...TPE_DEFAULTS, nStartupJobs: s.tpe.startupTrials, gamma: s.tpe.gamma, split: s.tpe.split, multivariate: s.tpe.multivariate };
     const ashaOptions: AshaOptions = { eta: s.asha.eta, minEpochs: s.asha.minEpochs, maxEpochs: s.epochs };
     ctx.log.info(`${s.algorithm} search of ${keys.length} keys (${text}), ${s.epochs} epochs per trial, pruner ${s.pruner}${s.pruner === 'asha' ? ` (η ${ashaOptions.eta}, rungs at epochs ${rungEpochs(ashaOptions).join(', ') || 'none'})` : ''}; ${train.n} training and ${validation.n} validation images`);
     if (rows.length) ctx.log.info(`${rows.length} trial(s) already recorded in ${file}${rows.length >= s.trials ? '' : `; continuing to ${s.trials}`}`);
