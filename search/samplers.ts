@@ -15,7 +15,8 @@
  *   (`_default_prior_weight`) and linear forgetting past 25 observations (`DEFAULT_LF`), in log space for the
  *   log-uniforms, binned for the quantised ones (search/parzen.ts);
  * - `n_EI_candidates = 24` (`_default_n_EI_candidates`) draws from l(x), and the one with the largest
- *   log l(x) − log g(x) is kept (`broadcast_best`), each parameter independently, as in hyperopt.
+ *   log l(x) − log g(x) is kept (`broadcast_best`), each parameter independently, as in hyperopt (with
+ *   `multivariate`, whole configurations of the unconditional parameters instead).
  * Every suggestion draws from its own PRNG, seeded by the search seed and the trial number, so a trial's suggestion
  * depends only on the seed, its number and the trials before it (hyperopt draws a seed per suggestion the same way).
  */
