@@ -39,7 +39,7 @@ async function buildSyntheticDataDir(dir: string): Promise<void> {
     const params = pickParams(config, resolveList(stage.params, config));
     lock.stages[stage.name] = {
       version: stage.version, params, paramsHash: hashJson(params),
-      deps: Object.fromEntries(stage.deps.map((d) => [d, lock.stages[d]!.outputsHash])),
+      deps: Object.fromEntries(resolveList(stage.deps, config).map((d) => [d, lock.stages[d]!.outputsHash])),
       extraInputs: {}, inputs: await hashInputs(stage, config, lock, hasher),
       outputs, outputsHash: combineOutputHashes(outputs),
       startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), durationMs: 1,

@@ -133,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
     const { config, log, dataDir } = await withConfig(o);
     for (const t of targets) {
       const name = TARGET_ALIASES[t] ?? t;
-      closure(stages, [name]); // validates the name
+      closure(stages, [name], config); // validates the name
       const stage = stages.find((s) => s.name === name)!;
       const removed = clean(stage, config, dataDir);
       log.info(`${name}: removed ${removed.length ? removed.join(', ') : 'nothing (not built)'}`);

@@ -129,6 +129,12 @@ export const CONFIG_DEFAULTS: Config = {
     "algorithm": "tpe",
     "seed": null,
     "space": "",
+    "tpe": {
+      "startupTrials": 10,
+      "gamma": 0.15,
+      "split": "linear",
+      "multivariate": true
+    },
     "pruner": "asha",
     "asha": {
       "eta": 3,

@@ -339,6 +339,26 @@ export const ConfigSchema = z
          * space for `train.architecture` (search/space.ts `studySpace`).
          */
         space: z.string().default(''),
+        /**
+         * TPE's settings (search/samplers.ts). Defaults: ours, chosen on the synthetic objectives of
+         * bench/search.bench.ts (bench/RESULTS.md "Search samplers"); hyperopt's are 20, 0.25, `sqrt`, false.
+         */
+        tpe: z
+          .object({
+            /** Random trials before TPE starts (hyperopt `n_startup_jobs` 20, Optuna `n_startup_trials` 10; ours 10). */
+            startupTrials: z.number().int().min(1).default(10),
+            /** γ: the share of trials TPE counts as good (hyperopt 0.25 with `sqrt`, Optuna 0.1 with `linear`; ours 0.15). */
+            gamma: z.number().gt(0).max(1).default(0.15),
+            /** Good trials: `linear` ⌈γ·N⌉ (Optuna's `default_gamma`) or `sqrt` ⌈γ·√N⌉ (hyperopt's); at most 25 either way. */
+            split: z.enum(['linear', 'sqrt']).default('linear'),
+            /**
+             * Model the unconditional parameters jointly (search/joint.ts: one kernel per trial over all of them, as
+             * Optuna 5's TPESampler) instead of one by one (hyperopt's TPE); conditional ones stay one by one. Ours: true.
+             */
+            multivariate: z.boolean().default(true),
+          })
+          .strict()
+          .prefault({}),
         /** Early stopping of bad trials: `asha` (asynchronous successive halving on the validation loss per epoch) or `none`. */
         pruner: z.enum(['asha', 'none']).default('asha'),
         asha: z

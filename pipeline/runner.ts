@@ -82,8 +82,11 @@ export class UnknownTargetError extends UserError {
   }
 }
 
-/** The stages needed for `targets` (their transitive dependencies included), in registry order. */
-export function closure(stages: readonly Stage[], targets: readonly string[]): Stage[] {
+/**
+ * The stages needed for `targets` (their transitive dependencies under `config` included), in registry order.
+ * @throws UnknownTargetError for an unknown target; Error when a stage depends on an unknown stage.
+ */
+export function closure(stages: readonly Stage[], targets: readonly string[], config: Config): Stage[] {
   const byName = new Map(stages.map((s) => [s.name, s]));
   const need = new Set<string>();
   const visit = (name: string, from?: string) => {
@@ -94,7 +97,7 @@ export function closure(stages: readonly Stage[], targets: readonly string[]): S
     }
     if (need.has(name)) return;
     need.add(name);
-    for (const d of s.deps) visit(d, name);
+    for (const d of resolveList(s.deps, config)) visit(d, name);
   };
   for (const t of targets) visit(TARGET_ALIASES[t] ?? t);
   return stages.filter((s) => need.has(s.name));
@@ -252,7 +255,7 @@ async function decideState(stage: Stage, config: Config, lock: LockFile, depHash
 /** Current combined output hash of each stage in the lock, or null when never built or skipped. */
 function depHashesFor(stage: Stage, config: Config, byName: Map<string, Stage>, current: Map<string, string | null>): Map<string, string | null> {
   const m = new Map<string, string | null>();
-  for (const d of stage.deps) {
+  for (const d of resolveList(stage.deps, config)) {
     const dep = byName.get(d);
     if (dep?.skipWhen?.(config)) continue;
     m.set(d, current.get(d) ?? null);
@@ -267,7 +270,7 @@ function depHashesFor(stage: Stage, config: Config, byName: Map<string, Stage>, 
 export async function plan(opts: MakeOptions): Promise<PlanStep[]> {
   const stages = opts.stages;
   const dataDir = resolve(opts.dataDir);
-  const needed = closure(stages, opts.targets);
+  const needed = closure(stages, opts.targets, opts.config);
   const targets = new Set(opts.targets.map((t) => TARGET_ALIASES[t] ?? t));
   const byName = new Map(stages.map((s) => [s.name, s]));
   const lock = readLock(dataDir);
@@ -276,7 +279,7 @@ export async function plan(opts: MakeOptions): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const rerun = new Set<string>();
   for (const stage of needed) {
-    const upstream = stage.deps.filter((d) => rerun.has(d));
+    const upstream = resolveList(stage.deps, opts.config).filter((d) => rerun.has(d));
     const state = await decideState(stage, opts.config, lock, depHashesFor(stage, opts.config, byName, current), hasher, {
       forced: !!opts.force && targets.has(stage.name),
       rerun: upstream.length ? `upstream ${upstream.join(', ')} will rerun` : null,
@@ -324,7 +327,7 @@ export async function make(opts: MakeOptions & { onOutcome?: (o: StageOutcome) =
   }
   // Each stage's state is decided just before it would run (an upstream rerun may or may not change its inputs),
   // so the plan is only the needed stages in order.
-  const needed = closure(stages, opts.targets);
+  const needed = closure(stages, opts.targets, opts.config);
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UserError(`data directory ${dataDir} is not a directory`);
   mkdirSync(dataDir, { recursive: true });
   const release = acquireRunLock(dataDir);

@@ -71,8 +71,11 @@ export interface StageDeclaration {
   readonly name: string;
   /** One line for `covers --help` and `covers status`. */
   readonly description: string;
-  /** Stages whose outputs this stage reads. */
-  readonly deps: readonly string[];
+  /**
+   * Stages whose outputs this stage reads; a function when that depends on the configuration (e.g. `train` reads
+   * `search`'s best configuration only with `train.fromSearch`). The function sees the whole configuration.
+   */
+  readonly deps: readonly string[] | ((config: Config) => readonly string[]);
   /**
    * Paths (files or directories) under the data directory that this stage reads: other stages' outputs, e.g.
    * `splits.arrow`, `images`, `shards/train`. `ctx.path()` refuses any other path, and the lock records each one's
@@ -140,7 +143,7 @@ export function lazyStage(declaration: StageDeclaration, load: () => Promise<Sta
   };
 }
 
-/** Resolves a stage's possibly config-dependent list (`params`, `outputs`). */
+/** Resolves a stage's possibly config-dependent list (`deps`, `params`, `outputs`). */
 export function resolveList(list: readonly string[] | ((config: Config) => readonly string[]) | undefined, config: Config): readonly string[] {
   if (!list) return [];
   return typeof list === 'function' ? list(config) : list;

@@ -1,16 +1,22 @@
 /**
  * Samplers: what configuration a search tries next, given the space and the trials so far. `random` draws every
  * active parameter from its prior (hyperopt/rand.py `suggest`); `tpe` is hyperopt's Tree-structured Parzen
- * Estimator (hyperopt/tpe.py `suggest`, hyperopt commit c49ad14), with its defaults:
- * - `n_startup_jobs = 20` (`_default_n_startup_jobs`): the first 20 trials are random;
- * - `gamma = 0.25` (`_default_gamma`): the ⌈γ·√N⌉ lowest-loss trials, at most `LF = 25` (`ap_split_trials`,
- *   `gamma_cap=DEFAULT_LF`), are "good", the rest "bad"; failed and unfinished trials have loss +∞ (`suggest`);
+ * Estimator (hyperopt/tpe.py `suggest`, hyperopt commit c49ad14):
+ * - `n_startup_jobs` (hyperopt's `_default_n_startup_jobs` 20; ours 10, Optuna's): the first trials are random;
+ * - `gamma` (hyperopt's `_default_gamma` 0.25 with ⌈γ·√N⌉, `ap_split_trials`; ours 0.15 with ⌈γ·N⌉, the form of
+ *   Optuna's `default_gamma`, whose γ is 0.1): so many lowest-loss trials, at most `LF = 25` (`gamma_cap=DEFAULT_LF`),
+ *   are "good", the rest "bad"; failed and unfinished trials have loss +∞ (`suggest`). Ours differ from hyperopt's
+ *   because on bench/search.bench.ts's objectives hyperopt's (3 good trials of 100) explored too long to match
+ *   Optuna's TPESampler (bench/RESULTS.md "Search samplers"); {@link HYPEROPT_TPE} holds hyperopt's;
+ * - `multivariate` (hyperopt: false; ours true, as Optuna 5's TPESampler always is): the unconditional parameters are
+ *   drawn and scored as one configuration from per-trial kernels (search/joint.ts) instead of each on its own;
  * - per parameter, over the trials where it is active: an adaptive Parzen estimator of the good values l(x) and of
  *   the bad values g(x), each with the prior as one component of weight `prior_weight = 1.0`
  *   (`_default_prior_weight`) and linear forgetting past 25 observations (`DEFAULT_LF`), in log space for the
  *   log-uniforms, binned for the quantised ones (search/parzen.ts);
  * - `n_EI_candidates = 24` (`_default_n_EI_candidates`) draws from l(x), and the one with the largest
- *   log l(x) − log g(x) is kept (`broadcast_best`), each parameter independently, as in hyperopt.
+ *   log l(x) − log g(x) is kept (`broadcast_best`), each parameter independently, as in hyperopt (with
+ *   `multivariate`, whole configurations of the unconditional parameters instead).
  * Every suggestion draws from its own PRNG, seeded by the search seed and the trial number, so a trial's suggestion
  * depends only on the seed, its number and the trials before it (hyperopt draws a seed per suggestion the same way).
  */
@@ -18,6 +24,7 @@ import { Rng } from '../util/rng.ts';
 import {
   adaptiveParzenNormal, categoricalPosterior, DEFAULT_LF, drawIndex, EPS, gmmLpdf, logMixtureLpdf, sampleTruncated, type Mixture,
 } from './parzen.ts';
+import { jointLogDensity, jointMixture, sampleJoint } from './joint.ts';
 import { isActive, quantize, type Assignment, type Distribution, type SearchParam, type SearchSpace, type SpaceValue } from './space.ts';
 
 /** A trial as the samplers see it: its configuration and its loss (+∞ when it failed or is still running). */
@@ -30,14 +37,30 @@ export interface Observation {
 export interface TpeOptions {
   nStartupJobs: number;
   gamma: number;
+  /**
+   * How many trials are "good": `sqrt` ⌈γ·√N⌉ (hyperopt's `ap_split_trials`) or `linear` ⌈γ·N⌉ (Optuna's
+   * `default_gamma`, γ = 0.1 there); both at most `lf`.
+   */
+  split: 'sqrt' | 'linear';
   nEiCandidates: number;
   priorWeight: number;
   /** Linear forgetting: observations beyond the newest `lf` lose weight (hyperopt `DEFAULT_LF`). */
   lf: number;
+  /**
+   * Model the unconditional parameters jointly (search/joint.ts, Optuna 5's TPE) instead of one by one (hyperopt's);
+   * conditional ones stay one by one either way.
+   */
+  multivariate: boolean;
 }
 
 /** hyperopt/tpe.py's defaults (`_default_*`, `DEFAULT_LF`). */
-export const TPE_DEFAULTS: TpeOptions = { nStartupJobs: 20, gamma: 0.25, nEiCandidates: 24, priorWeight: 1.0, lf: DEFAULT_LF };
+export const HYPEROPT_TPE: TpeOptions = { nStartupJobs: 20, gamma: 0.25, split: 'sqrt', nEiCandidates: 24, priorWeight: 1.0, lf: DEFAULT_LF, multivariate: false };
+
+/**
+ * Our defaults (`search.tpe`'s, pipeline/config.ts): hyperopt's but for 10 start-up trials, ⌈0.15·N⌉ good ones and
+ * the unconditional parameters modelled jointly, chosen on bench/search.bench.ts's objectives (see the module comment).
+ */
+export const TPE_DEFAULTS: TpeOptions = { ...HYPEROPT_TPE, nStartupJobs: 10, gamma: 0.15, split: 'linear', multivariate: true };
 
 /** The sampling algorithms of `search.algorithm`. */
 export const ALGORITHMS = ['tpe', 'random'] as const;
@@ -78,8 +101,8 @@ export function suggestRandom(space: SearchSpace, rng: Rng): Assignment {
  * hyperopt `ap_split_trials`: the indices (into `history`) of the good trials, the ⌈γ·√N⌉ lowest losses (at most
  * `cap`); ties broken by trial order (numpy's argsort is not stable; ours is, so a rerun agrees).
  */
-export function goodTrials(history: readonly Observation[], gamma: number, cap: number): Set<number> {
-  const nBelow = Math.min(Math.ceil(gamma * Math.sqrt(history.length)), cap);
+export function goodTrials(history: readonly Observation[], gamma: number, cap: number, split: TpeOptions['split'] = 'sqrt'): Set<number> {
+  const nBelow = Math.min(Math.ceil(gamma * (split === 'sqrt' ? Math.sqrt(history.length) : history.length)), cap);
   const order = history.map((_, i) => i).sort((a, b) => compareLoss(history[a]!.loss, history[b]!.loss) || a - b);
   return new Set(order.slice(0, nBelow));
 }
@@ -95,10 +118,10 @@ function compareLoss(a: number, b: number): number {
  */
 export function suggestTpe(space: SearchSpace, history: readonly Observation[], rng: Rng, o: TpeOptions = TPE_DEFAULTS): Assignment {
   if (history.length < o.nStartupJobs) return suggestRandom(space, rng);
-  const good = goodTrials(history, o.gamma, o.lf);
-  const a: Assignment = {};
+  const good = goodTrials(history, o.gamma, o.lf, o.split);
+  const a: Assignment = o.multivariate ? suggestJoint(space.filter((p) => p.when === null), history, good, rng, o) : {};
   for (const p of space) {
-    if (!isActive(p, a)) continue;
+    if (!isActive(p, a) || p.key in a) continue;
     const below: SpaceValue[] = [];
     const above: SpaceValue[] = [];
     history.forEach((h, i) => {
@@ -108,6 +131,26 @@ export function suggestTpe(space: SearchSpace, history: readonly Observation[], 
     a[p.key] = suggestParam(p, below, above, rng, o);
   }
   return a;
+}
+
+/** The best of `nEiCandidates` joint draws of `params` from the good trials' mixture, by log l(x) − log g(x) (search/joint.ts). */
+function suggestJoint(params: readonly SearchParam[], history: readonly Observation[], good: Set<number>, rng: Rng, o: TpeOptions): Assignment {
+  if (params.length === 0) return {};
+  const below = history.filter((_, i) => good.has(i)).map((h) => h.assignment);
+  const above = history.filter((_, i) => !good.has(i)).map((h) => h.assignment);
+  const l = jointMixture(params, below, o.priorWeight, o.lf);
+  const g = jointMixture(params, above, o.priorWeight, o.lf);
+  let best: Assignment = {};
+  let bestScore = -Infinity;
+  for (let c = 0; c < o.nEiCandidates; c++) {
+    const x = sampleJoint(rng, l);
+    const score = jointLogDensity(l, x) - jointLogDensity(g, x);
+    if (c === 0 || score > bestScore) {
+      best = x;
+      bestScore = Number.isNaN(score) ? -Infinity : score;
+    }
+  }
+  return best;
 }
 
 /** The best of `nEiCandidates` draws from the good density of one parameter, by log l(x) − log g(x). */

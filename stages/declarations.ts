@@ -196,8 +196,8 @@ export const featuresDeclaration: StageDeclaration = {
 export const trainDeclaration: StageDeclaration = {
   name: 'train',
   description: 'train the convnet on the training split (TensorFlow.js) → models/<run>/',
-  deps: ['shards', 'mean'],
-  // With train.fromSearch, the search's best configuration (make `search` first, or name both targets).
+  // With train.fromSearch, the search's best configuration: `make train` (or evaluate) then makes `search` first.
+  deps: (c) => ['shards', 'mean', ...(c.train.fromSearch ? ['search'] : [])],
   inputs: (c) => [splitDir('train'), splitDir('validation'), 'shards/mean.arrow', ...(c.train.fromSearch ? [SEARCH_BEST] : [])],
   params: TRAIN_PARAMS,
   // train.resumeFrom only seeds the first snapshot of a run (the user's explicit choice); the rest change the speed.
@@ -224,7 +224,7 @@ export const SEARCH_PARAMS = [
  */
 export const SEARCH_RESUMABLE_PARAMS = [
   ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)),
-  'search.epochs', 'search.algorithm', 'search.seed', 'search.space', 'search.pruner', 'search.asha',
+  'search.epochs', 'search.algorithm', 'search.tpe', 'search.seed', 'search.space', 'search.pruner', 'search.asha',
 ] as const;
 
 /** The `search` stage: shards and mean → `search/trials.tsv`, `search/best.json`. */

@@ -27,7 +27,7 @@ import { readSplit, type SplitData } from '../schemas/shards/read.ts';
 import { bestTrial, readTrials, SEARCH_BEST, SEARCH_TRIALS, writeSearchBest, writeTrials, type TrialRecord } from '../schemas/search.ts';
 import { applyAssignment, checkSpaceKeys } from '../search/apply.ts';
 import { ashaPrunes, lossesAt, rungEpochs, type AshaOptions } from '../search/asha.ts';
-import { suggest, type Observation } from '../search/samplers.ts';
+import { suggest, TPE_DEFAULTS, type Observation, type TpeOptions } from '../search/samplers.ts';
 import { parseSpace, SpaceError, studySpace, type Assignment, type SearchSpace } from '../search/space.ts';
 import { runTrial, type TrialOutcome } from '../search/trial.ts';
 import { TrialPool } from '../search/pool.ts';
@@ -85,6 +85,7 @@ export const searchStage: StageImplementation = {
     const file = join(dir, 'trials.tsv');
     const rows: TrialRecord[] = existsSync(file) ? readTrials(file, keys) : [];
     const seed = s.seed ?? c.seed;
+    const tpe: TpeOptions = { ...TPE_DEFAULTS, nStartupJobs: s.tpe.startupTrials, gamma: s.tpe.gamma, split: s.tpe.split, multivariate: s.tpe.multivariate };
     const ashaOptions: AshaOptions = { eta: s.asha.eta, minEpochs: s.asha.minEpochs, maxEpochs: s.epochs };
     ctx.log.info(`${s.algorithm} search of ${keys.length} keys (${text}), ${s.epochs} epochs per trial, pruner ${s.pruner}${s.pruner === 'asha' ? ` (η ${ashaOptions.eta}, rungs at epochs ${rungEpochs(ashaOptions).join(', ') || 'none'})` : ''}; ${train.n} training and ${validation.n} validation images`);
     if (rows.length) ctx.log.info(`${rows.length} trial(s) already recorded in ${file}${rows.length >= s.trials ? '' : `; continuing to ${s.trials}`}`);
@@ -126,7 +127,7 @@ export const searchStage: StageImplementation = {
           // In trial order (linear forgetting weighs the newest most), running trials with loss +∞ (hyperopt's rule).
           const history = [...rows.map((r) => [r.trial, r.values, r.validationLoss ?? Infinity] as const), ...[...inflight].map(([k, f]) => [k, f.values, Infinity] as const)]
             .sort((a, b) => a[0] - b[0]).map(([, assignment, loss]): Observation => ({ assignment, loss }));
-          const values = suggest(s.algorithm, space, history, seed, t);
+          const values = suggest(s.algorithm, space, history, seed, t, tpe);
           let config: Config | Error;
           try {
             config = applyAssignment(c, values, TRIAL_PARAMS);

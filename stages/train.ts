@@ -36,7 +36,7 @@ import { trainOptionsFromConfig } from '../train/train-options.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
 import { describeKeptCheckpoint, keptCheckpoint } from '../schemas/metrics.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
-import { TRAIN_PARAMS } from './declarations.ts';
+import { TRAIN_PARAMS, trainDeclaration } from './declarations.ts';
 
 /**
  * The configuration to train: the stage's own, or with `train.fromSearch` the search's best configuration
@@ -46,10 +46,11 @@ import { TRAIN_PARAMS } from './declarations.ts';
 function trainedConfig(ctx: StageContext): Config {
   if (!ctx.config.train.fromSearch) return ctx.config;
   const file = ctx.path(SEARCH_BEST);
-  if (!existsSync(file)) throw new UserError(`train.fromSearch is set but ${SEARCH_BEST} is missing: run \`covers make search\` first (or name both targets: \`covers make search evaluate\`)`);
+  if (!existsSync(file)) throw new UserError(`train.fromSearch is set but ${SEARCH_BEST} is missing: run \`covers make search\` first (\`covers make train\` with train.fromSearch does)`);
   const best = readSearchBest(file);
   try {
-    const config = applyAssignment(ctx.config, best.values);
+    // Built from the declared keys only: ctx.config is a view that refuses the others, and cannot be cloned whole.
+    const config = applyAssignment(ctx.config, best.values, [...TRAIN_PARAMS, ...(trainDeclaration.tuning ?? [])]);
     ctx.log.info(`training the search's best configuration (trial ${best.trial + 1}, validation loss ${best.validationLoss.toFixed(4)}, accuracy ${best.validationAccuracy.toFixed(3)}): ${Object.entries(best.values).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     return config;
   } catch (e) {

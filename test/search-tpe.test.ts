@@ -7,8 +7,10 @@ import { describe, test } from 'node:test';
 import {
   adaptiveParzenNormal, categoricalPosterior, erf, gmmLpdf, linearForgettingWeights, logMixtureLpdf,
 } from '../search/parzen.ts';
-import { goodTrials, samplePrior, suggest, suggestRandom, suggestTpe, trialRng, TPE_DEFAULTS, type Observation } from '../search/samplers.ts';
+import { goodTrials, HYPEROPT_TPE, samplePrior, suggest, suggestRandom, suggestTpe, trialRng, TPE_DEFAULTS, type Observation } from '../search/samplers.ts';
+import { defaultConfig } from '../pipeline/config-core.ts';
 import { formatParam, parseSpace, SpaceError, studySpace } from '../search/space.ts';
+import { jointLogDensity, jointMixture, sampleJoint } from '../search/joint.ts';
 import { Rng } from '../util/rng.ts';
 import { ashaPrunes, lossesAt, rungEpochs } from '../search/asha.ts';
 import { formatTrials, parseTrials, type TrialRecord } from '../schemas/search.ts';
@@ -112,7 +114,19 @@ describe('samplers', () => {
     assert.deepEqual([...goodTrials(h(Array.from({ length: 100 }, (_, i) => 100 - i)), 0.25, 25)].sort((a, b) => a - b), [97, 98, 99]); // ⌈2.5⌉
     assert.equal(goodTrials(h(Array.from({ length: 20000 }, (_, i) => i)), 0.25, 25).size, 25);
   });
-  test('TPE is random search for the first 20 trials, then follows the good trials; suggestions are reproducible', () => {
+  test("with the linear split (Optuna's form) the good trials are the ⌈γ·N⌉ lowest losses, capped at 25", () => {
+    const h = (losses: number[]): Observation[] => losses.map((loss) => ({ assignment: {}, loss }));
+    assert.deepEqual([...goodTrials(h([3, 1, Infinity, 2]), 0.15, 25, 'linear')], [1]); // ⌈0.6⌉ = 1
+    assert.deepEqual([...goodTrials(h(Array.from({ length: 20 }, (_, i) => 20 - i)), 0.15, 25, 'linear')].sort((a, b) => a - b), [17, 18, 19]); // ⌈3⌉
+    assert.equal(goodTrials(h(Array.from({ length: 100 }, (_, i) => i)), 0.15, 25, 'linear').size, 15);
+    assert.equal(goodTrials(h(Array.from({ length: 200 }, (_, i) => i)), 0.15, 25, 'linear').size, 25);
+  });
+  test("search.tpe's defaults are the samplers' TPE_DEFAULTS, and hyperopt's settings stay available", () => {
+    const t = defaultConfig().search.tpe;
+    assert.deepEqual({ nStartupJobs: t.startupTrials, gamma: t.gamma, split: t.split, multivariate: t.multivariate }, { nStartupJobs: TPE_DEFAULTS.nStartupJobs, gamma: TPE_DEFAULTS.gamma, split: TPE_DEFAULTS.split, multivariate: TPE_DEFAULTS.multivariate });
+    assert.deepEqual({ n: HYPEROPT_TPE.nStartupJobs, g: HYPEROPT_TPE.gamma, s: HYPEROPT_TPE.split, c: HYPEROPT_TPE.nEiCandidates, w: HYPEROPT_TPE.priorWeight, lf: HYPEROPT_TPE.lf, mv: HYPEROPT_TPE.multivariate }, { n: 20, g: 0.25, s: 'sqrt', c: 24, w: 1, lf: 25, mv: false });
+  });
+  test('TPE is random search for the start-up trials, then follows the good trials; suggestions are reproducible', () => {
     const f = (a: Record<string, unknown>) => (Math.log(a.lr as number) + 7) ** 2 + ((a.k as number) - 7) ** 2 + (a.o === 'b' ? 0 : 3);
     const history: Observation[] = [];
     for (let t = 0; t < 60; t++) {
@@ -153,5 +167,69 @@ describe('successive halving and the trials file', () => {
     assert.deepEqual(back, [rows[0], { ...rows[1]!, message: 'bad model params' }]);
     assert.throws(() => parseTrials(formatTrials(keys, rows), ['train.learningRate'], 'x/trials.tsv'), (e: Error) => e.name === 'UserError' && /^x\/trials\.tsv: its columns/.test(e.message) && /covers clean search/.test(e.message));
     assert.throws(() => parseTrials(formatTrials(keys, rows).replace('complete', 'done'), keys, 't.tsv'), /t\.tsv line 2: status "done"/);
+  });
+});
+
+describe('joint (multivariate) TPE kernels (search/joint.ts)', () => {
+  const space = parseSpace('x=uniform(-2,3); n=quniform(1,6,1); c=choice(a,b,c); lr=loguniform(1e-3,1)');
+  const trials = [
+    { x: 0.5, n: 2, c: 'a', lr: 0.01 }, { x: -1.5, n: 5, c: 'b', lr: 0.5 }, { x: 2.5, n: 3, c: 'a', lr: 0.002 },
+  ];
+  test('each trial is one kernel at its own values, with the σ hyperopt gives that observation; the prior is the last kernel', () => {
+    const m = jointMixture(space, trials, 1, 25);
+    assert.equal(m.logWeights.length, 4);
+    close([m.logWeights.reduce((s, w) => s + Math.exp(w), 0)], [1], 1e-12, 'weights');
+    const x = m.params[0]!.kernels;
+    assert.equal(x.kind, 'numeric');
+    if (x.kind !== 'numeric') return;
+    const ref = adaptiveParzenNormal([0.5, -1.5, 2.5], 1, 0.5, 5);
+    // Kernels in trial order, then the prior (mean 0.5 = (−2 + 3)/2, which here equals trial 0's value).
+    close(x.mus, [0.5, -1.5, 2.5, 0.5], 1e-12, 'mus');
+    for (let k = 0; k < 3; k++) assert.ok(ref.sigmas.some((s, j) => ref.mus[j] === x.mus[k] && Math.abs(s - x.sigmas[k]!) < 1e-12), `σ of trial ${k}`);
+    assert.equal(x.sigmas[3], 5, 'the prior σ is high − low');
+  });
+  test('the joint density is a density: it integrates to 1 over the space (x continuous, lr in log space, n and c as masses)', () => {
+    const m = jointMixture(space, trials, 1, 25);
+    let total = 0;
+    const steps = 200;
+    for (const c of ['a', 'b', 'c']) {
+      for (let n = 1; n <= 6; n++) {
+        for (let i = 0; i < steps; i++) {
+          const x = -2 + (5 * (i + 0.5)) / steps;
+          for (let j = 0; j < steps; j++) {
+            const llr = Math.log(1e-3) + (Math.log(1000) * (j + 0.5)) / steps;
+            // The density of lr is per unit of ln(lr) (kernels live in log space).
+            total += Math.exp(jointLogDensity(m, { x, n, c, lr: Math.exp(llr) })) * (5 / steps) * (Math.log(1000) / steps);
+          }
+        }
+      }
+    }
+    assert.ok(Math.abs(total - 1) < 0.01, `∫ = ${total}`);
+  });
+  test('draws stay in the space and are reproducible from the PRNG', () => {
+    const m = jointMixture(space, trials, 1, 25);
+    const draw = (seed: number) => Array.from({ length: 50 }, ((r) => () => sampleJoint(r, m))(new Rng(seed)));
+    for (const a of draw(3)) {
+      assert.ok((a.x as number) >= -2 && (a.x as number) < 3);
+      assert.ok(Number.isInteger(a.n) && (a.n as number) >= 1 && (a.n as number) <= 6);
+      assert.ok(['a', 'b', 'c'].includes(a.c as string));
+      assert.ok((a.lr as number) >= 1e-3 && (a.lr as number) <= 1);
+    }
+    assert.deepEqual(draw(3), draw(3));
+  });
+  test('multivariate and one-at-a-time TPE both beat their own random start on a joint valley; conditional keys still follow their branch', () => {
+    const sp = parseSpace('u=uniform(0,1); v=uniform(0,1); o=choice(p,q); w=uniform(0,1) if o=q');
+    // A narrow diagonal valley: good only when u ≈ v.
+    const f = (a: Record<string, unknown>) => 10 * ((a.u as number) - (a.v as number)) ** 2 + ((a.u as number) - 0.3) ** 2 + (a.o === 'q' ? ((a.w as number) - 0.5) ** 2 : 0.2);
+    for (const multivariate of [true, false]) {
+      const h: Observation[] = [];
+      for (let t = 0; t < 60; t++) {
+        const a = suggest('tpe', sp, h, 5, t, { ...TPE_DEFAULTS, multivariate });
+        assert.equal('w' in a, a.o === 'q', 'w only with o=q');
+        h.push({ assignment: a, loss: f(a) });
+      }
+      const mean = (from: number, to: number) => h.slice(from, to).reduce((s, x) => s + x.loss, 0) / (to - from);
+      assert.ok(mean(40, 60) < 0.5 * mean(0, 10), `multivariate=${multivariate}: later mean ${mean(40, 60)} vs start ${mean(0, 10)}`);
+    }
   });
 });

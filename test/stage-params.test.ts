@@ -120,7 +120,7 @@ function declares(stage: Stage, key: string, config: Config, kind: 'params' | 't
 /** The stages that declare one of `keys` as a parameter (under either configuration), and every stage depending on them. */
 function expectedStale(keys: readonly string[], before: Config, afterChange: Config): Set<string> {
   const out = new Set(STAGES.filter((s) => keys.some((k) => declares(s, k, before, 'params') || declares(s, k, afterChange, 'params'))).map((s) => s.name));
-  for (const s of STAGES) if (s.deps.some((d) => out.has(d))) out.add(s.name);
+  for (const s of STAGES) if ([...resolveList(s.deps, before), ...resolveList(s.deps, afterChange)].some((d) => out.has(d))) out.add(s.name);
   return out;
 }
 
