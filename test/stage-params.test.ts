@@ -78,6 +78,9 @@ const SPECIAL: Record<string, Record<string, unknown>> = {
   'splits.validation': { 'splits.validation': 0.2, 'splits.test': 0 },
   'splits.test': { 'splits.test': 0.2, 'splits.train': 0.7 },
   'train.modelParams': { 'train.modelParams': 'num_conv_layers=2' },
+  'pretrained.sha256': { 'pretrained.sha256': 'a'.repeat(64) },
+  'pretrained.mean': { 'pretrained.mean': [1, 2, 3] },
+  'pretrained.std': { 'pretrained.std': [1, 2, 3] },
 };
 
 /** A raw configuration that sets each dotted key of `changes`. */
