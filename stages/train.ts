@@ -166,7 +166,9 @@ export const trainStage: StageImplementation = {
         repeats.push({ seed, dir, stopReason: result.stopReason, bestEpoch: result.state.bestEpoch, bestValidationAccuracy: bestAcc, finalTrainLoss: last?.trainLoss ?? null });
         const record: TrainRecord = {
           config,
-          architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
+          architecture: tuning
+            ? { name: `fine-tuned ${config.pretrained.model}`, freeze: t.freeze, pretrainedLearningRateScale: t.pretrainedLearningRateScale }
+            : { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
           backend: backend.name,
           labelNames: train.labelNames,
           imageSize: train.size,
