@@ -129,3 +129,17 @@ test('the imported layers get the gradient scale, the new layer 1; the preproces
   m.model.dispose();
   back.dispose();
 });
+
+test('a fine-tuning run stopped after an epoch and resumed from its snapshot ends with the uninterrupted run\'s weights, bit for bit', async () => {
+  const ft = await fineTune({ freeze: 'conv0', learningRateScale: 0.1 });
+  const whole = await trainModel(options(B, { snapshotDir: join(B.dir, 'whole'), fineTune: ft, epochs: 2, snapshotEvery: 1 }));
+  const cut = await trainModel(options(B, { snapshotDir: join(B.dir, 'cut'), fineTune: ft, epochs: 2, snapshotEvery: 1, stopAfter: 1 }));
+  assert.equal(cut.stopReason, 'stopAfter');
+  cut.model.dispose();
+  const resumed = await trainModel(options(B, { snapshotDir: join(B.dir, 'cut'), fineTune: ft, epochs: 2, snapshotEvery: 1 }));
+  assert.equal(resumed.metrics.length, 2);
+  const hex = (m: tfl.LayersModel) => m.weights.map((w) => Buffer.from((w.read().dataSync() as Float32Array).buffer).toString('hex'));
+  assert.deepEqual(hex(resumed.model), hex(whole.model));
+  whole.model.dispose();
+  resumed.model.dispose();
+});
