@@ -2,6 +2,8 @@
  * A pretrained network's input preprocessing (`pretrained.input`): channel order, scaling of the 0–255 pixels, and
  * per-channel mean and standard deviation, as the network was trained with.
  */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { INPUT_PRESET_NAMES, type InputPresetName } from '../schemas/pretrained-names.ts';
 
 /** How a network expects its input: `x = (pixel[order] · scale − mean) / std`, per channel. */
@@ -54,3 +56,35 @@ export function preprocessPixels(pixels: Uint8Array, p: InputPreprocessing): Flo
   }
   return out;
 }
+
+/**
+ * {@link InputPreprocessing} as a layer, so that a fine-tuned model takes the stored pixels and carries its own
+ * preprocessing (evaluate and any later user apply it without knowing it): input `[B, H, W, 3]` float32 RGB 0–255,
+ * HWC → `[B, H, W, 3]` float32 in the network's channel order, `(pixel · scale − mean) / std`. No weights.
+ */
+export class InputPreprocess extends tfl.layers.Layer {
+  static className = 'InputPreprocess';
+  readonly preprocessing: InputPreprocessing;
+
+  constructor(args: { preprocessing: InputPreprocessing; name?: string }) {
+    super({ name: args.name });
+    this.preprocessing = args.preprocessing;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    const p = this.preprocessing;
+    return tf.tidy(() => {
+      const ordered = p.channelOrder === 'rgb' ? x : tf.reverse(x, -1);
+      const mul = tf.tensor1d(p.std.map((s) => p.scale / s));
+      const add = tf.tensor1d(p.mean.map((m, c) => -m / p.std[c]!));
+      return tf.add(tf.mul(ordered, mul), add);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const p = this.preprocessing;
+    return { ...super.getConfig(), preprocessing: { channelOrder: p.channelOrder, scale: p.scale, mean: [...p.mean], std: [...p.std] } };
+  }
+}
+tf.serialization.registerClass(InputPreprocess);

@@ -119,6 +119,9 @@ export const CONFIG_DEFAULTS: Config = {
     "seed": null,
     "repeats": 1,
     "snapshotEvery": 5,
+    "init": "scratch",
+    "freeze": "none",
+    "pretrainedLearningRateScale": 1,
     "resumeFrom": null,
     "run": "default",
     "fromSearch": false

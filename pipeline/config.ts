@@ -315,6 +315,24 @@ export const ConfigSchema = z
         repeats: z.number().int().min(1).max(100).default(1),
         /** Write a snapshot every k epochs (and always at the end). */
         snapshotEvery: z.number().int().min(1).default(5),
+        /**
+         * Initial weights: `scratch` (train.architecture, seeded) or `pretrained` (the `pretrained.model` network with
+         * its last fully connected layer replaced by a new one for our genres; its `pretrained.input` preprocessing
+         * replaces the mean subtraction and its input size replaces train.crop; train/fine-tune.ts).
+         */
+        init: z.enum(['scratch', 'pretrained']).default('scratch'),
+        /**
+         * With `init: pretrained`: which imported layers keep their weights: `none`, `body` (all but the new last
+         * layer), or the name of the last frozen tfjs layer (it and every imported layer before it). Frozen batch
+         * norm layers use their moving statistics in training too.
+         */
+        freeze: z.string().min(1).default('none'),
+        /**
+         * With `init: pretrained`: the imported layers' learning rate relative to `train.learningRate` (the new layer
+         * learns at 1×). Caffe's fine-tuning recipe: 0.1 (base rate 0.001, the new layer 10×). Scales the imported
+         * layers' gradients, which with Nesterov momentum is the same as scaling their learning rate.
+         */
+        pretrainedLearningRateScale: z.number().nonnegative().default(1),
         /** Continue from this snapshot directory instead of starting fresh. */
         resumeFrom: z.string().min(1).nullable().default(null),
         /** Name of the run: outputs go to `models/<run>/`. */

@@ -132,14 +132,14 @@ async function hashExtraInputs(stage: Stage, config: Config): Promise<Record<str
 /**
  * The stages upstream of `stage`: its declared dependencies and, through their lock entries' recorded `deps`, theirs.
  */
-function upstreamInLock(stage: Stage, lock: LockFile): Set<string> {
+function upstreamInLock(stage: Stage, config: Config, lock: LockFile): Set<string> {
   const out = new Set<string>();
   const visit = (name: string) => {
     if (out.has(name)) return;
     out.add(name);
     for (const d of Object.keys(lock.stages[name]?.deps ?? {})) visit(d);
   };
-  for (const d of stage.deps) visit(d);
+  for (const d of resolveList(stage.deps, config)) visit(d);
   return out;
 }
 
@@ -152,7 +152,7 @@ export async function hashInputs(stage: Stage, config: Config, lock: LockFile, h
   const out: Record<string, string | null> = {};
   for (const rel of resolveList(stage.inputs, config)) {
     if (rel === LOCK_FILE) {
-      const upstream = upstreamInLock(stage, lock);
+      const upstream = upstreamInLock(stage, config, lock);
       const others = Object.fromEntries(Object.entries(lock.stages).filter(([name]) => upstream.has(name)).sort(([a], [b]) => a.localeCompare(b)));
       out[rel] = hashJson(others);
     } else out[rel] = (await hasher.output(rel))?.hash ?? null;

@@ -415,7 +415,7 @@ function evalRow(name: string, m: EvalMetrics, chance: number): SafeHtml {
 function evaluationSection(m: ReportModel): Section {
   const { evaluation, baseline, linearSvm, testSplitSize } = m.inputs;
   const models: { name: string; data: EvalMetrics; color: string }[] = [];
-  if (evaluation.ok) models.push({ name: `convnet (${m.config.train.architecture}${evaluation.data.crops ? `, ${evaluation.data.crops} crop${evaluation.data.crops === 1 ? '' : 's'}` : ''})`, data: evaluation.data, color: COLORS.blue });
+  if (evaluation.ok) models.push({ name: `convnet (${m.config.train.init === 'pretrained' ? `fine-tuned ${m.config.pretrained.model.split('/').pop()}` : m.config.train.architecture}${evaluation.data.crops ? `, ${evaluation.data.crops} crop${evaluation.data.crops === 1 ? '' : 's'}` : ''})`, data: evaluation.data, color: COLORS.blue });
   if (baseline.ok) models.push({ name: 'random forest (baseline)', data: baseline.data, color: COLORS.green });
   if (linearSvm.ok) models.push({ name: 'linear SVM (baseline)', data: linearSvm.data, color: COLORS.orange });
   const { pretrainedForest, pretrainedLinearSvm } = m.inputs;

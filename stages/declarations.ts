@@ -45,6 +45,15 @@ export const TRAIN_PARAMS = [
   'train.fromSearch',
 ] as const;
 
+/**
+ * Config keys that decide a fine-tuned model (`train.init = pretrained`, train/fine-tune.ts) beside {@link TRAIN_PARAMS}:
+ * the network and its preprocessing. Not searched: `search` trains from scratch.
+ */
+export const FINE_TUNE_PARAMS = [
+  'train.init', 'train.freeze', 'train.pretrainedLearningRateScale',
+  'pretrained.model', 'pretrained.sha256', 'pretrained.input', 'pretrained.channelOrder', 'pretrained.scale', 'pretrained.mean', 'pretrained.std',
+] as const;
+
 /** The outputs of the configured `baseline.model`: {@link FOREST_OUTPUT} and/or {@link LINEAR_SVM_OUTPUT}. */
 function baselineOutputs(c: Config): string[] {
   const m = c.baseline.model;
@@ -199,7 +208,9 @@ export const trainDeclaration: StageDeclaration = {
   // With train.fromSearch, the search's best configuration: `make train` (or evaluate) then makes `search` first.
   deps: (c) => ['shards', 'mean', ...(c.train.fromSearch ? ['search'] : [])],
   inputs: (c) => [splitDir('train'), splitDir('validation'), 'shards/mean.arrow', ...(c.train.fromSearch ? [SEARCH_BEST] : [])],
-  params: TRAIN_PARAMS,
+  params: [...TRAIN_PARAMS, ...FINE_TUNE_PARAMS],
+  // A local pretrained.model is hashed when fine-tuning (a URL's download is pinned by pretrained.sha256).
+  extraInputs: (c) => (c.train.init === 'pretrained' && c.pretrained.model && !/^https?:\/\//i.test(c.pretrained.model) ? [resolve(c.pretrained.model)] : []),
   // train.resumeFrom only seeds the first snapshot of a run (the user's explicit choice); the rest change the speed.
   tuning: ['train.backend', 'train.threads', 'train.balance', 'train.resumeFrom'],
   outputs: (c) => [modelDir(c.train.run)],

@@ -15,6 +15,8 @@ import { selectBackend } from '../train/backends.ts';
 import { classificationMetrics } from '../train/metrics.ts';
 import { fileLoader } from '../train/model-io.ts';
 import '../train/models.ts'; // registers the SeededDropout layer class for deserialisation
+import '../model-import/layers.ts'; // registers the imported networks' layer classes (fine-tuned models)
+import '../model-import/preprocess.ts'; // registers InputPreprocess (fine-tuned models)
 import { predictSplit } from '../train/predict.ts';
 import { defaultThreads, startInferencePool } from '../train/data-parallel.ts';
 import { readMean } from '../schemas/mean.ts';

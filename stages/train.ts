@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { hashJson, pickParams, type Config } from '../pipeline/config.ts';
 import { readSearchBest, SEARCH_BEST } from '../schemas/search.ts';
 import { applyAssignment } from '../search/apply.ts';
-import { UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
+import { resolveList, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
 import { selectBackend } from '../train/backends.ts';
 import { fileSaver } from '../train/model-io.ts';
 import { ModelParamsError, resolveModelSpec } from '../schemas/model-params.ts';
@@ -36,7 +36,10 @@ import { trainOptionsFromConfig } from '../train/train-options.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
 import { describeKeptCheckpoint, keptCheckpoint } from '../schemas/metrics.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
-import { TRAIN_PARAMS, trainDeclaration } from './declarations.ts';
+import { FINE_TUNE_PARAMS, TRAIN_PARAMS, trainDeclaration } from './declarations.ts';
+import { defaultModelCacheDir, resolveModelFile } from '../model-import/fetch.ts';
+import { inputPreprocessing } from '../model-import/preprocess.ts';
+import { pretrainedInputSize, type FineTuneOptions } from '../train/fine-tune.ts';
 
 /**
  * The configuration to train: the stage's own, or with `train.fromSearch` the search's best configuration
@@ -50,12 +53,38 @@ function trainedConfig(ctx: StageContext): Config {
   const best = readSearchBest(file);
   try {
     // Built from the declared keys only: ctx.config is a view that refuses the others, and cannot be cloned whole.
-    const config = applyAssignment(ctx.config, best.values, [...TRAIN_PARAMS, ...(trainDeclaration.tuning ?? [])]);
+    const config = applyAssignment(ctx.config, best.values, [...resolveList(trainDeclaration.params, ctx.config), ...(trainDeclaration.tuning ?? [])]);
     ctx.log.info(`training the search's best configuration (trial ${best.trial + 1}, validation loss ${best.validationLoss.toFixed(4)}, accuracy ${best.validationAccuracy.toFixed(3)}): ${Object.entries(best.values).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     return config;
   } catch (e) {
     throw new UserError(`${SEARCH_BEST}: its configuration does not apply to this one (${(e as Error).message.split('\n')[0]}); rerun \`covers make search\``);
   }
+}
+
+/**
+ * With `train.init = pretrained`, the network to fine-tune (the file, downloaded when a URL) and its input side;
+ * otherwise null.
+ * @throws UserError naming the key: `train.freeze` / `train.pretrainedLearningRateScale` set for a scratch run,
+ *   no `pretrained.model`, or Adam with a learning-rate scale (Adam divides a gradient scale out).
+ */
+async function fineTuneOptions(ctx: StageContext, config: Config): Promise<{ fineTune: FineTuneOptions; crop: number } | null> {
+  const t = config.train;
+  if (t.init === 'scratch') {
+    if (t.freeze !== 'none') throw new UserError(`train.freeze = ${t.freeze} applies only with train.init = pretrained`);
+    if (t.pretrainedLearningRateScale !== 1) throw new UserError('train.pretrainedLearningRateScale applies only with train.init = pretrained');
+    return null;
+  }
+  const p = config.pretrained;
+  if (!p.model) throw new UserError('train.init = pretrained needs pretrained.model (an ONNX file, its URL, or a tfjs model.json)');
+  if (t.optimizer === 'adam' && t.pretrainedLearningRateScale !== 1) {
+    throw new UserError('train.pretrainedLearningRateScale: Adam normalises each gradient, so a gradient scale does not change its learning rate; use train.optimizer = nesterov or leave the scale at 1');
+  }
+  const file = await resolveModelFile(p.model, { cacheDir: defaultModelCacheDir(), sha256: p.sha256, log: ctx.log, signal: ctx.signal });
+  const preprocessing = inputPreprocessing(p.input, {
+    channelOrder: p.channelOrder ?? undefined, scale: p.scale ?? undefined, mean: p.mean ?? undefined, std: p.std ?? undefined,
+  });
+  const crop = await pretrainedInputSize(file);
+  return { fineTune: { file, preprocessing, freeze: t.freeze, learningRateScale: t.pretrainedLearningRateScale }, crop };
 }
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
@@ -79,8 +108,12 @@ export const trainStage: StageImplementation = {
     } catch (e) {
       ctx.log.warn(`no validation split (${(e as Error).message}): fixed learning rate, last weights kept`);
     }
-    if (t.crop > train.size) throw new UserError(`train.crop = ${t.crop} is larger than the shard images (${train.size}×${train.size})`);
-    const mean = t.subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
+    const tuning = await fineTuneOptions(ctx, config);
+    // Fine-tuning crops at the network's input size and applies its own preprocessing instead of the mean.
+    const crop = tuning?.crop ?? t.crop;
+    if (crop > train.size) throw new UserError(`${tuning ? `the pretrained network's input (${crop}×${crop})` : `train.crop = ${crop}`} is larger than the shard images (${train.size}×${train.size})`);
+    const subtractMean = t.subtractMean && !tuning;
+    const mean = subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
     const seeds = repeatSeeds(config);
     const total = t.epochs * seeds.length;
     // The epoch progress covers only the epochs this run trains (none when a finished run is resumed) and stops
@@ -100,15 +133,18 @@ export const trainStage: StageImplementation = {
         // train.repeats and train.seed are left out of the hash and the training seed put in, so a model trains (and
         // resumes) the same whatever the repeat count; `seed` (the split's) stays in. train.epochs is left out too
         // unless the schedule depends on it (see the module comment).
-        const hashed = TRAIN_PARAMS.filter((p) => p !== 'train.repeats' && p !== 'train.seed' && (p !== 'train.epochs' || t.schedule === 'cosine'));
+        // The fine-tuning keys only when fine-tuning, so a scratch run's snapshots keep their directory.
+        const hashed = [...TRAIN_PARAMS, ...(tuning ? FINE_TUNE_PARAMS : [])]
+          .filter((p) => p !== 'train.repeats' && p !== 'train.seed' && (p !== 'train.epochs' || t.schedule === 'cosine'));
         const params = { ...pickParams(config, hashed), trainingSeed: seed };
         const snapshotDir = join(ctx.workDir, t.run, hashJson(params).slice(0, 16));
         const of = seeds.length > 1 ? ` (seed ${seed}, model ${k + 1} of ${seeds.length})` : '';
-        ctx.log.info(`${spec.architecture}${t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${t.crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
+        ctx.log.info(`${tuning ? `fine-tuning ${config.pretrained.model}` : spec.architecture}${!tuning && t.modelParams ? ` (train.modelParams ${t.modelParams})` : ''} on ${train.n} training and ${validation?.n ?? 0} validation images, ${train.size}→${crop} crops, ${t.schedule} schedule${of}; snapshots in ${snapshotDir}`);
         const result = await trainModel(trainOptionsFromConfig(t, {
           train, validation, mean, spec, seed,
           snapshotDir, resumeFrom: k === 0 ? t.resumeFrom : null, log: (l) => ctx.log.info(l), signal: ctx.signal,
           threads: t.threads ?? defaultThreads(),
+          fineTune: tuning?.fineTune ?? null, crop,
           onStart: (s) => {
             firstEpoch = s.epoch;
             if (s.done) return;
@@ -131,12 +167,15 @@ export const trainStage: StageImplementation = {
         repeats.push({ seed, dir, stopReason: result.stopReason, bestEpoch: result.state.bestEpoch, bestValidationAccuracy: bestAcc, finalTrainLoss: last?.trainLoss ?? null });
         const record: TrainRecord = {
           config,
-          architecture: { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
+          architecture: tuning
+            ? { name: `fine-tuned ${config.pretrained.model}`, freeze: t.freeze, pretrainedLearningRateScale: t.pretrainedLearningRateScale }
+            : { name: spec.architecture, params: spec.params, convs: spec.convs, denses: spec.denses },
           backend: backend.name,
           labelNames: train.labelNames,
           imageSize: train.size,
-          crop: t.crop,
-          subtractMean: t.subtractMean,
+          crop,
+          subtractMean,
+          ...(tuning ? { init: 'pretrained', pretrained: { model: config.pretrained.model, preprocessing: tuning.fineTune.preprocessing } } : {}),
           seed,
           stopReason: result.stopReason,
           bestEpoch: result.state.bestEpoch,

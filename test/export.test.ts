@@ -282,8 +282,8 @@ test('bad export config is a usage error naming the key; `all` does not run expo
     assert.ok(r.stderr.includes(key), `${set}: the message names ${key}:\n${r.stderr}`);
   }
   assert.ok(!existsSync(join(tmp, 'usage', 'export')), 'nothing ran');
-  assert.ok(!closure(STAGES, ['all']).some((s) => s.name === 'export'));
-  assert.deepEqual(closure(STAGES, ['export']).map((s) => s.name).slice(-3), ['shards', 'mean', 'export']);
+  assert.ok(!closure(STAGES, ['all'], resolveConfig({})).some((s) => s.name === 'export'));
+  assert.deepEqual(closure(STAGES, ['export'], resolveConfig({})).map((s) => s.name).slice(-3), ['shards', 'mean', 'export']);
 });
 
 test('TFRecord framing: masked CRC-32C as TensorFlow computes it; a flipped byte is named', () => {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { createLogger } from '../util/log.ts';
-import { baselineStage, featuresStage } from '../stages/index.ts';
+import { baselineStage, evaluateStage, featuresStage, trainStage } from '../stages/index.ts';
 import { readEvalMetrics } from '../schemas/metrics.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { readFeatureSplit } from '../schemas/features.ts';
@@ -89,6 +89,26 @@ describe('features stage', () => {
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+
+  it('train.init=pretrained fine-tunes the ONNX network (frozen up to a named layer) and evaluate scores it with 10 crops', { skip: missing ?? false }, async () => {
+    const config = resolveConfig({
+      genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, pretrained: { model: onnx, input: 'imagenet' }, eval: { crops: 10 },
+      train: { crop: 64, init: 'pretrained', freeze: 'layer1.0.bn1', pretrainedLearningRateScale: 0.1, optimizer: 'nesterov', learningRate: 0.01, epochs: 2, batchSize: 6, backend: 'wasm', threads: 1, run: 'ft' },
+    });
+    await runStageOnce(trainStage, { config, dataDir: dir, log });
+    const rec = JSON.parse(readFileSync(join(dir, 'models', 'ft', 'config.json'), 'utf8')) as { crop: number; subtractMean: boolean; init: string; pretrained: { preprocessing: { scale: number } } };
+    assert.equal(rec.crop, 64, 'the network\'s input size');
+    assert.equal(rec.subtractMean, false);
+    assert.equal(rec.init, 'pretrained');
+    assert.equal(rec.pretrained.preprocessing.scale, 1 / 255);
+    await runStageOnce(evaluateStage, { config, dataDir: dir, log });
+    const m = readEvalMetrics(join(dir, 'eval', 'metrics.json'));
+    assert.equal(m.n, 6);
+    assert.equal(m.crops, 10);
+    // Scratch-only keys are refused with a fine-tuning key, naming it.
+    const scratch = resolveConfig({ genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64, freeze: 'body', backend: 'wasm', run: 'x' } });
+    await assert.rejects(runStageOnce(trainStage, { config: scratch, dataDir: dir, log }), /train\.freeze = body applies only with train\.init = pretrained/);
   });
 
   it('a file that is not a model fails with the file named and writes no features', async () => {

@@ -12,6 +12,8 @@ import {
 } from './data-parallel.ts';
 import { fileLoader } from './model-io.ts';
 import { buildModel } from './models.ts';
+import '../model-import/layers.ts'; // registers the imported networks' layer classes (fine-tuned models)
+import '../model-import/preprocess.ts'; // registers InputPreprocess (fine-tuned models)
 import { nextPowers, paramCount, updateChunk, type OptimizerConfig } from './optimizer.ts';
 import { Collective, synchroniseBatchNorm } from './sync-batch-norm.ts';
 

@@ -18,6 +18,7 @@ import { BatchLoader } from './loader.ts';
 import type { ModelSpec } from '../schemas/model-params.ts';
 import { readSnapshot, writeSnapshot, type Snapshot, type TensorGroups } from './model-io.ts';
 import { buildModel, setDropoutStep } from './models.ts';
+import { buildFineTuneModel, minimizeScaled, type FineTuneOptions } from './fine-tune.ts';
 import { ReplicaPool } from './data-parallel.ts';
 import { disposeOptimizer, makeOptimizer as makeOptimizerOf, type OptimizerConfig } from './optimizer.ts';
 import { decayedWeights, l2Penalty } from './regularization.ts';
@@ -69,6 +70,12 @@ export interface TrainOptions extends TrainSettings {
   stopAfter?: number;
   /** Build batches in a worker thread (default true). */
   workerLoader?: boolean;
+  /**
+   * Fine-tune this pretrained network instead of building `spec` (`train.init = pretrained`, train/fine-tune.ts):
+   * `crop` must be its input size and `mean` null (the model applies the network's own preprocessing). Trains on one
+   * thread (`threads` is ignored, and the log says so).
+   */
+  fineTune?: FineTuneOptions | null;
 }
 
 /** Schedule and PRNG state saved in snapshots. */
@@ -156,6 +163,10 @@ function diverged(loss: number, epoch: number, batchNo: number, lr: number): Use
 async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
   const threads = o.threads ?? 1;
   if (threads <= 1) return null;
+  if (o.fineTune) {
+    o.log(`threads: 1 (train.threads = ${threads}: fine-tuning a pretrained network trains on one thread; the replicas build only train.architecture models)`);
+    return null;
+  }
   const backend = tf.getBackend();
   if (backend !== 'wasm' && backend !== 'cpu') {
     o.log(`threads: 1 (train.threads = ${threads} applies to the CPU backends; ${backend} trains on one thread)`);
@@ -206,7 +217,14 @@ function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
  */
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const classes = o.train.labelNames.length;
-  const { model, logits } = buildModel(o.spec, o.crop, classes, o.seed);
+  const tuned = o.fineTune ? await buildFineTuneModel(o.fineTune, classes, o.seed) : null;
+  const { model, logits } = tuned ?? buildModel(o.spec, o.crop, classes, o.seed);
+  // Per-variable gradient scales (train.pretrainedLearningRateScale), or null: every gradient as it is.
+  const gradientScales = tuned?.gradientScales ?? null;
+  if (tuned) {
+    if (tuned.inputSize !== o.crop) throw new Error(`fine-tuning: crop ${o.crop} differs from the network's input size ${tuned.inputSize}`);
+    o.log(`fine-tuning ${o.fineTune!.file}: ${tuned.inputSize}×${tuned.inputSize} input, ${tuned.frozen.length} imported layer(s) frozen, imported layers' learning rate × ${o.fineTune!.learningRateScale}`);
+  }
   // Trained by the optimizer; `vars` adds the non-trainable state (batch-norm moving statistics), which snapshots
   // and the best checkpoint keep too. Without batch norm both lists are the same.
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -310,7 +328,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         const cost = tf.tidy(() => {
           const x = tf.tensor4d(b.x, [n, o.crop, o.crop, 3]);
           const y = tf.tensor1d(b.labels, 'int32');
-          return optimizer.minimize(() => {
+          return minimizeScaled(optimizer, () => {
             const out = logits.apply(x, { training: true }) as tf.Tensor2D;
             hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))) as tf.Scalar;
             const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
@@ -318,7 +336,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
             if (!penalty) return ce;
             dataLoss = tf.keep(ce);
             return tf.add(ce, penalty) as tf.Scalar;
-          }, true, trainable) as tf.Scalar;
+          }, trainable, gradientScales);
         });
         // The logged training loss is the cross-entropy alone (without the weight-decay penalty).
         const loss = (await (dataLoss ?? cost).data())[0]!;

@@ -7,7 +7,7 @@ import type { TrainOptions } from './train-loop.ts';
 
 /** What a run supplies beside the `train.*` keys (`epochs` and `threads`, when given, override the config's). */
 export type RunOptions = Pick<TrainOptions, 'train' | 'validation' | 'mean' | 'spec' | 'seed' | 'snapshotDir' | 'log'>
-  & Partial<Pick<TrainOptions, 'signal' | 'resumeFrom' | 'onStart' | 'onEpoch' | 'threads' | 'epochs' | 'workerLoader'>>;
+  & Partial<Pick<TrainOptions, 'signal' | 'resumeFrom' | 'onStart' | 'onEpoch' | 'threads' | 'epochs' | 'workerLoader' | 'fineTune' | 'crop'>>;
 
 /**
  * {@link TrainOptions} from the `train.*` keys of `t` and the run's own `r`. `train.threads` null means 1 here;
