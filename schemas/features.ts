@@ -22,7 +22,7 @@ import { FEATURES_DIR } from './paths.ts';
 import { HF_METADATA_KEY, shardFileName } from './shards/layout.ts';
 import { SPLIT_NAMES, type SplitName } from './shards/names.ts';
 import { listShardFiles } from './shards/read.ts';
-import { hfState } from './shards/write.ts';
+import { encodeStream, hfState } from './shards/write.ts';
 import { fromInt64, toInt64 } from './table.ts';
 
 export { FEATURES_DIR };
@@ -107,15 +107,6 @@ function recordBatch(schema: arrow.Schema, rows: readonly FeatureRecord[], dim: 
     children: [features, int64(rows.map((r) => r.label), 'label'), utf8(rows.map((r) => r.genre)), int64(rows.map((r) => r.itemId), 'item_id'), utf8(rows.map((r) => r.sha256))],
   });
   return new arrow.RecordBatch(schema, struct);
-}
-
-/** Encodes a complete Arrow IPC stream: schema, batches, end-of-stream marker. */
-function encodeStream(schema: arrow.Schema, batches: readonly arrow.RecordBatch[]): Uint8Array {
-  const writer = new arrow.RecordBatchStreamWriter();
-  writer.reset(undefined, schema);
-  for (const b of batches) writer.write(b);
-  writer.finish();
-  return writer.toUint8Array(true);
 }
 
 /** Options of {@link FeatureSplitWriter}. */

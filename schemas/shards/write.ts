@@ -71,7 +71,7 @@ const BATCH_HEADER_BYTES = 4096;
 const ROW_META_BYTES = 8 * 3 + 4 * 2 + 64 + 128 + 16;
 
 /** Encodes `batches` as a complete Arrow IPC stream (schema, batches, end-of-stream marker). */
-function encodeStream(schema: arrow.Schema, batches: readonly arrow.RecordBatch[]): Uint8Array {
+export function encodeStream(schema: arrow.Schema, batches: readonly arrow.RecordBatch[]): Uint8Array {
   const writer = new arrow.RecordBatchStreamWriter();
   writer.reset(undefined, schema);
   for (const b of batches) writer.write(b);
