@@ -70,19 +70,20 @@ test('label under the heavy fault mix: each run goes on past albums that spent t
 
     const before = sim.log.length;
     // Every request the label runs send (fetch calls) and every 429 they read (the client's warning, logged right
-    // after it paused the host), timed on one clock.
+    // after it paused the host), timed on the client's own clock (Date.now(), which its pause is set in: against
+    // performance.now(), requests released at the pause's end were seen up to 3 ms early).
     const sent: { url: string; at: number }[] = [];
     const seen429: { origin: string; at: number }[] = [];
     const realFetch = globalThis.fetch;
     globalThis.fetch = (input: string | URL | Request, init?: RequestInit) => {
-      sent.push({ url: input instanceof Request ? input.url : String(input), at: performance.now() });
+      sent.push({ url: input instanceof Request ? input.url : String(input), at: Date.now() });
       return realFetch(input, init);
     };
     const log = createLogger({
       level: 'normal',
       write: (line) => {
         const m = /warning: (\S+): HTTP 429 /.exec(line);
-        if (m) seen429.push({ origin: new URL(m[1]!).origin, at: performance.now() });
+        if (m) seen429.push({ origin: new URL(m[1]!).origin, at: Date.now() });
       },
     });
     const left: number[] = [];

@@ -87,5 +87,7 @@ test('the SSE2 and scalar builds give identical pixels on many real covers (addo
       compared++;
     }
   }
-  assert.ok(compared > 200, `compared ${compared}`);
+  // Most of the 2 × covers decodes (the fast path declines a few, e.g. CMYK): > 200 with the shared set's 150 covers,
+  // > 30 with the 30 committed ones.
+  assert.ok(compared > covers.length, `compared ${compared} of ${covers.length * 2}`);
 });
