@@ -1,7 +1,7 @@
 /**
  * Stage `export` at the 2015 study's scale (issue 27): 10 genres × 1,000 images of 256×256 in the Arrow shard layout,
  * exported to Parquet, WebDataset and TFRecord at once with the defaults (PNG, zlib level 3, shards of 1,000 rows),
- * in this process (`runStageOnce`, as `covers make export` runs it). The rows are the real covers of `../shared/covers`
+ * in this process (`runStageOnce`, as `covers make export` runs it). The rows are the real covers of `$COVERS_SHARED_DIR/covers`
  * resized to 256×256 and repeated with distinct ids (synthetic striped-noise images where the covers are absent, which
  * PNG compresses worse). Baseline in the same run, interleaved: the `mean` stage over the same shards (one read of
  * every pixel), before and after the export.
@@ -72,7 +72,7 @@ const bench: BenchModule = {
     const rows = { train: total * 0.8, validation: total * 0.1, test: total * 0.1 };
     const dataDir = join(ctx.tmpDir, 'data');
     let images = await realCovers(ctx.sharedDir, 1050);
-    const source = images ? `${images.length} real covers (../shared/covers) resized to 256×256, repeated with distinct ids` : 'synthetic striped-noise images';
+    const source = images ? `${images.length} real covers ($COVERS_SHARED_DIR/covers) resized to 256×256, repeated with distinct ids` : 'synthetic striped-noise images';
     if (!images) {
       const rng = new Rng(1);
       images = Array.from({ length: 64 }, (_, k) => syntheticImage(k % 10, S, rng, 40));

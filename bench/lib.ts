@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * The benchmark contract. Each `bench/*.bench.ts` module exports `run(ctx)` returning {@link BenchResult}s;
@@ -30,7 +31,7 @@ export interface BenchResult {
 export interface BenchContext {
   /** A scratch directory for this benchmark, removed afterwards. */
   tmpDir: string;
-  /** The shared data folder (`util/shared-data.ts`: real covers, seed links); the benchmarks need it. */
+  /** The real-data folder ({@link realDataDir}: `covers/labels.tsv`, `seed/dataset-links.tsv`); the benchmarks need it. */
   sharedDir: string;
   /** Quick mode (`npm run bench -- --quick`): smaller inputs, for a smoke test. */
   quick: boolean;
@@ -58,4 +59,18 @@ export function peakRssKB(): number {
     /* not Linux */
   }
   return process.resourceUsage().maxRSS;
+}
+
+/**
+ * The folder of real data the benchmarks read: `$COVERS_SHARED_DIR`, which must hold `covers/labels.tsv` (the real
+ * covers, `path<TAB>genre`) and, for the scale benchmark, `seed/dataset-links.tsv` (the 2015 study's links file).
+ * The repository does not carry these (1,050 covers); point the variable at your own copy.
+ * @throws Error naming the variable and the file expected when it is unset or lacks `covers/labels.tsv`.
+ */
+export function realDataDir(): string {
+  const dir = process.env.COVERS_SHARED_DIR;
+  if (!dir || !existsSync(join(dir, 'covers', 'labels.tsv'))) {
+    throw new Error(`the benchmarks need real data: set COVERS_SHARED_DIR to a folder holding covers/labels.tsv (now ${dir ? `${dir}, which has none` : 'unset'})`);
+  }
+  return dir;
 }

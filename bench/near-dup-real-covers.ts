@@ -1,6 +1,6 @@
 /**
  * The measurement behind `dedupe.maxDistance`'s default (docs/RESULTS.md, "Near-duplicates among the real covers"):
- * hashes the 1,050 real covers of `shared/covers` as `download` would see them (350×350 JPEG, Bandcamp's format 2),
+ * hashes the real covers of `$COVERS_SHARED_DIR/covers` (bench/lib.ts) as `download` would see them (350×350 JPEG, Bandcamp's format 2),
  * prints how many pairs lie within each distance, how far re-listed copies move (cropped 0–5% per side, resized to
  * 90%, JPEG quality 70), and writes a contact sheet of every pair within 16 bits (`--sheet FILE`, default
  * `near-duplicates.jpg`) to look at.
@@ -13,11 +13,10 @@ import { parseArgs } from 'node:util';
 import sharp, { type OverlayOptions } from 'sharp';
 import { hamming, phashOfImage, type PHash } from '../dataset/phash.ts';
 import { nearPairs, packHashes } from '../dataset/near-dup.ts';
-import { SHARED_DIR, SHARED_MISSING } from '../util/shared-data.ts';
+import { realDataDir } from './lib.ts';
 
 const { values } = parseArgs({ options: { sheet: { type: 'string', default: 'near-duplicates.jpg' } } });
-if (!SHARED_DIR) throw new Error(`bench/near-dup-real-covers.ts ${SHARED_MISSING}`);
-const root = join(SHARED_DIR, 'covers');
+const root = join(realDataDir(), 'covers');
 const files = readFileSync(join(root, 'labels.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t') as [string, string]);
 const served = (path: string) => sharp(join(root, path)).resize(350, 350, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer();
 const hashes: PHash[] = [];

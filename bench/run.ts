@@ -8,8 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BenchModule, BenchResult } from './lib.ts';
-import { SHARED_DIR, SHARED_MISSING } from '../util/shared-data.ts';
+import { realDataDir, type BenchModule, type BenchResult } from './lib.ts';
 
 const here = import.meta.dirname;
 const RESULTS = join(here, 'RESULTS.md');
@@ -63,7 +62,7 @@ function oldSections(file: string): Map<string, string> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true } } });
-  if (!SHARED_DIR) throw new Error(`npm run bench ${SHARED_MISSING}`);
+  const sharedDir = realDataDir();
   const files = readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort();
   const only = values.only?.map((o) => (o.endsWith('.bench.ts') ? o : `${o}.bench.ts`));
   const selected = only ? files.filter((f) => only.includes(f)) : files;
@@ -78,7 +77,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     let results: BenchResult[] | Error;
     try {
-      results = await mod.default.run({ tmpDir: tmp, sharedDir: SHARED_DIR, quick: values.quick, log: (m) => console.log(`   ${m}`) });
+      results = await mod.default.run({ tmpDir: tmp, sharedDir, quick: values.quick, log: (m) => console.log(`   ${m}`) });
       for (const r of results) console.log(`   ${r.name}: ${fmt(r.value)} ${r.unit}${r.baseline ? ` (baseline ${fmt(r.baseline.value)})` : ''}`);
     } catch (e) {
       results = e as Error;

@@ -1,5 +1,5 @@
 /**
- * The 2015 study's scale (issue 8): import `../shared/seed/dataset-links.tsv` (10 genres × 1,000 Bandcamp image URLs)
+ * The 2015 study's scale (issue 8): import `$COVERS_SHARED_DIR/seed/dataset-links.tsv` (10 genres × 1,000 Bandcamp image URLs)
  * as a manifest with `select.fromManifest`, with its image origin rewritten to the simulator, and build the shards and
  * the mean for all 10,000 images. Each stage runs as its own `covers make <stage>` child process, so its wall time and
  * peak RSS are its own. (The simulator draws covers for ids outside its catalogue by hash, so these images carry no

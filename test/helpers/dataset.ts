@@ -3,7 +3,7 @@
  * `DATA_DIR/manifest.tsv` (schemas/manifest.ts) and `DATA_DIR/images/<genre>/a<art_id>.jpg`. Ids are synthetic and
  * deterministic. Extra images (e.g. deliberately bad files) can be added with {@link addImage}.
  *
- * The covers come from `$COVERS_DIR`, else the shared 1,050-cover set (`util/shared-data.ts`), else the 30 covers
+ * The covers come from `$COVERS_DIR`, else the shared 1,050-cover set (`test/helpers/shared-data.ts`), else the 30 covers
  * committed in `test/fixtures/covers/` (the first 6 of rock, pop, hiphop_rap, jazz and metal of the shared set, in the same
  * `labels.tsv` order, so a test reading only those gets the same files either way). Every test here asks for no more
  * than these hold (`test/helpers/report-fixture.ts` makes up larger counts by turning them).
@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { imageRelPath, manifestFormat, type ManifestRow } from '../../schemas/manifest.ts';
-import { SHARED_DIR } from '../../util/shared-data.ts';
+import { SHARED_DIR } from './shared-data.ts';
 
 /** The real covers committed with the tests (a `labels.tsv` and the files it names). */
 const FIXTURE_COVERS_DIR = join(import.meta.dirname, '..', 'fixtures', 'covers');

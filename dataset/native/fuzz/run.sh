@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 seconds=${1:-120}
-covers=${2:-${COVERS_DIR:-}} # empty: the tests' own lookup (test/helpers/dataset.ts: $COVERS_SHARED_DIR, ../shared, else test/fixtures/covers)
+covers=${2:-${COVERS_DIR:-}} # empty: the tests' own lookup (test/helpers/dataset.ts)
 work=${FUZZ_WORK:-$(mktemp -d -t fastjpeg-fuzz.XXXXXX)}
 mkdir -p "$work/corpus" "$work/seeds"
 clang -g -O1 -std=c11 -ffp-contract=off -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

@@ -2,8 +2,9 @@
  * Where the project's optional shared, read-only data lives (the 1,050 real album covers, Bandcamp captures, the
  * 2015 study's links file): `$COVERS_SHARED_DIR`, else `shared/` beside the repository's folder (`../shared`, as on
  * CI). A clone has neither, and everything in the repository works without it: the tests read the covers and
- * captures committed under `test/fixtures/` instead (`test/helpers/dataset.ts`), and the benchmarks, which need the
- * larger set, stop with {@link SHARED_MISSING}.
+ * captures committed under `test/fixtures/` instead (`test/helpers/dataset.ts`), and the tests that need the
+ * larger set skip with {@link SHARED_MISSING}. Only the tests use it: the benchmarks take `$COVERS_SHARED_DIR` alone
+ * (bench/lib.ts `realDataDir`), and no product code knows of this folder.
  *
  * Loading this module never throws.
  */
