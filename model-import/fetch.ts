@@ -4,7 +4,7 @@
  * HTTP `Range` request), verified against `pretrained.sha256` when given, with progress.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -13,6 +13,10 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { RerunLaterError, UserError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
+import { sha256File } from '../util/fsutil.ts';
+import { isModelUrl } from '../schemas/pretrained-names.ts';
+
+export { isModelUrl };
 
 /** Options of {@link resolveModelFile}. */
 export interface ResolveModelOptions {
@@ -24,21 +28,11 @@ export interface ResolveModelOptions {
   signal?: AbortSignal;
 }
 
-/** True when `model` is an http(s) URL rather than a path. */
-export function isModelUrl(model: string): boolean {
-  return /^https?:\/\//i.test(model);
-}
 
 /** The cache path of a URL's download. */
 export function cachedModelPath(url: string, cacheDir: string): string {
   const name = basename(new URL(url).pathname).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model.onnx';
   return join(cacheDir, `${createHash('sha256').update(url).digest('hex').slice(0, 16)}-${name}`);
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(createReadStream(path), h);
-  return h.digest('hex');
 }
 
 /**
@@ -47,7 +41,7 @@ async function sha256Of(path: string): Promise<string> {
  */
 async function verify(path: string, expected: string | undefined, what: string): Promise<void> {
   if (!expected) return;
-  const actual = await sha256Of(path);
+  const actual = await sha256File(path);
   if (actual !== expected.toLowerCase()) {
     throw new UserError(`pretrained.sha256: ${what} has sha256 ${actual}, expected ${expected}; check pretrained.model and pretrained.sha256`);
   }

@@ -14,6 +14,7 @@ import { LOCK_FILE } from '../pipeline/lock.ts';
 import type { StageDeclaration } from '../pipeline/stage.ts';
 import { FEATURES_DIR, FOREST_OUTPUT, INSPECT_DIR, LINEAR_SVM_OUTPUT, metricsPath, modelDir, PREDICTIONS_OUTPUT, PRETRAINED_FOREST_OUTPUT, PRETRAINED_LINEAR_SVM_OUTPUT, SEARCH_BEST, SEARCH_TRIALS } from '../schemas/paths.ts';
 import { splitDir, SPLIT_NAMES } from '../schemas/shards/names.ts';
+import { localModelFiles } from '../schemas/pretrained-names.ts';
 
 /** Config keys whose values change the shards' bytes. */
 const SHARDS_PARAMS = ['genres', 'image.size', 'image.fit', 'image.maxPixels', 'shards.decoder', 'shards.maxShardBytes', 'shards.recordBatchRows'] as const;
@@ -196,7 +197,7 @@ export const featuresDeclaration: StageDeclaration = {
   inputs: SPLIT_NAMES.map((s) => splitDir(s)),
   params: FEATURES_PARAMS,
   // A local file is hashed; a URL's download is pinned by pretrained.sha256 (and named by pretrained.model).
-  extraInputs: (c) => (c.pretrained.model && !/^https?:\/\//i.test(c.pretrained.model) ? [resolve(c.pretrained.model)] : []),
+  extraInputs: (c) => localModelFiles(c.pretrained.model),
   outputs: [FEATURES_DIR],
   version: 1,
 };
@@ -210,7 +211,7 @@ export const trainDeclaration: StageDeclaration = {
   inputs: (c) => [splitDir('train'), splitDir('validation'), 'shards/mean.arrow', ...(c.train.fromSearch ? [SEARCH_BEST] : [])],
   params: [...TRAIN_PARAMS, ...FINE_TUNE_PARAMS],
   // A local pretrained.model is hashed when fine-tuning (a URL's download is pinned by pretrained.sha256).
-  extraInputs: (c) => (c.train.init === 'pretrained' && c.pretrained.model && !/^https?:\/\//i.test(c.pretrained.model) ? [resolve(c.pretrained.model)] : []),
+  extraInputs: (c) => (c.train.init === 'pretrained' ? localModelFiles(c.pretrained.model) : []),
   // train.resumeFrom only seeds the first snapshot of a run (the user's explicit choice); the rest change the speed.
   tuning: ['train.backend', 'train.threads', 'train.balance', 'train.resumeFrom'],
   outputs: (c) => [modelDir(c.train.run)],
