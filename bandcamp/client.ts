@@ -310,6 +310,7 @@ export class HostBudget {
   private pausedUntil = 0;
   private inFlight = 0;
   private waiters: (() => void)[] = [];
+  private readonly pauseListeners = new Set<() => void>();
 
   constructor(opts: HostBudgetOptions) {
     this.intervalMs = Number.isFinite(opts.maxRequestsPerMinute) ? 60_000 / opts.maxRequestsPerMinute : 0;
@@ -325,9 +326,22 @@ export class HostBudget {
     this.nextStartAt = Math.max(this.nextStartAt, Date.now() + this.intervalMs);
   }
 
-  /** Holds every request of the group back until `Date.now() >= untilMs` (a later pause wins). */
+  /**
+   * Holds every request of the group back until `Date.now() >= untilMs` (a later pause wins): requests waiting in
+   * {@link acquire}, and, through {@link onPause}, requests that hold a slot but have not gone on the wire yet.
+   */
   pause(untilMs: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, untilMs);
+    if (untilMs > Date.now()) for (const fn of [...this.pauseListeners]) fn();
+  }
+
+  /**
+   * Calls `fn` each time a pause starts (or grows). A request calls this between {@link acquire} and going on the
+   * wire, so that a pause begun meanwhile can take it back unsent. @returns the function that stops the calls.
+   */
+  onPause(fn: () => void): () => void {
+    this.pauseListeners.add(fn);
+    return () => this.pauseListeners.delete(fn);
   }
 
   /** When the current pause ends (ms since the epoch; 0 or past when not paused). */
@@ -493,6 +507,8 @@ export interface ClientStats {
   blocked: number;
   /** Total ms spent paused on 429 / block pages. */
   pausedMs: number;
+  /** Requests taken back unsent because a pause began before they went on the wire (sent again after it). */
+  heldBack: number;
 }
 
 /**
@@ -505,7 +521,7 @@ export interface ClientStats {
  * retried) for a body over the byte cap, and with {@link AbortedError} when the client's or the request's signal fires.
  */
 export class PoliteClient {
-  readonly stats: ClientStats = { requests: 0, status429: 0, retries: 0, blocked: 0, pausedMs: 0 };
+  readonly stats: ClientStats = { requests: 0, status429: 0, retries: 0, blocked: 0, pausedMs: 0, heldBack: 0 };
   private blockedInARow = 0;
   private readonly random: () => number;
 
@@ -539,17 +555,36 @@ export class PoliteClient {
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
       const release = await budget.acquire(signal);
+      // A pause (a 429 or a block page from another request of the group) that begins after this request got its
+      // slot but before it went on the wire (fetch may queue it while a connection opens) takes it back unsent: it
+      // waits for the pause like a new request, and the try does not count.
+      let sent = false;
+      const heldBack = new AbortController();
+      const stopHolding = budget.onPause(() => {
+        if (!sent) heldBack.abort(new Error('held back by a pause of its host group'));
+      });
+      const attemptSignal = signal ? AbortSignal.any([signal, heldBack.signal]) : heldBack.signal;
       let res: HttpResult | null = null;
       let netError: unknown = null;
       try {
         this.stats.requests++;
-        res = await transport({ method, url: req.url, headers, body, timeoutMs: this.opts.timeoutMs, maxBytes, signal, onSent: () => budget.markSent() });
+        const onSent = () => {
+          sent = true;
+          budget.markSent();
+        };
+        res = await transport({ method, url: req.url, headers, body, timeoutMs: this.opts.timeoutMs, maxBytes, signal: attemptSignal, onSent });
       } catch (e) {
         netError = e;
       } finally {
+        stopHolding();
         release();
       }
       if (signal?.aborted) throw abortError(signal);
+      if (res === null && heldBack.signal.aborted) {
+        this.stats.requests--;
+        this.stats.heldBack++;
+        continue;
+      }
       let waitMs: number;
       if (res === null) {
         if (!isTransientNetworkError(netError)) throw netError;

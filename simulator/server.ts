@@ -15,6 +15,7 @@
  * - `GET|HEAD /img/a<art_id>_<format>.jpg` (zero-padded or not).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -80,6 +81,18 @@ export interface RequestLogEntry {
   attempt: number;
   /** Time to answer, ms. */
   ms: number;
+  /**
+   * Arrival on the simulator's own clock: `performance.now()` of this process (monotonic, sub-millisecond), ms, taken
+   * when the server reads the request's headers. Comparable only with the other `*At` fields of the same simulator.
+   */
+  arrivedAt: number;
+  /**
+   * When the answer was sent: its last bytes handed to the socket (the response's `prefinish`), on the same clock as
+   * {@link arrivedAt}; null when no answer was sent (a reset, or the client left first).
+   */
+  answeredAt: number | null;
+  /** For a 429: the `Retry-After` sent, in ms; else null. */
+  retryAfterMs: number | null;
 }
 
 /** A running simulator. */
@@ -223,6 +236,8 @@ interface Exchange {
   res: ServerResponse;
   /** Arrival time, ms since the epoch. */
   time: number;
+  /** Arrival time on the simulator's clock (`performance.now()`), ms. */
+  arrivedAt: number;
   method: string;
   url: URL;
   endpoint: Endpoint;
@@ -269,6 +284,7 @@ function endpointOf(path: string): Endpoint {
 /** Reads a request (its body when POST) into an {@link Exchange}; null when it was answered already (413, body too large). */
 async function readExchange(req: IncomingMessage, res: ServerResponse): Promise<Exchange | null> {
   const time = Date.now();
+  const arrivedAt = performance.now();
   const method = req.method ?? 'GET';
   const url = new URL(req.url ?? '/', 'http://sim');
   let body = '';
@@ -281,7 +297,7 @@ async function readExchange(req: IncomingMessage, res: ServerResponse): Promise<
     }
   }
   const key = `${method} ${req.url ?? '/'}${body ? ` ${body}` : ''}`;
-  return { req, res, time, method, url, endpoint: endpointOf(url.pathname), body, key, fault: null };
+  return { req, res, time, arrivedAt, method, url, endpoint: endpointOf(url.pathname), body, key, fault: null };
 }
 
 /**
@@ -550,8 +566,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const attempt = attempts.get(ex.key) ?? 0;
     attempts.set(ex.key, attempt + 1);
     ex.fault = plan.transient(ex.key, attempt, TRANSIENT_APPLIES[ex.endpoint]);
+    let answeredAt: number | null = null;
+    // 'prefinish': the response's last bytes were handed to its socket (emitted inside `res.end()` when the socket is
+    // free, else when the queued answer is flushed); 'finish' comes later, once the write has completed.
+    res.once('prefinish', () => {
+      answeredAt = performance.now();
+    });
     res.on('close', () => {
-      const entry: RequestLogEntry = { time: ex.time, method: ex.method, path: req.url ?? '/', status: res.headersSent ? res.statusCode : 0, fault: ex.fault, host, attempt, ms: Date.now() - ex.time };
+      const status = res.headersSent ? res.statusCode : 0;
+      const entry: RequestLogEntry = {
+        time: ex.time, method: ex.method, path: req.url ?? '/', status, fault: ex.fault, host, attempt, ms: Date.now() - ex.time,
+        arrivedAt: ex.arrivedAt, answeredAt, retryAfterMs: status === 429 ? sim.retryAfter * 1000 : null,
+      };
       if (keepLog) log.push(entry);
       logStream?.write(`${JSON.stringify(entry)}\n`);
     });
