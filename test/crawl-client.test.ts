@@ -13,6 +13,8 @@ type Script = (req: TransportRequest, n: number) => Partial<HttpResult> | Error;
 function scripted(script: Script): { transport: Transport; calls: { url: string; at: number }[] } {
   const calls: { url: string; at: number }[] = [];
   const transport: Transport = async (req) => {
+    // On the wire at once, as the real transports report (so the budget spaces starts from this very moment).
+    req.onSent?.();
     calls.push({ url: req.url, at: Date.now() });
     const r = script(req, calls.filter((c) => c.url === req.url).length);
     if (r instanceof Error) throw r;
@@ -76,6 +78,37 @@ test('a 429 holds every request of the host, queued or new, until its Retry-Afte
   assert.ok(received.length >= 4, `429s: ${received.length}`);
   const inside = sent.filter((s) => received.some((r) => s.at > r + 1 && s.at < r + 80));
   assert.deepEqual(inside.map((s) => `${s.url} ${received.filter((r) => s.at > r + 1 && s.at < r + 80).map((r) => (s.at - r).toFixed(1)).join(',')} ms after a 429`), [], 'requests sent inside a Retry-After');
+});
+
+test('a request that has its slot but is not on the wire yet when a 429 arrives is taken back unsent and goes out after the Retry-After', async () => {
+  // `/b` goes on the wire only after `/a` was answered 429 and one more turn of the event loop (a connection still
+  // opening, as fetch queues a request meanwhile): without the hold it would leave inside the 100 ms pause.
+  const wired: { url: string; at: number }[] = [];
+  let got429 = 0;
+  let answered429!: () => void;
+  const aAnswered = new Promise<void>((r) => (answered429 = r));
+  const transport: Transport = async (req): Promise<HttpResult> => {
+    if (req.url.endsWith('/b')) {
+      await aAnswered;
+      await new Promise((r) => setTimeout(r, 0));
+      if (req.signal?.aborted) throw req.signal.reason;
+    }
+    req.onSent?.();
+    wired.push({ url: req.url, at: performance.now() });
+    if (req.url.endsWith('/a') && got429 === 0) {
+      got429 = performance.now();
+      answered429();
+      return { status: 429, headers: { 'retry-after': '0.1' }, body: Buffer.alloc(0), url: req.url };
+    }
+    return { status: 200, headers: {}, body: Buffer.from('{}'), url: req.url };
+  };
+  const c = client(transport);
+  await Promise.all([c.request({ url: 'http://x/a' }), c.request({ url: 'http://x/b' })]);
+  const b = wired.filter((w) => w.url.endsWith('/b'));
+  assert.equal(b.length, 1, 'sent once');
+  assert.ok(b[0]!.at >= got429 + 100, `/b went out ${(b[0]!.at - got429).toFixed(1)} ms after the 429 (Retry-After 100 ms)`);
+  assert.equal(c.stats.heldBack, 1);
+  assert.equal(c.stats.retries, 1, 'the held-back try is not a retry');
 });
 
 test('404 is permanent: returned, never retried', async () => {

@@ -18,7 +18,8 @@ import { SIM_DISCOVER_WEB_PATH, SIM_TRALBUM_DETAILS_PATH } from '../simulator/pr
 import { albumPath } from '../simulator/catalog.ts';
 import { IMAGE_FAULTS, parseFaultSpec } from '../simulator/faults.ts';
 import { BOMB_SIDE } from '../simulator/images.ts';
-import { decodeCursor, startSimulator, type Simulator } from '../simulator/server.ts';
+import { retryAfterViolations } from '../simulator/retry-after.ts';
+import { decodeCursor, startSimulator, type RequestLogEntry, type Simulator } from '../simulator/server.ts';
 import { COVERS_DIR } from './helpers/dataset.ts';
 
 const GENRES = ['ambient', 'metal', 'pop'];
@@ -182,6 +183,43 @@ describe('synthetic catalogue, no faults', () => {
     const entry = sim.log.find((e) => e.path === '/album/no-such-album')!;
     assert.deepEqual([entry.method, entry.status, entry.fault, entry.host, entry.attempt], ['GET', 404, null, 'site', 0]);
     assert.ok(entry.time > 1.6e12 && entry.ms >= 0);
+    assert.ok(entry.answeredAt !== null && entry.answeredAt >= entry.arrivedAt && entry.retryAfterMs === null);
+  });
+});
+
+describe('request log and Retry-After', () => {
+  test('a 429 is logged with its Retry-After and the moment it was answered', async () => {
+    const s = await startSimulator({ genres: ['ambient'], perGenre: 5, seed: 1, faults: '429=1', retryAfterSeconds: 0.25 });
+    try {
+      const r = await fetch(`${s.origin}/album/anything`);
+      assert.equal(r.status, 429);
+      assert.equal(r.headers.get('retry-after'), '0.25');
+      await r.arrayBuffer();
+      const e = s.log.at(-1)!;
+      assert.deepEqual([e.status, e.retryAfterMs, e.host], [429, 250, 'site']);
+      assert.ok(e.answeredAt !== null && e.answeredAt >= e.arrivedAt, `arrived ${e.arrivedAt}, answered ${e.answeredAt}`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('retryAfterViolations: arrivals after a 429 was answered and inside its Retry-After, on the same host only', () => {
+    const entry = (host: 'site' | 'img', path: string, arrivedAt: number, status = 200, answeredAt: number | null = arrivedAt + 1): RequestLogEntry => ({
+      time: 0, method: 'GET', path, status, fault: null, host, attempt: 0, ms: 1, arrivedAt, answeredAt, retryAfterMs: status === 429 ? 50 : null,
+    });
+    const log = [
+      entry('img', '/img/429', 10, 429, 12), // holds img over (12, 62)
+      entry('img', '/img/on-the-wire', 11.9), // arrived before the 429 was answered
+      entry('img', '/img/too-soon', 12.5),
+      entry('img', '/img/last-moment', 61.99),
+      entry('img', '/img/in-time', 62),
+      entry('site', '/other-host', 30),
+      entry('site', '/never-answered', 5, 429, null),
+      entry('site', '/after-unanswered', 6),
+    ];
+    const found = retryAfterViolations(log);
+    assert.deepEqual(found.map((v) => [v.host, v.request.path, v.after429.path]), [['img', '/img/too-soon', '/img/429'], ['img', '/img/last-moment', '/img/429']]);
+    assert.ok(Math.abs(found[0]!.msAfter - 0.5) < 1e-9 && Math.abs(found[1]!.msAfter - 49.99) < 1e-9, found.map((v) => v.msAfter).join(', '));
   });
 });
 
