@@ -39,13 +39,14 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import sharp from 'sharp';
 import { hashJson, type Config } from '../pipeline/config.ts';
 import { sha256, writeFileAtomic } from '../util/fsutil.ts';
 import { withOwnSharpErrors } from '../dataset/preprocess.ts';
 import { hamming, phashFromHex, phashOfImage, phashOfRaw, phashToHex, type PHash } from '../dataset/phash.ts';
 import { MoreInputNeeded, RerunLaterError, UserError, type StageImplementation, type StageContext } from '../pipeline/stage.ts';
+import type { Progress } from '../util/progress.ts';
 import { imageUrl } from '../bandcamp/api.ts';
 import { detectBlocked } from '../bandcamp/parse.ts';
 import { AbortedError, BodyTooLargeError, chooseTransport, HostBudget, PoliteClient, RequestFailedError, UnsupportedUrlError, type HttpResult } from '../bandcamp/client.ts';
@@ -143,11 +144,49 @@ function truncatedBackoffMs(config: Config, tries: number): number {
   return Math.min(maxMs, initialMs * factor ** Math.max(0, tries - 1));
 }
 
-async function run(ctx: StageContext): Promise<void> {
+/** What one run of the stage works with: its settings, the ranking to walk, the progress file, the image client. */
+interface DownloadRun {
+  ctx: StageContext;
+  config: Config;
+  /** Rebuilding from a manifest (`select.fromManifest`): exactly the listed covers. */
+  manifestMode: boolean;
+  /** Perceptual hashes are computed (`dedupe.near` is not `off`). */
+  hashing: boolean;
+  /** Each genre's selection rows in rank order. */
+  ranking: Map<string, SelectionRow[]>;
+  /** Covers each genre needs: `perGenre`, or every listed one in manifest mode. */
+  need: Map<string, number>;
+  progress: ProgressLog<FetchRecord>;
+  /** The latest record of each key (URL path) in the progress file. */
+  records: Map<string, FetchRecord>;
+  client: PoliteClient;
+  /** The client's transport, for the log (`fetch` or `impit-firefox`). */
+  transportName: string;
+  /** Covers fetched this run (records appended), and valid covers found on disk. */
+  fetched: number;
+  reused: number;
+  /** Transient failures before anything was fetched or found ({@link fetchBatch} stops on a run of them). */
+  failuresBeforeFirst: number;
+}
+
+/** What the accepted outcomes built so far: the kept covers per genre, the rejections, the held covers, the dedupe keys. */
+interface Acceptance {
+  kept: Map<string, ManifestRow[]>;
+  rejected: RejectedRow[];
+  /** Covers not fetched yet (transient): each holds its genre's slot; the stage ends asking for a rerun. */
+  held: Outcome[];
+  heldOf: Map<string, number>;
+  /** The `item_id` that kept each sha256 first. */
+  shaOwner: Map<string, number>;
+  /** Kept covers' perceptual hashes, in acceptance order (empty with dedupe.near=off). */
+  keptHashes: KeptHash[];
+}
+
+/** Reads the selection into rank order per genre, the records of earlier runs, and sets up the image host's client. */
+function openRun(ctx: StageContext): DownloadRun {
   const { config, log } = ctx;
   const manifestMode = config.select.fromManifest !== null;
-  const selPath = ctx.path('selection.arrow');
-  const selection = selectionFormat.read(selPath);
+  const selection = selectionFormat.read(ctx.path('selection.arrow'));
   const ranking = new Map<string, SelectionRow[]>(config.genres.map((g) => [g, []]));
   for (const r of selection) ranking.get(r.genre!)?.push(r);
   for (const rows of ranking.values()) rows.sort((a, b) => a.rank! - b.rank!);
@@ -171,233 +210,278 @@ async function run(ctx: StageContext): Promise<void> {
     what: 'image download',
     maxBytes: config.download.maxBytes,
   });
-  const limit = pLimit(config.download.concurrency);
-  const hashing = config.dedupe.near !== 'off';
-  let reused = 0;
-  let fetched = 0;
+  return { ctx, config, manifestMode, hashing: config.dedupe.near !== 'off', ranking, need, progress, records, client, transportName, fetched: 0, reused: 0, failuresBeforeFirst: 0 };
+}
 
-  const fetchOne = async (row: SelectionRow): Promise<Outcome> => {
-    const url = selectionUrl(row, config);
-    const key = new URL(url).pathname;
-    const file = ctx.path(imageRelPath(row.genre!, row.art_id!));
-    const rec = records.get(key);
-    const expect = (c: Checked): Checked =>
-      c.ok && row.sha256 && c.sha256 !== row.sha256 ? { ok: false, reason: 'sha256-mismatch', detail: `expected sha256 ${row.sha256}, downloaded ${c.sha256}` } : c;
-    if (rec?.ok && existsSync(file) && statSync(file).size === rec.bytes) {
-      const data = readFileSync(file);
-      if (sha256(data) === rec.sha256) {
-        reused++;
-        let phash = rec.phash;
-        if (hashing && phash === undefined) {
-          // A record of a run without hashing: hash the file on disk once and remember it.
-          phash = phashToHex(await phashOfImage(data));
-          const r: FetchRecord = { ...rec, phash };
-          progress.append(r);
-          records.set(key, r);
-        }
-        return { row, url, checked: expect({ ok: true, sha256: rec.sha256!, bytes: rec.bytes!, width: rec.width!, height: rec.height!, ...(hashing ? { phash } : {}) }) };
-      }
-    }
-    const truncatedTries = rec && !rec.ok && rec.reason === 'truncated' ? (rec.tries ?? 1) : 0;
-    if (rec && !rec.ok && !(truncatedTries > 0 && truncatedTries < config.download.truncatedRuns)) {
-      const detail = truncatedTries > 0 ? `${rec.detail ?? ''} (truncated in ${truncatedTries} runs)` : (rec.detail ?? '');
-      return { row, url, checked: expect({ ok: false, reason: rec.reason!, detail }) };
-    }
-    if (truncatedTries > 0) {
-      const due = (rec!.at ?? 0) + truncatedBackoffMs(config, truncatedTries);
-      if (Date.now() < due) {
-        return { row, url, checked: { ok: false, reason: 'truncated', detail: `truncated in ${truncatedTries} run(s); next try after ${new Date(due).toISOString()}` }, transient: true };
-      }
-    }
-    let res: HttpResult;
-    try {
-      res = await client.request({ url, headers: { accept: 'image/avif,image/webp,image/*,*/*;q=0.8' }, blockCheck: imageBlockCheck });
-    } catch (e) {
-      if (e instanceof RequestFailedError && e.transient) return { row, url, checked: { ok: false, reason: 'failed', detail: e.reason }, transient: true };
-      let permanent: Checked | null = null;
-      if (e instanceof RequestFailedError) permanent = { ok: false, reason: 'http-error', detail: e.reason };
-      else if (e instanceof BodyTooLargeError) permanent = { ok: false, reason: 'too-large', detail: `${e.declared !== null ? `Content-Length ${e.declared}` : 'body'} over download.maxBytes=${config.download.maxBytes} bytes` };
-      else if (e instanceof UnsupportedUrlError) permanent = { ok: false, reason: 'unsupported-url', detail: 'not an http(s) URL' };
-      if (!permanent) throw e;
-      fetched++;
-      const r: FetchRecord = { key, ok: false, reason: permanent.ok ? '' : permanent.reason, detail: permanent.ok ? '' : permanent.detail };
-      progress.append(r);
-      records.set(key, r);
-      return { row, url, checked: permanent };
-    }
-    fetched++;
-    let checked: Checked;
-    if (res.status === 404 || res.status === 410) checked = { ok: false, reason: 'not-found', detail: `HTTP ${res.status}` };
-    else checked = await checkImage(res.body, config.image.maxPixels, hashing);
-    let newRec: FetchRecord;
-    if (checked.ok) newRec = { key, ok: true, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height, ...(checked.phash ? { phash: checked.phash } : {}) };
-    else if (checked.reason === 'truncated') newRec = { key, ok: false, reason: 'truncated', detail: checked.detail, tries: truncatedTries + 1, at: Date.now() };
-    else newRec = { key, ok: false, reason: checked.reason, detail: checked.detail };
-    progress.append(newRec);
-    records.set(key, newRec);
-    if (!checked.ok && checked.reason === 'truncated' && truncatedTries + 1 < config.download.truncatedRuns) {
-      return { row, url, checked: { ok: false, reason: 'truncated', detail: `${checked.detail}; try ${truncatedTries + 1} of ${config.download.truncatedRuns}` }, transient: true };
-    }
-    const final = expect(checked);
-    if (checked.ok && final.ok) writeFileAtomic(file, res.body);
-    return { row, url, checked: final };
-  };
+/** Appends a record to the progress file and remembers it as its key's latest. */
+function remember(dl: DownloadRun, r: FetchRecord): void {
+  dl.progress.append(r);
+  dl.records.set(r.key, r);
+}
 
-  const total = [...need.values()].reduce((a, b) => a + b, 0);
-  const bar = ctx.progress('images', total);
-  log.info(`downloading ${total} image(s) from ${config.bandcamp.imageOrigin} (${transportName}, concurrency ${config.download.concurrency})`);
-  const next = new Map(config.genres.map((g) => [g, 0]));
-  const kept = new Map<string, ManifestRow[]>(config.genres.map((g) => [g, []]));
-  const rejected: RejectedRow[] = [];
-  /** Covers not fetched yet (transient): each holds its genre's slot; the stage ends asking for a rerun. */
-  const held: Outcome[] = [];
-  const heldOf = new Map<string, number>(config.genres.map((g) => [g, 0]));
-  const shaOwner = new Map<string, number>();
-  /** Kept covers' perceptual hashes, in acceptance order (empty with dedupe.near=off). */
-  const keptHashes: KeptHash[] = [];
-  let failuresBeforeFirst = 0;
+/** In a rebuild, a valid cover whose sha256 is not the listed one becomes `sha256-mismatch`; anything else is unchanged. */
+function expectListedSha(row: SelectionRow, c: Checked): Checked {
+  return c.ok && row.sha256 && c.sha256 !== row.sha256 ? { ok: false, reason: 'sha256-mismatch', detail: `expected sha256 ${row.sha256}, downloaded ${c.sha256}` } : c;
+}
+
+/**
+ * The outcome of a cover already on disk: its record is valid and the file's size and sha256 match it (a record of a
+ * run without hashing gets its perceptual hash now, once). Null when it must be fetched or its record decides.
+ */
+async function reusedFromDisk(dl: DownloadRun, row: SelectionRow, url: string, key: string, file: string): Promise<Outcome | null> {
+  const rec = dl.records.get(key);
+  if (!(rec?.ok && existsSync(file) && statSync(file).size === rec.bytes)) return null;
+  const data = readFileSync(file);
+  if (sha256(data) !== rec.sha256) return null;
+  dl.reused++;
+  let phash = rec.phash;
+  if (dl.hashing && phash === undefined) {
+    phash = phashToHex(await phashOfImage(data));
+    remember(dl, { ...rec, phash });
+  }
+  return { row, url, checked: expectListedSha(row, { ok: true, sha256: rec.sha256!, bytes: rec.bytes!, width: rec.width!, height: rec.height!, ...(dl.hashing ? { phash } : {}) }) };
+}
+
+/**
+ * The outcome an earlier run's record decides without a request: a permanent rejection, or a truncated cover whose
+ * backoff has not passed (transient). Null when the cover is to be fetched (no record, or a truncated one that is due).
+ */
+function decidedByRecord(dl: DownloadRun, row: SelectionRow, url: string, rec: FetchRecord | undefined, truncatedTries: number): Outcome | null {
+  const { config } = dl;
+  if (rec && !rec.ok && !(truncatedTries > 0 && truncatedTries < config.download.truncatedRuns)) {
+    const detail = truncatedTries > 0 ? `${rec.detail ?? ''} (truncated in ${truncatedTries} runs)` : (rec.detail ?? '');
+    return { row, url, checked: expectListedSha(row, { ok: false, reason: rec.reason!, detail }) };
+  }
+  if (truncatedTries > 0) {
+    const due = (rec!.at ?? 0) + truncatedBackoffMs(config, truncatedTries);
+    if (Date.now() < due) {
+      return { row, url, checked: { ok: false, reason: 'truncated', detail: `truncated in ${truncatedTries} run(s); next try after ${new Date(due).toISOString()}` }, transient: true };
+    }
+  }
+  return null;
+}
+
+/**
+ * The outcome of a request that failed: transient (retries spent: not recorded, the next run tries again), or a
+ * permanent rejection (another HTTP status, a body over `download.maxBytes`, a URL that is not http(s)), recorded.
+ * @throws the error itself when it is neither (an abort, a block).
+ */
+function failedRequest(dl: DownloadRun, row: SelectionRow, url: string, key: string, e: unknown): Outcome {
+  if (e instanceof RequestFailedError && e.transient) return { row, url, checked: { ok: false, reason: 'failed', detail: e.reason }, transient: true };
+  let permanent: Checked | null = null;
+  if (e instanceof RequestFailedError) permanent = { ok: false, reason: 'http-error', detail: e.reason };
+  else if (e instanceof BodyTooLargeError) permanent = { ok: false, reason: 'too-large', detail: `${e.declared !== null ? `Content-Length ${e.declared}` : 'body'} over download.maxBytes=${dl.config.download.maxBytes} bytes` };
+  else if (e instanceof UnsupportedUrlError) permanent = { ok: false, reason: 'unsupported-url', detail: 'not an http(s) URL' };
+  if (!permanent) throw e;
+  dl.fetched++;
+  remember(dl, { key, ok: false, reason: permanent.ok ? '' : permanent.reason, detail: permanent.ok ? '' : permanent.detail });
+  return { row, url, checked: permanent };
+}
+
+/**
+ * Checks an answer (404/410: `not-found`; else {@link checkImage}), records the result BEFORE the file is written,
+ * and writes the cover when it is valid (and, in a rebuild, the listed one). A truncated cover with runs left is
+ * transient.
+ */
+async function checkedAnswer(dl: DownloadRun, row: SelectionRow, url: string, key: string, file: string, res: HttpResult, truncatedTries: number): Promise<Outcome> {
+  const { config } = dl;
+  dl.fetched++;
+  const checked: Checked = res.status === 404 || res.status === 410 ? { ok: false, reason: 'not-found', detail: `HTTP ${res.status}` } : await checkImage(res.body, config.image.maxPixels, dl.hashing);
+  if (checked.ok) remember(dl, { key, ok: true, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height, ...(checked.phash ? { phash: checked.phash } : {}) });
+  else if (checked.reason === 'truncated') remember(dl, { key, ok: false, reason: 'truncated', detail: checked.detail, tries: truncatedTries + 1, at: Date.now() });
+  else remember(dl, { key, ok: false, reason: checked.reason, detail: checked.detail });
+  if (!checked.ok && checked.reason === 'truncated' && truncatedTries + 1 < config.download.truncatedRuns) {
+    return { row, url, checked: { ok: false, reason: 'truncated', detail: `${checked.detail}; try ${truncatedTries + 1} of ${config.download.truncatedRuns}` }, transient: true };
+  }
+  const final = expectListedSha(row, checked);
+  if (checked.ok && final.ok) writeFileAtomic(file, res.body);
+  return { row, url, checked: final };
+}
+
+/** One cover's outcome: from disk, from its record, or fetched (with the client's retries) and checked. */
+async function fetchOne(dl: DownloadRun, row: SelectionRow): Promise<Outcome> {
+  const url = selectionUrl(row, dl.config);
+  const key = new URL(url).pathname;
+  const file = dl.ctx.path(imageRelPath(row.genre!, row.art_id!));
+  const onDisk = await reusedFromDisk(dl, row, url, key, file);
+  if (onDisk) return onDisk;
+  const rec = dl.records.get(key);
+  const truncatedTries = rec && !rec.ok && rec.reason === 'truncated' ? (rec.tries ?? 1) : 0;
+  const decided = decidedByRecord(dl, row, url, rec, truncatedTries);
+  if (decided) return decided;
+  let res: HttpResult;
+  try {
+    res = await dl.client.request({ url, headers: { accept: 'image/avif,image/webp,image/*,*/*;q=0.8' }, blockCheck: imageBlockCheck });
+  } catch (e) {
+    return failedRequest(dl, row, url, key, e);
+  }
+  return checkedAnswer(dl, row, url, key, file, res, truncatedTries);
+}
+
+/** The next round's rows: each genre's shortfall (needed − kept − held), the next rows of its ranking. */
+function nextBatch(dl: DownloadRun, acc: Acceptance, next: Map<string, number>): SelectionRow[] {
+  const batch: SelectionRow[] = [];
+  for (const g of dl.config.genres) {
+    const deficit = dl.need.get(g)! - acc.kept.get(g)!.length - acc.heldOf.get(g)!;
+    const rows = dl.ranking.get(g)!;
+    let i = next.get(g)!;
+    for (let k = 0; k < deficit && i < rows.length; k++) batch.push(rows[i++]!);
+    next.set(g, i);
+  }
+  return batch;
+}
+
+/**
+ * Fetches a round's rows concurrently (`download.concurrency`), outcomes in the rows' order. On an abort or a fatal
+ * error, downloads not yet started are skipped and it rejects only after the started ones ended (allSettled, not
+ * all), so nothing writes to images/ or the progress file afterwards. When nothing was fetched yet and a run of
+ * transient failures comes (at least 8, or twice the concurrency), the image origin is unreachable or refusing us: it
+ * stops with the reason instead of walking every genre's ranking through retries and backoff.
+ * @throws {AbortedError} when the stage's signal fired; the first fatal error; a {@link UserError} when unreachable.
+ */
+async function fetchBatch(dl: DownloadRun, batch: readonly SelectionRow[], limit: LimitFunction): Promise<Outcome[]> {
+  const { config } = dl;
   const unreachableAfter = Math.max(8, 2 * config.download.concurrency);
-  for (;;) {
-    const batch: SelectionRow[] = [];
-    for (const g of config.genres) {
-      const deficit = need.get(g)! - kept.get(g)!.length - heldOf.get(g)!;
-      const rows = ranking.get(g)!;
-      let i = next.get(g)!;
-      for (let k = 0; k < deficit && i < rows.length; k++) batch.push(rows[i++]!);
-      next.set(g, i);
-    }
-    if (batch.length === 0) break;
-    // On an abort or a fatal error, downloads not yet started are skipped and the stage rejects only after the
-    // started ones ended (allSettled, not all), so nothing writes to images/ or the progress file afterwards.
-    let stopped = null as { error: unknown } | null; // set from the callbacks below
-    const settled = await Promise.allSettled(
-      batch.map((row) =>
-        limit(async () => {
-          if (stopped) return null;
-          try {
-            const o = await fetchOne(row);
-            // Nothing fetched yet and a run of transient failures: the image origin is unreachable or refusing us.
-            // Stop with the reason instead of walking every genre's ranking through retries and backoff.
-            if (o.transient && fetched + reused === 0 && ++failuresBeforeFirst >= unreachableAfter) {
-              stopped ??= {
-                error: new UserError(
-                  `download: the first ${failuresBeforeFirst} images could not be fetched from ${config.bandcamp.imageOrigin} (e.g. ${o.url}: ${o.checked.ok ? '' : o.checked.detail}). ` +
-                    'Check bandcamp.imageOrigin and that the host is reachable; rerun the same command to resume.',
-                ),
-              };
-            }
-            return o;
-          } catch (e) {
-            stopped ??= { error: e };
-            throw e;
+  let stopped = null as { error: unknown } | null; // set from the callbacks below
+  const settled = await Promise.allSettled(
+    batch.map((row) =>
+      limit(async () => {
+        if (stopped) return null;
+        try {
+          const o = await fetchOne(dl, row);
+          if (o.transient && dl.fetched + dl.reused === 0 && ++dl.failuresBeforeFirst >= unreachableAfter) {
+            stopped ??= {
+              error: new UserError(
+                `download: the first ${dl.failuresBeforeFirst} images could not be fetched from ${config.bandcamp.imageOrigin} (e.g. ${o.url}: ${o.checked.ok ? '' : o.checked.detail}). ` +
+                  'Check bandcamp.imageOrigin and that the host is reachable; rerun the same command to resume.',
+              ),
+            };
           }
-        }),
-      ),
-    );
-    if (stopped) throw ctx.signal.aborted ? new AbortedError() : stopped.error;
-    const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Outcome>).value);
-    for (const o of outcomes) {
-      const { row, url, checked } = o;
-      const rel = imageRelPath(row.genre!, row.art_id!);
-      if (o.transient) {
-        held.push(o);
-        heldOf.set(row.genre!, heldOf.get(row.genre!)! + 1);
-        log.warn(`${rel}: not fetched yet (${checked.ok ? '' : `${checked.reason}: ${checked.detail}`}); it keeps its place, the next run tries again`);
-        continue;
-      }
-      if (checked.ok) {
-        const owner = shaOwner.get(checked.sha256);
-        if (owner === undefined) {
-          const phash = checked.phash !== undefined ? phashFromHex(checked.phash) : null;
-          const near = phash && !manifestMode ? nearDuplicateOf(phash, row.genre!, keptHashes, config.dedupe.maxDistance, config.dedupe.near === 'drop') : null;
-          if (near) {
-            rejected.push({
-              stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: `near-duplicate-of:${near.itemId}`,
-              detail: `perceptual hash ${checked.phash} within ${near.distance} bit(s) of item ${near.itemId} (${near.genre}; dedupe.maxDistance=${config.dedupe.maxDistance})`,
-            });
-            continue;
-          }
-          shaOwner.set(checked.sha256, row.item_id!);
-          if (phash) keptHashes.push({ itemId: row.item_id!, genre: row.genre!, phash });
-          kept.get(row.genre!)!.push({
-            item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height,
-            phash: checked.phash ?? null, band_id: row.band_id ?? null,
-          });
-          bar.tick();
-          continue;
+          return o;
+        } catch (e) {
+          stopped ??= { error: e };
+          throw e;
         }
-        rejected.push({ stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: `duplicate-of:${owner}`, detail: `sha256 ${checked.sha256}` });
-      } else {
-        rejected.push({ stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: checked.reason, detail: checked.detail });
-        if (checked.reason === 'sha256-mismatch') log.warn(`${rel}: ${checked.reason} (${checked.detail})`);
-      }
-    }
-  }
-  bar.stop();
-  log.info(`images: ${fetched} fetched, ${reused} already on disk; ${client.stats.requests} request(s), ${client.stats.status429} × 429, ${client.stats.retries} retries`);
+      }),
+    ),
+  );
+  if (stopped) throw dl.ctx.signal.aborted ? new AbortedError() : stopped.error;
+  return settled.map((r) => (r as PromiseFulfilledResult<Outcome>).value);
+}
 
-  if (held.length) {
-    const eg = held.slice(0, 3).map((o) => `${o.url} (${o.checked.ok ? '' : `${o.checked.reason}: ${o.checked.detail}`})`);
-    throw new RerunLaterError(
-      `download: ${held.length} cover${held.length === 1 ? '' : 's'} could not be fetched yet (e.g. ${eg.join('; ')}). ` +
-        'They keep their places (no other album replaces them), and everything fetched is kept: rerun the same command later to continue.',
-    );
+/**
+ * Accepts one outcome, in genre and rank order: a transient one holds its slot; a valid cover is kept unless its
+ * sha256 was kept before (`duplicate-of`) or it is a near-duplicate to reject (`near-duplicate-of`); anything else is
+ * rejected with its reason. A rejected row's slot goes to the next row of its ranking in the next round.
+ */
+function accept(dl: DownloadRun, acc: Acceptance, o: Outcome, bar: Progress): void {
+  const { config, ctx } = dl;
+  const { row, url, checked } = o;
+  const rel = imageRelPath(row.genre!, row.art_id!);
+  if (o.transient) {
+    acc.held.push(o);
+    acc.heldOf.set(row.genre!, acc.heldOf.get(row.genre!)! + 1);
+    ctx.log.warn(`${rel}: not fetched yet (${checked.ok ? '' : `${checked.reason}: ${checked.detail}`}); it keeps its place, the next run tries again`);
+    return;
   }
+  if (!checked.ok) {
+    acc.rejected.push({ stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: checked.reason, detail: checked.detail });
+    if (checked.reason === 'sha256-mismatch') ctx.log.warn(`${rel}: ${checked.reason} (${checked.detail})`);
+    return;
+  }
+  const owner = acc.shaOwner.get(checked.sha256);
+  if (owner !== undefined) {
+    acc.rejected.push({ stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: `duplicate-of:${owner}`, detail: `sha256 ${checked.sha256}` });
+    return;
+  }
+  const phash = checked.phash !== undefined ? phashFromHex(checked.phash) : null;
+  const near = phash && !dl.manifestMode ? nearDuplicateOf(phash, row.genre!, acc.keptHashes, config.dedupe.maxDistance, config.dedupe.near === 'drop') : null;
+  if (near) {
+    acc.rejected.push({
+      stage: 'download', item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, reason: `near-duplicate-of:${near.itemId}`,
+      detail: `perceptual hash ${checked.phash} within ${near.distance} bit(s) of item ${near.itemId} (${near.genre}; dedupe.maxDistance=${config.dedupe.maxDistance})`,
+    });
+    return;
+  }
+  acc.shaOwner.set(checked.sha256, row.item_id!);
+  if (phash) acc.keptHashes.push({ itemId: row.item_id!, genre: row.genre!, phash });
+  acc.kept.get(row.genre!)!.push({
+    item_id: row.item_id, genre: row.genre, art_id: row.art_id, url, sha256: checked.sha256, bytes: checked.bytes, width: checked.width, height: checked.height,
+    phash: checked.phash ?? null, band_id: row.band_id ?? null,
+  });
+  bar.tick();
+}
 
-  const counts = manifestMode ? null : readSelectionCounts(selPath);
-  if (counts) {
-    const more = moreListingDemand(config, counts, kept, ranking, next);
-    if (more) throw more;
-    for (const g of config.genres) {
-      const l = counts[g]?.listing;
-      if (l && l.extraRounds > 0) {
-        log.info(`genre "${g}": ${l.extraRounds} extra round(s); ${l.pages - l.firstRoundPages} extra discover_web page(s), ${l.albums - l.firstRoundAlbums} extra album(s) to label`);
-      }
-    }
-  }
+/** @throws {RerunLaterError} when covers are held (transient): they keep their places, the next run tries them again. */
+function throwIfHeld(held: readonly Outcome[]): void {
+  if (!held.length) return;
+  const eg = held.slice(0, 3).map((o) => `${o.url} (${o.checked.ok ? '' : `${o.checked.reason}: ${o.checked.detail}`})`);
+  throw new RerunLaterError(
+    `download: ${held.length} cover${held.length === 1 ? '' : 's'} could not be fetched yet (e.g. ${eg.join('; ')}). ` +
+      'They keep their places (no other album replaces them), and everything fetched is kept: rerun the same command later to continue.',
+  );
+}
+
+/**
+ * One line per genre short of its need: kept against wanted, the funnel from the selection counts, the rejections
+ * by reason with examples. Also the short genres whose listing a guard ended (a misbehaving discover_web).
+ */
+function shortGenres(dl: DownloadRun, acc: Acceptance, counts: Record<string, SelectCounts> | null): { short: string[]; guardEnded: string[] } {
   const short: string[] = [];
-  /** Short genres whose listing a guard ended (a misbehaving discover_web): the next make asks it again. */
   const guardEnded: string[] = [];
-  for (const g of config.genres) {
-    const have = kept.get(g)!.length;
-    const want = need.get(g)!;
-    if (have >= want && !(manifestMode && have < ranking.get(g)!.length)) continue;
+  for (const g of dl.config.genres) {
+    const have = acc.kept.get(g)!.length;
+    const want = dl.need.get(g)!;
+    if (have >= want && !(dl.manifestMode && have < dl.ranking.get(g)!.length)) continue;
     const byReason = new Map<string, number>();
-    for (const r of rejected) if (r.genre === g) {
+    for (const r of acc.rejected) if (r.genre === g) {
       const rk = reasonKey(r.reason);
       const k = rk === 'duplicate-of' ? 'duplicate' : rk === 'near-duplicate-of' ? 'near-duplicate' : r.reason!;
       byReason.set(k, (byReason.get(k) ?? 0) + 1);
     }
     const rej = [...byReason].map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
-    if (manifestMode) {
-      const failed = rejected.filter((r) => r.genre === g).slice(0, 5).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
+    if (dl.manifestMode) {
+      const failed = acc.rejected.filter((r) => r.genre === g).slice(0, 5).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
       short.push(`genre "${g}": ${have} of ${want} listed images downloaded; rejected: ${rej}; e.g. ${failed.join('; ')}`);
     } else {
       const k = counts?.[g];
       if (k?.listing && endedByGuard(k.listing.ended)) guardEnded.push(`"${g}" (${k.listing.ended})`);
       const listed = k?.listing ? `; listing ${k.listing.ended ? `ended (${k.listing.ended})` : 'not ended'} after ${k.listing.pages} page(s), ${k.listing.extraRounds} extra round(s)` : '';
-      const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible${listed}` : `${ranking.get(g)!.length} eligible`;
-      const eg = rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of' && reasonKey(r.reason) !== 'near-duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
+      const steps = k ? `${k.candidates} candidates, ${k.exclusive} exclusive, ${k.withArt} with art, ${k.eligible} eligible${listed}` : `${dl.ranking.get(g)!.length} eligible`;
+      const eg = acc.rejected.filter((r) => r.genre === g && reasonKey(r.reason) !== 'duplicate-of' && reasonKey(r.reason) !== 'near-duplicate-of').slice(0, 2).map((r) => `${r.url} (${r.reason}: ${r.detail})`);
       short.push(`genre "${g}": ${have} of ${want} images (${steps}, ${have} downloaded; rejected: ${rej})${eg.length ? `; e.g. ${eg.join('; ')}` : ''}`);
     }
   }
-  if (short.length) {
-    const hint = manifestMode
-      ? 'Rerun later if the failures are transient, or set select.allowShort=true to build what could be downloaded.'
-      : 'Every short genre\'s listing ended or crawl.maxRounds was reached: lower perGenre, raise crawl.maxRounds, or set select.allowShort=true to accept fewer.';
-    if (!config.select.allowShort && guardEnded.length) {
-      // Not the site's end: discover is recorded as incomplete, and the next make asks the listing again.
-      throw new RerunLaterError(
-        `download: not enough images.\n  ${short.join('\n  ')}\n` +
-          `discover_web misbehaved and ended the listing of ${guardEnded.join(', ')} early; the next \`covers make\` asks it again from where it stopped. ` +
-          'Downloaded images are kept: rerun the same command later to continue (or set select.allowShort=true to accept fewer).',
-      );
-    }
-    if (!config.select.allowShort) throw new UserError(`download: not enough images.\n  ${short.join('\n  ')}\n${hint} Downloaded images are kept.`);
-    for (const s of short) log.warn(`short (select.allowShort): ${s}`);
-  }
+  return { short, guardEnded };
+}
 
-  const manifest = config.genres.flatMap((g) => kept.get(g)!);
+/**
+ * Ends a run with short genres: "rerun later" when a guard cut a listing, "not enough images" otherwise, or (with
+ * `select.allowShort`) a warning per genre.
+ * @throws {RerunLaterError} when a misbehaving discover_web ended a short genre's listing early.
+ * @throws {UserError} when genres are short and `select.allowShort` is false.
+ */
+function handleShortGenres(dl: DownloadRun, short: readonly string[], guardEnded: readonly string[]): void {
+  if (!short.length) return;
+  const { config, log } = dl.ctx;
+  const hint = dl.manifestMode
+    ? 'Rerun later if the failures are transient, or set select.allowShort=true to build what could be downloaded.'
+    : 'Every short genre\'s listing ended or crawl.maxRounds was reached: lower perGenre, raise crawl.maxRounds, or set select.allowShort=true to accept fewer.';
+  if (!config.select.allowShort && guardEnded.length) {
+    // Not the site's end: discover is recorded as incomplete, and the next make asks the listing again.
+    throw new RerunLaterError(
+      `download: not enough images.\n  ${short.join('\n  ')}\n` +
+        `discover_web misbehaved and ended the listing of ${guardEnded.join(', ')} early; the next \`covers make\` asks it again from where it stopped. ` +
+        'Downloaded images are kept: rerun the same command later to continue (or set select.allowShort=true to accept fewer).',
+    );
+  }
+  if (!config.select.allowShort) throw new UserError(`download: not enough images.\n  ${short.join('\n  ')}\n${hint} Downloaded images are kept.`);
+  for (const s of short) log.warn(`short (select.allowShort): ${s}`);
+}
+
+/** Writes `manifest.tsv` (genre order, then acceptance order) and `rejected.tsv`, and removes every file of images/ not in the manifest. */
+function writeOutputs(ctx: StageContext, kept: Map<string, ManifestRow[]>, rejected: readonly RejectedRow[]): void {
+  const manifest = ctx.config.genres.flatMap((g) => kept.get(g)!);
   manifestFormat.write(ctx.out('manifest.tsv'), manifest);
   rejectedFormat.write(ctx.out('rejected.tsv'), rejected);
   // images/ holds exactly the manifest's files: remove duplicates' and earlier runs' leftovers.
@@ -410,7 +494,47 @@ async function run(ctx: StageContext): Promise<void> {
       if (!keep.has(`images/${relative(root, abs).split('\\').join('/')}`)) rmSync(abs, { force: true });
     }
   }
-  log.info(`manifest: ${manifest.length} image(s); rejected: ${rejected.length}`);
+  ctx.log.info(`manifest: ${manifest.length} image(s); rejected: ${rejected.length}`);
+}
+
+/**
+ * The stage: rounds of {@link nextBatch} → {@link fetchBatch} → {@link accept} until no genre has a shortfall its
+ * ranking can fill; then "rerun later" for held covers, a request to list further, or the short genres; then the outputs.
+ */
+async function run(ctx: StageContext): Promise<void> {
+  const { config, log } = ctx;
+  const dl = openRun(ctx);
+  const total = [...dl.need.values()].reduce((a, b) => a + b, 0);
+  const bar = ctx.progress('images', total);
+  log.info(`downloading ${total} image(s) from ${config.bandcamp.imageOrigin} (${dl.transportName}, concurrency ${config.download.concurrency})`);
+  const acc: Acceptance = {
+    kept: new Map(config.genres.map((g) => [g, []])), rejected: [], held: [], heldOf: new Map(config.genres.map((g) => [g, 0])), shaOwner: new Map(), keptHashes: [],
+  };
+  const next = new Map(config.genres.map((g) => [g, 0]));
+  const limit = pLimit(config.download.concurrency);
+  for (;;) {
+    const batch = nextBatch(dl, acc, next);
+    if (batch.length === 0) break;
+    for (const o of await fetchBatch(dl, batch, limit)) accept(dl, acc, o, bar);
+  }
+  bar.stop();
+  log.info(`images: ${dl.fetched} fetched, ${dl.reused} already on disk; ${dl.client.stats.requests} request(s), ${dl.client.stats.status429} × 429, ${dl.client.stats.retries} retries`);
+  throwIfHeld(acc.held);
+
+  const counts = dl.manifestMode ? null : readSelectionCounts(ctx.path('selection.arrow'));
+  if (counts) {
+    const more = moreListingDemand(config, counts, acc.kept, dl.ranking, next);
+    if (more) throw more;
+    for (const g of config.genres) {
+      const l = counts[g]?.listing;
+      if (l && l.extraRounds > 0) {
+        log.info(`genre "${g}": ${l.extraRounds} extra round(s); ${l.pages - l.firstRoundPages} extra discover_web page(s), ${l.albums - l.firstRoundAlbums} extra album(s) to label`);
+      }
+    }
+  }
+  const { short, guardEnded } = shortGenres(dl, acc, counts);
+  handleShortGenres(dl, short, guardEnded);
+  writeOutputs(ctx, acc.kept, acc.rejected);
 }
 
 /** A kept cover's perceptual hash. */
