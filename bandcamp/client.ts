@@ -1,8 +1,10 @@
 /**
  * The polite HTTP layer towards Bandcamp hosts (docs/BANDCAMP.md#blocking): one shared request budget per host group
- * (rate limit and concurrency), a host-wide pause on 429 that honours `Retry-After` as a floor, exponential backoff
- * with jitter and a cap, retries of transient failures (5xx, resets, timeouts, empty 403s), permanent 404/410, and
- * detection of HTTP-200 challenge/stripped pages (which stop the crawl after `crawl.maxBlockedRetries` in a row).
+ * (rate limit and concurrency), a host-wide pause on 429 that honours `Retry-After` as a floor (holding requests
+ * waiting for a slot, new ones, and ones with a slot not yet on the wire; test/label-faults.test.ts checks it in the
+ * simulator's log), exponential backoff with jitter and a cap, retries of transient failures (5xx, resets, timeouts,
+ * empty 403s), permanent 404/410, and detection of HTTP-200 challenge/stripped pages (which stop the crawl after
+ * `crawl.maxBlockedRetries` in a row).
  *
  * Crawlee does none of this for us (docs/PITFALLS.md #2: it retries a 429 at once and ignores `Retry-After`), so the
  * crawlers in `bandcamp/crawl.ts` run every request through {@link PoliteClient} and keep crawlee's own retries off.
