@@ -257,7 +257,7 @@ async function writeCovers(x: Inspecting, rows: Iterable<number>): Promise<Cover
   return covers;
 }
 
-/** The `inspect` stage: model, test shards, mean, predictions, labels and manifest → `eval/inspect/`. */
+/** The `inspect` stage: model, test shards, mean, predictions, labels, manifest (and `features/test`) → `eval/inspect/`. */
 export const inspectStage: StageImplementation = {
   name: 'inspect',
   async run(ctx: StageContext) {
@@ -286,6 +286,7 @@ export const inspectStage: StageImplementation = {
     const embRows = sampleRows(test.n, c.embedding, ctx.config.seed);
     // Read (and checked against the test shards) before the slow passes, so a bad features directory fails at once.
     const pretrained = pretrainedFeatures(ctx, ps, embRows);
+    if (pretrained) lap('features');
     const progress = ctx.progress('inspect: forward and backward passes', embRows.length + salRows.length);
     const act = activations(x, embRows, progress);
     lap('activations');
@@ -310,6 +311,6 @@ export const inspectStage: StageImplementation = {
       sprite, embeddings, groups: grouped, seconds,
     });
     const total = Object.values(seconds).reduce((a, b) => a + b, 0);
-    ctx.log.info(`inspected the ${rec.architecture.name} model (seed ${first.seed}): ${saliencyItems.length} saliency maps (${plan.method}${plan.layer ? ` on ${plan.layer}` : ''}), ${embRows.length} covers embedded, ${covers.length} example covers, in ${total.toFixed(1)} s`);
+    ctx.log.info(`inspected the ${rec.architecture.name} model (seed ${first.seed}): ${saliencyItems.length} saliency maps (${plan.method}${plan.layer ? ` on ${plan.layer}` : ''}), ${embRows.length} covers embedded (${embeddings.map((e) => e.name).join(', ')}), ${covers.length} example covers, in ${total.toFixed(1)} s`);
   },
 };
