@@ -104,10 +104,11 @@ describe("the demo's report in headless Chromium", { skip }, () => {
     assert.deepEqual(await images(page, 'section#filters'), { n: 2, decoded: 2 });
   });
 
-  it('shows the right and wrong covers of every genre and the covers of each confusion cell', async () => {
+  it('shows the right and wrong covers of each genre and the covers of each confusion cell', async () => {
     const expected = ins.examples.reduce((a, e) => a + e.right.length + e.wrong.length, 0) + ins.confusions.reduce((a, c) => a + c.rows.length, 0);
-    assert.ok(ins.examples.length === ins.labels.length && ins.examples.every((e) => e.right.length > 0), 'right covers for every genre');
-    assert.ok(ins.confusions.length > 0, 'the demo model confuses some genres');
+    // Every genre has a row; whether it has right or wrong covers depends on the model, not on the page.
+    assert.equal(ins.examples.length, ins.labels.length);
+    assert.ok(expected > 0, 'covers to show');
     assert.deepEqual(await images(page, 'section#examples'), { n: expected, decoded: expected });
   });
 
