@@ -198,7 +198,10 @@ function embeddingSection(part: Part<InspectView>): InspectSection {
   if (!e.length) return wrap(id, title, false, html`<p class="note">Nothing embedded (<code>inspect.embedding</code> = 0).</p>`);
   const n = e[0]!.points.length;
   const sampled = n < v.data.model.testImages ? `A seeded sample of ${fmtInt(n)} of the ${fmtInt(v.data.model.testImages)} test covers` : `The ${fmtInt(n)} test covers`;
-  const lead = html`<p class="lead">${sampled}, placed by UMAP (umap-js, seeded) so that covers with similar vectors lie close: on the left by what the network computes before its last layer, on the right by their raw pixels, for contrast. Colour = true genre; hollow points were misclassified. Hover a point for its cover. Genres that separate on the left but not on the right are what the network learned beyond pixel statistics.</p>`;
+  const pretrained = e.some((x) => x.name === 'pretrained')
+    ? html` In between, by the features the pretrained network (<code>pretrained.model</code>) gives them: genres that separate there but not in the first plot are signal a network trained elsewhere finds and ours missed.`
+    : '';
+  const lead = html`<p class="lead">${sampled}, placed by UMAP (umap-js, seeded) so that covers with similar vectors lie close: first by what the network computes before its last layer, last by their raw pixels, for contrast. Colour = true genre; hollow points were misclassified. Hover a point for its cover. Genres that separate in the first plot but not in the last are what the network learned beyond pixel statistics.${pretrained}</p>`;
   const legend = html`<div class="legend">${v.data.labels.map((g, k) => html`<span><span class="swatch" style="background:${GENRE_COLOURS[k % GENRE_COLOURS.length]!}"></span>${g}</span>`)}</div>`;
   return wrap(id, title, true, [lead, legend, html`<div class="scatters">${e.map((x) => scatter(v, x))}</div>`]);
 }

@@ -262,13 +262,20 @@ export const evaluateDeclaration: StageDeclaration = {
   version: 3, // 3: also writes the per-image predictions
 };
 
-/** The `inspect` stage: the model, test shards, mean, predictions, labels and manifest → `eval/inspect/`. */
+/**
+ * The `inspect` stage: the model, test shards, mean, predictions, labels and manifest → `eval/inspect/`; with
+ * `pretrained.model` set, also the test split's pretrained features (`features/test`), embedded beside the
+ * network's activations: `make inspect` (or `report`) then makes `features` first.
+ */
 export const inspectDeclaration: StageDeclaration = {
   name: 'inspect',
   description: 'what the network learned: filters, right and wrong covers, saliency, embeddings, accuracy by source → eval/inspect/',
-  deps: ['evaluate'],
-  inputs: (c) => [modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow', PREDICTIONS_OUTPUT, 'manifest.tsv', ...(c.select.fromManifest ? [] : ['labels.arrow'])],
-  params: ['seed', 'inspect', 'train.run', 'train.backend', 'select.fromManifest'],
+  deps: (c) => ['evaluate', ...(c.pretrained.model ? ['features'] : [])],
+  inputs: (c) => [
+    modelDir(c.train.run), splitDir('test'), 'shards/mean.arrow', PREDICTIONS_OUTPUT, 'manifest.tsv', ...(c.select.fromManifest ? [] : ['labels.arrow']),
+    ...(c.pretrained.model ? [`${FEATURES_DIR}/test`] : []),
+  ],
+  params: ['seed', 'inspect', 'train.run', 'train.backend', 'select.fromManifest', 'pretrained.model'],
   outputs: [INSPECT_DIR],
   version: 1,
 };

@@ -4,8 +4,9 @@
  * genre the most confident right and wrong test covers and the covers of each confusion-matrix cell; class
  * activation maps on the last conv layer (`inspect.saliencyMethod`: HiResCAM or Grad-CAM; input-gradient saliency
  * without a conv layer) blended over a handful of covers per genre; 2-D UMAP embeddings
- * of the penultimate activations and of the raw pixels; and accuracy per `source` of the album data
- * (`labels.arrow`) and per downloaded image size (`manifest.tsv`).
+ * of the penultimate activations, of the raw pixels and, with `pretrained.model` set, of the pretrained network's
+ * features of the test split (`features/test`, written by the `features` stage); and accuracy per `source` of the
+ * album data (`labels.arrow`) and per downloaded image size (`manifest.tsv`).
  *
  * It inspects the first training seed's model (`models/<train.run>/`) and reads the predictions `evaluate` made
  * (`eval/predictions.arrow`), so the examples agree with the confusion matrix. Its cost is bounded by sampling: at
@@ -17,6 +18,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InterruptedError, UserError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
 import type { Progress } from '../util/progress.ts';
 import { INSPECT_DIR, writeInspectImage, writeInspection, type CoverRef, type Inspection } from '../schemas/inspect.ts';
+import { featuresSplitDir, readFeatureSplit } from '../schemas/features.ts';
 import { labelsFormat } from '../schemas/labels.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
 import { readMean } from '../schemas/mean.ts';
@@ -178,15 +180,51 @@ async function writeSaliency(x: Inspecting, rows: readonly number[], plan: Salie
   return items;
 }
 
-/** UMAP embeddings of the penultimate activations and of the raw pixels (shrunk) of `rows`, and their sprite sheet. */
-async function writeEmbeddings(x: Inspecting, rows: readonly number[], act: { features: Float32Array; dims: number }): Promise<{ embeddings: Inspection['embeddings']; sprite: Inspection['sprite'] }> {
+/** Vectors of the sampled test covers to embed: `[rows, dims]` float32, row-major. */
+interface VectorSet {
+  name: string;
+  title: string;
+  vectors: Float32Array;
+  dims: number;
+}
+
+/**
+ * The pretrained network's features of `rows` of the test split, from `features/test` (schemas/features.ts: one row
+ * per test shard row, in shard order), or null when `pretrained.model` is not set.
+ * @throws UserError naming the directory when the features are missing, come from another `pretrained.model`, or do
+ *   not line up with the test shards row by row (count, genre, item id).
+ */
+function pretrainedFeatures(ctx: StageContext, ps: readonly Prediction[], rows: readonly number[]): VectorSet | null {
+  const model = ctx.config.pretrained.model;
+  if (!model) return null;
+  const dir = ctx.path(featuresSplitDir('test'));
+  const rerun = 'rerun `covers make features`';
+  if (!existsSync(dir)) throw new UserError(`inspect: pretrained.model is set but ${dir} is not built; ${rerun}`);
+  const f = readFeatureSplit(dir);
+  if (f.meta.model !== model) throw new UserError(`inspect: ${dir} holds the features of ${f.meta.model}, not of pretrained.model (${model}); ${rerun}`);
+  if (f.rows !== ps.length) throw new UserError(`inspect: ${dir} has ${f.rows} rows, the test shards ${ps.length} images; ${rerun}`);
+  const bad = ps.findIndex((p, i) => f.labels[i] !== p.label || f.itemIds[i] !== (p.itemId ?? 0));
+  if (bad >= 0) throw new UserError(`inspect: row ${bad} of ${dir} (item_id ${f.itemIds[bad]}) is not test image ${bad} (item_id ${ps[bad]!.itemId}); ${rerun}`);
+  const d = f.meta.dim;
+  const vectors = new Float32Array(rows.length * d);
+  rows.forEach((row, i) => vectors.set(f.features.subarray(row * d, (row + 1) * d), i * d));
+  const name = model.split(/[\\/]/).pop() || model;
+  return { name: 'pretrained', title: `Pretrained features: ${name} at ${f.meta.layer} (${d} values per cover)`, vectors, dims: d };
+}
+
+/**
+ * UMAP embeddings of the penultimate activations, of `extra` (the pretrained features, when configured) and of the
+ * raw pixels (shrunk) of `rows`, and their sprite sheet.
+ */
+async function writeEmbeddings(x: Inspecting, rows: readonly number[], act: { features: Float32Array; dims: number }, extra: VectorSet | null): Promise<{ embeddings: Inspection['embeddings']; sprite: Inspection['sprite'] }> {
   if (!rows.length) return { embeddings: [], sprite: null };
   const { test, ps, ctx } = x;
   const px = PIXEL_SIDE * PIXEL_SIDE * 3;
   const pixels = new Float32Array(rows.length * px);
   rows.forEach((row, i) => pixels.set(shrink(imageOf(test, row), test.size, PIXEL_SIDE), i * px));
-  const sets = [
+  const sets: VectorSet[] = [
     { name: 'penultimate', title: `Penultimate-layer activations (${act.dims} values per cover)`, vectors: act.features, dims: act.dims },
+    ...(extra ? [extra] : []),
     { name: 'pixels', title: `Raw pixels, shrunk to ${PIXEL_SIDE}×${PIXEL_SIDE} RGB (${px} values per cover)`, vectors: pixels, dims: px },
   ];
   const embeddings: Inspection['embeddings'] = [];
@@ -219,7 +257,7 @@ async function writeCovers(x: Inspecting, rows: Iterable<number>): Promise<Cover
   return covers;
 }
 
-/** The `inspect` stage: model, test shards, mean, predictions, labels and manifest → `eval/inspect/`. */
+/** The `inspect` stage: model, test shards, mean, predictions, labels, manifest (and `features/test`) → `eval/inspect/`. */
 export const inspectStage: StageImplementation = {
   name: 'inspect',
   async run(ctx: StageContext) {
@@ -246,6 +284,9 @@ export const inspectStage: StageImplementation = {
     const confusions = pickConfusions(ps, c.confusions);
     const salRows = pickSaliencyRows(ps, labels.length, c.saliency);
     const embRows = sampleRows(test.n, c.embedding, ctx.config.seed);
+    // Read (and checked against the test shards) before the slow passes, so a bad features directory fails at once.
+    const pretrained = pretrainedFeatures(ctx, ps, embRows);
+    if (pretrained) lap('features');
     const progress = ctx.progress('inspect: forward and backward passes', embRows.length + salRows.length);
     const act = activations(x, embRows, progress);
     lap('activations');
@@ -255,7 +296,7 @@ export const inspectStage: StageImplementation = {
     model.dispose();
     lap('saliency');
 
-    const { embeddings, sprite } = await writeEmbeddings(x, embRows, act);
+    const { embeddings, sprite } = await writeEmbeddings(x, embRows, act, pretrained);
     lap('embedding');
     const covers = await writeCovers(x, [...examples.flatMap((e) => [...e.right, ...e.wrong]), ...confusions.flatMap((cf) => cf.rows), ...salRows]);
     lap('thumbnails');
@@ -270,6 +311,6 @@ export const inspectStage: StageImplementation = {
       sprite, embeddings, groups: grouped, seconds,
     });
     const total = Object.values(seconds).reduce((a, b) => a + b, 0);
-    ctx.log.info(`inspected the ${rec.architecture.name} model (seed ${first.seed}): ${saliencyItems.length} saliency maps (${plan.method}${plan.layer ? ` on ${plan.layer}` : ''}), ${embRows.length} covers embedded, ${covers.length} example covers, in ${total.toFixed(1)} s`);
+    ctx.log.info(`inspected the ${rec.architecture.name} model (seed ${first.seed}): ${saliencyItems.length} saliency maps (${plan.method}${plan.layer ? ` on ${plan.layer}` : ''}), ${embRows.length} covers embedded (${embeddings.map((e) => e.name).join(', ')}), ${covers.length} example covers, in ${total.toFixed(1)} s`);
   },
 };

@@ -111,6 +111,8 @@ describe('the stage registry', () => {
     ['rebuild from a manifest', resolveConfig({ select: { fromManifest: '/tmp/manifest.tsv' } })],
     // train then reads search/best.json, so it must depend on search (its deps are a function of the configuration).
     ['train from the search', resolveConfig({ train: { fromSearch: true } })],
+    // inspect then reads features/test, so it must depend on features.
+    ['inspect with pretrained features', resolveConfig({ pretrained: { model: '/models/net.onnx' } })],
   ];
   for (const [what, config] of configs) {
     it(`every declared input is written by a stage the reader depends on (${what})`, () => {
