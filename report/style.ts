@@ -10,7 +10,7 @@ header.page p { margin: 2px 0; color: var(--muted); }
 .layout { display: grid; grid-template-columns: 220px minmax(0, 1fr); gap: 32px; max-width: 1320px; margin: 0 auto; padding: 0 32px 64px; }
 nav.toc { position: sticky; top: 0; align-self: start; padding: 20px 0; font-size: 14px; max-height: 100vh; overflow: auto; }
 nav.toc h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 8px; }
-nav.toc ol { margin: 0; padding-left: 20px; }
+nav.toc ol { margin: 0; padding-left: 28px; } /* room for two-digit markers ("10.") inside the scrolling nav */
 nav.toc li { margin: 3px 0; }
 nav.toc ol ol { padding-left: 16px; font-size: 13px; }
 nav.toc a { color: var(--fg); text-decoration: none; }
