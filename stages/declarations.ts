@@ -186,7 +186,7 @@ export const meanDeclaration: StageDeclaration = {
 /** Config keys the `features` stage reads. */
 export const FEATURES_PARAMS = [
   'genres', 'pretrained.model', 'pretrained.sha256', 'pretrained.input', 'pretrained.channelOrder', 'pretrained.scale', 'pretrained.mean', 'pretrained.std',
-  'pretrained.layer', 'pretrained.crops', 'pretrained.batchSize', 'train.backend', 'shards.maxShardBytes',
+  'pretrained.layer', 'pretrained.crops', 'pretrained.batchSize', 'pretrained.engine', 'train.backend', 'shards.maxShardBytes',
 ];
 
 /** The `features` stage: the shards and a pretrained network (`pretrained.model`) → `features/<split>/`. */
@@ -198,6 +198,7 @@ export const featuresDeclaration: StageDeclaration = {
   params: FEATURES_PARAMS,
   // A local file is hashed; a URL's download is pinned by pretrained.sha256 (and named by pretrained.model).
   extraInputs: (c) => localModelFiles(c.pretrained.model),
+  tuning: ['pretrained.threads'],
   outputs: [FEATURES_DIR],
   version: 1,
 };

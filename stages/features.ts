@@ -8,8 +8,10 @@ import { featuresSplitDir, FEATURES_DIR, FeatureSplitWriter, writeFeaturesDatase
 import { SPLIT_NAMES, splitDir } from '../schemas/shards/names.ts';
 import { listShardFiles, streamShardBatches } from '../schemas/shards/read.ts';
 import { UserError, type StageContext, type StageImplementation } from '../pipeline/stage.ts';
-import { extractFeatures } from '../model-import/extract.ts';
+import { openFeatureExtractor } from '../model-import/feature-engine.ts';
 import { defaultModelCacheDir, resolveModelFile } from '../model-import/fetch.ts';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { FeatureExtractor } from '../model-import/feature-engine.ts';
 import { loadPretrained } from '../model-import/load.ts';
 import { truncatedModel } from '../model-import/onnx-to-tfjs.ts';
 import { inputPreprocessing, type InputPreprocessing } from '../model-import/preprocess.ts';
@@ -40,7 +42,23 @@ export const featuresStage: StageImplementation = {
     const layer = p.layer || net.featureTensor;
     const model = truncatedModel(net, layer);
     const prep = configuredPreprocessing(p);
-    ctx.log.info(`features of ${p.model} at '${layer}' (${h}×${w} input, ${p.input} preprocessing, ${p.crops} crop${p.crops > 1 ? 's' : ''})`);
+    const engine = await openFeatureExtractor({
+      file, net, layer, truncated: model, engine: p.engine, threads: p.threads ?? 0, log: (l) => ctx.log.info(l),
+    });
+    ctx.log.info(`features of ${p.model} at '${layer}' (${h}×${w} input, ${p.input} preprocessing, ${p.crops} crop${p.crops > 1 ? 's' : ''}; ${engine.engine}: ${engine.details})`);
+    try {
+      await writeFeatures(ctx, engine, model, { h, layer, prep });
+    } finally {
+      await engine.release();
+    }
+  },
+};
+
+/** Runs `engine` over every split's shard rows and writes `features/<split>/` and `features/dataset_dict.json`. */
+async function writeFeatures(
+  ctx: StageContext, engine: FeatureExtractor, model: tfl.LayersModel, { h, layer, prep }: { h: number; layer: string; prep: InputPreprocessing },
+): Promise<void> {
+    const p = ctx.config.pretrained;
     const root = ctx.out(FEATURES_DIR);
     for (const split of SPLIT_NAMES) {
       const files = listShardFiles(ctx.path(splitDir(split)));
@@ -49,12 +67,12 @@ export const featuresStage: StageImplementation = {
         for await (const batch of streamShardBatches(files, { ids: true })) {
           if (ctx.signal.aborted) throw new Error('features: interrupted');
           const size = batch.meta.shape[0];
-          if (size < h) throw new UserError(`features: the shards hold ${size}×${size} images, smaller than the network's ${h}×${w} input; rebuild them with image.size ≥ ${h}`);
+          if (size < h) throw new UserError(`features: the shards hold ${size}×${size} images, smaller than the network's ${h}×${h} input; rebuild them with image.size ≥ ${h}`);
           const crops = evalCrops(size, h, p.crops);
           for (let start = 0; start < batch.rows; start += p.batchSize) {
             const n = Math.min(p.batchSize, batch.rows - start);
             const images = batch.images.subarray(start * size * size * 3, (start + n) * size * size * 3);
-            const { features, dim } = extractFeatures(model, images, n, size, h, crops, prep);
+            const { features, dim } = await engine.extract(images, n, size, h, crops, prep);
             writer ??= new FeatureSplitWriter({
               dir: `${root}/${split}`, split, maxShardBytes: ctx.config.shards.maxShardBytes, batchRows: 256,
               meta: { dim, labelNames: batch.meta.labelNames, model: p.model, layer, input: p.input, crops: p.crops },
@@ -81,5 +99,4 @@ export const featuresStage: StageImplementation = {
       }
     }
     writeFeaturesDatasetDict(root);
-  },
-};
+}
