@@ -428,7 +428,7 @@ export const ConfigSchema = z
         /**
          * What the baselines learn from: `pixels` (the study's downsampled pixels → eval/baseline.json,
          * eval/baseline-linear-svm.json), `pretrained` (the `features` target's vectors, e.g. fc7 →
-         * eval/baseline-pretrained.json, eval/baseline-linear-svm-pretrained.json; run `covers make features` first),
+         * eval/baseline-pretrained.json, eval/baseline-linear-svm-pretrained.json; `make baseline` then makes `features` first),
          * or `both`.
          */
         features: z.enum(['pixels', 'pretrained', 'both']).default('pixels'),

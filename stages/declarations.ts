@@ -278,8 +278,8 @@ export const inspectDeclaration: StageDeclaration = {
 export const baselineDeclaration: StageDeclaration = {
   name: 'baseline',
   description: 'the study baselines on downsampled pixels and/or pretrained features: random forest and/or linear SVM → eval/baseline*.json',
-  deps: ['shards'],
-  // With baseline.features ≠ pixels it also reads the features target's output (built by `covers make features`).
+  // With baseline.features ≠ pixels it also reads the features target's output: `make baseline` then makes `features` first.
+  deps: (c) => ['shards', ...(c.baseline.features === 'pixels' ? [] : ['features'])],
   inputs: (c) => [splitDir('train'), splitDir('test'), ...(c.baseline.features === 'pixels' ? [] : [`${FEATURES_DIR}/train`, `${FEATURES_DIR}/test`])],
   params: [
     'seed', 'train.seed', 'train.repeats', 'baseline.model', 'baseline.features', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',

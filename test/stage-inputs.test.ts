@@ -111,6 +111,8 @@ describe('the stage registry', () => {
     ['rebuild from a manifest', resolveConfig({ select: { fromManifest: '/tmp/manifest.tsv' } })],
     // train then reads search/best.json, so it must depend on search (its deps are a function of the configuration).
     ['train from the search', resolveConfig({ train: { fromSearch: true } })],
+    // baseline then reads features/, so it must depend on the features stage.
+    ['baseline on pretrained features', resolveConfig({ baseline: { features: 'both' }, pretrained: { model: 'net.onnx' } })],
   ];
   for (const [what, config] of configs) {
     it(`every declared input is written by a stage the reader depends on (${what})`, () => {
@@ -125,6 +127,15 @@ describe('the stage registry', () => {
       }
     });
   }
+
+  it('baseline pulls in features only when baseline.features is pretrained or both', () => {
+    const names = (c: Config) => closure(STAGES, ['baseline'], c).map((s) => s.name);
+    assert.ok(!names(defaultConfig()).includes('features'), 'pixels: no features');
+    for (const features of ['pretrained', 'both'] as const) {
+      const order = names(resolveConfig({ baseline: { features }, pretrained: { model: 'net.onnx' } }));
+      assert.ok(order.indexOf('features') >= 0 && order.indexOf('features') < order.indexOf('baseline'), `${features}: ${order.join(' ')}`);
+    }
+  });
 
   it('the report declares the whole configuration it prints: changing train.backend makes it stale', async () => {
     const base = resolveConfig({ train: { backend: 'cpu' } });
