@@ -540,7 +540,9 @@ export const ConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (Number.isInteger(c.image.size) && c.image.size >= 8 && c.train.crop > c.image.size) {
+    // Fine-tuning crops at the pretrained network's input size, not train.crop: the train stage checks that against
+    // the shards (naming both) once it has read the file.
+    if (c.train.init === 'scratch' && Number.isInteger(c.image.size) && c.image.size >= 8 && c.train.crop > c.image.size) {
       ctx.addIssue({ code: 'custom', path: ['train', 'crop'], message: `a crop no larger than image.size (${c.image.size})` });
     }
     const dupFormat = c.export.formats.find((f, i) => c.export.formats.indexOf(f) !== i);

@@ -111,7 +111,11 @@ export const trainStage: StageImplementation = {
     const tuning = await fineTuneOptions(ctx, config);
     // Fine-tuning crops at the network's input size and applies its own preprocessing instead of the mean.
     const crop = tuning?.crop ?? t.crop;
-    if (crop > train.size) throw new UserError(`${tuning ? `the pretrained network's input (${crop}×${crop})` : `train.crop = ${crop}`} is larger than the shard images (${train.size}×${train.size})`);
+    if (crop > train.size) {
+      throw new UserError(tuning
+        ? `train.init = pretrained: the network ${config.pretrained.model} takes ${crop}×${crop} inputs, larger than the shard images (${train.size}×${train.size}, image.size); rebuild the shards with image.size ≥ ${crop} (train.crop is not used when fine-tuning)`
+        : `train.crop = ${crop} is larger than the shard images (${train.size}×${train.size})`);
+    }
     const subtractMean = t.subtractMean && !tuning;
     const mean = subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
     const seeds = repeatSeeds(config);

@@ -161,7 +161,8 @@ describe('features stage', () => {
   it('train.init=pretrained fine-tunes the ONNX network (frozen up to a named layer) and evaluate scores it with 10 crops', { skip: missing ?? false }, async () => {
     const config = resolveConfig({
       genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, pretrained: { model: onnx, input: 'imagenet' }, eval: { crops: 10 },
-      train: { crop: 64, init: 'pretrained', freeze: 'layer1.0.bn1', pretrainedLearningRateScale: 0.1, optimizer: 'nesterov', learningRate: 0.01, epochs: 2, batchSize: 6, backend: 'wasm', threads: 1, run: 'ft' },
+      // train.crop keeps its default (224 > image.size 72): fine-tuning crops at the network's input size (64).
+      train: { init: 'pretrained', freeze: 'layer1.0.bn1', pretrainedLearningRateScale: 0.1, optimizer: 'nesterov', learningRate: 0.01, epochs: 2, batchSize: 6, backend: 'wasm', threads: 1, run: 'ft' },
     });
     await runStageOnce(trainStage, { config, dataDir: dir, log });
     const rec = JSON.parse(readFileSync(join(dir, 'models', 'ft', 'config.json'), 'utf8')) as { crop: number; subtractMean: boolean; init: string; pretrained: { preprocessing: { scale: number } } };
