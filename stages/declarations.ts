@@ -228,7 +228,7 @@ const RUN_ONLY = ['train.epochs', 'train.repeats', 'train.run', 'train.snapshotE
  * trials a rerun continues from.
  */
 export const SEARCH_PARAMS = [
-  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), 'train.backend', 'train.threads', 'train.balance', 'search',
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), ...FINE_TUNE_PARAMS, 'train.backend', 'train.threads', 'train.balance', 'search',
 ] as const;
 
 /**
@@ -236,7 +236,7 @@ export const SEARCH_PARAMS = [
  * budget (`search.trials`), how many run at once (`search.parallel`) and how they run (backend, threads, balance).
  */
 export const SEARCH_RESUMABLE_PARAMS = [
-  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)),
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), ...FINE_TUNE_PARAMS,
   'search.epochs', 'search.algorithm', 'search.tpe', 'search.seed', 'search.space', 'search.pruner', 'search.asha',
 ] as const;
 
@@ -247,6 +247,8 @@ export const searchDeclaration: StageDeclaration = {
   deps: ['shards', 'mean'],
   inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
   params: SEARCH_PARAMS,
+  // With train.init = pretrained the trials fine-tune pretrained.model: a local file is hashed, as for train.
+  extraInputs: (c) => (c.train.init === 'pretrained' ? localModelFiles(c.pretrained.model) : []),
   outputs: [SEARCH_TRIALS, SEARCH_BEST],
   version: 1,
 };
