@@ -58,45 +58,45 @@ export const featuresStage: StageImplementation = {
 async function writeFeatures(
   ctx: StageContext, engine: FeatureExtractor, model: tfl.LayersModel, { h, layer, prep }: { h: number; layer: string; prep: InputPreprocessing },
 ): Promise<void> {
-    const p = ctx.config.pretrained;
-    const root = ctx.out(FEATURES_DIR);
-    for (const split of SPLIT_NAMES) {
-      const files = listShardFiles(ctx.path(splitDir(split)));
-      let writer: FeatureSplitWriter | null = null;
-      try {
-        for await (const batch of streamShardBatches(files, { ids: true })) {
-          if (ctx.signal.aborted) throw new Error('features: interrupted');
-          const size = batch.meta.shape[0];
-          if (size < h) throw new UserError(`features: the shards hold ${size}×${size} images, smaller than the network's ${h}×${h} input; rebuild them with image.size ≥ ${h}`);
-          const crops = evalCrops(size, h, p.crops);
-          for (let start = 0; start < batch.rows; start += p.batchSize) {
-            const n = Math.min(p.batchSize, batch.rows - start);
-            const images = batch.images.subarray(start * size * size * 3, (start + n) * size * size * 3);
-            const { features, dim } = await engine.extract(images, n, size, h, crops, prep);
-            writer ??= new FeatureSplitWriter({
-              dir: `${root}/${split}`, split, maxShardBytes: ctx.config.shards.maxShardBytes, batchRows: 256,
-              meta: { dim, labelNames: batch.meta.labelNames, model: p.model, layer, input: p.input, crops: p.crops },
+  const p = ctx.config.pretrained;
+  const root = ctx.out(FEATURES_DIR);
+  for (const split of SPLIT_NAMES) {
+    const files = listShardFiles(ctx.path(splitDir(split)));
+    let writer: FeatureSplitWriter | null = null;
+    try {
+      for await (const batch of streamShardBatches(files, { ids: true })) {
+        if (ctx.signal.aborted) throw new Error('features: interrupted');
+        const size = batch.meta.shape[0];
+        if (size < h) throw new UserError(`features: the shards hold ${size}×${size} images, smaller than the network's ${h}×${h} input; rebuild them with image.size ≥ ${h}`);
+        const crops = evalCrops(size, h, p.crops);
+        for (let start = 0; start < batch.rows; start += p.batchSize) {
+          const n = Math.min(p.batchSize, batch.rows - start);
+          const images = batch.images.subarray(start * size * size * 3, (start + n) * size * size * 3);
+          const { features, dim } = await engine.extract(images, n, size, h, crops, prep);
+          writer ??= new FeatureSplitWriter({
+            dir: `${root}/${split}`, split, maxShardBytes: ctx.config.shards.maxShardBytes, batchRows: 256,
+            meta: { dim, labelNames: batch.meta.labelNames, model: p.model, layer, input: p.input, crops: p.crops },
+          });
+          for (let i = 0; i < n; i++) {
+            const r = start + i;
+            writer.add({
+              features: features.subarray(i * dim, (i + 1) * dim), label: batch.labels[r]!, genre: batch.ids!.genres[r] ?? '',
+              itemId: batch.ids!.itemIds[r] ?? 0, sha256: batch.ids!.sha256s[r] ?? '',
             });
-            for (let i = 0; i < n; i++) {
-              const r = start + i;
-              writer.add({
-                features: features.subarray(i * dim, (i + 1) * dim), label: batch.labels[r]!, genre: batch.ids!.genres[r] ?? '',
-                itemId: batch.ids!.itemIds[r] ?? 0, sha256: batch.ids!.sha256s[r] ?? '',
-              });
-            }
           }
         }
-        // An empty split gets a file with the schema only, as the shards do.
-        writer ??= new FeatureSplitWriter({
-          dir: `${root}/${split}`, split, maxShardBytes: ctx.config.shards.maxShardBytes, batchRows: 256,
-          meta: { dim: (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1), labelNames: [...ctx.config.genres], model: p.model, layer, input: p.input, crops: p.crops },
-        });
-        const rows = writer.finish();
-        ctx.log.info(`${featuresSplitDir(split)}: ${rows} rows`);
-      } catch (e) {
-        writer?.abort();
-        throw e;
       }
+      // An empty split gets a file with the schema only, as the shards do.
+      writer ??= new FeatureSplitWriter({
+        dir: `${root}/${split}`, split, maxShardBytes: ctx.config.shards.maxShardBytes, batchRows: 256,
+        meta: { dim: (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1), labelNames: [...ctx.config.genres], model: p.model, layer, input: p.input, crops: p.crops },
+      });
+      const rows = writer.finish();
+      ctx.log.info(`${featuresSplitDir(split)}: ${rows} rows`);
+    } catch (e) {
+      writer?.abort();
+      throw e;
     }
-    writeFeaturesDatasetDict(root);
+  }
+  writeFeaturesDatasetDict(root);
 }
