@@ -108,6 +108,29 @@ describe('features stage', () => {
     assert.ok(worstMap <= 1e-3, `max relative difference ${worstMap}`);
   });
 
+  it('onnxruntime runs a file whose batch dimension is fixed (as model-zoo files often are) in chunks, the last padded', { skip: missing ?? false }, async (t) => {
+    const why = await ortMissing();
+    if (why) return t.skip(why);
+    const fixed = join(dir, 'resnet18-batch2.onnx');
+    const py = `import onnx, sys\nm = onnx.load(sys.argv[1])\nfor v in list(m.graph.input) + list(m.graph.output):\n    v.type.tensor_type.shape.dim[0].ClearField('dim_param'); v.type.tensor_type.shape.dim[0].dim_value = 2\nonnx.save(m, sys.argv[2])\n`;
+    const r = spawnSync(PYTHON, ['-c', py, onnx, fixed], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const d = mkdtempSync(join(tmpdir(), 'features-fixed-'));
+    try {
+      writeTestShards(d, { size: 72, labelNames: ['ambient', 'metal', 'jazz'], perClass: { train: 6, validation: 2, test: 2 }, batchRows: 5 });
+      const config = resolveConfig({ genres: ['ambient', 'metal', 'jazz'], image: { size: 72 }, train: { crop: 64, backend: 'wasm' }, pretrained: { model: fixed, batchSize: 3, engine: 'onnxruntime', threads: 1 } });
+      await runStageOnce(featuresStage, { config, dataDir: d, log });
+      const got = readFeatureSplit(join(d, 'features', 'train')).features;
+      const want = featuresByEngine.get('onnxruntime');
+      assert.ok(want && want.length === got.length, 'the onnxruntime engine test ran on the same shards');
+      let worst = 0;
+      for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.max(1e-3, Math.abs(want[i]!)));
+      assert.ok(worst <= 1e-5, `max relative difference ${worst}`);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('pretrained.engine=onnxruntime refuses a tfjs layer name with the key named; auto falls back to tfjs and logs why', { skip: missing ?? false }, async (t) => {
     const why = await ortMissing();
     if (why) return t.skip(why);
