@@ -41,7 +41,7 @@ export function cropBatch(images: Uint8Array, rows: number, size: number, crop: 
   return input;
 }
 
-/** One image's features: `[rows, D]` float32 row-major and D. */
+/** The features of a batch of images: `[rows, D]` float32 row-major, and D. */
 export interface Features {
   features: Float32Array;
   dim: number;

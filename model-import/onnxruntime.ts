@@ -6,8 +6,7 @@
  * flatten a map in H·W·C order).
  */
 import { cropBatch, type Crop, type Features } from './extract.ts';
-import type { OnnxModel } from './onnx-read.ts';
-import { withGraphOutput } from './onnx-read.ts';
+import { withGraphOutput, type OnnxModel } from './onnx-read.ts';
 import type { InputPreprocessing } from './preprocess.ts';
 
 /** The part of onnxruntime-node's API used here (onnxruntime-common's InferenceSession and Tensor). */
