@@ -26,7 +26,29 @@ export function cropPixels(image: Uint8Array, size: number, crop: number, [oy, o
 }
 
 /**
- * The features of `rows` images.
+ * The crops of `rows` images, preprocessed, in one batch.
+ * @param images `[rows, S, S, 3]` uint8 RGB HWC.
+ * @returns `[rows · crops.length, crop, crop, 3]` float32 NHWC in the network's channel order (image-major: the crops
+ *   of image 0, then image 1, …).
+ */
+export function cropBatch(images: Uint8Array, rows: number, size: number, crop: number, crops: readonly Crop[], p: InputPreprocessing): Float32Array {
+  const per = crop * crop * 3;
+  const input = new Float32Array(rows * crops.length * per);
+  for (let i = 0; i < rows; i++) {
+    const image = images.subarray(i * size * size * 3, (i + 1) * size * size * 3);
+    crops.forEach((c, k) => input.set(cropPixels(image, size, crop, c, p), (i * crops.length + k) * per));
+  }
+  return input;
+}
+
+/** The features of a batch of images: `[rows, D]` float32 row-major, and D. */
+export interface Features {
+  features: Float32Array;
+  dim: number;
+}
+
+/**
+ * The features of `rows` images with the TensorFlow.js import.
  * @param model input `[B, crop, crop, 3]` → the feature tensor (any shape `[B, …]`, flattened row-major; NHWC maps
  *   flatten in H·W·C order).
  * @param images `[rows, S, S, 3]` uint8 RGB HWC.
@@ -35,13 +57,8 @@ export function cropPixels(image: Uint8Array, size: number, crop: number, [oy, o
  */
 export function extractFeatures(
   model: tfl.LayersModel, images: Uint8Array, rows: number, size: number, crop: number, crops: readonly Crop[], p: InputPreprocessing,
-): { features: Float32Array; dim: number } {
-  const per = crop * crop * 3;
-  const input = new Float32Array(rows * crops.length * per);
-  for (let i = 0; i < rows; i++) {
-    const image = images.subarray(i * size * size * 3, (i + 1) * size * size * 3);
-    crops.forEach((c, k) => input.set(cropPixels(image, size, crop, c, p), (i * crops.length + k) * per));
-  }
+): Features {
+  const input = cropBatch(images, rows, size, crop, crops, p);
   return tf.tidy(() => {
     const out = model.predict(tf.tensor4d(input, [rows * crops.length, crop, crop, 3])) as tf.Tensor;
     const dim = out.size / (rows * crops.length);

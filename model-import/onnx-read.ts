@@ -238,3 +238,19 @@ export function decodeOnnx(bytes: Uint8Array, where: string): OnnxModel {
     initializers,
   };
 }
+
+/**
+ * The same model with one more graph output, `tensor` (an intermediate tensor, so that a runtime such as onnxruntime
+ * returns it). The file is not re-encoded: the bytes of a `ModelProto { graph { output { name } } }` are appended,
+ * which a protobuf parser merges into the file's graph (the protobuf encoding spec: a singular embedded message that
+ * appears twice is merged, repeated fields are concatenated). Returns `bytes` itself when `tensor` already is an output.
+ */
+export function withGraphOutput(bytes: Uint8Array, model: OnnxModel, tensor: string): Uint8Array {
+  if (model.outputs.some((o) => o.name === tensor)) return bytes;
+  const type = onnxModelType();
+  const extra = type.encode(type.fromObject({ graph: { output: [{ name: tensor }] } })).finish();
+  const out = new Uint8Array(bytes.length + extra.length);
+  out.set(bytes);
+  out.set(extra, bytes.length);
+  return out;
+}

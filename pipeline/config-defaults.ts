@@ -194,7 +194,9 @@ export const CONFIG_DEFAULTS: Config = {
     "std": null,
     "layer": "",
     "crops": 1,
-    "batchSize": 32
+    "batchSize": 32,
+    "engine": "auto",
+    "threads": null
   },
   "report": {
     "contactSheet": 24

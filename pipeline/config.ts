@@ -21,7 +21,7 @@ import { ARCHITECTURES, modelParamsProblem } from '../schemas/model-params.ts';
 import { BACKEND_CHOICES } from '../schemas/backend-names.ts';
 import { EXPORT_FORMATS } from '../schemas/export/layout.ts';
 import { DEFAULT_COSINE, DEFAULT_PLATEAU, SCHEDULES } from '../schemas/schedule-names.ts';
-import { INPUT_PRESET_NAMES } from '../schemas/pretrained-names.ts';
+import { FEATURE_ENGINE_NAMES, INPUT_PRESET_NAMES } from '../schemas/pretrained-names.ts';
 
 /** The ten Bandcamp genre tags (norm names) of the 2015 study, in its order. */
 const STUDY_GENRES = [
@@ -428,7 +428,7 @@ export const ConfigSchema = z
         /**
          * What the baselines learn from: `pixels` (the study's downsampled pixels → eval/baseline.json,
          * eval/baseline-linear-svm.json), `pretrained` (the `features` target's vectors, e.g. fc7 →
-         * eval/baseline-pretrained.json, eval/baseline-linear-svm-pretrained.json; run `covers make features` first),
+         * eval/baseline-pretrained.json, eval/baseline-linear-svm-pretrained.json; `make baseline` then makes `features` first),
          * or `both`.
          */
         features: z.enum(['pixels', 'pretrained', 'both']).default('pixels'),
@@ -519,6 +519,14 @@ export const ConfigSchema = z
         crops: z.union([z.literal(1), z.literal(10)]).default(1),
         /** Images per forward pass. */
         batchSize: z.number().int().min(1).default(32),
+        /**
+         * What runs the network for `features`: `onnxruntime` (onnxruntime-node's CPU build, an optional dependency;
+         * ONNX files), `tfjs` (our TensorFlow.js import, as fine-tuning uses) or `auto` (onnxruntime where it loads
+         * and runs the file, else tfjs, the reason logged).
+         */
+        engine: z.enum(FEATURE_ENGINE_NAMES).default('auto'),
+        /** onnxruntime's intra-op threads for `features`; null = its default (one per physical core). */
+        threads: z.number().int().min(1).max(256).nullable().default(null),
       })
       .strict()
       .prefault({}),
@@ -532,7 +540,9 @@ export const ConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (Number.isInteger(c.image.size) && c.image.size >= 8 && c.train.crop > c.image.size) {
+    // Fine-tuning crops at the pretrained network's input size, not train.crop: the train stage checks that against
+    // the shards (naming both) once it has read the file.
+    if (c.train.init === 'scratch' && Number.isInteger(c.image.size) && c.image.size >= 8 && c.train.crop > c.image.size) {
       ctx.addIssue({ code: 'custom', path: ['train', 'crop'], message: `a crop no larger than image.size (${c.image.size})` });
     }
     const dupFormat = c.export.formats.find((f, i) => c.export.formats.indexOf(f) !== i);

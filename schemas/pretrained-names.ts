@@ -22,3 +22,11 @@ export function isModelUrl(model: string): boolean {
 export function localModelFiles(model: string): string[] {
   return model && !isModelUrl(model) ? [resolve(model)] : [];
 }
+
+/**
+ * `pretrained.engine`: what runs the network for the `features` stage. `onnxruntime`: onnxruntime-node's CPU build
+ * (an optional dependency; ONNX files only); `tfjs`: our TensorFlow.js import (model-import/onnx-to-tfjs.ts), which
+ * fine-tuning always uses; `auto`: onnxruntime where it loads and can run the file, else tfjs (the reason logged).
+ */
+export const FEATURE_ENGINE_NAMES = ['auto', 'onnxruntime', 'tfjs'] as const;
+export type FeatureEngineName = (typeof FEATURE_ENGINE_NAMES)[number];

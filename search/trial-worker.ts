@@ -29,6 +29,8 @@ export interface TrialJob {
   snapshotDir: string;
   /** Successive halving, or null for none. */
   asha: AshaOptions | null;
+  /** The pretrained network of fine-tuning trials (search/trial.ts TrialInput.pretrained), or null. */
+  pretrained: { file: string; crop: number } | null;
   /** Validation losses per epoch of every other trial known when it starts (finished or running). */
   curves: Record<number, number[]>;
 }
@@ -63,7 +65,7 @@ async function run(job: TrialJob): Promise<void> {
   curves = { ...job.curves };
   const outcome = await runTrial({
     config: 'error' in job.config ? new Error(job.config.error) : job.config,
-    train: s.train, validation: s.validation, mean: s.mean, epochs: job.epochs, threads: job.threads, snapshotDir: job.snapshotDir,
+    train: s.train, validation: s.validation, mean: s.mean, pretrained: job.pretrained, epochs: job.epochs, threads: job.threads, snapshotDir: job.snapshotDir,
     log: (line) => port.postMessage({ op: 'log', line } satisfies FromWorker),
     prune: (epoch, loss) => {
       port.postMessage({ op: 'epoch', trial: job.trial, loss } satisfies FromWorker);

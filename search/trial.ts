@@ -13,6 +13,7 @@ import type { TrialRecord } from '../schemas/search.ts';
 import { InterruptedError } from '../util/errors.ts';
 import { trainModel } from '../train/train-loop.ts';
 import { trainOptionsFromConfig } from '../train/train-options.ts';
+import { fineTuneSettings } from '../train/fine-tune.ts';
 
 /** What one trial needs. */
 export interface TrialInput {
@@ -22,6 +23,11 @@ export interface TrialInput {
   validation: SplitData;
   /** Per-pixel training mean `[S, S, 3]` float32 (used when the trial's `train.subtractMean` is true). */
   mean: Float32Array | null;
+  /**
+   * With `train.init = pretrained`: the local copy of `pretrained.model` and its input side (the crop), resolved once
+   * by the stage (train/fine-tune.ts resolvePretrainedModel); null for scratch trials.
+   */
+  pretrained: { file: string; crop: number } | null;
   epochs: number;
   threads: number;
   /** Scratch directory for the training loop's snapshots; emptied before and removed after the trial. */
@@ -57,10 +63,16 @@ export async function runTrial(i: TrialInput): Promise<TrialOutcome> {
   let prunedAt = 0;
   rmSync(i.snapshotDir, { recursive: true, force: true });
   try {
-    if (c.train.crop > i.train.size) throw new Error(`train.crop = ${c.train.crop} is larger than the shard images (${i.train.size}×${i.train.size})`);
+    // A fine-tuning trial trains the imported network at its input size with its own preprocessing (no mean), as
+    // the train stage does; its settings are checked per trial (e.g. Adam with a learning-rate scale fails the trial).
+    const fineTune = fineTuneSettings(c, i.pretrained?.file ?? '');
+    if (fineTune && !i.pretrained) throw new Error('train.init = pretrained: the search stage resolved no pretrained network');
+    const crop = fineTune ? i.pretrained!.crop : c.train.crop;
+    if (crop > i.train.size) throw new Error(`${fineTune ? `the pretrained network's input (${crop}×${crop})` : `train.crop = ${crop}`} is larger than the shard images (${i.train.size}×${i.train.size})`);
     const spec = resolveModelSpec(c.train.architecture, c.train.modelParams);
     const result = await trainModel(trainOptionsFromConfig(c.train, {
-      train: i.train, validation: i.validation, mean: c.train.subtractMean ? i.mean : null, spec, seed: c.train.seed ?? c.seed,
+      train: i.train, validation: i.validation, mean: c.train.subtractMean && !fineTune ? i.mean : null, spec, seed: c.train.seed ?? c.seed,
+      fineTune, crop,
       snapshotDir: i.snapshotDir, log: i.log, epochs: i.epochs, threads: i.threads,
       signal: i.signal ? AbortSignal.any([i.signal, stop.signal]) : stop.signal,
       onEpoch: (m, last) => {

@@ -186,7 +186,7 @@ export const meanDeclaration: StageDeclaration = {
 /** Config keys the `features` stage reads. */
 export const FEATURES_PARAMS = [
   'genres', 'pretrained.model', 'pretrained.sha256', 'pretrained.input', 'pretrained.channelOrder', 'pretrained.scale', 'pretrained.mean', 'pretrained.std',
-  'pretrained.layer', 'pretrained.crops', 'pretrained.batchSize', 'train.backend', 'shards.maxShardBytes',
+  'pretrained.layer', 'pretrained.crops', 'pretrained.batchSize', 'pretrained.engine', 'train.backend', 'shards.maxShardBytes',
 ];
 
 /** The `features` stage: the shards and a pretrained network (`pretrained.model`) → `features/<split>/`. */
@@ -198,6 +198,7 @@ export const featuresDeclaration: StageDeclaration = {
   params: FEATURES_PARAMS,
   // A local file is hashed; a URL's download is pinned by pretrained.sha256 (and named by pretrained.model).
   extraInputs: (c) => localModelFiles(c.pretrained.model),
+  tuning: ['pretrained.threads'],
   outputs: [FEATURES_DIR],
   version: 1,
 };
@@ -227,7 +228,7 @@ const RUN_ONLY = ['train.epochs', 'train.repeats', 'train.run', 'train.snapshotE
  * trials a rerun continues from.
  */
 export const SEARCH_PARAMS = [
-  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), 'train.backend', 'train.threads', 'train.balance', 'search',
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), ...FINE_TUNE_PARAMS, 'train.backend', 'train.threads', 'train.balance', 'search',
 ] as const;
 
 /**
@@ -235,7 +236,7 @@ export const SEARCH_PARAMS = [
  * budget (`search.trials`), how many run at once (`search.parallel`) and how they run (backend, threads, balance).
  */
 export const SEARCH_RESUMABLE_PARAMS = [
-  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)),
+  ...TRAIN_PARAMS.filter((p) => !RUN_ONLY.includes(p)), ...FINE_TUNE_PARAMS,
   'search.epochs', 'search.algorithm', 'search.tpe', 'search.seed', 'search.space', 'search.pruner', 'search.asha',
 ] as const;
 
@@ -246,6 +247,8 @@ export const searchDeclaration: StageDeclaration = {
   deps: ['shards', 'mean'],
   inputs: [splitDir('train'), splitDir('validation'), 'shards/mean.arrow'],
   params: SEARCH_PARAMS,
+  // With train.init = pretrained the trials fine-tune pretrained.model: a local file is hashed, as for train.
+  extraInputs: (c) => (c.train.init === 'pretrained' ? localModelFiles(c.pretrained.model) : []),
   outputs: [SEARCH_TRIALS, SEARCH_BEST],
   version: 1,
 };
@@ -284,8 +287,8 @@ export const inspectDeclaration: StageDeclaration = {
 export const baselineDeclaration: StageDeclaration = {
   name: 'baseline',
   description: 'the study baselines on downsampled pixels and/or pretrained features: random forest and/or linear SVM → eval/baseline*.json',
-  deps: ['shards'],
-  // With baseline.features ≠ pixels it also reads the features target's output (built by `covers make features`).
+  // With baseline.features ≠ pixels it also reads the features target's output: `make baseline` then makes `features` first.
+  deps: (c) => ['shards', ...(c.baseline.features === 'pixels' ? [] : ['features'])],
   inputs: (c) => [splitDir('train'), splitDir('test'), ...(c.baseline.features === 'pixels' ? [] : [`${FEATURES_DIR}/train`, `${FEATURES_DIR}/test`])],
   params: [
     'seed', 'train.seed', 'train.repeats', 'baseline.model', 'baseline.features', 'baseline.trees', 'baseline.pixels', 'baseline.grayscale', 'baseline.maxFeatures', 'baseline.maxSamples',

@@ -11,6 +11,9 @@
  * continues, TPE conditioning on every recorded trial. When `search.trials` trials are recorded, the stage writes
  * `search/trials.tsv` (the first `search.trials` trials) and `search/best.json` (schemas/search.ts).
  *
+ * With `train.init = pretrained` every trial fine-tunes `pretrained.model` (resolved once here; crops at its input
+ * size, its own preprocessing) and the default space holds only the training keys, not the architecture's layers.
+ *
  * `search.parallel` > 1 runs that many trials at once on worker threads (search/pool.ts), each with `train.threads`
  * threads (by default the cores shared out); running trials count as loss +∞ for the sampler, as in hyperopt, so the
  * sequence then depends on timing. A kill then loses every trial in flight, and their numbers stay unused.
@@ -33,6 +36,7 @@ import { runTrial, type TrialOutcome } from '../search/trial.ts';
 import { TrialPool } from '../search/pool.ts';
 import { selectBackend } from '../train/backends.ts';
 import { defaultThreads } from '../train/data-parallel.ts';
+import { fineTuneSettings, resolvePretrainedModel } from '../train/fine-tune.ts';
 import { SEARCH_PARAMS, SEARCH_RESUMABLE_PARAMS } from './declarations.ts';
 
 /** The declared keys a trial's configuration is built from (search/apply.ts); the others take their defaults. */
@@ -40,7 +44,8 @@ const TRIAL_PARAMS = SEARCH_PARAMS.filter((k) => k !== 'search');
 
 /** The searched space: `search.space`, or the study's for the architecture and its model parameters. @throws UserError naming search.space. */
 function searchSpaceOf(c: Config): { space: SearchSpace; text: string } {
-  const layers = { ...architectureDefaults(c.train.architecture), ...parseModelParams(c.train.modelParams) };
+  // Fine-tuning trains the imported network: the architecture's layer sizes do not apply, only the training keys.
+  const layers = c.train.init === 'pretrained' ? {} : { ...architectureDefaults(c.train.architecture), ...parseModelParams(c.train.modelParams) };
   const text = c.search.space.trim() || studySpace(layers);
   try {
     const space = parseSpace(text);
@@ -80,6 +85,9 @@ export const searchStage: StageImplementation = {
     const train = await readSplit(ctx.path(splitDir('train')));
     const validation = await readValidation(ctx);
     const mean = readMean(ctx.path('shards/mean.arrow'), train.size);
+    // train.init = pretrained: every trial fine-tunes pretrained.model (downloaded and read once, here).
+    const pretrained = fineTuneSettings(c, '') ? await resolvePretrainedModel(c.pretrained, { log: ctx.log, signal: ctx.signal }) : null;
+    if (pretrained) ctx.log.info(`trials fine-tune ${c.pretrained.model} (${pretrained.crop}×${pretrained.crop} input, train.freeze ${c.train.freeze})`);
     const dir = join(ctx.workDir, hashJson(pickParams(c, SEARCH_RESUMABLE_PARAMS)).slice(0, 16));
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'trials.tsv');
@@ -104,10 +112,10 @@ export const searchStage: StageImplementation = {
       if (pool) {
         const curves: Record<number, number[]> = { ...pool.curves };
         for (const r of rows) curves[r.trial] = r.validationLosses;
-        return pool.run({ trial, config: config instanceof Error ? { error: config.message } : config, epochs: s.epochs, threads, snapshotDir, asha, curves });
+        return pool.run({ trial, config: config instanceof Error ? { error: config.message } : config, epochs: s.epochs, threads, snapshotDir, asha, curves, pretrained });
       }
       return runTrial({
-        config, train, validation, mean, epochs: s.epochs, threads, snapshotDir, signal: ctx.signal,
+        config, train, validation, mean, pretrained, epochs: s.epochs, threads, snapshotDir, signal: ctx.signal,
         log: (l) => ctx.log.debug(`trial ${trial + 1}: ${l}`),
         prune: (epoch, loss) => asha !== null && ashaPrunes(asha, epoch, loss, lossesAt(rows.map((r) => r.validationLosses), epoch)),
       });

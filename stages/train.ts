@@ -37,9 +37,7 @@ import { defaultThreads } from '../train/data-parallel.ts';
 import { describeKeptCheckpoint, keptCheckpoint } from '../schemas/metrics.ts';
 import { modelDir, repeatDir, repeatSeeds, writeEpochMetrics, writeTrainRecord, type RepeatRecord, type TrainRecord } from '../schemas/model.ts';
 import { FINE_TUNE_PARAMS, TRAIN_PARAMS, trainDeclaration } from './declarations.ts';
-import { defaultModelCacheDir, resolveModelFile } from '../model-import/fetch.ts';
-import { inputPreprocessing } from '../model-import/preprocess.ts';
-import { pretrainedInputSize, type FineTuneOptions } from '../train/fine-tune.ts';
+import { fineTuneSettings, resolvePretrainedModel, type FineTuneOptions } from '../train/fine-tune.ts';
 
 /**
  * The configuration to train: the stage's own, or with `train.fromSearch` the search's best configuration
@@ -64,27 +62,12 @@ function trainedConfig(ctx: StageContext): Config {
 /**
  * With `train.init = pretrained`, the network to fine-tune (the file, downloaded when a URL) and its input side;
  * otherwise null.
- * @throws UserError naming the key: `train.freeze` / `train.pretrainedLearningRateScale` set for a scratch run,
- *   no `pretrained.model`, or Adam with a learning-rate scale (Adam divides a gradient scale out).
+ * @throws UserError naming the key (train/fine-tune.ts {@link fineTuneSettings}).
  */
 async function fineTuneOptions(ctx: StageContext, config: Config): Promise<{ fineTune: FineTuneOptions; crop: number } | null> {
-  const t = config.train;
-  if (t.init === 'scratch') {
-    if (t.freeze !== 'none') throw new UserError(`train.freeze = ${t.freeze} applies only with train.init = pretrained`);
-    if (t.pretrainedLearningRateScale !== 1) throw new UserError('train.pretrainedLearningRateScale applies only with train.init = pretrained');
-    return null;
-  }
-  const p = config.pretrained;
-  if (!p.model) throw new UserError('train.init = pretrained needs pretrained.model (an ONNX file, its URL, or a tfjs model.json)');
-  if (t.optimizer === 'adam' && t.pretrainedLearningRateScale !== 1) {
-    throw new UserError('train.pretrainedLearningRateScale: Adam normalises each gradient, so a gradient scale does not change its learning rate; use train.optimizer = nesterov or leave the scale at 1');
-  }
-  const file = await resolveModelFile(p.model, { cacheDir: defaultModelCacheDir(), sha256: p.sha256, log: ctx.log, signal: ctx.signal });
-  const preprocessing = inputPreprocessing(p.input, {
-    channelOrder: p.channelOrder ?? undefined, scale: p.scale ?? undefined, mean: p.mean ?? undefined, std: p.std ?? undefined,
-  });
-  const crop = await pretrainedInputSize(file);
-  return { fineTune: { file, preprocessing, freeze: t.freeze, learningRateScale: t.pretrainedLearningRateScale }, crop };
+  if (!fineTuneSettings(config, '')) return null;
+  const { file, crop } = await resolvePretrainedModel(config.pretrained, { log: ctx.log, signal: ctx.signal });
+  return { fineTune: fineTuneSettings(config, file)!, crop };
 }
 
 /** The `train` stage: shards and per-pixel mean → `models/<train.run>/` (see the module comment). */
@@ -111,7 +94,11 @@ export const trainStage: StageImplementation = {
     const tuning = await fineTuneOptions(ctx, config);
     // Fine-tuning crops at the network's input size and applies its own preprocessing instead of the mean.
     const crop = tuning?.crop ?? t.crop;
-    if (crop > train.size) throw new UserError(`${tuning ? `the pretrained network's input (${crop}×${crop})` : `train.crop = ${crop}`} is larger than the shard images (${train.size}×${train.size})`);
+    if (crop > train.size) {
+      throw new UserError(tuning
+        ? `train.init = pretrained: the network ${config.pretrained.model} takes ${crop}×${crop} inputs, larger than the shard images (${train.size}×${train.size}, image.size); rebuild the shards with image.size ≥ ${crop} (train.crop is not used when fine-tuning)`
+        : `train.crop = ${crop} is larger than the shard images (${train.size}×${train.size})`);
+    }
     const subtractMean = t.subtractMean && !tuning;
     const mean = subtractMean ? readMean(ctx.path('shards/mean.arrow'), train.size) : null;
     const seeds = repeatSeeds(config);

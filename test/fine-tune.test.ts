@@ -143,3 +143,53 @@ test('a fine-tuning run stopped after an epoch and resumed from its snapshot end
   whole.model.dispose();
   resumed.model.dispose();
 });
+
+// train.threads > 1: the data-parallel replicas import the same network with the same settings (train/data-parallel.ts).
+const hexOf = (m: tfl.LayersModel) => m.weights.map((w) => Buffer.from((w.read().dataSync() as Float32Array).buffer).toString('hex'));
+
+test('fine-tuning on 2 threads tracks the 1-thread run (imported batch norm synchronised, gradient scales applied on every thread)', async () => {
+  const ft = await fineTune({ learningRateScale: 0.1 });
+  const lines: string[] = [];
+  const one = await trainModel(options(B, { snapshotDir: join(B.dir, 't1'), fineTune: ft, epochs: 2, threads: 1 }));
+  const two = await trainModel(options(B, { snapshotDir: join(B.dir, 't2'), fineTune: ft, epochs: 2, threads: 2, log: (l) => lines.push(l) }));
+  assert.ok(lines.some((l) => /^threads: 2 \(data-parallel, wasm on each; batch norm synchronised across them\)/.test(l)), lines.join('\n'));
+  // Not bit-equal: two threads sum the batch's per-row gradients (and batch-norm statistics) in another order.
+  // (The imported ConvNet's own dropout is nested in the fine-tuned model: its masks follow the step on every thread.)
+  for (const [i, m] of one.metrics.entries()) {
+    const n = two.metrics[i]!;
+    assert.ok(Math.abs(m.trainLoss - n.trainLoss) < 1e-4 * Math.max(1, m.trainLoss), `epoch ${i + 1} train loss ${m.trainLoss} vs ${n.trainLoss}`);
+    assert.ok(Math.abs(m.validationLoss! - n.validationLoss!) < 1e-4 * Math.max(1, m.validationLoss!), `epoch ${i + 1} validation loss ${m.validationLoss} vs ${n.validationLoss}`);
+  }
+  let worst = 0;
+  const a = one.model.weights.map((w) => w.read().dataSync() as Float32Array);
+  const b = two.model.weights.map((w) => w.read().dataSync() as Float32Array);
+  a.forEach((w, i) => w.forEach((v, k) => { worst = Math.max(worst, Math.abs(v - b[i]![k]!)); }));
+  assert.ok(worst < 1e-4, `largest weight difference ${worst}`);
+  one.model.dispose();
+  two.model.dispose();
+});
+
+test('freeze=body on 2 threads leaves every imported weight bit-identical; a 2-thread run stopped and resumed equals the uninterrupted one bit for bit', async () => {
+  await pretrain();
+  const original = await tfl.loadLayersModel(fileLoader(join(A.dir, 'pretrained')));
+  const before = new Map(original.weights.filter((w) => !w.originalName.startsWith('logits/')).map((w) => [w.originalName, Buffer.from((w.read().dataSync() as Float32Array).buffer).toString('hex')]));
+  original.dispose();
+  const ft = await fineTune({ freeze: 'body' });
+  const whole = await trainModel(options(B, { snapshotDir: join(B.dir, 'p-whole'), fineTune: ft, epochs: 2, snapshotEvery: 1, threads: 2 }));
+  let compared = 0;
+  for (const w of whole.model.weights) {
+    const was = before.get(w.originalName);
+    if (!was) continue;
+    compared++;
+    assert.equal(Buffer.from((w.read().dataSync() as Float32Array).buffer).toString('hex'), was, `${w.originalName} changed`);
+  }
+  assert.equal(compared, before.size);
+  assert.ok(whole.metrics[1]!.trainLoss < whole.metrics[0]!.trainLoss, 'the new layer learns');
+  const cut = await trainModel(options(B, { snapshotDir: join(B.dir, 'p-cut'), fineTune: ft, epochs: 2, snapshotEvery: 1, stopAfter: 1, threads: 2 }));
+  assert.equal(cut.stopReason, 'stopAfter');
+  cut.model.dispose();
+  const resumed = await trainModel(options(B, { snapshotDir: join(B.dir, 'p-cut'), fineTune: ft, epochs: 2, snapshotEvery: 1, threads: 2 }));
+  assert.deepEqual(hexOf(resumed.model), hexOf(whole.model));
+  whole.model.dispose();
+  resumed.model.dispose();
+});

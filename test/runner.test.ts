@@ -212,6 +212,8 @@ describe('config', () => {
       return true;
     });
     assert.throws(() => resolveConfig({ train: { crop: 300 } }), /train\.crop = 300: expected a crop no larger than image\.size \(256\)/);
+    // Fine-tuning crops at the pretrained network's input size (checked by the train stage): train.crop is not used.
+    assert.equal(resolveConfig({ image: { size: 72 }, train: { init: 'pretrained' } }).train.crop, 224);
   });
 
   it('reads covers.config.json from the working directory, and a bad file is a clear error', () => {

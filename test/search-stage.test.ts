@@ -14,6 +14,10 @@ import { evaluateStage, searchStage, trainStage } from '../stages/index.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { readSearchBest, readTrials } from '../schemas/search.ts';
 import { buildReport } from '../report/render.ts';
+import { buildModel } from '../train/models.ts';
+import { selectBackend } from '../train/backends.ts';
+import { fileSaver } from '../train/model-io.ts';
+import { resolveModelSpec } from '../schemas/model-params.ts';
 
 let root: string;
 let shardsDir: string;
@@ -186,4 +190,36 @@ test("an empty search.space searches the study's space for the architecture", as
     assert.ok(lr >= Math.exp(-12) && lr <= Math.exp(-5), String(lr));
     assert.equal('train.adam.beta2' in r.values, r.values['train.optimizer'] === 'adam');
   }
+});
+
+test('train.init=pretrained: the trials fine-tune the imported network (on worker threads too), the default space leaves out the architecture, and train.fromSearch fine-tunes the best', async () => {
+  const d = dataDir('pretrained');
+  await selectBackend('wasm');
+  // The "pretrained" network: a seeded ConvNet at 12 px saved as a tfjs layers model.json (what fine-tuning imports).
+  const built = buildModel(resolveModelSpec('ConvNet', 'num_conv_layers=1:lc0_num_filters=4:lc0_mp=True:ld0_num_units=8'), 12, 3, 9);
+  const netDir = join(root, 'net');
+  await built.model.save(fileSaver(netDir));
+  built.model.dispose();
+  const file = join(netDir, 'model.json');
+  // train.crop stays at its default (224 > image.size 16): fine-tuning crops at the network's input size (12).
+  const c = resolveConfig({
+    image: { size: 16 }, pretrained: { model: file, input: 'caffe', channelOrder: 'rgb', mean: [0, 0, 0] },
+    train: { init: 'pretrained', freeze: 'body', backend: 'wasm', batchSize: 12, threads: 1, schedule: 'constant' },
+    search: { trials: 3, epochs: 1, seed: 7, space: '', pruner: 'none', parallel: 2 },
+  });
+  const log = memoryLogger();
+  await runStageOnce(searchStage, { config: c, dataDir: d, log });
+  assert.ok(log.lines.some((l) => l.includes(`trials fine-tune ${file} (12×12 input, train.freeze body)`)), log.lines.join('\n'));
+  const keys = ['train.optimizer', 'train.momentum', 'train.adam.beta1', 'train.adam.beta2', 'train.learningRate', 'train.mirror'];
+  const rows = readTrials(trialsFile(d), keys);
+  assert.equal(rows.length, 3);
+  for (const r of rows) assert.equal(r.status, 'complete', r.message);
+  assert.ok(!readFileSync(trialsFile(d), 'utf8').includes('modelParams'), 'no architecture keys searched');
+  assert.equal(log.lines.filter((l) => /fine-tuning .*model\.json: 12×12 input, \d+ imported layer\(s\) frozen/.test(l)).length, 3, log.lines.join('\n'));
+  const fromSearch = { ...c, train: { ...c.train, fromSearch: true, epochs: 1, run: 'searched' } };
+  const trainLog = memoryLogger();
+  await runStageOnce(trainStage, { config: fromSearch, dataDir: d, log: trainLog });
+  const record = JSON.parse(readFileSync(join(d, 'models', 'searched', 'config.json'), 'utf8')) as { init: string; crop: number };
+  assert.equal(record.init, 'pretrained');
+  assert.equal(record.crop, 12);
 });

@@ -113,6 +113,8 @@ describe('the stage registry', () => {
     ['train from the search', resolveConfig({ train: { fromSearch: true } })],
     // inspect then reads features/test, so it must depend on features.
     ['inspect with pretrained features', resolveConfig({ pretrained: { model: '/models/net.onnx' } })],
+    // baseline then reads features/, so it must depend on the features stage.
+    ['baseline on pretrained features', resolveConfig({ baseline: { features: 'both' }, pretrained: { model: 'net.onnx' } })],
   ];
   for (const [what, config] of configs) {
     it(`every declared input is written by a stage the reader depends on (${what})`, () => {
@@ -127,6 +129,15 @@ describe('the stage registry', () => {
       }
     });
   }
+
+  it('baseline pulls in features only when baseline.features is pretrained or both', () => {
+    const names = (c: Config) => closure(STAGES, ['baseline'], c).map((s) => s.name);
+    assert.ok(!names(defaultConfig()).includes('features'), 'pixels: no features');
+    for (const features of ['pretrained', 'both'] as const) {
+      const order = names(resolveConfig({ baseline: { features }, pretrained: { model: 'net.onnx' } }));
+      assert.ok(order.indexOf('features') >= 0 && order.indexOf('features') < order.indexOf('baseline'), `${features}: ${order.join(' ')}`);
+    }
+  });
 
   it('the report declares the whole configuration it prints: changing train.backend makes it stale', async () => {
     const base = resolveConfig({ train: { backend: 'cpu' } });

@@ -27,14 +27,20 @@ import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSpec } from '../schemas/model-params.ts';
+import type { FineTuneOptions } from './fine-tune.ts';
 import { setDropoutStep } from './models.ts';
 import { batchNormChannels, Collective, CollectiveAborted, collectiveLength, synchroniseBatchNorm } from './sync-batch-norm.ts';
 import { nextPowers, paramCount, readOptimizerState, slotCount, updateChunk, writeOptimizerState, type OptimizerConfig } from './optimizer.ts';
 import { startTsWorker } from './ts-worker.ts';
 
-/** How a replica gets its model: built from a spec (training; weights come with {@link ReplicaPool.sync}) or loaded. */
+/**
+ * How a replica gets its model: built from a spec or, when fine-tuning, from the pretrained file with the same
+ * settings (train/fine-tune.ts buildFineTuneModel: the same frozen layers, frozen batch norm and gradient scales) —
+ * for training; the weights come with {@link ReplicaPool.sync} — or loaded (inference).
+ */
 export type ReplicaModel =
   | { kind: 'build'; spec: ModelSpec; crop: number; classes: number; seed: number }
+  | { kind: 'fineTune'; fineTune: FineTuneOptions; classes: number; seed: number }
   | { kind: 'load'; dir: string };
 
 /** Shared buffers of a pool. */
@@ -194,11 +200,14 @@ export type StepPenalty = () => tf.Scalar | null;
  * which exactly one rank adds) with respect to `vars`, written flattened (variables in order) to `out`; a variable
  * the rank's loss does not reach gets zeros.
  * @param x the whole batch `[total, crop, crop, 3]` float32; this rank's rows are `offset … offset+count`.
+ * @param scales per variable of `vars`, a factor for its gradient (fine-tuning's train.pretrainedLearningRateScale,
+ *   as train/fine-tune.ts minimizeScaled applies on one thread; the reduction is linear, so scaling each rank's part
+ *   scales the sum), or null: every gradient as it is.
  * @returns the rank's share of the batch's mean cross-entropy (without the penalty) and its correct predictions.
  */
 export function sliceGradients(
   logits: tfl.LayersModel, vars: readonly tf.Variable[], x: Float32Array, labels: Int32Array, offset: number, count: number, total: number,
-  crop: number, classes: number, step: number, out: Float32Array, penalty: StepPenalty | null = null,
+  crop: number, classes: number, step: number, out: Float32Array, penalty: StepPenalty | null = null, scales: readonly number[] | null = null,
 ): { loss: number; correct: number } {
   setDropoutStep(logits, step, { offset, total });
   if (count === 0 && !penalty) {
@@ -226,11 +235,13 @@ export function sliceGradients(
     }, vars as tf.Variable[]);
   });
   let at = 0;
-  for (const v of vars) {
+  for (const [i, v] of vars.entries()) {
     const g = grads[v.name];
     if (g) {
       copyValues(g, out, at);
       g.dispose();
+      const scale = scales?.[i] ?? 1;
+      if (scale !== 1) for (let k = at; k < at + v.size; k++) out[k] = Math.fround(out[k]! * scale);
     } else {
       out.fill(0, at, at + v.size);
     }
@@ -328,6 +339,8 @@ export interface ReplicaPoolOptions {
   vars: readonly tf.Variable[];
   /** Its non-trainable variables (batch norm's moving statistics): {@link ReplicaPool.sync} sends them, nothing trains them. */
   state?: readonly tf.Variable[];
+  /** Per variable of `vars`, its gradient's scale on this thread (fine-tuning; {@link sliceGradients}), or null. */
+  gradientScales?: readonly number[] | null;
   /**
    * The calling thread's model when training: while the pool lives, the batch-norm layers of every replica,
    * this one included, normalise by the whole batch's statistics (train/sync-batch-norm.ts).
@@ -538,7 +551,7 @@ export class ReplicaPool {
     const [offset, count] = slices[0]!;
     const [mine, replies] = await this.all((r) => ({ op: 'step', rows: n, step, offset: slices[r]![0], count: slices[r]![1] }), () =>
       timedGradient(this.collective, o.threads, n, () =>
-        sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty)));
+        sliceGradients(logits, vars, this.x, this.labels, offset, count, n, o.crop, o.classes, step, this.grads.subarray(0, this.params), penalty, o.gradientScales ?? null)));
     let loss = mine.loss;
     let correct = mine.correct;
     const ms = [mine.ms];

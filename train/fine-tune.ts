@@ -24,7 +24,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { UserError } from '../util/errors.ts';
 import { loadPretrained } from '../model-import/load.ts';
 import { truncatedModel, type ImportedNetwork } from '../model-import/onnx-to-tfjs.ts';
-import { InputPreprocess, type InputPreprocessing } from '../model-import/preprocess.ts';
+import { InputPreprocess, inputPreprocessing, type InputPreprocessing } from '../model-import/preprocess.ts';
+import { defaultModelCacheDir, resolveModelFile } from '../model-import/fetch.ts';
+import type { Config } from '../pipeline/config-core.ts';
+import type { Logger } from '../util/log.ts';
 import type { BuiltModel } from './models.ts';
 
 /** What fine-tuning needs beside the training options. */
@@ -50,6 +53,42 @@ export interface FineTuneModel extends BuiltModel {
 
 /** Name of the new last layer. */
 export const FINE_TUNE_LOGITS = 'fine_tune_logits';
+
+/**
+ * The fine-tuning settings of a configuration, checked: null for `train.init = scratch`, else the options for
+ * `file` (the local copy of `pretrained.model`, resolved by {@link resolvePretrainedModel}).
+ * @throws UserError naming the key: `train.freeze` / `train.pretrainedLearningRateScale` set for a scratch run,
+ *   no `pretrained.model`, or Adam with a learning-rate scale (Adam divides a gradient scale out).
+ */
+export function fineTuneSettings(config: Pick<Config, 'train' | 'pretrained'>, file: string): FineTuneOptions | null {
+  const t = config.train;
+  if (t.init === 'scratch') {
+    if (t.freeze !== 'none') throw new UserError(`train.freeze = ${t.freeze} applies only with train.init = pretrained`);
+    if (t.pretrainedLearningRateScale !== 1) throw new UserError('train.pretrainedLearningRateScale applies only with train.init = pretrained');
+    return null;
+  }
+  const p = config.pretrained;
+  if (!p.model) throw new UserError('train.init = pretrained needs pretrained.model (an ONNX file, its URL, or a tfjs model.json)');
+  if (t.optimizer === 'adam' && t.pretrainedLearningRateScale !== 1) {
+    throw new UserError('train.pretrainedLearningRateScale: Adam normalises each gradient, so a gradient scale does not change its learning rate; use train.optimizer = nesterov or leave the scale at 1');
+  }
+  const preprocessing = inputPreprocessing(p.input, {
+    channelOrder: p.channelOrder ?? undefined, scale: p.scale ?? undefined, mean: p.mean ?? undefined, std: p.std ?? undefined,
+  });
+  return { file, preprocessing, freeze: t.freeze, learningRateScale: t.pretrainedLearningRateScale };
+}
+
+/**
+ * The local file of `pretrained.model` (a URL downloaded into the cache once, model-import/fetch.ts) and the side of
+ * its square input, pixels (the fine-tuning crop).
+ * @throws UserError as {@link resolveModelFile} and {@link pretrainedInputSize}.
+ */
+export async function resolvePretrainedModel(
+  p: Config['pretrained'], opts: { log: Logger; signal?: AbortSignal },
+): Promise<{ file: string; crop: number }> {
+  const file = await resolveModelFile(p.model, { cacheDir: defaultModelCacheDir(), sha256: p.sha256, log: opts.log, signal: opts.signal });
+  return { file, crop: await pretrainedInputSize(file) };
+}
 
 /**
  * The side of a pretrained network's square input, pixels.

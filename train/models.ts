@@ -62,14 +62,17 @@ export class SeededDropout extends tfl.layers.Layer {
 tf.serialization.registerClass(SeededDropout);
 
 /**
- * Sets the dropout step of every {@link SeededDropout} of a model, and which rows of the whole batch the next input
- * holds (`rows`, see {@link SeededDropout.rows}; default: the whole batch).
+ * Sets the dropout step of every {@link SeededDropout} of a model, those of nested models included (a fine-tuned
+ * network holds the imported one as a layer), and which rows of the whole batch the next input holds (`rows`, see
+ * {@link SeededDropout.rows}; default: the whole batch).
  */
 export function setDropoutStep(model: tfl.LayersModel, step: number, rows: { offset: number; total: number } | null = null): void {
   for (const layer of model.layers) {
     if (layer instanceof SeededDropout) {
       layer.step = step;
       layer.rows = rows;
+    } else if (layer instanceof tfl.LayersModel) {
+      setDropoutStep(layer, step, rows);
     }
   }
 }

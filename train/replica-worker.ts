@@ -12,6 +12,7 @@ import {
 } from './data-parallel.ts';
 import { fileLoader } from './model-io.ts';
 import { buildModel } from './models.ts';
+import { buildFineTuneModel } from './fine-tune.ts';
 import '../model-import/layers.ts'; // registers the imported networks' layer classes (fine-tuned models)
 import '../model-import/preprocess.ts'; // registers InputPreprocess (fine-tuned models)
 import { nextPowers, paramCount, updateChunk, type OptimizerConfig } from './optimizer.ts';
@@ -25,18 +26,28 @@ async function main(): Promise<void> {
   await selectBackend(init.backend);
   let model: tfl.LayersModel;
   let logits: tfl.LayersModel;
+  // Fine-tuning: the imported layers' gradient scales, as the calling thread's build gives them.
+  let scales: number[] | null = null;
   if (init.model.kind === 'build') {
     const m = init.model;
     ({ model, logits } = buildModel(m.spec, m.crop, m.classes, m.seed));
+  } else if (init.model.kind === 'fineTune') {
+    const m = init.model;
+    const tuned = await buildFineTuneModel(m.fineTune, m.classes, m.seed);
+    ({ model, logits } = tuned);
+    scales = tuned.gradientScales;
+    if (tuned.inputSize !== init.crop) throw new Error(`fine-tuning: crop ${init.crop} differs from the network's input size ${tuned.inputSize}`);
   } else {
     model = await tfl.loadLayersModel(fileLoader(init.model.dir));
     logits = model;
   }
-  const vars = init.model.kind === 'build' ? model.trainableWeights.map((w) => w.read() as tf.Variable) : [];
+  const training = init.model.kind !== 'load';
+  const vars = training ? model.trainableWeights.map((w) => w.read() as tf.Variable) : [];
   const params = paramCount(vars);
-  // Batch norm's moving statistics: every replica updates them alike in its forward pass, but a rank without rows in
-  // a batch does not, so they come from the calling thread with the weights.
-  const stateVars = init.model.kind === 'build' ? model.nonTrainableWeights.map((w) => w.read() as tf.Variable) : [];
+  // Batch norm's moving statistics (and, fine-tuning, the frozen layers' weights): every replica updates the
+  // statistics alike in its forward pass, but a rank without rows in a batch does not, so they come from the calling
+  // thread with the weights.
+  const stateVars = training ? model.nonTrainableWeights.map((w) => w.read() as tf.Variable) : [];
   const state = new Float32Array(init.buffers.state);
   const bn = init.buffers.batchNorm;
   const collective = bn ? new Collective(bn.buffer, init.threads, init.rank, bn.maxLength) : null;
@@ -64,7 +75,7 @@ async function main(): Promise<void> {
         return { op: 'synced' };
       case 'step': {
         const r = timedGradient(collective, init.threads, m.rows, () =>
-          sliceGradients(logits, vars, x, labels.subarray(0, m.rows), m.offset, m.count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params)));
+          sliceGradients(logits, vars, x, labels.subarray(0, m.rows), m.offset, m.count, m.rows, init.crop, init.classes, m.step, grads.subarray(init.rank * params, (init.rank + 1) * params), null, scales));
         return { op: 'grads', ...r };
       }
       case 'update':

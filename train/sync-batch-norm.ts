@@ -140,8 +140,18 @@ interface BatchNormLayer {
 }
 
 /** The BatchNormalization layers of `model`, in order. */
+/**
+ * The trainable BatchNormalization layers of `model`, those of nested models included (a fine-tuned network holds
+ * the imported one as a layer). A frozen one (train/fine-tune.ts freezeBatchNorm: not trainable, always run as in
+ * inference) has no batch statistics to share.
+ */
 function batchNormLayers(model: tfl.LayersModel): BatchNormLayer[] {
-  return (model.layers as unknown as BatchNormLayer[]).filter((l) => l.getClassName() === 'BatchNormalization');
+  const all = (layers: readonly tfl.layers.Layer[]): tfl.layers.Layer[] =>
+    layers.flatMap((l) => {
+      const nested = (l as Partial<tfl.LayersModel>).layers;
+      return Array.isArray(nested) ? all(nested) : [l];
+    });
+  return all(model.layers).filter((l) => l.getClassName() === 'BatchNormalization' && l.trainable) as unknown as BatchNormLayer[];
 }
 
 /** The largest channel count of `model`'s BatchNormalization layers, or 0 when it has none. */

@@ -160,13 +160,11 @@ function diverged(loss: number, epoch: number, batchNo: number, lr: number): Use
  * Batch normalisation is synchronised across the replicas (train/sync-batch-norm.ts); `state` (its moving
  * statistics) is sent with the weights.
  */
-async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Variable[], classes: number, model: tfl.LayersModel): Promise<ReplicaPool | null> {
+async function startPool(
+  o: TrainOptions, trainable: tf.Variable[], state: tf.Variable[], classes: number, model: tfl.LayersModel, gradientScales: readonly number[] | null,
+): Promise<ReplicaPool | null> {
   const threads = o.threads ?? 1;
   if (threads <= 1) return null;
-  if (o.fineTune) {
-    o.log(`threads: 1 (train.threads = ${threads}: fine-tuning a pretrained network trains on one thread; the replicas build only train.architecture models)`);
-    return null;
-  }
   const backend = tf.getBackend();
   if (backend !== 'wasm' && backend !== 'cpu') {
     o.log(`threads: 1 (train.threads = ${threads} applies to the CPU backends; ${backend} trains on one thread)`);
@@ -176,7 +174,10 @@ async function startPool(o: TrainOptions, trainable: tf.Variable[], state: tf.Va
   try {
     pool = await ReplicaPool.start({
       threads, backend, balance: o.balance ?? 'rows', vars: trainable, state, replica: model, crop: o.crop, classes, maxRows: Math.max(o.batchSize, 1),
-      model: { kind: 'build', spec: o.spec, crop: o.crop, classes, seed: o.seed },
+      // Fine-tuning: each worker imports the same file with the same settings (frozen layers, frozen batch norm,
+      // gradient scales); the weights, the new layer's included, come with sync.
+      model: o.fineTune ? { kind: 'fineTune', fineTune: o.fineTune, classes, seed: o.seed } : { kind: 'build', spec: o.spec, crop: o.crop, classes, seed: o.seed },
+      gradientScales,
     });
   } catch (e) {
     o.log(`threads: 1 (the ${threads - 1} worker thread(s) did not start: ${(e as Error).message})`);
@@ -271,7 +272,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });
   const valLoader = o.validation ? new BatchLoader(o.validation, { crop: o.crop, mean: o.mean, worker: false }) : null;
   o.log(`loader: ${loader.mode}`);
-  const pool = await startPool(o, trainable, nonTrainable, classes, model);
+  const pool = await startPool(o, trainable, nonTrainable, classes, model, gradientScales);
 
   const snapshot = async () => {
     state.rngState = rng.state;
