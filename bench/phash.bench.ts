@@ -7,7 +7,7 @@
  *    (`process.cpuUsage`, which counts libvips' and V8's threads too). The two are interleaved cover by cover, which
  *    one goes first alternating, after a warm-up round: an earlier version timed all covers without the hash, then all
  *    with it, and the second block paid for freeing the first block's decoded pixels on V8's and libvips' threads
- *    (+15–22% where interleaved blocks read +3–8%, same code, same load). Beside it, the hash alone (greySample + the
+ *    (+15–22% where blocks in alternating order read +3–8%, same code, same load). Beside it, the hash alone (greySample + the
  *    64 DCT coefficients on the decoded pixels, the only work the hash adds to the check). For the record, the npm
  *    package `sharp-phash` (a second decode and its full 32×32 DCT) on the same covers, one round.
  *    And the target as the issue words it, the `download` stage's CPU time: the stage run on the real covers (the
