@@ -31,6 +31,21 @@ const COS: Float64Array[] = Array.from({ length: PHASH_SAMPLE }, (_, i) =>
 );
 
 /**
+ * Scratch arrays of {@link greySample}, {@link phashOfRaw} and {@link phashOfGrey32}, allocated once: both functions
+ * are synchronous, so no two calls share them. Allocating them per cover (seven typed arrays, about 24 KB, each an
+ * ArrayBuffer with its own backing store to free) was a measurable part of the hash's cost (bench/RESULTS.md, issue 24).
+ */
+const SCRATCH = {
+  sums: new Float64Array(PHASH_SAMPLE * PHASH_SAMPLE),
+  counts: new Uint32Array(PHASH_SAMPLE * PHASH_SAMPLE),
+  first: new Int32Array(PHASH_SAMPLE),
+  end: new Int32Array(PHASH_SAMPLE),
+  grey: new Float64Array(PHASH_SAMPLE * PHASH_SAMPLE),
+  R: new Float64Array(PHASH_SAMPLE * LOW),
+  F: new Float64Array(LOW * LOW),
+};
+
+/**
  * The hash of a 32×32 grey image.
  * @param grey [32, 32] grey levels, row-major (y·32 + x): a one-channel 32×32 image from sharp's `.raw()` (uint8), or
  * {@link greySample}'s means (float64).
@@ -41,7 +56,7 @@ export function phashOfGrey32(grey: ArrayLike<number>): PHash {
   if (grey.length !== N * N) throw new RangeError(`phash: expected ${N}×${N} = ${N * N} grey levels, got ${grey.length}`);
   // sharp-phash's f[x][y] = grey[y·32 + x]; F[u][v] = ¼ Σ_x Σ_y COS[x][u]·COS[y][v]·f[x][y] for u, v ≥ 1.
   // Step 1: R[y][u] = Σ_x COS[x][u]·grey[y·32 + x], u = 1…8.
-  const R = new Float64Array(N * LOW);
+  const R = SCRATCH.R.fill(0);
   for (let y = 0; y < N; y++) {
     for (let x = 0; x < N; x++) {
       const g = grey[y * N + x]!;
@@ -50,7 +65,7 @@ export function phashOfGrey32(grey: ArrayLike<number>): PHash {
     }
   }
   // Step 2: F[u][v] = ¼ Σ_y COS[y][v]·R[y][u].
-  const F = new Float64Array(LOW * LOW);
+  const F = SCRATCH.F.fill(0);
   for (let y = 0; y < N; y++) {
     const c = COS[y]!;
     for (let u = 0; u < LOW; u++) {
@@ -76,46 +91,60 @@ export function phashOfGrey32(grey: ArrayLike<number>): PHash {
  * 128⌋) (350×350: s = 2; at least 4×4 samples per cell), so the cost hardly grows with the image. Plain integer sums in JavaScript: the same values on every machine.
  * (sharp-phash resizes with libvips instead, which costs a second decode: bench/phash.bench.ts.)
  * @param raw [H, W, C] uint8, HWC, C = 1…4 (what sharp's `.raw()` gives).
- * @returns [32, 32] float64 grey levels 0–255, row-major.
+ * @returns [32, 32] float64 grey levels 0–255, row-major (a new array).
  * @throws RangeError when `raw` does not hold W·H·C values or the image is smaller than 1×1.
  */
 export function greySample(raw: Uint8Array, width: number, height: number, channels: number): Float64Array {
+  return greySampleInto(raw, width, height, channels, new Float64Array(PHASH_SAMPLE * PHASH_SAMPLE));
+}
+
+/** {@link greySample} written into `out` ([32, 32] float64), which it returns. @throws RangeError as greySample. */
+function greySampleInto(raw: Uint8Array, width: number, height: number, channels: number, out: Float64Array): Float64Array {
   const N = PHASH_SAMPLE;
   if (!(width >= 1 && height >= 1 && channels >= 1 && channels <= 4) || raw.length !== width * height * channels) {
     throw new RangeError(`phash: ${raw.length} bytes are not a ${width}×${height}×${channels} image`);
   }
-  const sums = new Float64Array(N * N);
-  const counts = new Uint32Array(N * N);
+  const sums = SCRATCH.sums.fill(0);
+  const counts = SCRATCH.counts.fill(0);
   // Every `step`-th pixel of every `step`-th row: at least 128 samples per side (at least 4×4 per cell), so the cost
   // stays about the same for any image size.
   const step = Math.max(1, Math.floor(Math.min(width, height) / 128));
-  // Cell c holds the sampled columns x = first[c], first[c] + step, … below end[c] (pixel x is in cell ⌊32x / W⌋).
-  const first = new Int32Array(N);
-  const end = new Int32Array(N);
+  // Cell c holds the sampled columns x = first, first + step, … below end (pixel x is in cell ⌊32x / W⌋), kept here
+  // as byte offsets within a row.
+  const first = SCRATCH.first;
+  const end = SCRATCH.end;
   for (let c = 0; c < N; c++) {
     const from = Math.ceil((c * width) / N);
-    first[c] = Math.ceil(from / step) * step;
-    end[c] = Math.ceil(((c + 1) * width) / N);
+    first[c] = Math.ceil(from / step) * step * channels;
+    end[c] = Math.ceil(((c + 1) * width) / N) * channels;
   }
+  const stride = step * channels;
   const rgb = channels >= 3;
   for (let y = 0; y < height; y += step) {
     const row = Math.floor((y * N) / height) * N;
     const base = y * width * channels;
     for (let c = 0; c < N; c++) {
-      let acc = 0;
+      // Per channel sums, weighted once per cell and row: the same integer as weighting every pixel.
+      let r = 0;
+      let g = 0;
+      let b = 0;
       let n = 0;
-      const stop = base + end[c]! * channels;
-      const stride = step * channels;
+      const stop = base + end[c]!;
+      let at = base + first[c]!;
       if (rgb) {
-        for (let at = base + first[c]! * channels; at < stop; at += stride, n++) acc += 299 * raw[at]! + 587 * raw[at + 1]! + 114 * raw[at + 2]!;
+        for (; at < stop; at += stride, n++) {
+          r += raw[at]!;
+          g += raw[at + 1]!;
+          b += raw[at + 2]!;
+        }
+        sums[row + c]! += 299 * r + 587 * g + 114 * b;
       } else {
-        for (let at = base + first[c]! * channels; at < stop; at += stride, n++) acc += 1000 * raw[at]!;
+        for (; at < stop; at += stride, n++) r += raw[at]!;
+        sums[row + c]! += 1000 * r;
       }
-      sums[row + c]! += acc;
       counts[row + c]! += n;
     }
   }
-  const out = new Float64Array(N * N);
   for (let k = 0; k < N * N; k++) out[k] = counts[k]! ? sums[k]! / (1000 * counts[k]!) : 0;
   // An image narrower or lower than 32 pixels leaves cells empty: they take the value of the nearest filled cell.
   if (width < N || height < N) {
@@ -143,7 +172,7 @@ export async function phashOfImage(image: Buffer): Promise<PHash> {
 
 /** The perceptual hash of decoded pixels ([H, W, C] uint8, HWC). @throws RangeError as {@link greySample}. */
 export function phashOfRaw(raw: Uint8Array, width: number, height: number, channels: number): PHash {
-  return phashOfGrey32(greySample(raw, width, height, channels));
+  return phashOfGrey32(greySampleInto(raw, width, height, channels, SCRATCH.grey));
 }
 
 /** 16 lower-case hex digits, `hi` then `lo` (the form stored in `manifest.tsv`). */

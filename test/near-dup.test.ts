@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import sharpPhashModule from 'sharp-phash';
-import { greySample, hamming, phashFromHex, phashOfGrey32, phashOfImage, phashToBits, phashToHex, popcount32, type PHash } from '../dataset/phash.ts';
+import { greySample, hamming, phashFromHex, phashOfGrey32, phashOfImage, phashOfRaw, phashToBits, phashToHex, popcount32, type PHash } from '../dataset/phash.ts';
 import { groupsOf, MultiIndex, nearPairs, packHashes } from '../dataset/near-dup.ts';
 import { manifestFormat } from '../schemas/manifest.ts';
 import { SplitRng } from '../dataset/split.ts';
@@ -68,6 +68,60 @@ test('greySample box-averages [H, W, C] pixels into 32×32 cells; tiny images fi
   assert.equal(tiny[0], 10);
   assert.equal(tiny[31 * 32 + 31], 250);
   assert.throws(() => greySample(new Uint8Array(5), 2, 2, 3), /not a 2×2×3 image/);
+});
+
+/** A seeded [H, W, C] uint8 image: an 8×8 grid of random levels per channel plus ±20 of noise (no codec involved). */
+function blockImage(seed: number, w: number, h: number, ch: number): Uint8Array {
+  const rng = new SplitRng(seed, 'grey-sample');
+  const grid = Array.from({ length: 8 * 8 * ch }, () => rng.below(256));
+  const raw = new Uint8Array(w * h * ch);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let c = 0; c < ch; c++) {
+        const v = grid[(Math.floor((8 * y) / h) * 8 + Math.floor((8 * x) / w)) * ch + c]! + rng.below(41) - 20;
+        raw[(y * w + x) * ch + c] = Math.max(0, Math.min(255, v));
+      }
+    }
+  }
+  return raw;
+}
+
+/** greySample as its TSDoc defines it, pixel by pixel, without any of the product's speed-ups. */
+function greySampleByDefinition(raw: Uint8Array, w: number, h: number, ch: number): Float64Array {
+  const s = Math.max(1, Math.floor(Math.min(w, h) / 128));
+  const sums = new Float64Array(1024);
+  const counts = new Float64Array(1024);
+  for (let y = 0; y < h; y += s) {
+    for (let x = 0; x < w; x += s) {
+      const at = (y * w + x) * ch;
+      const cell = Math.floor((32 * y) / h) * 32 + Math.floor((32 * x) / w);
+      sums[cell]! += ch >= 3 ? 299 * raw[at]! + 587 * raw[at + 1]! + 114 * raw[at + 2]! : 1000 * raw[at]!;
+      counts[cell]!++;
+    }
+  }
+  return sums.map((v, k) => (counts[k] ? v / (1000 * counts[k]!) : 0));
+}
+
+test('greySample equals its definition bit for bit, and phashOfRaw keeps the bits it had before its speed-up', () => {
+  // [seed, W, H, C, hash]: the hashes computed by the first implementation (commit 2c5a75a) — manifests written by it
+  // must hash the same on a rebuild, so a faster greySample or DCT must give exactly these.
+  const pinned: [number, number, number, number, string][] = [
+    [1, 350, 350, 3, 'e3abcd074d395fff'],
+    [2, 300, 200, 3, '134b5ff97763f1ff'],
+    [3, 640, 640, 4, '4f2945f9a3c33bff'],
+    [4, 351, 349, 1, '6bb797109f3f22ff'],
+    [5, 350, 350, 2, '8626d0fbc63b8d4a'],
+    [6, 129, 700, 3, 'a14f330f69892dff'],
+    [7, 40, 33, 3, '86d8b851c6d47e8d'],
+    [8, 20, 17, 3, '2c9883eca54bc51a'],
+  ];
+  for (const [seed, w, h, ch, hex] of pinned) {
+    const raw = blockImage(seed, w, h, ch);
+    if (w >= 32 && h >= 32) assert.deepEqual(greySample(raw, w, h, ch), greySampleByDefinition(raw, w, h, ch), `${w}×${h}×${ch}`);
+    assert.equal(phashToHex(phashOfRaw(raw, w, h, ch)), hex, `${w}×${h}×${ch}`);
+    // greySample hands out a new array each call (phashOfRaw reuses scratch arrays internally)
+    assert.notEqual(greySample(raw, w, h, ch), greySample(raw, w, h, ch));
+  }
 });
 
 test('a re-encoded, resized, slightly cropped copy hashes within a few bits; other covers are far', async () => {
