@@ -416,7 +416,7 @@ function hintBalance(o: TrainOptions, pool: ReplicaPool | null, hinted: boolean)
 function epochLine(o: TrainOptions, m: EpochMetrics, stepSeconds: number): string {
   return `epoch ${m.epoch}/${o.epochs}: train loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy!.toFixed(3)}` +
     (m.validationAccuracy !== null ? `, validation loss ${m.validationLoss!.toFixed(4)} acc ${m.validationAccuracy.toFixed(3)}` : '') +
-    `, lr ${fmtLearningRate(m.learningRate)}, ${m.imagesPerSecond.toFixed(m.imagesPerSecond < 10 ? 1 : 0)} images/s ` +
+    `, lr ${fmtLearningRate(m.learningRate)}, ${m.imagesPerSecond.toFixed(m.imagesPerSecond < 10 ? 2 : m.imagesPerSecond < 100 ? 1 : 0)} images/s ` +
     `(${stepSeconds.toFixed(stepSeconds < 10 ? 2 : 1)} s of training steps; validation and snapshots not counted)`;
 }
 
