@@ -19,7 +19,11 @@ export const EpochMetricsSchema = z.object({
   learningRate: z.number(),
   /** Wall time of the epoch, in seconds. */
   seconds: z.number().min(0),
-  /** Training throughput, images per second. */
+  /**
+   * Training images per second of the epoch's training steps (train/train-loop.ts `trainEpoch`: waits for the loader,
+   * the all-reduce and weight copies count; validation, snapshots and handing the weights to the threads and back once
+   * per epoch do not).
+   */
   imagesPerSecond: z.number().min(0),
   /**
    * Why the schedule changed the learning rate after this epoch (train/schedule.ts), when it did; absent in files

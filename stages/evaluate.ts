@@ -25,6 +25,16 @@ import { readSplit, readSplitIds } from '../schemas/shards/read.ts';
 import { predictionRows, PREDICTIONS_OUTPUT, writePredictions } from '../schemas/predictions.ts';
 import { modelDir, readTrainRecord } from '../schemas/model.ts';
 
+/**
+ * The log line of one model's inference: `covers` test covers × `crops` crops in `seconds` (from the first batch to
+ * the last prediction: building the crops, the forward passes and averaging count; loading the model and starting the
+ * threads do not), as crop images per second, the figure bench/stage-train.bench.ts compares with PyTorch's.
+ */
+export function inferenceLine(covers: number, crops: number, seconds: number): string {
+  const rate = (covers * crops) / seconds;
+  return `inference: ${covers} test covers × ${crops} crop(s) in ${seconds.toFixed(1)} s, ${rate.toFixed(rate < 10 ? 2 : 1)} crop images/s (loading the model and starting threads not counted)`;
+}
+
 /** The `evaluate` stage: `models/<train.run>/` and the test shards → `eval/metrics.json`. */
 export const evaluateStage: StageImplementation = {
   name: 'evaluate',
@@ -51,11 +61,13 @@ export const evaluateStage: StageImplementation = {
       const pool = await startInferencePool(join(dir, r.dir), rec.crop, test.labelNames.length, perBatch * crops, ctx.config.train.threads ?? defaultThreads(), (l) => ctx.log.info(l));
       let predicted: Int32Array;
       let probabilities: Float32Array;
+      const t1 = performance.now();
       try {
         ({ predicted, probabilities } = await predictSplit(model, test, rec.crop, mean, crops, perBatch, (n) => progress.tick(n), pool));
       } finally {
         await pool?.close();
       }
+      ctx.log.info(inferenceLine(test.n, crops, (performance.now() - t1) / 1000));
       model.dispose();
       const m = classificationMetrics(predicted, test.labels, test.labelNames, { model: 'convnet', split: 'test', crops, backend: backend.name, seconds: 0, details: {} });
       perSeed.push({ seed: r.seed, n: m.n, accuracy: m.accuracy, accuracyInterval95: m.accuracyInterval95, predicted, probabilities });

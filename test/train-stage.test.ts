@@ -38,8 +38,20 @@ test('train writes the model, config and per-epoch metrics; evaluate scores the 
   const lines = readFileSync(join(m, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => EpochMetricsSchema.parse(JSON.parse(l)));
   assert.deepEqual(lines.map((l) => l.epoch), [1, 2, 3]);
   assert.ok(log.lines.some((l) => /backend wasm/.test(l)), 'logs the backend');
+  // The logged rate is that of the training steps alone, and the line says so (bench/stage-train.bench.ts parses it).
+  const epochLines = log.lines.filter((l) => /epoch \d+\/3: /.test(l));
+  assert.equal(epochLines.length, 3);
+  for (const [i, l] of epochLines.entries()) {
+    const m = /, ([\d.]+) images\/s \(([\d.]+) s of training steps; validation and snapshots not counted\)$/.exec(l);
+    assert.ok(m, l);
+    assert.ok(Math.abs(lines[i]!.imagesPerSecond - Number(m[1])) <= Math.max(0.5, Number(m[1]) * 0.01), 'metrics.jsonl holds the logged rate');
+    assert.ok(lines[i]!.seconds >= Number(m[2]) - 0.05, 'the epoch\'s seconds include its training steps');
+  }
   assert.ok(log.lines.some((l) => l.includes('ConvNet (train.modelParams num_conv_layers=1:lc0_num_filters=6:lc0_mp=True:ld0_num_units=12) on ')), 'names the model parameters that override the architecture');
   await runStageOnce(evaluateStage, { config: config(), dataDir: dir, log });
+  const inference = log.lines.filter((l) => /inference: /.test(l));
+  assert.equal(inference.length, 1);
+  assert.match(inference[0]!, /inference: 24 test covers × 10 crop\(s\) in [\d.]+ s, [\d.]+ crop images\/s \(loading the model and starting threads not counted\)$/);
   const ev = EvalMetricsSchema.parse(JSON.parse(readFileSync(join(dir, 'eval', 'metrics.json'), 'utf8')));
   assert.equal(ev.n, 24);
   assert.equal(ev.crops, 10);

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { InterruptedError, UserError } from '../util/errors.ts';
 import type { EpochMetrics } from '../schemas/metrics.ts';
-import { planEpoch, planEval } from './augment.ts';
+import { planEpoch, planEval, type BatchPlan } from './augment.ts';
 import { Rng } from '../util/rng.ts';
 import { fmtLearningRate } from '../util/format.ts';
 import { BatchLoader } from './loader.ts';
@@ -210,6 +210,300 @@ function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
   return vars.map((v) => tf.keep(tf.clone(v)));
 }
 
+/** The model being trained and the views of its variables the loop needs. */
+interface Trainee {
+  model: tfl.LayersModel;
+  /** The model up to its logits (dropout masks are set on it per step). */
+  logits: tfl.LayersModel;
+  /** Trained by the optimizer. */
+  trainable: tf.Variable[];
+  /** Not trained (batch-norm moving statistics); snapshots and the best checkpoint keep them too. */
+  nonTrainable: tf.Variable[];
+  /** `trainable` then `nonTrainable`: what snapshots and the best checkpoint hold. */
+  vars: tf.Variable[];
+  /** The weights weight decay applies to (train/regularization.ts). */
+  decayed: tf.Tensor[];
+  /** Per-variable gradient scales (`train.pretrainedLearningRateScale`), or null: every gradient as it is. */
+  gradientScales: number[] | null;
+  /** Classes (the model's outputs). */
+  classes: number;
+}
+
+/** What changes as the run goes: the schedule's and PRNG's state, the optimizer, the best checkpoint. */
+interface RunState {
+  readonly sched: ScheduleOptions;
+  state: TrainState;
+  rng: Rng;
+  optimizer: tf.Optimizer;
+  /** Copies of `vars` at the best epoch so far, or null. */
+  best: tf.Tensor[] | null;
+}
+
+/** One epoch's training figures (validation apart). */
+interface EpochTotals {
+  /** Σ per-batch mean cross-entropy × batch rows. */
+  lossSum: number;
+  correct: number;
+  /** Seconds of the epoch's training steps: see {@link trainEpoch}. */
+  stepSeconds: number;
+}
+
+/**
+ * Builds the model `o` trains: `o.spec` from scratch, or the pretrained network of `o.fineTune` (logging what it froze).
+ * @throws Error when the pretrained network's input size is not `o.crop`.
+ */
+async function buildTrainee(o: TrainOptions): Promise<Trainee> {
+  const classes = o.train.labelNames.length;
+  const tuned = o.fineTune ? await buildFineTuneModel(o.fineTune, classes, o.seed) : null;
+  const { model, logits } = tuned ?? buildModel(o.spec, o.crop, classes, o.seed);
+  if (tuned) {
+    if (tuned.inputSize !== o.crop) throw new Error(`fine-tuning: crop ${o.crop} differs from the network's input size ${tuned.inputSize}`);
+    o.log(`fine-tuning ${o.fineTune!.file}: ${tuned.inputSize}×${tuned.inputSize} input, ${tuned.frozen.length} imported layer(s) frozen, imported layers' learning rate × ${o.fineTune!.learningRateScale}`);
+  }
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const nonTrainable = model.nonTrainableWeights.map((w) => w.read() as tf.Variable);
+  return {
+    model, logits, trainable, nonTrainable, vars: [...trainable, ...nonTrainable], decayed: decayedWeights(model),
+    gradientScales: tuned?.gradientScales ?? null, classes,
+  };
+}
+
+/** The schedule's options from `o` (the configuration's plateau and cosine defaults where `o` leaves them out). */
+function scheduleOptions(o: TrainOptions): ScheduleOptions {
+  return {
+    name: o.schedule, learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
+    plateau: o.plateau ?? DEFAULT_PLATEAU, cosine: o.cosine ?? DEFAULT_COSINE,
+  };
+}
+
+/** A fresh run's state: epoch 0, the schedule's initial rate, the PRNG seeded from `o.seed`, a new optimizer. */
+function freshRun(o: TrainOptions): RunState {
+  const sched = scheduleOptions(o);
+  const rng = new Rng(o.seed ^ 0x5eed);
+  const state: TrainState = {
+    ...initialScheduleState(sched), epoch: 0, rngState: rng.state, step: 0, metrics: [], done: false, stopReason: null,
+  };
+  return { sched, state, rng, optimizer: makeOptimizer(o, state.learningRate), best: null };
+}
+
+/**
+ * Puts the snapshot in `o.resumeFrom` (else `o.snapshotDir`), when there is one to resume from, into `run` and the
+ * model's variables: weights, optimizer slots, best checkpoint, schedule and PRNG state. A run that ended only
+ * because it had done its epochs goes on to `o.epochs`.
+ * @throws UserError when the snapshot does not fit the model, or as {@link resumableSnapshot}.
+ */
+async function resumeRun(o: TrainOptions, t: Trainee, run: RunState): Promise<void> {
+  const resumeDir = o.resumeFrom ?? o.snapshotDir;
+  const snap = resumableSnapshot(readSnapshot<TrainState>(resumeDir), resumeDir, o);
+  if (!snap) return;
+  const g = snap.groups;
+  const w = g.weights ?? [];
+  if (w.length !== t.vars.length || w.some((x, i) => x.tensor.shape.join() !== t.vars[i]!.shape.join())) {
+    Object.values(g).flat().forEach((x) => x.tensor.dispose());
+    throw new UserError(`snapshot in ${resumeDir} does not fit this model (${o.spec.architecture} ${JSON.stringify(o.spec.params)}); remove it or change train.run`);
+  }
+  run.state = { ...initialScheduleState(run.sched), ...snap.state };
+  w.forEach((x, i) => t.vars[i]!.assign(x.tensor));
+  run.best = g.best ? g.best.map((x) => tf.keep(x.tensor)) : null;
+  disposeOptimizer(run.optimizer);
+  run.optimizer = makeOptimizer(o, run.state.learningRate);
+  if (g.optimizer?.length) await run.optimizer.setWeights(g.optimizer);
+  for (const x of [...w, ...(g.optimizer ?? [])]) x.tensor.dispose();
+  run.rng.state = run.state.rngState;
+  o.log(`resumed from ${resumeDir} after epoch ${run.state.epoch} (learning rate ${fmtLearningRate(run.state.learningRate)})`);
+  if (run.state.done && run.state.stopReason === 'epochs' && run.state.epoch < o.epochs) {
+    // Its last epoch's weights, optimizer slots, schedule and PRNG state are in the snapshot (the best checkpoint is
+    // put into the model only after it).
+    run.state = { ...run.state, done: false, stopReason: null };
+    o.log(`continuing the finished ${run.state.epoch}-epoch run to train.epochs = ${o.epochs}`);
+  }
+}
+
+/** Writes the run's snapshot to `o.snapshotDir`: the variables, the optimizer's slots, the best checkpoint, the state. */
+async function writeRunSnapshot(o: TrainOptions, t: Trainee, run: RunState): Promise<void> {
+  run.state.rngState = run.rng.state;
+  const groups: TensorGroups = {
+    weights: t.vars.map((v, i) => ({ name: `w${i}`, tensor: v })),
+    optimizer: await run.optimizer.getWeights(),
+  };
+  if (run.best) groups.best = run.best.map((x, i) => ({ name: `b${i}`, tensor: x }));
+  try {
+    await writeSnapshot(o.snapshotDir, run.state, groups);
+  } finally {
+    // getWeights() makes a fresh scalar for the iteration count; the slots themselves are the optimizer's variables.
+    for (const x of groups.optimizer!) if (!(x.tensor instanceof tf.Variable)) x.tensor.dispose();
+  }
+}
+
+/**
+ * One training step on this thread: minimises the batch's mean cross-entropy (plus the weight-decay penalty) of
+ * `x` `[n, crop, crop, 3]` float32 against `labels` `[n]`.
+ * @returns the batch's mean cross-entropy (without the penalty) and its correct predictions.
+ */
+async function localStep(o: TrainOptions, t: Trainee, run: RunState, x: Float32Array, labels: Int32Array): Promise<{ loss: number; correct: number }> {
+  const n = labels.length;
+  setDropoutStep(t.logits, run.state.step++);
+  let hits: tf.Scalar | null = null;
+  let dataLoss: tf.Scalar | null = null;
+  const cost = tf.tidy(() => {
+    const xs = tf.tensor4d(x, [n, o.crop, o.crop, 3]);
+    const y = tf.tensor1d(labels, 'int32');
+    return minimizeScaled(run.optimizer, () => {
+      const out = t.logits.apply(xs, { training: true }) as tf.Tensor2D;
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))) as tf.Scalar;
+      const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, t.classes), out) as tf.Scalar;
+      const penalty = l2Penalty(t.decayed, o.weightDecay ?? 0);
+      if (!penalty) return ce;
+      dataLoss = tf.keep(ce);
+      return tf.add(ce, penalty) as tf.Scalar;
+    }, t.trainable, t.gradientScales);
+  });
+  // The logged training loss is the cross-entropy alone (without the weight-decay penalty).
+  const loss = (await (dataLoss ?? cost).data())[0]!;
+  cost.dispose();
+  (dataLoss as tf.Scalar | null)?.dispose();
+  const correct = (await hits!.data())[0]!;
+  (hits as tf.Scalar | null)?.dispose();
+  return { loss, correct };
+}
+
+/**
+ * Trains one epoch over `plans`' batches, on the pool's threads or this one.
+ *
+ * `stepSeconds` counts the training steps alone: from asking for each batch (a wait for the loader counts) to the end
+ * of its update, all-reduce and weight copies included. It leaves out what an epoch does once besides: handing the
+ * weights and optimizer state to the threads before the first step and back after the last, validation, snapshots.
+ * @throws UserError on divergence; InterruptedError when `o.signal` aborts.
+ */
+async function trainEpoch(
+  o: TrainOptions, t: Trainee, run: RunState, epoch: number, loader: BatchLoader, pool: ReplicaPool | null, plans: BatchPlan[],
+): Promise<EpochTotals> {
+  let lossSum = 0;
+  let correct = 0;
+  let batchNo = 0;
+  let stepMs = 0;
+  let asked = performance.now();
+  for await (const b of loader.batches(plans)) {
+    if (o.signal?.aborted) throw new InterruptedError();
+    batchNo++;
+    const r = pool
+      ? await pool.step(t.logits, t.trainable, b.x, b.labels, run.state.step++, () => l2Penalty(t.decayed, o.weightDecay ?? 0))
+      : await localStep(o, t, run, b.x, b.labels);
+    if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, run.state.learningRate);
+    lossSum += r.loss * b.labels.length;
+    correct += r.correct;
+    const now = performance.now();
+    stepMs += now - asked;
+    asked = now;
+  }
+  return { lossSum, correct, stepSeconds: stepMs / 1000 };
+}
+
+/**
+ * Logs, once per run, that the pool's threads were unequal enough this epoch for `train.balance=speed` to help.
+ * @returns whether it has said so (now or before).
+ */
+function hintBalance(o: TrainOptions, pool: ReplicaPool | null, hinted: boolean): boolean {
+  const balance = pool?.takeBalanceReport();
+  if (hinted || !balance || balance.ratio < UNEQUAL_THREADS || (o.balance ?? 'rows') !== 'rows') return hinted;
+  o.log(
+    `threads: thread ${balance.rank + 1} of ${o.threads} took ${((balance.ratio - 1) * 100).toFixed(0)}% longer per image than the fastest this epoch, ` +
+      'and each step waits for it; train.balance=speed splits batches by measured speed (a resumed run then agrees only to rounding)',
+  );
+  return true;
+}
+
+/** The epoch's log line: losses, accuracies, learning rate, and the training rate with what it leaves out. */
+function epochLine(o: TrainOptions, m: EpochMetrics, stepSeconds: number): string {
+  return `epoch ${m.epoch}/${o.epochs}: train loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy!.toFixed(3)}` +
+    (m.validationAccuracy !== null ? `, validation loss ${m.validationLoss!.toFixed(4)} acc ${m.validationAccuracy.toFixed(3)}` : '') +
+    `, lr ${fmtLearningRate(m.learningRate)}, ${m.imagesPerSecond.toFixed(m.imagesPerSecond < 10 ? 2 : m.imagesPerSecond < 100 ? 1 : 0)} images/s ` +
+    `(${stepSeconds.toFixed(stepSeconds < 10 ? 2 : 1)} s of training steps; validation and snapshots not counted)`;
+}
+
+/**
+ * Acts on the schedule's decision after an epoch: keeps a copy of the weights as the new best checkpoint, changes
+ * the learning rate (a `study` drop restores the best weights and starts the optimizer afresh), marks the run done.
+ */
+function applyDecision(o: TrainOptions, t: Trainee, run: RunState, m: EpochMetrics): void {
+  const { state } = run;
+  const v = m.validationAccuracy !== null ? { loss: m.validationLoss!, accuracy: m.validationAccuracy } : null;
+  const d = afterEpoch(run.sched, state, m.epoch, v);
+  if (d.newBest) {
+    run.best?.forEach((x) => x.dispose());
+    run.best = cloneAll(t.vars);
+  }
+  if (d.learningRate !== null) {
+    if (d.restoreBest) {
+      if (run.best) t.vars.forEach((x, i) => x.assign(run.best![i]!));
+      disposeOptimizer(run.optimizer);
+      run.optimizer = makeOptimizer(o, state.learningRate);
+    } else setLearningRate(run.optimizer, state.learningRate);
+    m.scheduleEvent = d.reason;
+    o.log(d.reason!);
+  }
+  if (d.stop) {
+    state.done = true;
+    state.stopReason = d.stop;
+  }
+  if (state.epoch >= o.epochs && !state.done) {
+    state.done = true;
+    state.stopReason = 'epochs';
+  }
+}
+
+/** The loaders of the training split (a worker thread unless `o.workerLoader` is false) and of the validation split. */
+function openLoaders(o: TrainOptions): { loader: BatchLoader; valLoader: BatchLoader | null } {
+  return {
+    loader: new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 }),
+    valLoader: o.validation ? new BatchLoader(o.validation, { crop: o.crop, mean: o.mean, worker: false }) : null,
+  };
+}
+
+/**
+ * Runs epoch `state.epoch + 1`: the schedule's rate for it, the training steps, validation, the schedule's decision,
+ * the log line and `onEpoch`, and a snapshot when due.
+ * @returns the epoch's metrics and whether the balance hint has been given.
+ */
+async function runEpoch(
+  o: TrainOptions, t: Trainee, run: RunState, loaders: { loader: BatchLoader; valLoader: BatchLoader | null }, pool: ReplicaPool | null,
+  balanceHinted: boolean,
+): Promise<{ metrics: EpochMetrics; balanceHinted: boolean }> {
+  const { state } = run;
+  const epoch = state.epoch + 1;
+  const change = beforeEpoch(run.sched, state, epoch);
+  if (change) {
+    setLearningRate(run.optimizer, change.learningRate);
+    o.log(`learning rate → ${fmtLearningRate(change.learningRate)} (${change.reason})`);
+  }
+  const t0 = performance.now();
+  // Weights, optimizer or learning rate may have changed since the last epoch (resume, restore, new rate).
+  await pool?.sync(t.trainable, run.optimizer, optimizerConfig(o, state.learningRate));
+  const plans = planEpoch(run.rng, o.train.n, o.batchSize, o.train.size, o.crop, o.mirror);
+  const totals = await trainEpoch(o, t, run, epoch, loaders.loader, pool, plans);
+  // The replicas' optimizer state goes back to this thread's optimizer (snapshots, a rate change, a restart).
+  await pool?.storeOptimizerState(t.trainable, run.optimizer);
+  const hinted = hintBalance(o, pool, balanceHinted);
+  const v = o.validation ? await evaluateLoss(t.logits, o.validation, o.crop, o.mean, o.batchSize, loaders.valLoader!, pool) : null;
+  const m: EpochMetrics = {
+    epoch,
+    trainLoss: totals.lossSum / o.train.n,
+    trainAccuracy: totals.correct / o.train.n,
+    validationLoss: v?.loss ?? null,
+    validationAccuracy: v?.accuracy ?? null,
+    learningRate: state.learningRate,
+    seconds: (performance.now() - t0) / 1000,
+    imagesPerSecond: o.train.n / totals.stepSeconds,
+  };
+  state.metrics.push(m);
+  state.epoch = epoch;
+  o.log(epochLine(o, m, totals.stepSeconds));
+  applyDecision(o, t, run, m);
+  o.onEpoch?.(m, state.done);
+  if (state.done || epoch % o.snapshotEvery === 0) await writeRunSnapshot(o, t, run);
+  return { metrics: m, balanceHinted: hinted };
+}
+
 /**
  * Trains a model, resuming from a snapshot when `snapshotDir` (or `resumeFrom`) holds one.
  * @throws UserError when the loss becomes NaN or infinite (divergence: lower `train.learningRate`), when
@@ -217,206 +511,34 @@ function cloneAll(vars: readonly tf.Tensor[]): tf.Tensor[] {
  * @throws Error `aborted` when `signal` aborts (the last snapshot stays).
  */
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
-  const classes = o.train.labelNames.length;
-  const tuned = o.fineTune ? await buildFineTuneModel(o.fineTune, classes, o.seed) : null;
-  const { model, logits } = tuned ?? buildModel(o.spec, o.crop, classes, o.seed);
-  // Per-variable gradient scales (train.pretrainedLearningRateScale), or null: every gradient as it is.
-  const gradientScales = tuned?.gradientScales ?? null;
-  if (tuned) {
-    if (tuned.inputSize !== o.crop) throw new Error(`fine-tuning: crop ${o.crop} differs from the network's input size ${tuned.inputSize}`);
-    o.log(`fine-tuning ${o.fineTune!.file}: ${tuned.inputSize}×${tuned.inputSize} input, ${tuned.frozen.length} imported layer(s) frozen, imported layers' learning rate × ${o.fineTune!.learningRateScale}`);
-  }
-  // Trained by the optimizer; `vars` adds the non-trainable state (batch-norm moving statistics), which snapshots
-  // and the best checkpoint keep too. Without batch norm both lists are the same.
-  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const nonTrainable = model.nonTrainableWeights.map((w) => w.read() as tf.Variable);
-  const vars = [...trainable, ...nonTrainable];
-  const decayed = decayedWeights(model);
-  const sched: ScheduleOptions = {
-    name: o.schedule, learningRate: o.learningRate, epochs: o.epochs, patience: o.patience,
-    plateau: o.plateau ?? DEFAULT_PLATEAU, cosine: o.cosine ?? DEFAULT_COSINE,
-  };
-  const rng = new Rng(o.seed ^ 0x5eed);
-  let state: TrainState = {
-    ...initialScheduleState(sched), epoch: 0, rngState: rng.state, step: 0, metrics: [], done: false, stopReason: null,
-  };
-  let best: tf.Tensor[] | null = null;
-  let optimizer = makeOptimizer(o, state.learningRate);
-
-  const resumeDir = o.resumeFrom ?? o.snapshotDir;
-  const snap = resumableSnapshot(readSnapshot<TrainState>(resumeDir), resumeDir, o);
-  if (snap) {
-    const g = snap.groups;
-    const w = g.weights ?? [];
-    if (w.length !== vars.length || w.some((t, i) => t.tensor.shape.join() !== vars[i]!.shape.join())) {
-      Object.values(g).flat().forEach((t) => t.tensor.dispose());
-      throw new UserError(`snapshot in ${resumeDir} does not fit this model (${o.spec.architecture} ${JSON.stringify(o.spec.params)}); remove it or change train.run`);
-    }
-    state = { ...initialScheduleState(sched), ...snap.state };
-    w.forEach((t, i) => vars[i]!.assign(t.tensor));
-    best = g.best ? g.best.map((t) => tf.keep(t.tensor)) : null;
-    disposeOptimizer(optimizer);
-    optimizer = makeOptimizer(o, state.learningRate);
-    if (g.optimizer?.length) await optimizer.setWeights(g.optimizer);
-    for (const t of [...w, ...(g.optimizer ?? [])]) t.tensor.dispose();
-    rng.state = state.rngState;
-    o.log(`resumed from ${resumeDir} after epoch ${state.epoch} (learning rate ${fmtLearningRate(state.learningRate)})`);
-    if (state.done && state.stopReason === 'epochs' && state.epoch < o.epochs) {
-      // A run that ended only because it had done its epochs goes on: its last epoch's weights, optimizer slots,
-      // schedule and PRNG state are in the snapshot (the best checkpoint is put into the model only after it).
-      state = { ...state, done: false, stopReason: null };
-      o.log(`continuing the finished ${state.epoch}-epoch run to train.epochs = ${o.epochs}`);
-    }
-  }
-
-  const loader = new BatchLoader(o.train, { crop: o.crop, mean: o.mean, worker: o.workerLoader ?? true, prefetch: 2 });
-  const valLoader = o.validation ? new BatchLoader(o.validation, { crop: o.crop, mean: o.mean, worker: false }) : null;
-  o.log(`loader: ${loader.mode}`);
-  const pool = await startPool(o, trainable, nonTrainable, classes, model, gradientScales);
-
-  const snapshot = async () => {
-    state.rngState = rng.state;
-    const groups: TensorGroups = {
-      weights: vars.map((v, i) => ({ name: `w${i}`, tensor: v })),
-      optimizer: await optimizer.getWeights(),
-    };
-    if (best) groups.best = best.map((t, i) => ({ name: `b${i}`, tensor: t }));
-    try {
-      await writeSnapshot(o.snapshotDir, state, groups);
-    } finally {
-      // getWeights() makes a fresh scalar for the iteration count; the slots themselves are the optimizer's variables.
-      for (const t of groups.optimizer!) if (!(t.tensor instanceof tf.Variable)) t.tensor.dispose();
-    }
-  };
-
-  o.onStart?.({ epoch: state.epoch, done: state.done || state.epoch >= o.epochs });
+  const t = await buildTrainee(o);
+  const run = freshRun(o);
+  await resumeRun(o, t, run);
+  const loaders = openLoaders(o);
+  o.log(`loader: ${loaders.loader.mode}`);
+  const pool = await startPool(o, t.trainable, t.nonTrainable, t.classes, t.model, t.gradientScales);
+  o.onStart?.({ epoch: run.state.epoch, done: run.state.done || run.state.epoch >= o.epochs });
   let epochsThisCall = 0;
   let balanceHinted = false; // said once per run
-  let stopReason = state.stopReason ?? '';
+  let stopReason = run.state.stopReason ?? '';
   try {
-    while (!state.done && state.epoch < o.epochs) {
+    while (!run.state.done && run.state.epoch < o.epochs) {
       if (o.stopAfter !== undefined && epochsThisCall >= o.stopAfter) {
         stopReason = 'stopAfter';
         break;
       }
-      const epoch = state.epoch + 1;
-      const change = beforeEpoch(sched, state, epoch);
-      if (change) {
-        setLearningRate(optimizer, change.learningRate);
-        o.log(`learning rate → ${fmtLearningRate(change.learningRate)} (${change.reason})`);
-      }
-      const t0 = performance.now();
-      // Weights, optimizer or learning rate may have changed since the last epoch (resume, restore, new rate).
-      await pool?.sync(trainable, optimizer, optimizerConfig(o, state.learningRate));
-      const plans = planEpoch(rng, o.train.n, o.batchSize, o.train.size, o.crop, o.mirror);
-      let lossSum = 0;
-      let correct = 0;
-      let batchNo = 0;
-      for await (const b of loader.batches(plans)) {
-        if (o.signal?.aborted) throw new InterruptedError();
-        batchNo++;
-        const n = b.labels.length;
-        if (pool) {
-          const r = await pool.step(logits, trainable, b.x, b.labels, state.step++, () => l2Penalty(decayed, o.weightDecay ?? 0));
-          if (!Number.isFinite(r.loss)) throw diverged(r.loss, epoch, batchNo, state.learningRate);
-          lossSum += r.loss * n;
-          correct += r.correct;
-          continue;
-        }
-        setDropoutStep(logits, state.step++);
-        let hits: tf.Scalar | null = null;
-        let dataLoss: tf.Scalar | null = null;
-        const cost = tf.tidy(() => {
-          const x = tf.tensor4d(b.x, [n, o.crop, o.crop, 3]);
-          const y = tf.tensor1d(b.labels, 'int32');
-          return minimizeScaled(optimizer, () => {
-            const out = logits.apply(x, { training: true }) as tf.Tensor2D;
-            hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'int32'))) as tf.Scalar;
-            const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), out) as tf.Scalar;
-            const penalty = l2Penalty(decayed, o.weightDecay ?? 0);
-            if (!penalty) return ce;
-            dataLoss = tf.keep(ce);
-            return tf.add(ce, penalty) as tf.Scalar;
-          }, trainable, gradientScales);
-        });
-        // The logged training loss is the cross-entropy alone (without the weight-decay penalty).
-        const loss = (await (dataLoss ?? cost).data())[0]!;
-        cost.dispose();
-        (dataLoss as tf.Scalar | null)?.dispose();
-        correct += (await hits!.data())[0]!;
-        (hits as tf.Scalar | null)?.dispose();
-        if (!Number.isFinite(loss)) throw diverged(loss, epoch, batchNo, state.learningRate);
-        lossSum += loss * n;
-      }
-      // The replicas' optimizer state goes back to this thread's optimizer (snapshots, a rate change, a restart).
-      await pool?.storeOptimizerState(trainable, optimizer);
-      const balance = pool?.takeBalanceReport();
-      if (balance && balance.ratio >= UNEQUAL_THREADS && (o.balance ?? 'rows') === 'rows' && !balanceHinted) {
-        balanceHinted = true;
-        o.log(
-          `threads: thread ${balance.rank + 1} of ${o.threads} took ${((balance.ratio - 1) * 100).toFixed(0)}% longer per image than the fastest this epoch, ` +
-            'and each step waits for it; train.balance=speed splits batches by measured speed (a resumed run then agrees only to rounding)',
-        );
-      }
-      const trainSeconds = (performance.now() - t0) / 1000;
-      let valLoss: number | null = null;
-      let valAcc: number | null = null;
-      if (o.validation) {
-        const v = await evaluateLoss(logits, o.validation, o.crop, o.mean, o.batchSize, valLoader!, pool);
-        valLoss = v.loss;
-        valAcc = v.accuracy;
-      }
-      const m: EpochMetrics = {
-        epoch,
-        trainLoss: lossSum / o.train.n,
-        trainAccuracy: correct / o.train.n,
-        validationLoss: valLoss,
-        validationAccuracy: valAcc,
-        learningRate: state.learningRate,
-        seconds: (performance.now() - t0) / 1000,
-        imagesPerSecond: o.train.n / trainSeconds,
-      };
-      state.metrics.push(m);
-      state.epoch = epoch;
-      o.log(
-        `epoch ${epoch}/${o.epochs}: train loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy!.toFixed(3)}` +
-          (valAcc !== null ? `, validation loss ${valLoss!.toFixed(4)} acc ${valAcc.toFixed(3)}` : '') +
-          `, lr ${fmtLearningRate(state.learningRate)}, ${m.imagesPerSecond.toFixed(0)} images/s`,
-      );
-      const d = afterEpoch(sched, state, epoch, valAcc !== null ? { loss: valLoss!, accuracy: valAcc } : null);
-      if (d.newBest) {
-        best?.forEach((t) => t.dispose());
-        best = cloneAll(vars);
-      }
-      if (d.learningRate !== null) {
-        if (d.restoreBest) {
-          if (best) vars.forEach((v, i) => v.assign(best![i]!));
-          disposeOptimizer(optimizer);
-          optimizer = makeOptimizer(o, state.learningRate);
-        } else setLearningRate(optimizer, state.learningRate);
-        m.scheduleEvent = d.reason;
-        o.log(d.reason!);
-      }
-      if (d.stop) {
-        state.done = true;
-        state.stopReason = d.stop;
-      }
-      if (state.epoch >= o.epochs && !state.done) {
-        state.done = true;
-        state.stopReason = 'epochs';
-      }
-      o.onEpoch?.(m, state.done);
+      ({ balanceHinted } = await runEpoch(o, t, run, loaders, pool, balanceHinted));
       epochsThisCall++;
-      if (state.done || epoch % o.snapshotEvery === 0) await snapshot();
     }
   } finally {
-    await loader.close();
-    await valLoader?.close();
+    await loaders.loader.close();
+    await loaders.valLoader?.close();
     await pool?.close();
   }
+  const { state } = run;
   if (state.done) stopReason = state.stopReason ?? 'epochs';
-  if (state.done && best) vars.forEach((v, i) => v.assign(best![i]!));
-  best?.forEach((t) => t.dispose());
-  disposeOptimizer(optimizer);
-  return { model, metrics: state.metrics, state, stopReason, loaderMode: loader.mode };
+  if (state.done && run.best) t.vars.forEach((v, i) => v.assign(run.best![i]!));
+  run.best?.forEach((x) => x.dispose());
+  disposeOptimizer(run.optimizer);
+  return { model: t.model, metrics: state.metrics, state, stopReason, loaderMode: loaders.loader.mode };
 }
