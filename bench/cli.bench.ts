@@ -10,14 +10,13 @@
  * checkout does.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { defaultConfig, hashJson, pickParams } from '../pipeline/config-core.ts';
-import { combineOutputHashes, Hasher, LOCK_FILE, readLock, writeLock, type LockFile, type OutputHash } from '../pipeline/lock.ts';
-import { allOutputs, hashInputs, plan } from '../pipeline/runner.ts';
-import { resolveList } from '../pipeline/stage.ts';
+import { join } from 'node:path';
+import { defaultConfig } from '../pipeline/config-core.ts';
+import { LOCK_FILE, readLock } from '../pipeline/lock.ts';
 import { STAGES } from '../stages/index.ts';
+import { recordFresh } from './fresh-lock.ts';
 import type { BenchModule, BenchResult } from './lib.ts';
 
 const REPO = join(import.meta.dirname, '..');
@@ -25,31 +24,7 @@ const REPO = join(import.meta.dirname, '..');
 /** Writes a small file at every declared output of every stage and the lock entries the runner would record. */
 async function buildSyntheticDataDir(dir: string): Promise<void> {
   const config = defaultConfig();
-  const hasher = new Hasher(dir);
-  const lock: LockFile = { lockVersion: 1, stages: {} };
-  for (const stage of STAGES) {
-    for (const rel of allOutputs(stage, config)) {
-      const isDir = !/\.[a-z]+$/.test(rel) || rel === 'shards/train' || rel.startsWith('models/');
-      const file = isDir ? join(dir, rel, 'part-0') : join(dir, rel);
-      mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(file, `${rel}\n`);
-    }
-    const outputs: Record<string, OutputHash> = {};
-    for (const rel of allOutputs(stage, config)) outputs[rel] = (await hasher.output(rel))!;
-    const params = pickParams(config, resolveList(stage.params, config));
-    lock.stages[stage.name] = {
-      version: stage.version, params, paramsHash: hashJson(params),
-      deps: Object.fromEntries(resolveList(stage.deps, config).map((d) => [d, lock.stages[d]!.outputsHash])),
-      extraInputs: {}, inputs: await hashInputs(stage, config, lock, hasher),
-      outputs, outputsHash: combineOutputHashes(outputs),
-      startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), durationMs: 1,
-    };
-    writeLock(dir, lock);
-  }
-  hasher.save();
-  const steps = await plan({ targets: ['all'], config, dataDir: dir, stages: STAGES });
-  const stale = steps.filter((s) => s.state.kind !== 'fresh');
-  if (stale.length) throw new Error(`synthetic data directory not fresh: ${stale.map((s) => `${s.stage.name} ${JSON.stringify(s.state)}`).join('; ')}`);
+  await recordFresh(dir, config, STAGES, ['all'], [], (rel) => !/\.[a-z]+$/.test(rel) || rel === 'shards/train' || rel.startsWith('models/'));
 }
 
 function timeOnce(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): number {

@@ -14,21 +14,20 @@
  * Ratios are the medians of the per-round ratios; the load averages are in the notes (this machine is shared).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig } from '../pipeline/config.ts';
-import { combineOutputHashes, Hasher, writeLock, type LockFile, type OutputHash } from '../pipeline/lock.ts';
-import { allOutputs, closure, hashInputs, plan } from '../pipeline/runner.ts';
-import { resolveList } from '../pipeline/stage.ts';
-import { hashJson, pickParams, type Config } from '../pipeline/config-core.ts';
+import { closure } from '../pipeline/runner.ts';
+import type { Config } from '../pipeline/config-core.ts';
 import { STAGES } from '../stages/index.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { selectBackend } from '../train/backends.ts';
 import { ReplicaPool } from '../train/data-parallel.ts';
 import { resolveModelSpec, type ModelSpec } from '../schemas/model-params.ts';
 import { buildModel } from '../train/models.ts';
+import { recordFresh } from './fresh-lock.ts';
 import type { BenchModule, BenchResult } from './lib.ts';
 
 const REPO = join(import.meta.dirname, '..');
@@ -64,32 +63,7 @@ function load(): string {
  */
 export async function buildDataDir(dir: string, config: Config): Promise<void> {
   writeTestShards(dir, { size: 256, labelNames: ['ambient', 'metal', 'jazz'], perClass: { train: TRAIN_N / 3, validation: 8, test: 8 }, batchRows: 32, seed: 28 });
-  const hasher = new Hasher(dir);
-  const lock: LockFile = { lockVersion: 1, stages: {} };
-  for (const stage of closure(STAGES, ['mean'], config)) {
-    for (const rel of allOutputs(stage, config)) {
-      if (existsSync(join(dir, rel))) continue;
-      const isDir = !/\.[a-z]+$/.test(rel);
-      const file = isDir ? join(dir, rel, 'part-0') : join(dir, rel);
-      mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(file, `${rel}\n`);
-    }
-    const outputs: Record<string, OutputHash> = {};
-    for (const rel of allOutputs(stage, config)) outputs[rel] = (await hasher.output(rel))!;
-    const params = pickParams(config, resolveList(stage.params, config));
-    lock.stages[stage.name] = {
-      version: stage.version, params, paramsHash: hashJson(params),
-      deps: Object.fromEntries(resolveList(stage.deps, config).map((d) => [d, lock.stages[d]!.outputsHash])),
-      extraInputs: {}, inputs: await hashInputs(stage, config, lock, hasher),
-      outputs, outputsHash: combineOutputHashes(outputs),
-      startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), durationMs: 1,
-    };
-    writeLock(dir, lock);
-  }
-  hasher.save();
-  const steps = await plan({ targets: ['train'], config, dataDir: dir, stages: STAGES });
-  const stale = steps.filter((s) => s.stage.name !== 'train' && s.state.kind !== 'fresh');
-  if (stale.length) throw new Error(`synthetic data directory: ${stale.map((s) => `${s.stage.name} ${JSON.stringify(s.state)}`).join('; ')} not fresh`);
+  await recordFresh(dir, config, closure(STAGES, ['mean'], config), ['train'], ['train']);
 }
 
 /** Runs `covers <args>` from the checkout; returns its output. @throws Error with the output's tail when it fails. */
