@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { hoverThumbnail } from './helpers/scatter-hover.ts';
 import { INSPECT_DIR, readInspection, type Inspection } from '../schemas/inspect.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -126,18 +127,7 @@ describe("the demo's report in headless Chromium", { skip }, () => {
       const points = page.locator(`section#embedding [data-embedding="${e.name}"] .pt`);
       assert.equal(await points.count(), e.points.length, `${e.name}: one point per embedded cover`);
       for (const i of [0, e.points.length - 1]) {
-        await points.nth(i).hover();
-        const tip = points.nth(i).locator('.tip');
-        assert.ok(await tip.isVisible(), `${e.name}: hovering point ${i} shows its cover`);
-        const decoded = await tip.evaluate(async (el) => {
-          const src = /^url\("(data:image\/jpeg;base64,[^"]+)"\)$/.exec(getComputedStyle(el).backgroundImage)?.[1];
-          if (!src) return 'no data URI';
-          const img = new Image();
-          img.src = src;
-          await img.decode();
-          return img.naturalWidth > 0 ? 'ok' : 'empty';
-        });
-        assert.equal(decoded, 'ok', `${e.name}: point ${i}'s thumbnail`);
+        assert.equal(await hoverThumbnail(points.nth(i)), 'ok', `${e.name}: hovering point ${i} shows its cover`);
       }
     }
   });

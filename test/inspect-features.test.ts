@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
+import { hoverThumbnail } from './helpers/scatter-hover.ts';
 import { resolveConfig, type Config, type ConfigInput } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { Hasher, readLock, writeLock } from '../pipeline/lock.ts';
@@ -187,19 +188,7 @@ describe('inspect with pretrained features', () => {
       const points = page.locator('section#embedding [data-embedding="pretrained"] .pt');
       assert.equal(await points.count(), preds.length);
       for (const i of [0, preds.length - 1]) {
-        const point = points.nth(i);
-        await point.hover();
-        const tip = point.locator('.tip');
-        assert.ok(await tip.isVisible(), `hovering point ${i} shows its cover`);
-        const decoded = await tip.evaluate(async (el) => {
-          const src = /^url\("(data:image\/jpeg;base64,[^"]+)"\)$/.exec(getComputedStyle(el).backgroundImage)?.[1];
-          if (!src) return 'no data URI';
-          const img = new Image();
-          img.src = src;
-          await img.decode();
-          return img.naturalWidth > 0 ? 'ok' : 'empty';
-        });
-        assert.equal(decoded, 'ok');
+        assert.equal(await hoverThumbnail(points.nth(i)), 'ok', `hovering point ${i} shows its cover`);
       }
       assert.deepEqual(errors, []);
     } finally {
