@@ -5,16 +5,11 @@
  * quick mode: skipped).
  */
 import { spawnSync } from 'node:child_process';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
+import { median, loadText, type BenchContext, type BenchModule, type BenchResult } from './lib.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-
-function load(): string {
-  return loadavg().map((l) => l.toFixed(1)).join(' / ');
-}
 
 /** Wall seconds of one `covers demo` into a fresh directory with `env` added. */
 function demoSeconds(dir: string, env: Record<string, string>): number {
@@ -22,12 +17,6 @@ function demoSeconds(dir: string, env: Record<string, string>): number {
   const r = spawnSync(process.execPath, [join(REPO, 'bin', 'covers.js'), 'demo', '--data-dir', dir, '--quiet'], { cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 3_600_000 });
   if (r.status !== 0) throw new Error(`covers demo failed (${r.status}): ${r.stderr.slice(-500)}`);
   return (performance.now() - t0) / 1000;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 const bench: BenchModule = {
@@ -43,12 +32,12 @@ const bench: BenchModule = {
     const demoLoads: string[] = [];
     const pairs = Number(process.env.BENCH_DEMO_PAIRS ?? 3);
     for (let r = 0; r < pairs; r++) {
-      demoLoads.push(load());
+      demoLoads.push(loadText());
       base.push(demoSeconds(join(ctx.tmpDir, `demo-today-${r}`), { COVERS_WASM_FAST_GRADIENTS: '0', COVERS_THREADS: '1' }));
       ours.push(demoSeconds(join(ctx.tmpDir, `demo-ours-${r}`), {}));
       ctx.log(`demo: today ${base.at(-1)!.toFixed(0)} s, ours ${ours.at(-1)!.toFixed(0)} s`);
     }
-    demoLoads.push(load());
+    demoLoads.push(loadText());
     out.push({
       name: 'covers demo end to end (crawl the simulator … report), defaults vs today\'s kernels on 1 thread', value: median(ours), unit: 's',
       baseline: { name: 'COVERS_WASM_FAST_GRADIENTS=0 COVERS_THREADS=1, same run', value: median(base) }, target: '≥ 1.6× faster', met: median(base) / median(ours) >= 1.6,

@@ -7,20 +7,15 @@
  * 72-pixel images.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../pipeline/config.ts';
 import { runStageOnce } from '../pipeline/context.ts';
 import { writeTestShards } from '../dataset/synthetic-shards.ts';
 import { evaluateStage, inspectStage, trainStage } from '../stages/index.ts';
 import { createLogger } from '../util/log.ts';
-import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
+import { loadText, type BenchContext, type BenchModule, type BenchResult } from './lib.ts';
 
 const GENRES = ['ambient', 'dubstep', 'folk', 'hip-hop-rap', 'jazz', 'metal', 'pop', 'punk', 'rock', 'soul'];
-
-function load(): string {
-  return loadavg().map((l) => l.toFixed(1)).join(' / ');
-}
 
 /** Trains a model on fresh synthetic shards with `perGenre` test covers per genre, then times evaluate and inspect. */
 async function measure(ctx: BenchContext, perGenre: number): Promise<BenchResult> {
@@ -47,12 +42,12 @@ async function measure(ctx: BenchContext, perGenre: number): Promise<BenchResult
     return (performance.now() - t0) / 1000;
   };
   for (let r = 0; r < rounds; r++) {
-    loads.push(load());
+    loads.push(loadText());
     evaluate.push(await time(evaluateStage));
     inspect.push(await time(inspectStage));
     ctx.log(`${perGenre * GENRES.length} test covers, round ${r + 1}: evaluate ${evaluate.at(-1)!.toFixed(1)} s, inspect ${inspect.at(-1)!.toFixed(1)} s`);
   }
-  loads.push(load());
+  loads.push(loadText());
   const parts = JSON.parse(readFileSync(join(dir, 'eval', 'inspect', 'inspect.json'), 'utf8')) as { seconds: Record<string, number> };
   rmSync(dir, { recursive: true, force: true });
   const best = (xs: number[]) => Math.min(...xs);

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -73,4 +74,16 @@ export function realDataDir(): string {
     throw new Error(`the benchmarks need real data: set COVERS_SHARED_DIR to a folder holding covers/labels.tsv (now ${dir ? `${dir}, which has none` : 'unset'})`);
   }
   return dir;
+}
+
+/** Median of a non-empty list (the mean of the middle two for an even length). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The machine's load averages (1, 5, 15 min) as text for a benchmark's notes, e.g. `0.4 / 2.8 / 7.1`. */
+export function loadText(): string {
+  return loadavg().map((l) => l.toFixed(1)).join(' / ');
 }

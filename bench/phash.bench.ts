@@ -28,7 +28,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import sharp, { type OutputInfo } from 'sharp';
 import sharpPhashModule from 'sharp-phash';
-import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
+import { median, type BenchContext, type BenchModule, type BenchResult } from './lib.ts';
 import { checkImage } from '../stages/download.ts';
 import { resolveConfig } from '../pipeline/config.ts';
 import { make } from '../pipeline/runner.ts';
@@ -193,8 +193,7 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   // The median of the per-pair ratios (each pair run back to back, order alternating): one run slowed by a burst of
   // the machine's other load moves it less than it moves a ratio of sums (3 runs each read +16%, −3% and +7.5%).
-  const pairRatios = stage.group.map((g, i) => g / stage.off[i]!).sort((a, b) => a - b);
-  const stageAdded = pairRatios[pairRatios.length >> 1]! - 1;
+  const stageAdded = median(stage.group.map((g, i) => g / stage.off[i]!)) - 1;
   results.push({
     name: `download stage with dedupe.near=group, CPU per cover (${stage.covers} real covers)`,
     value: sum(stage.group) / (stage.group.length * stage.covers),

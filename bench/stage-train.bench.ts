@@ -17,7 +17,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig } from '../pipeline/config.ts';
@@ -34,7 +33,7 @@ import { readSplit } from '../schemas/shards/read.ts';
 import { readMean } from '../schemas/mean.ts';
 import { Rng } from '../util/rng.ts';
 import { recordFresh } from './fresh-lock.ts';
-import type { BenchModule, BenchResult } from './lib.ts';
+import { median, loadText, type BenchModule, type BenchResult } from './lib.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const THREADS = 2;
@@ -51,16 +50,6 @@ export const CONFIG = {
   train: { backend: 'wasm', architecture: 'AlexNet', crop: 224, batchSize: BATCH, epochs: 2, threads: THREADS, run: 'bench' },
   eval: { crops: 10 },
 };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function load(): string {
-  return loadavg().map((l) => l.toFixed(1)).join('/');
-}
 
 /**
  * Writes the synthetic shards and mean into `dir` and records every stage up to `mean` as fresh in the lock (a small
@@ -173,7 +162,7 @@ const bench: BenchModule = {
     const rounds = ctx.quick ? 1 : Number(process.env.BENCH_STAGE_ROUNDS ?? 3);
     const warm = await warmPool(spec, config, dataDir, 2);
     const r = { epochs: [] as number[][], warm: [] as number[], torch: [] as number[], evaluate: [] as number[], torchInfer: [] as number[] };
-    const loads = [load()];
+    const loads = [loadText()];
     try {
       for (let i = 0; i < rounds; i++) {
         const steps: (() => Promise<void>)[] = [
@@ -189,7 +178,7 @@ const bench: BenchModule = {
         ];
         if (i % 2) steps.reverse();
         for (const s of steps) await s();
-        loads.push(load());
+        loads.push(loadText());
         ctx.log(`round ${i + 1}: stage epochs ${r.epochs.at(-1)!.map((v) => v.toFixed(2)).join(', ')}, warm pool ${r.warm.at(-1)!.toFixed(2)}, PyTorch ${r.torch.at(-1)!.toFixed(2)} images/s; ` +
           `evaluate ${r.evaluate.at(-1)!.toFixed(1)}, PyTorch inference ${r.torchInfer.at(-1)!.toFixed(1)} crop images/s (load ${loads.at(-1)})`);
       }

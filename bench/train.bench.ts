@@ -18,13 +18,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defaultThreads, ReplicaPool, type Balance } from '../train/data-parallel.ts';
 import { setFastWasmGradients } from '../train/wasm-kernels.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { BenchContext, BenchModule, BenchResult } from './lib.ts';
+import { median, loadText, type BenchContext, type BenchModule, type BenchResult } from './lib.ts';
 import { fillBatch, planEpoch } from '../train/augment.ts';
 import { Rng } from '../util/rng.ts';
 import { BACKEND_ORDER, selectBackend, type BackendName } from '../train/backends.ts';
@@ -62,18 +61,6 @@ async function trainThroughput(spec: ModelSpec, size: number, batch: number, ste
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const REPO = join(here, '..');
-
-/** Median of a non-empty list. */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Load averages (1, 5, 15 min) as text, for the notes. */
-function load(): string {
-  return loadavg().map((l) => l.toFixed(1)).join(' / ');
-}
 
 /**
  * One AlexNet-224 measurement on wasm: `threads` 1 (this thread) or more (a {@link ReplicaPool}), `steps` timed steps
@@ -211,7 +198,7 @@ async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
   const m = { today: [] as number[], ours1: [] as number[], torch1: [] as number[], oursN: [] as number[], torchN: [] as number[] };
   const loads: string[] = [];
   for (let r = 0; r < rounds; r++) {
-    loads.push(load());
+    loads.push(loadText());
     m.today.push(await alexWasm(spec, batch, steps, 1, false, warmup));
     m.ours1.push(await alexWasm(spec, batch, steps, 1, true, warmup));
     const t1 = alexTorch(specFile, batch, steps * 2, 1, warmup, ctx.log);
@@ -223,7 +210,7 @@ async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
     }
     ctx.log(`round ${r + 1}: today ${m.today.at(-1)!.toFixed(2)}, ours 1 thread ${m.ours1.at(-1)!.toFixed(2)}, PyTorch 1 thread ${m.torch1.at(-1)?.toFixed(2)}, ours ${threads} threads ${m.oursN.at(-1)?.toFixed(2)}, PyTorch ${threads} threads ${m.torchN.at(-1)?.toFixed(2)} images/s (load ${loads.at(-1)})`);
   }
-  loads.push(load());
+  loads.push(loadText());
   const notes = `batch ${batch}, Nesterov; median of ${rounds} interleaved round(s) of ${steps} step(s) after ${warmup} warm-up step(s) (PyTorch: ${steps * 2} after as many); load averages (1/5/15 min) during the rounds: ${loads.join('; ')}`;
   const out: BenchResult[] = [];
   const today = median(m.today);
@@ -235,11 +222,11 @@ async function issue14(ctx: BenchContext): Promise<BenchResult[]> {
   }
   if (threads > 1) {
     const pairs = ctx.quick ? 1 : Number(process.env.BENCH_TRAIN_PAIRS ?? 8);
-    const pairLoads = [load()];
+    const pairLoads = [loadText()];
     const tp = await threadPairs(spec, batch, steps, threads, warmup, pairs);
-    pairLoads.push(load());
+    pairLoads.push(loadText());
     const tt = torchPairs(specFile, batch, steps * 2, threads, warmup, pairs, ctx.log);
-    pairLoads.push(load());
+    pairLoads.push(loadText());
     const ratios = (n: number[], one: number[]) => n.map((v, i) => v / one[i]!);
     const fmt = (r: number[]) => r.map((v) => v.toFixed(2)).join(', ');
     const rowsR = ratios(tp.rows, tp.one);
