@@ -67,14 +67,20 @@ tf.serialization.registerClass(SeededDropout);
  * {@link SeededDropout.rows}; default: the whole batch).
  */
 export function setDropoutStep(model: tfl.LayersModel, step: number, rows: { offset: number; total: number } | null = null): void {
-  for (const layer of model.layers) {
+  for (const layer of leafLayers(model)) {
     if (layer instanceof SeededDropout) {
       layer.step = step;
       layer.rows = rows;
-    } else if (layer instanceof tfl.LayersModel) {
-      setDropoutStep(layer, step, rows);
     }
   }
+}
+
+/**
+ * The layers of `model` that are not models themselves, in order, with the layers of nested models in their place (a
+ * fine-tuned network holds the imported one as a single layer: train/fine-tune.ts).
+ */
+export function leafLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
+  return model.layers.flatMap((layer) => (layer instanceof tfl.LayersModel ? leafLayers(layer) : [layer]));
 }
 
 /** A built model: `model` outputs softmax probabilities `[B, classes]`; `logits` shares its layers and outputs logits. */

@@ -22,6 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { leafLayers } from './models.ts';
 
 /** Thrown by a {@link Collective} call after another rank aborted (its own error says why). */
 export class CollectiveAborted extends Error {
@@ -139,19 +140,13 @@ interface BatchNormLayer {
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
 }
 
-/** The BatchNormalization layers of `model`, in order. */
 /**
  * The trainable BatchNormalization layers of `model`, those of nested models included (a fine-tuned network holds
  * the imported one as a layer). A frozen one (train/fine-tune.ts freezeBatchNorm: not trainable, always run as in
  * inference) has no batch statistics to share.
  */
 function batchNormLayers(model: tfl.LayersModel): BatchNormLayer[] {
-  const all = (layers: readonly tfl.layers.Layer[]): tfl.layers.Layer[] =>
-    layers.flatMap((l) => {
-      const nested = (l as Partial<tfl.LayersModel>).layers;
-      return Array.isArray(nested) ? all(nested) : [l];
-    });
-  return all(model.layers).filter((l) => l.getClassName() === 'BatchNormalization' && l.trainable) as unknown as BatchNormLayer[];
+  return leafLayers(model).filter((l) => l.getClassName() === 'BatchNormalization' && l.trainable) as unknown as BatchNormLayer[];
 }
 
 /** The largest channel count of `model`'s BatchNormalization layers, or 0 when it has none. */
