@@ -32,7 +32,10 @@ export interface BenchResult {
 export interface BenchContext {
   /** A scratch directory for this benchmark, removed afterwards. */
   tmpDir: string;
-  /** The real-data folder ({@link realDataDir}: `covers/labels.tsv`, `seed/dataset-links.tsv`); the benchmarks need it. */
+  /**
+   * The real-data folder ({@link realDataDir}: `covers/labels.tsv`, `seed/dataset-links.tsv`), resolved when read: a
+   * benchmark that reads it fails there, naming `COVERS_SHARED_DIR`, when it is missing; one on synthetic data runs without it.
+   */
   sharedDir: string;
   /** Quick mode (`npm run bench -- --quick`): smaller inputs, for a smoke test. */
   quick: boolean;
